@@ -1,0 +1,158 @@
+//! Load benchmark against the real server over HTTP on loopback (not a test: it asserts no
+//! timing). Run with `cargo bench --bench load`; tune with environment variables:
+//! `SECONDS` (per phase, default 10), `CONNS` (concurrent clients, default 32),
+//! `SUBJECTS` (seeded subjects, default 10000), `PHASES` (default `check,append,append-batch`).
+//!
+//! It starts the server in this process on a fresh temporary store (2 HTTP workers), seeds
+//! it, then runs each phase with `CONNS` concurrent keep-alive clients and prints throughput
+//! and latency percentiles.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use consent_ledger::access::{KeyStore, Role};
+use consent_ledger::domain::ControllerId;
+use consent_ledger::http::Application;
+use consent_ledger::ledger::{DataDir, Ledger};
+use consent_ledger::service::Service;
+use serde_json::json;
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+struct Stats {
+    ops: u64,
+    latencies_us: Vec<u64>,
+    elapsed: Duration,
+}
+
+impl Stats {
+    fn print(&mut self, name: &str, unit_per_op: u64) {
+        self.latencies_us.sort_unstable();
+        let pct = |p: f64| {
+            let i = ((self.latencies_us.len() as f64 * p) as usize).min(self.latencies_us.len().saturating_sub(1));
+            self.latencies_us.get(i).copied().unwrap_or(0) as f64 / 1000.0
+        };
+        let rate = self.ops as f64 * unit_per_op as f64 / self.elapsed.as_secs_f64();
+        println!(
+            "{name:<14} {rate:>10.0}/s  requests {:>8}  p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms",
+            self.ops,
+            pct(0.50),
+            pct(0.99),
+            pct(0.999),
+            pct(1.0)
+        );
+    }
+}
+
+async fn run_phase<F, Fut>(conns: usize, seconds: u64, make: F) -> Stats
+where
+    F: Fn(usize, u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let start = Instant::now();
+    let mut handles = Vec::new();
+    for c in 0..conns {
+        let make = make.clone();
+        handles.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut i = 0u64;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                if !make(c, i).await {
+                    break;
+                }
+                lat.push(t.elapsed().as_micros() as u64);
+                i += 1;
+            }
+            lat
+        }));
+    }
+    let mut latencies_us = Vec::new();
+    for h in handles {
+        latencies_us.extend(h.await.unwrap_or_default());
+    }
+    Stats { ops: latencies_us.len() as u64, latencies_us, elapsed: start.elapsed() }
+}
+
+fn main() {
+    let seconds = env_or("SECONDS", 10) as u64;
+    let conns = env_or("CONNS", 32);
+    let subjects = env_or("SUBJECTS", 10_000);
+    let phases = std::env::var("PHASES").unwrap_or_else(|_| "check,append,append-batch".into());
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = DataDir::new(dir.path());
+    let ledger = Ledger::open(&data, "bench/consent-ledger").expect("ledger");
+    let keys = KeyStore::open(data.api_keys()).expect("keys");
+    let controller = ControllerId::parse("council").expect("controller");
+    let key = keys.create(&controller, &[Role::Admin, Role::Record, Role::Check]).expect("key");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let app = Application::build(listener, Arc::new(Service::new(ledger)), Arc::new(keys), Some(2)).expect("app");
+    let base = format!("http://127.0.0.1:{}", app.port());
+
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    rt.block_on(async move {
+        tokio::spawn(app.run_until_stopped());
+        let client = reqwest::Client::builder().pool_max_idle_per_host(conns).build().expect("client");
+        let purpose = json!({"title": "Newsletter", "basis": "consent", "marketing": true, "channels": ["email", "post", "sms"], "consent_valid_days": 730});
+        let r = client.put(format!("{base}/v1/purposes/newsletter")).bearer_auth(&key).json(&purpose).send().await.expect("purpose");
+        assert!(r.status().is_success());
+
+        // Seed: each subject has a linked email and a grant; every third also a withdrawal.
+        let seed_start = Instant::now();
+        for chunk in (0..subjects).collect::<Vec<_>>().chunks(300) {
+            let mut events = Vec::new();
+            for &s in chunk {
+                events.push(json!({"type": "contact.linked", "subject": format!("S-{s}"), "contact": {"channel": "email", "address": format!("person{s}@example.org")}, "actor": {"kind": "system"}}));
+                events.push(json!({"type": "consent.granted", "subject": format!("S-{s}"), "purpose": "newsletter", "actor": {"kind": "system"}}));
+                if s % 3 == 0 {
+                    events.push(json!({"type": "consent.withdrawn", "subject": format!("S-{s}"), "purpose": "newsletter", "channel": "email", "actor": {"kind": "system"}}));
+                }
+            }
+            let r = client.post(format!("{base}/v1/events/batch")).bearer_auth(&key).json(&events).send().await.expect("seed");
+            assert!(r.status().is_success(), "seed failed: {}", r.text().await.unwrap_or_default());
+        }
+        println!("seeded {subjects} subjects in {:.1} s; {conns} connections, {seconds} s per phase", seed_start.elapsed().as_secs_f64());
+
+        for phase in phases.split(',') {
+            match phase {
+                "check" => {
+                    let (client, base, key) = (client.clone(), base.clone(), key.clone());
+                    let mut stats = run_phase(conns, seconds, move |c, i| {
+                        let (client, base, key) = (client.clone(), base.clone(), key.clone());
+                        async move {
+                            let s = (c as u64 * 7919 + i * 104_729) % subjects as u64;
+                            let url = format!("{base}/v1/check?purpose=newsletter&channel=email&email=person{s}%40example.org");
+                            matches!(client.get(url).bearer_auth(&key).send().await, Ok(r) if r.status() == 200 && r.bytes().await.is_ok())
+                        }
+                    })
+                    .await;
+                    stats.print("check (email)", 1);
+                }
+                "append" | "append-batch" => {
+                    let per = if phase == "append" { 1 } else { env_or("BATCH", 10) };
+                    let (client, base, key) = (client.clone(), base.clone(), key.clone());
+                    let mut stats = run_phase(conns, seconds, move |c, i| {
+                        let (client, base, key) = (client.clone(), base.clone(), key.clone());
+                        async move {
+                            let ev = |k: usize| json!({"type": "consent.granted", "subject": format!("W-{c}-{i}-{k}"), "purpose": "newsletter", "actor": {"kind": "system"}});
+                            let req = if per == 1 {
+                                client.post(format!("{base}/v1/events")).json(&ev(0))
+                            } else {
+                                client.post(format!("{base}/v1/events/batch")).json(&(0..per).map(ev).collect::<Vec<_>>())
+                            };
+                            matches!(req.bearer_auth(&key).send().await, Ok(r) if r.status() == 201 && r.bytes().await.is_ok())
+                        }
+                    })
+                    .await;
+                    stats.print(if per == 1 { "append" } else { "append (batch)" }, per as u64);
+                }
+                other => eprintln!("unknown phase {other}"),
+            }
+        }
+    });
+}

@@ -1,0 +1,58 @@
+//! The command line: `serve`, `apikey create`, `verify` and `generate`. One file per command.
+
+pub mod apikey;
+pub mod generate;
+pub mod serve;
+pub mod verify;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// consent-ledger: an append-only, signed ledger of consent and communication preferences.
+#[derive(Debug, Parser)]
+#[command(name = "consent-ledger", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the ledger keeps its data.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DataDirArg {
+    /// Data directory: database, signing key, blind-index secret and API keys.
+    #[arg(long, env = "CONSENT_LEDGER_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API on the embedded store.
+    Serve(serve::ServeArgs),
+    /// Manage API keys.
+    Apikey {
+        #[command(subcommand)]
+        command: apikey::ApikeyCommand,
+    },
+    /// Check every event's bytes, hash and signature, and the projections against the log.
+    Verify(verify::VerifyArgs),
+    /// Write the OpenAPI document and JSON Schemas (openapi/, schemas/).
+    Generate(generate::GenerateArgs),
+}
+
+/// Logs go to standard error; `RUST_LOG` sets the level (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Apikey { command } => apikey::run(command),
+        Command::Verify(args) => verify::run(args),
+        Command::Generate(args) => generate::run(args),
+    }
+}

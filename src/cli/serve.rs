@@ -1,0 +1,59 @@
+//! `consent-ledger serve`: open the ledger and run the HTTP API until interrupted.
+
+use std::net::TcpListener;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::access::KeyStore;
+use crate::http::Application;
+use crate::ledger::{DataDir, Ledger};
+use crate::service::Service;
+
+use super::DataDirArg;
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub data: DataDirArg,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "CONSENT_LEDGER_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Name of the signing key created on first start (C2SP key name); default
+    /// `<host name>/consent-ledger`.
+    #[arg(long, env = "CONSENT_LEDGER_LOG_NAME")]
+    pub log_name: Option<String>,
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "CONSENT_LEDGER_WORKERS")]
+    pub workers: Option<usize>,
+}
+
+/// `<host name>/consent-ledger`, the default signing-key name.
+pub fn default_log_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty() && crate::signing::check_key_name(h).is_ok())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}/consent-ledger")
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let dir = DataDir::new(&args.data.data_dir);
+    let name = args.log_name.unwrap_or_else(default_log_name);
+    let ledger = Ledger::open(&dir, &name).context("opening the ledger")?;
+    let keys = KeyStore::open(dir.api_keys()).context("opening the API key store")?;
+    let listener = TcpListener::bind(&args.listen).with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let service = Arc::new(Service::new(ledger));
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let app = Application::build(listener, service.clone(), Arc::new(keys), args.workers)?;
+        println!("listening on http://{addr}");
+        tracing::info!(%addr, log_size = service.ledger().committed_seq(), "consent-ledger serving");
+        app.run_until_stopped().await
+    })?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,228 @@
+//! Channels and contact points: an email address (case-folded), a phone number in E.164 (used
+//! by both the `sms` and `phone` channels), or a postal address.
+//!
+//! A contact point's plain address never reaches the signed log; only its blind index does
+//! (see `crate::secrets`). This module only parses and normalises.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Longest email address (RFC 5321 path limit).
+pub const MAX_EMAIL_LEN: usize = 254;
+/// Longest postal address we accept, in bytes.
+pub const MAX_POST_LEN: usize = 512;
+
+/// A way of contacting a person.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Email,
+    Sms,
+    Phone,
+    Post,
+}
+
+impl Channel {
+    pub const ALL: [Channel; 4] = [Channel::Email, Channel::Sms, Channel::Phone, Channel::Post];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+            Channel::Phone => "phone",
+            Channel::Post => "post",
+        }
+    }
+
+    /// The kind of contact point this channel reaches.
+    pub fn kind(self) -> ContactKind {
+        match self {
+            Channel::Email => ContactKind::Email,
+            Channel::Sms | Channel::Phone => ContactKind::Tel,
+            Channel::Post => ContactKind::Post,
+        }
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a contact point is: the same phone number is one contact point for SMS and calls.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactKind {
+    Email,
+    Tel,
+    Post,
+}
+
+impl ContactKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContactKind::Email => "email",
+            ContactKind::Tel => "tel",
+            ContactKind::Post => "post",
+        }
+    }
+
+    /// The channel a check by this kind of contact point means when none is given.
+    pub fn default_channel(self) -> Channel {
+        match self {
+            ContactKind::Email => Channel::Email,
+            ContactKind::Tel => Channel::Sms,
+            ContactKind::Post => Channel::Post,
+        }
+    }
+
+    pub fn reaches(self, channel: Channel) -> bool {
+        channel.kind() == self
+    }
+}
+
+/// Why an address did not parse. The address itself is never included.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContactError {
+    #[error("the email address is not valid")]
+    Email,
+    #[error("the phone number must be in E.164 form, e.g. +447700900123")]
+    Phone,
+    #[error("the postal address must not be empty and must be at most {MAX_POST_LEN} bytes")]
+    Post,
+}
+
+/// A normalised contact point. Its `address` is personal data: it is hashed into a blind
+/// index and never logged, signed or put in an error message.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ContactPoint {
+    kind: ContactKind,
+    address: String,
+}
+
+impl fmt::Debug for ContactPoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Deliberately redacted so a stray `{:?}` cannot leak an address into a log.
+        write!(f, "ContactPoint({}, <redacted>)", self.kind.as_str())
+    }
+}
+
+impl ContactPoint {
+    /// Parses an address for a channel: emails are trimmed and case-folded, phone numbers
+    /// lose spaces, dashes, dots and brackets and must then be E.164, postal addresses have
+    /// their whitespace collapsed and are case-folded.
+    pub fn parse(channel: Channel, address: &str) -> Result<Self, ContactError> {
+        let kind = channel.kind();
+        let address = match kind {
+            ContactKind::Email => normalise_email(address)?,
+            ContactKind::Tel => normalise_phone(address)?,
+            ContactKind::Post => normalise_post(address)?,
+        };
+        Ok(Self { kind, address })
+    }
+
+    pub fn kind(&self) -> ContactKind {
+        self.kind
+    }
+
+    /// The normalised address. Only the blind index and the encrypted side store may see it.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+}
+
+fn normalise_email(raw: &str) -> Result<String, ContactError> {
+    let s = raw.trim().to_lowercase();
+    if s.is_empty() || s.len() > MAX_EMAIL_LEN {
+        return Err(ContactError::Email);
+    }
+    let (local, domain) = s.split_once('@').ok_or(ContactError::Email)?;
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && local
+            .chars()
+            .all(|c| c.is_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c));
+    let domain_ok = domain.contains('.')
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+        });
+    if local_ok && domain_ok {
+        Ok(s)
+    } else {
+        Err(ContactError::Email)
+    }
+}
+
+fn normalise_phone(raw: &str) -> Result<String, ContactError> {
+    let s: String = raw
+        .trim()
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+        .collect();
+    let digits = s.strip_prefix('+').ok_or(ContactError::Phone)?;
+    let ok = (8..=15).contains(&digits.len())
+        && digits.chars().all(|c| c.is_ascii_digit())
+        && !digits.starts_with('0');
+    if ok {
+        Ok(s)
+    } else {
+        Err(ContactError::Phone)
+    }
+}
+
+fn normalise_post(raw: &str) -> Result<String, ContactError> {
+    let s = raw.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+    if s.is_empty() || s.len() > MAX_POST_LEN || s.chars().any(char::is_control) {
+        return Err(ContactError::Post);
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_is_case_folded_and_trimmed() {
+        let a = ContactPoint::parse(Channel::Email, " Jane@Example.org ").unwrap();
+        let b = ContactPoint::parse(Channel::Email, "jane@example.org").unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn bad_emails_are_refused() {
+        for bad in ["", "jane", "jane@", "@example.org", "jane@example", "ja ne@example.org", "a..b@x.org"] {
+            assert!(ContactPoint::parse(Channel::Email, bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn phone_is_e164_and_shared_by_sms_and_phone() {
+        let a = ContactPoint::parse(Channel::Sms, "+44 7700 900-123").unwrap();
+        let b = ContactPoint::parse(Channel::Phone, "+447700900123").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.address(), "+447700900123");
+        for bad in ["07700900123", "+44", "+44abc7700900", "+0447700900123"] {
+            assert!(ContactPoint::parse(Channel::Sms, bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_the_address() {
+        let a = ContactPoint::parse(Channel::Email, "jane@example.org").unwrap();
+        assert!(!format!("{a:?}").contains("jane"));
+    }
+}

@@ -1,0 +1,16 @@
+//! The domain: identifiers, contact points, purposes, the event vocabulary, facts and the
+//! permission rules. No IO, no clock, no randomness: time and ids are passed in.
+
+pub mod contact;
+pub mod event;
+pub mod fact;
+pub mod ids;
+pub mod purpose;
+pub mod rules;
+
+pub use contact::{Channel, ContactError, ContactKind, ContactPoint};
+pub use event::{Actor, ActorKind, EventType, Evidence, Format, Method, Preference, Representative};
+pub use fact::Fact;
+pub use ids::{ControllerId, IdError, PurposeId, RecipientId, SubjectId, Token};
+pub use purpose::{LawfulBasis, PurposeDefinition, PurposeError};
+pub use rules::{decide, Decision, Question, Reason, Target};

@@ -1,0 +1,134 @@
+//! Purposes: what processing is for, its lawful basis (UK GDPR Art. 6), whether it is direct
+//! marketing, the channels it may use, the recipients it may share with, and how long a
+//! consent for it stays valid.
+
+use serde::{Deserialize, Serialize};
+
+use super::contact::Channel;
+use super::ids::RecipientId;
+
+/// Longest purpose title, in bytes.
+pub const MAX_TITLE_LEN: usize = 200;
+/// Longest purpose description, in bytes.
+pub const MAX_DESCRIPTION_LEN: usize = 2000;
+/// Longest consent validity we accept (ten years).
+pub const MAX_CONSENT_VALID_DAYS: u32 = 3650;
+/// Most recipients one sharing purpose may list.
+pub const MAX_RECIPIENTS: usize = 64;
+
+/// The lawful basis of a purpose (UK GDPR Art. 6(1)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LawfulBasis {
+    Consent,
+    Contract,
+    LegalObligation,
+    VitalInterests,
+    PublicTask,
+    LegitimateInterests,
+}
+
+impl LawfulBasis {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LawfulBasis::Consent => "consent",
+            LawfulBasis::Contract => "contract",
+            LawfulBasis::LegalObligation => "legal_obligation",
+            LawfulBasis::VitalInterests => "vital_interests",
+            LawfulBasis::PublicTask => "public_task",
+            LawfulBasis::LegitimateInterests => "legitimate_interests",
+        }
+    }
+
+    /// Bases that a restriction of processing (Art. 18) or an objection does not stop.
+    pub fn overrides_restriction(self) -> bool {
+        matches!(self, LawfulBasis::LegalObligation | LawfulBasis::VitalInterests)
+    }
+}
+
+/// A purpose as a controller defines it. It is signed into the log as a `purpose.defined`
+/// event, so an auditor sees what people were asked about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PurposeDefinition {
+    /// Plain-language title shown to people.
+    pub title: String,
+    /// Plain-language description shown to people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub basis: LawfulBasis,
+    /// Direct marketing (PECR / UK GDPR Art. 21(3)): an objection to marketing stops it.
+    pub marketing: bool,
+    /// Channels the purpose may use; empty for sharing purposes.
+    #[serde(default)]
+    pub channels: Vec<Channel>,
+    /// Recipients a sharing purpose may disclose to; empty for non-sharing purposes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recipients: Vec<RecipientId>,
+    /// Days a consent stays valid from when it was given; none means until withdrawn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent_valid_days: Option<u32>,
+}
+
+/// Why a purpose definition was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PurposeError {
+    #[error("title must be 1 to {MAX_TITLE_LEN} bytes with no control characters")]
+    Title,
+    #[error("description must be at most {MAX_DESCRIPTION_LEN} bytes with no control characters other than newlines")]
+    Description,
+    #[error("channels must not repeat")]
+    DuplicateChannel,
+    #[error("recipients must not repeat and at most {MAX_RECIPIENTS} may be listed")]
+    Recipients,
+    #[error("consent_valid_days must be between 1 and {MAX_CONSENT_VALID_DAYS}")]
+    ValidDays,
+}
+
+impl PurposeDefinition {
+    /// Checks the invariants serde cannot express and returns the definition with its
+    /// channels and recipients in a stable order.
+    pub fn validated(mut self) -> Result<Self, PurposeError> {
+        let title = self.title.trim();
+        if title.is_empty() || title.len() > MAX_TITLE_LEN || title.chars().any(char::is_control) {
+            return Err(PurposeError::Title);
+        }
+        self.title = title.to_owned();
+        if let Some(d) = &self.description {
+            if d.len() > MAX_DESCRIPTION_LEN || d.chars().any(|c| c.is_control() && c != '\n') {
+                return Err(PurposeError::Description);
+            }
+        }
+        let n = self.channels.len();
+        self.channels.sort();
+        self.channels.dedup();
+        if self.channels.len() != n {
+            return Err(PurposeError::DuplicateChannel);
+        }
+        let n = self.recipients.len();
+        self.recipients.sort();
+        self.recipients.dedup();
+        if self.recipients.len() != n || n > MAX_RECIPIENTS {
+            return Err(PurposeError::Recipients);
+        }
+        if let Some(d) = self.consent_valid_days {
+            if d == 0 || d > MAX_CONSENT_VALID_DAYS {
+                return Err(PurposeError::ValidDays);
+            }
+        }
+        Ok(self)
+    }
+
+    pub fn allows_channel(&self, channel: Channel) -> bool {
+        self.channels.contains(&channel)
+    }
+
+    /// Whether the purpose restricts sharing to a list of recipients.
+    pub fn is_sharing(&self) -> bool {
+        !self.recipients.is_empty()
+    }
+
+    pub fn allows_recipient(&self, recipient: &RecipientId) -> bool {
+        self.recipients.contains(recipient)
+    }
+}

@@ -1,0 +1,175 @@
+//! RFC 9457 problem details. Every error the API returns is `application/problem+json` with a
+//! stable `type` per kind of error. 5xx bodies say nothing internal; the cause goes to the log.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::service::ServiceError;
+
+/// The problem document.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// A stable URI reference naming the kind of problem, e.g. `/problems/validation`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// The kinds of problem, each with its status and stable type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    InvalidJson,
+    InvalidQuery,
+    InvalidPath,
+    Validation,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    Unavailable,
+    Internal,
+}
+
+impl Kind {
+    fn parts(self) -> (StatusCode, &'static str, &'static str) {
+        use Kind::*;
+        match self {
+            InvalidJson => (StatusCode::BAD_REQUEST, "invalid-json", "The request body is not valid for this operation"),
+            InvalidQuery => (StatusCode::BAD_REQUEST, "invalid-query", "The query string is not valid for this operation"),
+            InvalidPath => (StatusCode::BAD_REQUEST, "invalid-path", "A path parameter is not valid"),
+            Validation => (StatusCode::UNPROCESSABLE_ENTITY, "validation", "The request breaks a rule of the ledger"),
+            Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "A valid API key is required"),
+            Forbidden => (StatusCode::FORBIDDEN, "forbidden", "The API key does not allow this operation"),
+            NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            Conflict => (StatusCode::CONFLICT, "conflict", "The request conflicts with the log"),
+            PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "The request body is too large"),
+            UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "The request body must be application/json")
+            }
+            Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "The ledger is not accepting requests"),
+            Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+        }
+    }
+}
+
+/// The one error type of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub kind: Kind,
+    pub detail: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(kind: Kind, detail: impl Into<String>) -> Self {
+        Self { kind, detail: Some(detail.into()) }
+    }
+
+    pub fn bare(kind: Kind) -> Self {
+        Self { kind, detail: None }
+    }
+
+    pub fn problem(&self) -> Problem {
+        let (status, slug, title) = self.kind.parts();
+        Problem { kind: format!("/problems/{slug}"), title: title.to_owned(), status: status.as_u16(), detail: self.detail.clone() }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let p = self.problem();
+        write!(f, "{}: {}", p.title, p.detail.unwrap_or_default())
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.kind.parts().0
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut resp = HttpResponse::build(self.status_code());
+        resp.insert_header((header::CONTENT_TYPE, "application/problem+json"));
+        if self.kind == Kind::Unauthorized {
+            resp.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        resp.body(serde_json::to_string(&self.problem()).unwrap_or_default())
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Invalid(m) => ApiError::new(Kind::Validation, m),
+            ServiceError::NotFound(what) => ApiError::new(Kind::NotFound, format!("{what} not found")),
+            ServiceError::Conflict(m) => ApiError::new(Kind::Conflict, m),
+            ServiceError::Unavailable => ApiError::bare(Kind::Unavailable),
+            ServiceError::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                ApiError::bare(Kind::Internal)
+            }
+        }
+    }
+}
+
+/// Removes quoted values from a parser message, so a value a client sent in the wrong field
+/// (perhaps an address) is never echoed back or logged.
+pub fn redact(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut in_quotes = false;
+    for c in msg.chars() {
+        if c == '"' {
+            if in_quotes {
+                out.push_str("…\"");
+            } else {
+                out.push('"');
+            }
+            in_quotes = !in_quotes;
+        } else if !in_quotes {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Maps actix's JSON body errors to problems.
+pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError as E;
+    let e = match &err {
+        E::OverflowKnownLength { limit, .. } | E::Overflow { limit } => {
+            ApiError::new(Kind::PayloadTooLarge, format!("the body may be at most {limit} bytes"))
+        }
+        E::ContentType => ApiError::bare(Kind::UnsupportedMediaType),
+        E::Deserialize(d) => ApiError::new(Kind::InvalidJson, redact(&d.to_string())),
+        _ => ApiError::new(Kind::InvalidJson, "the body could not be read"),
+    };
+    e.into()
+}
+
+/// Maps actix's query-string errors to problems.
+pub fn query_error(err: actix_web::error::QueryPayloadError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+    ApiError::new(Kind::InvalidQuery, redact(&err.to_string())).into()
+}
+
+/// Maps actix's path errors to problems.
+pub fn path_error(err: actix_web::error::PathError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+    ApiError::new(Kind::InvalidPath, redact(&err.to_string())).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_drops_quoted_values() {
+        assert_eq!(
+            redact("invalid type: string \"jane@example.org\", expected u64 at line 1"),
+            "invalid type: string \"…\", expected u64 at line 1"
+        );
+    }
+}

@@ -1,0 +1,88 @@
+//! The HTTP JSON API (actix-web): application start-up, shared state and routing. The only
+//! module that imports actix.
+
+pub mod auth;
+pub mod error;
+pub mod openapi;
+pub mod routes;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpResponse, HttpServer};
+
+use crate::access::KeyStore;
+use crate::service::Service;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub service: Arc<Service>,
+    pub keys: Arc<KeyStore>,
+}
+
+/// A bound, running server.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+async fn openapi_doc() -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(openapi::openapi_json())
+}
+
+async fn not_found() -> Result<HttpResponse, error::ApiError> {
+    Err(error::ApiError::new(error::Kind::NotFound, "no such route"))
+}
+
+impl Application {
+    /// Binds `listener` and builds the server; it runs once awaited.
+    pub fn build(listener: TcpListener, service: Arc<Service>, keys: Arc<KeyStore>, workers: Option<usize>) -> std::io::Result<Self> {
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState { service, keys });
+        let mut server = HttpServer::new(move || {
+            use routes::*;
+            let json = |limit| web::JsonConfig::default().limit(limit).error_handler(error::json_error);
+            App::new()
+                .app_data(state.clone())
+                .app_data(json(events::MAX_EVENT_BODY))
+                .app_data(web::QueryConfig::default().error_handler(error::query_error))
+                .app_data(web::PathConfig::default().error_handler(error::path_error))
+                .service(health::get_healthz)
+                .service(health::get_readyz)
+                .service(keys::list_keys)
+                .route("/openapi.json", web::get().to(openapi_doc))
+                .service(purposes::put_purpose)
+                .service(purposes::list_purposes)
+                .service(
+                    web::resource("/v1/events/batch")
+                        .app_data(json(events::MAX_BATCH_BODY))
+                        .route(web::post().to(events::create_events_batch)),
+                )
+                .service(events::create_event)
+                .service(events::get_event)
+                .service(checks::get_check)
+                .service(
+                    web::resource("/v1/checks")
+                        .app_data(json(checks::MAX_CHECKS_BODY))
+                        .route(web::post().to(checks::create_checks)),
+                )
+                .service(subjects::get_subject_permissions)
+                .service(subjects::get_subject_history)
+                .default_service(web::to(not_found))
+        })
+        .listen(listener)?;
+        if let Some(w) = workers {
+            server = server.workers(w);
+        }
+        Ok(Self { port, server: server.run() })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,124 @@
+//! The OpenAPI document, generated from the handlers' `#[utoipa::path]` attributes. The
+//! committed copy in `openapi/openapi.json` is compared with this in a test.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::routes;
+
+struct ApiKeyAuth;
+
+impl Modify for ApiKeyAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme(
+                "api_key",
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .description(Some("An API key from `consent-ledger apikey create`"))
+                        .build(),
+                ),
+            );
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "consent-ledger",
+        description = "An append-only, Ed25519-signed ledger of consent and communication preferences. \
+Errors are RFC 9457 application/problem+json with a stable `type` per kind.",
+        license(name = "Apache-2.0")
+    ),
+    paths(
+        routes::purposes::put_purpose,
+        routes::purposes::list_purposes,
+        routes::events::create_event,
+        routes::events::create_events_batch,
+        routes::events::get_event,
+        routes::checks::get_check,
+        routes::checks::create_checks,
+        routes::subjects::get_subject_permissions,
+        routes::subjects::get_subject_history,
+        routes::keys::list_keys,
+        routes::health::get_healthz,
+        routes::health::get_readyz,
+    ),
+    components(schemas(crate::format::EventDoc, crate::format::Receipt, crate::http::error::Problem)),
+    modifiers(&ApiKeyAuth),
+    tags(
+        (name = "purposes", description = "The controller's purpose catalogue"),
+        (name = "events", description = "Recording consents, withdrawals, objections, restrictions and more"),
+        (name = "checks", description = "Is this contact or share permitted?"),
+        (name = "subjects", description = "A subject's permissions and history"),
+        (name = "log", description = "Public keys and proofs"),
+        (name = "operations", description = "Health"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The document as pretty JSON with a trailing newline, as committed.
+pub fn openapi_json() -> String {
+    let mut s = ApiDoc::openapi().to_pretty_json().unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+/// The JSON Schema (2020-12) documents committed under `schemas/`: file name and content.
+/// Each is cut from the OpenAPI components (OpenAPI 3.1 schemas are JSON Schema 2020-12),
+/// keeping the referenced definitions under `$defs`.
+pub fn json_schemas() -> Vec<(&'static str, String)> {
+    let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    let all = doc.pointer("/components/schemas").cloned().unwrap_or_default();
+    [("event.schema.json", "EventDoc", "A signed consent-ledger event (format v1)"), ("receipt.schema.json", "Receipt", "A consent-ledger receipt")]
+        .into_iter()
+        .map(|(file, root, title)| {
+            let mut defs = serde_json::Map::new();
+            collect_defs(&all, root, &mut defs);
+            let schema = serde_json::json!({
+                "$schema": "https://json-schema.org/draft/2020-12/schema",
+                "$id": format!("urn:consent-ledger:schema:{}", file.trim_end_matches(".schema.json")),
+                "title": title,
+                "$ref": format!("#/$defs/{root}"),
+                "$defs": defs,
+            });
+            let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+            text.push('\n');
+            (file, text)
+        })
+        .collect()
+}
+
+fn collect_defs(all: &serde_json::Value, name: &str, out: &mut serde_json::Map<String, serde_json::Value>) {
+    if out.contains_key(name) {
+        return;
+    }
+    let Some(schema) = all.get(name) else { return };
+    let mut schema = schema.clone();
+    let mut refs = Vec::new();
+    rewrite_refs(&mut schema, &mut refs);
+    out.insert(name.to_owned(), schema);
+    for r in refs {
+        collect_defs(all, &r, out);
+    }
+}
+
+fn rewrite_refs(v: &mut serde_json::Value, refs: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            if let Some(serde_json::Value::String(r)) = map.get_mut("$ref") {
+                if let Some(name) = r.strip_prefix("#/components/schemas/") {
+                    refs.push(name.to_owned());
+                    *r = format!("#/$defs/{name}");
+                }
+            }
+            for (_, child) in map.iter_mut() {
+                rewrite_refs(child, refs);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|c| rewrite_refs(c, refs)),
+        _ => {}
+    }
+}

@@ -1,0 +1,173 @@
+//! `GET /v1/check` and `POST /v1/checks`: may this contact or share happen, now or as of a
+//! past moment?
+
+use actix_web::{get, post, web, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::access::Role;
+use crate::domain::{Channel, ContactPoint, LawfulBasis, PurposeId, Reason, RecipientId, SubjectId};
+use crate::http::auth::Caller;
+use crate::http::error::{ApiError, Kind, Problem};
+use crate::http::AppState;
+use crate::service::{CheckInput, CheckOutcome, CheckTarget};
+
+/// Most targets one `POST /v1/checks` may carry.
+pub const MAX_CHECKS: usize = 10_000;
+/// Largest body of `POST /v1/checks`, in bytes.
+pub const MAX_CHECKS_BODY: usize = 4 * 1024 * 1024;
+
+/// One permission question. Give exactly one of `subject`, `email`, `phone` or `post`.
+#[derive(Debug, Deserialize, utoipa::IntoParams, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CheckRequest {
+    /// Purpose id.
+    pub purpose: String,
+    /// Channel to use; by contact point it defaults to the address's own channel (`sms` for
+    /// a phone number). Without it, a check by subject asks about the purpose as a whole.
+    pub channel: Option<Channel>,
+    /// Subject id (only the subject's own events count).
+    pub subject: Option<String>,
+    /// Email address about to be used (its own events and those of subjects linked to it).
+    pub email: Option<String>,
+    /// Phone number in E.164 about to be used.
+    pub phone: Option<String>,
+    /// Postal address about to be used.
+    pub post: Option<String>,
+    /// Recipient, for sharing purposes.
+    pub recipient: Option<String>,
+    /// RFC 3339 time to answer "as of" (default: now). In a query string, encode `+` as `%2B`.
+    pub at: Option<String>,
+}
+
+/// The answer to a check.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CheckResponse {
+    pub permitted: bool,
+    pub reason: Reason,
+    pub basis: LawfulBasis,
+    /// Ids of the events that decided the answer.
+    pub decided_by: Vec<Uuid>,
+    /// The moment the answer is for.
+    pub as_of: DateTime<Utc>,
+    pub purpose: PurposeId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<RecipientId>,
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError::new(Kind::InvalidQuery, msg)
+}
+
+/// Parses an RFC 3339 time, accepting a space for the `+` a query string decoded.
+pub fn parse_at(raw: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(&raw.trim().replace(' ', "+"))
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| bad("at must be an RFC 3339 time such as 2026-01-31T12:00:00Z"))
+}
+
+impl CheckRequest {
+    pub fn parse(&self) -> Result<CheckInput, ApiError> {
+        let purpose = PurposeId::parse(self.purpose.as_str()).map_err(|e| bad(e.to_string()))?;
+        let contact = |channel: Channel, raw: &str| {
+            ContactPoint::parse(channel, raw).map(CheckTarget::Contact).map_err(|e| bad(e.to_string()))
+        };
+        let target = match (&self.subject, &self.email, &self.phone, &self.post) {
+            (Some(s), None, None, None) => {
+                CheckTarget::Subject(SubjectId::parse(s.as_str()).map_err(|e| bad(e.to_string()))?)
+            }
+            (None, Some(e), None, None) => contact(Channel::Email, e)?,
+            (None, None, Some(p), None) => contact(Channel::Sms, p)?,
+            (None, None, None, Some(p)) => contact(Channel::Post, p)?,
+            _ => return Err(bad("give exactly one of subject, email, phone or post")),
+        };
+        let recipient =
+            self.recipient.as_deref().map(RecipientId::parse).transpose().map_err(|e| bad(e.to_string()))?;
+        let at = self.at.as_deref().map(parse_at).transpose()?;
+        Ok(CheckInput { target, purpose, channel: self.channel, recipient, at })
+    }
+}
+
+fn respond(input: &CheckInput, out: CheckOutcome) -> CheckResponse {
+    CheckResponse {
+        permitted: out.decision.permitted,
+        reason: out.decision.reason,
+        basis: out.decision.basis,
+        decided_by: out.decision.decided_by,
+        as_of: out.as_of,
+        purpose: input.purpose.clone(),
+        channel: out.channel,
+        recipient: input.recipient.clone(),
+    }
+}
+
+/// Is this contact or share permitted?
+#[utoipa::path(
+    get,
+    path = "/v1/check",
+    tag = "checks",
+    operation_id = "get_check",
+    params(CheckRequest),
+    responses(
+        (status = 200, description = "The answer, its reason and the deciding events", body = CheckResponse),
+        (status = 400, description = "Malformed query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs the check role", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown purpose (at that time)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The question breaks a rule", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+#[get("/v1/check")]
+pub async fn get_check(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<CheckRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let p = caller.require(&[Role::Check])?;
+    let input = query.parse()?;
+    let out = state.service.check(&p.controller, &input, Utc::now())?;
+    Ok(HttpResponse::Ok().json(respond(&input, out)))
+}
+
+/// Many checks at once: answers in request order. Any bad item refuses the whole request.
+#[utoipa::path(
+    post,
+    path = "/v1/checks",
+    tag = "checks",
+    operation_id = "create_checks",
+    request_body = Vec<CheckRequest>,
+    responses(
+        (status = 200, description = "One answer per question, in order", body = Vec<CheckResponse>),
+        (status = 400, description = "Malformed body or item", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs the check role", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "An item names an unknown purpose", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 4 MiB", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn create_checks(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<Vec<CheckRequest>>,
+) -> Result<HttpResponse, ApiError> {
+    let p = caller.require(&[Role::Check])?;
+    let items = body.into_inner();
+    if items.len() > MAX_CHECKS {
+        return Err(ApiError::new(Kind::InvalidJson, format!("at most {MAX_CHECKS} checks per request")));
+    }
+    let now = Utc::now();
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let prefix = |e: ApiError| ApiError::new(e.kind, format!("check {i}: {}", e.detail.clone().unwrap_or_default()));
+        let input = item.parse().map_err(prefix)?;
+        let decision = state.service.check(&p.controller, &input, now).map_err(|e| prefix(e.into()))?;
+        out.push(respond(&input, decision));
+    }
+    Ok(HttpResponse::Ok().json(out))
+}

@@ -1,0 +1,186 @@
+//! `POST /v1/events`, `POST /v1/events/batch` and `GET /v1/events/{id}`: recording events and
+//! reading their receipts.
+
+use actix_web::{get, post, web, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::access::Role;
+use crate::domain::{
+    Actor, Channel, ContactPoint, EventType, Evidence, Method, Preference, PurposeId, RecipientId, Representative,
+    SubjectId, Token,
+};
+use crate::format::Receipt;
+use crate::http::auth::Caller;
+use crate::http::error::{ApiError, Kind, Problem};
+use crate::http::AppState;
+use crate::service::EventInput;
+
+/// Largest body of `POST /v1/events`, in bytes.
+pub const MAX_EVENT_BODY: usize = 16 * 1024;
+/// Largest body of `POST /v1/events/batch`, in bytes (at most 1000 events).
+pub const MAX_BATCH_BODY: usize = 4 * 1024 * 1024;
+
+/// A contact point as a client sends it. The address is personal data: it is turned into a
+/// blind index and never stored in the log.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactRequest {
+    pub channel: Channel,
+    /// Email address, E.164 phone number, or postal address.
+    pub address: String,
+}
+
+impl ContactRequest {
+    pub fn parse(&self) -> Result<ContactPoint, ApiError> {
+        ContactPoint::parse(self.channel, &self.address).map_err(|e| ApiError::new(Kind::Validation, e.to_string()))
+    }
+}
+
+fn default_method() -> Method {
+    Method::Api
+}
+
+/// An event to record.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventRequest {
+    /// Client-chosen id (a UUIDv7 is best); a retry with the same id returns the original
+    /// receipt and records nothing.
+    pub id: Option<Uuid>,
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    pub subject: Option<SubjectId>,
+    pub contact: Option<ContactRequest>,
+    pub purpose: Option<PurposeId>,
+    /// Channel scope; absent means every channel of the purpose.
+    pub channel: Option<Channel>,
+    pub recipient: Option<RecipientId>,
+    /// When it happened (e.g. the date a paper form was signed); defaults to when recorded.
+    pub occurred_at: Option<DateTime<Utc>>,
+    #[serde(default = "default_method")]
+    pub method: Method,
+    pub actor: Actor,
+    pub evidence: Option<Evidence>,
+    pub notice_version: Option<Token>,
+    /// When a consent lapses on its own (only for `consent.granted`).
+    pub expires_at: Option<DateTime<Utc>>,
+    pub preference: Option<Preference>,
+    pub representative: Option<Representative>,
+}
+
+impl EventRequest {
+    fn into_input(self) -> Result<EventInput, ApiError> {
+        let contact = self.contact.as_ref().map(ContactRequest::parse).transpose()?;
+        Ok(EventInput {
+            id: self.id,
+            kind: self.kind,
+            subject: self.subject,
+            contact,
+            purpose: self.purpose,
+            channel: self.channel,
+            recipient: self.recipient,
+            occurred_at: self.occurred_at,
+            method: self.method,
+            actor: self.actor,
+            evidence: self.evidence,
+            notice_version: self.notice_version,
+            expires_at: self.expires_at,
+            preference: self.preference,
+            representative: self.representative,
+        })
+    }
+}
+
+/// Record one event. Answers once the event is durable, with its signed receipt.
+#[utoipa::path(
+    post,
+    path = "/v1/events",
+    tag = "events",
+    operation_id = "create_event",
+    request_body = EventRequest,
+    responses(
+        (status = 201, description = "Recorded; the signed receipt", body = Receipt),
+        (status = 200, description = "The id was already recorded; the original receipt", body = Receipt),
+        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs the record role", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The id was used for a different event", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 16 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The event breaks a rule", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+#[post("/v1/events")]
+pub async fn create_event(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<EventRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let p = caller.require(&[Role::Record])?;
+    let input = body.into_inner().into_input()?;
+    let before = state.service.ledger().committed_seq();
+    let mut receipts = state.service.record(&p.controller, vec![input], Utc::now()).await?;
+    let r = receipts.pop().ok_or_else(|| ApiError::bare(Kind::Internal))?;
+    let mut resp = if r.seq > before { HttpResponse::Created() } else { HttpResponse::Ok() };
+    Ok(resp.json(r))
+}
+
+/// Record up to 1000 events, all or nothing.
+#[utoipa::path(
+    post,
+    path = "/v1/events/batch",
+    tag = "events",
+    operation_id = "create_events_batch",
+    request_body = Vec<EventRequest>,
+    responses(
+        (status = 201, description = "All recorded; their receipts in request order", body = Vec<Receipt>),
+        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs the record role", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "An id was used for a different event", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 4 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An event breaks a rule; nothing was recorded", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn create_events_batch(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<Vec<EventRequest>>,
+) -> Result<HttpResponse, ApiError> {
+    let p = caller.require(&[Role::Record])?;
+    let inputs = body
+        .into_inner()
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| {
+            e.into_input().map_err(|err| ApiError::new(err.kind, format!("event {i}: {}", err.detail.unwrap_or_default())))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let receipts = state.service.record(&p.controller, inputs, Utc::now()).await?;
+    Ok(HttpResponse::Created().json(receipts))
+}
+
+/// The receipt of one event.
+#[utoipa::path(
+    get,
+    path = "/v1/events/{id}",
+    tag = "events",
+    operation_id = "get_event",
+    params(("id" = Uuid, Path, description = "Event id")),
+    responses(
+        (status = 200, description = "The signed receipt", body = Receipt),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs the record or audit role", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such event for this controller", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+#[get("/v1/events/{id}")]
+pub async fn get_event(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let p = caller.require(&[Role::Record, Role::Audit])?;
+    let id = Uuid::parse_str(&path).map_err(|_| ApiError::new(Kind::InvalidPath, "the event id must be a UUID"))?;
+    Ok(HttpResponse::Ok().json(state.service.receipt(&p.controller, id)?))
+}

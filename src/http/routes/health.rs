@@ -1,0 +1,36 @@
+//! `/healthz` (the process answers) and `/readyz` (the store answers reads). Public.
+
+use actix_web::{get, web, HttpResponse};
+use serde::Serialize;
+
+use crate::http::error::{ApiError, Kind, Problem};
+use crate::http::AppState;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    pub status: String,
+    /// Number of durable events in the log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_size: Option<u64>,
+}
+
+/// Liveness.
+#[utoipa::path(get, path = "/healthz", tag = "operations", operation_id = "get_healthz",
+    responses((status = 200, description = "The process is up", body = Health)))]
+#[get("/healthz")]
+pub async fn get_healthz() -> HttpResponse {
+    HttpResponse::Ok().json(Health { status: "ok".into(), log_size: None })
+}
+
+/// Readiness: the store answers a read.
+#[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "get_readyz",
+    responses(
+        (status = 200, description = "Ready", body = Health),
+        (status = 503, description = "Not ready", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[get("/readyz")]
+pub async fn get_readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let ledger = state.service.ledger();
+    ledger.event(ledger.committed_seq().max(1)).map_err(|_| ApiError::bare(Kind::Unavailable))?;
+    Ok(HttpResponse::Ok().json(Health { status: "ready".into(), log_size: Some(ledger.committed_seq()) }))
+}

@@ -1,0 +1,8 @@
+//! One file per resource.
+
+pub mod checks;
+pub mod events;
+pub mod health;
+pub mod keys;
+pub mod purposes;
+pub mod subjects;

@@ -1,0 +1,127 @@
+//! `GET /v1/subjects/{subject}/permissions` and `GET /v1/subjects/{subject}/history`.
+
+use actix_web::{get, web, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::access::Role;
+use crate::domain::{Channel, LawfulBasis, PurposeId, Reason, RecipientId, SubjectId};
+use crate::format::Receipt;
+use crate::http::auth::Caller;
+use crate::http::error::{ApiError, Kind, Problem};
+use crate::http::routes::checks::parse_at;
+use crate::http::AppState;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AtQuery {
+    /// RFC 3339 time to answer "as of" (default: now). Encode `+` as `%2B`.
+    pub at: Option<String>,
+}
+
+/// One purpose (and channel or recipient) decided for the subject.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PermissionView {
+    pub purpose: PurposeId,
+    pub title: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<RecipientId>,
+    pub permitted: bool,
+    pub reason: Reason,
+    pub basis: LawfulBasis,
+    pub decided_by: Vec<Uuid>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Permissions {
+    pub subject: SubjectId,
+    pub as_of: DateTime<Utc>,
+    pub permissions: Vec<PermissionView>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct History {
+    pub subject: SubjectId,
+    /// The subject's signed events, oldest first.
+    pub events: Vec<Receipt>,
+}
+
+fn parse_subject(raw: &str) -> Result<SubjectId, ApiError> {
+    SubjectId::parse(raw).map_err(|e| ApiError::new(Kind::InvalidPath, e.to_string()))
+}
+
+/// Every purpose of the catalogue decided for one subject (by the subject's own events).
+#[utoipa::path(
+    get,
+    path = "/v1/subjects/{subject}/permissions",
+    tag = "subjects",
+    operation_id = "get_subject_permissions",
+    params(("subject" = String, Path, description = "Subject id"), AtQuery),
+    responses(
+        (status = 200, description = "The subject's permissions", body = Permissions),
+        (status = 400, description = "Malformed path or query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs the check, record or audit role", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+#[get("/v1/subjects/{subject}/permissions")]
+pub async fn get_subject_permissions(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: web::Query<AtQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let p = caller.require(&[Role::Check, Role::Record, Role::Audit])?;
+    let subject = parse_subject(&path)?;
+    let at = query.at.as_deref().map(parse_at).transpose()?;
+    let (rows, as_of) = state.service.permissions(&p.controller, &subject, at, Utc::now())?;
+    let permissions = rows
+        .into_iter()
+        .map(|r| PermissionView {
+            purpose: r.purpose,
+            title: r.title,
+            channel: r.channel,
+            recipient: r.recipient,
+            permitted: r.decision.permitted,
+            reason: r.decision.reason,
+            basis: r.decision.basis,
+            decided_by: r.decision.decided_by,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(Permissions { subject, as_of, permissions }))
+}
+
+/// The subject's full signed history, optionally as of a past moment.
+#[utoipa::path(
+    get,
+    path = "/v1/subjects/{subject}/history",
+    tag = "subjects",
+    operation_id = "get_subject_history",
+    params(("subject" = String, Path, description = "Subject id"), AtQuery),
+    responses(
+        (status = 200, description = "The subject's events with their receipts", body = History),
+        (status = 400, description = "Malformed path or query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs the audit or record role", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No events for this subject of this controller", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+#[get("/v1/subjects/{subject}/history")]
+pub async fn get_subject_history(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: web::Query<AtQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let p = caller.require(&[Role::Audit, Role::Record])?;
+    let subject = parse_subject(&path)?;
+    let at = query.at.as_deref().map(parse_at).transpose()?;
+    let events = state.service.history(&p.controller, &subject, at)?;
+    Ok(HttpResponse::Ok().json(History { subject, events }))
+}

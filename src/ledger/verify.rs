@@ -1,0 +1,114 @@
+//! Integrity verification of a store: every event's canonical bytes, leaf hash and signature
+//! are re-derived in seq order, then the projections are rebuilt in memory from the log and
+//! compared row by row with the stored ones. The first failure is named by seq.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::canonical::to_canonical_bytes;
+use crate::format::{leaf_hash, StoredEvent};
+use crate::projection::{project, seq_key};
+use crate::signing::{Ed25519Verifier, Verifier};
+use crate::store::{Cf, Store, StoreError};
+
+/// The first thing found wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The event at `seq` is missing, malformed, re-encoded, mis-hashed or mis-signed.
+    Event { seq: u64, what: &'static str },
+    /// A projection row differs from what the log implies; `seq` is the event it belongs to
+    /// when that can be told.
+    Projection { cf: &'static str, seq: Option<u64>, what: &'static str },
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Event { seq, what } => write!(f, "event seq {seq}: {what}"),
+            Failure::Projection { cf, seq: Some(s), what } => {
+                write!(f, "projection {cf}, row of event seq {s}: {what}")
+            }
+            Failure::Projection { cf, seq: None, what } => write!(f, "projection {cf}: {what}"),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Report {
+    pub events: u64,
+    pub failure: Option<Failure>,
+}
+
+fn tail_seq(key: &[u8]) -> Option<u64> {
+    let tail: [u8; 8] = key.get(key.len().checked_sub(8)?..)?.try_into().ok()?;
+    Some(u64::from_be_bytes(tail))
+}
+
+/// Verifies `store` against the given public keys. `progress` is told each verified seq.
+pub fn verify(store: &Store, keys: &[Ed25519Verifier], mut progress: impl FnMut(u64)) -> Result<Report, StoreError> {
+    let mut expected: BTreeMap<(Cf, Vec<u8>), Vec<u8>> = BTreeMap::new();
+    let mut seq = 0u64;
+    for item in store.iter_from(Cf::Events, &[])? {
+        let (k, v) = item?;
+        seq += 1;
+        let fail = |what| Ok(Report { events: seq - 1, failure: Some(Failure::Event { seq, what }) });
+        if *k != seq_key(seq) {
+            return fail("missing from the log (the seqs have a gap)");
+        }
+        let Ok(stored) = StoredEvent::decode(&v) else { return fail("record is malformed") };
+        let Ok(doc) = stored.doc() else { return fail("event does not parse") };
+        if doc.seq != seq {
+            return fail("event's seq does not match its position");
+        }
+        match to_canonical_bytes(&doc) {
+            Ok(bytes) if bytes == stored.bytes => {}
+            _ => return fail("stored bytes are not the RFC 8785 form of the event"),
+        }
+        if leaf_hash(&stored.bytes) != stored.leaf_hash {
+            return fail("leaf hash does not match the event bytes");
+        }
+        let Some(key) = keys.iter().find(|k| k.key_id() == stored.key_id) else {
+            return fail("signed by an unknown key");
+        };
+        if !key.verify(&stored.bytes, &stored.signature) {
+            return fail("signature does not verify");
+        }
+        for (cf, k, v) in project(&doc) {
+            expected.insert((cf, k), v);
+        }
+        progress(seq);
+    }
+    let events = seq;
+    for cf in Cf::PROJECTIONS {
+        let mut matched = 0usize;
+        for item in store.iter_from(cf, &[])? {
+            let (k, v) = item?;
+            let row_seq = match cf {
+                Cf::EventIds => tail_seq(&v),
+                _ => tail_seq(&k),
+            };
+            match expected.get(&(cf, k.to_vec())) {
+                Some(want) if **want == *v => matched += 1,
+                Some(_) => {
+                    let failure = Failure::Projection { cf: cf.name(), seq: row_seq, what: "row differs from the log" };
+                    return Ok(Report { events, failure: Some(failure) });
+                }
+                None => {
+                    let failure = Failure::Projection { cf: cf.name(), seq: row_seq, what: "row has no event in the log" };
+                    return Ok(Report { events, failure: Some(failure) });
+                }
+            }
+        }
+        let want = expected.keys().filter(|(c, _)| *c == cf).count();
+        if matched != want {
+            let missing = expected
+                .keys()
+                .filter(|(c, _)| *c == cf)
+                .find(|(c, k)| store.get(*c, k).ok().flatten().is_none())
+                .and_then(|(c, k)| if *c == Cf::EventIds { expected.get(&(*c, k.clone())).and_then(|v| tail_seq(v)) } else { tail_seq(k) });
+            let failure = Failure::Projection { cf: cf.name(), seq: missing, what: "row is missing" };
+            return Ok(Report { events, failure: Some(failure) });
+        }
+    }
+    Ok(Report { events, failure: None })
+}

@@ -1,0 +1,15 @@
+//! consent-ledger: the system of record for consent and communication preferences.
+//! See `ARCHITECTURE.md` for the map of modules and the rules between them.
+
+pub mod access;
+pub mod canonical;
+pub mod cli;
+pub mod domain;
+pub mod format;
+pub mod http;
+pub mod ledger;
+pub mod projection;
+pub mod secrets;
+pub mod service;
+pub mod signing;
+pub mod store;

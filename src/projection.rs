@@ -1,0 +1,176 @@
+//! Projections of the log: the event-id index, per-subject and per-contact-point history (the
+//! facts the permission rules read) and the purpose catalogue with every version.
+//!
+//! [`project`] is the one function that turns an event into projection rows. The writer calls
+//! it inside the same write batch as the event, and `verify`/rebuild call it over the whole
+//! log, so the two can never disagree about what a projection should hold.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{ControllerId, EventType, Fact, PurposeDefinition, PurposeId, SubjectId};
+use crate::format::EventDoc;
+use crate::store::{Cf, Store, StoreError};
+
+/// What a history row is about.
+#[derive(Debug, Clone, Copy)]
+pub enum TargetKey<'a> {
+    Subject(&'a SubjectId),
+    /// A contact point by blind index.
+    Contact(&'a str),
+}
+
+pub fn seq_key(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
+/// `controller 0x00 tag target 0x00`: the prefix of a target's history rows.
+pub fn history_prefix(controller: &ControllerId, target: TargetKey<'_>) -> Vec<u8> {
+    let (tag, id) = match target {
+        TargetKey::Subject(s) => (b's', s.as_str()),
+        TargetKey::Contact(c) => (b'c', c),
+    };
+    let mut k = Vec::with_capacity(controller.as_str().len() + id.len() + 12);
+    k.extend_from_slice(controller.as_str().as_bytes());
+    k.push(0);
+    k.push(tag);
+    k.extend_from_slice(id.as_bytes());
+    k.push(0);
+    k
+}
+
+/// `controller 0x00`: the prefix of a controller's purpose rows; `purpose 0x00` follows.
+pub fn purposes_prefix(controller: &ControllerId) -> Vec<u8> {
+    let mut k = controller.as_str().as_bytes().to_vec();
+    k.push(0);
+    k
+}
+
+pub fn purpose_prefix(controller: &ControllerId, purpose: &PurposeId) -> Vec<u8> {
+    let mut k = purposes_prefix(controller);
+    k.extend_from_slice(purpose.as_str().as_bytes());
+    k.push(0);
+    k
+}
+
+/// One version of a purpose as the catalogue keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurposeVersion {
+    pub id: PurposeId,
+    pub seq: u64,
+    pub recorded_at: DateTime<Utc>,
+    pub definition: PurposeDefinition,
+}
+
+/// The projection rows for one event.
+pub fn project(doc: &EventDoc) -> Vec<(Cf, Vec<u8>, Vec<u8>)> {
+    let mut rows = vec![(Cf::EventIds, doc.id.as_bytes().to_vec(), seq_key(doc.seq).to_vec())];
+    let fact = serde_json::to_vec(&doc.fact()).unwrap_or_default();
+    if let Some(s) = &doc.subject {
+        let mut k = history_prefix(&doc.controller, TargetKey::Subject(s));
+        k.extend_from_slice(&seq_key(doc.seq));
+        rows.push((Cf::History, k, fact.clone()));
+    }
+    if let Some(c) = &doc.contact {
+        let mut k = history_prefix(&doc.controller, TargetKey::Contact(&c.index));
+        k.extend_from_slice(&seq_key(doc.seq));
+        rows.push((Cf::History, k, fact));
+    }
+    if let (EventType::PurposeDefined, Some(p), Some(def)) = (doc.kind, &doc.purpose, &doc.definition) {
+        let mut k = purpose_prefix(&doc.controller, p);
+        k.extend_from_slice(&seq_key(doc.seq));
+        let v = PurposeVersion { id: p.clone(), seq: doc.seq, recorded_at: doc.recorded_at, definition: def.clone() };
+        rows.push((Cf::Purposes, k, serde_json::to_vec(&v).unwrap_or_default()));
+    }
+    rows
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("a projection row does not decode")]
+    Corrupt,
+}
+
+/// Reads of the projections.
+pub struct Projections<'a> {
+    store: &'a Store,
+}
+
+impl<'a> Projections<'a> {
+    pub fn new(store: &'a Store) -> Self {
+        Self { store }
+    }
+
+    /// The facts recorded against one target, in seq order.
+    pub fn facts(&self, controller: &ControllerId, target: TargetKey<'_>) -> Result<Vec<Fact>, ReadError> {
+        self.store
+            .scan_prefix(Cf::History, &history_prefix(controller, target))?
+            .into_iter()
+            .map(|(_, v)| serde_json::from_slice(&v).map_err(|_| ReadError::Corrupt))
+            .collect()
+    }
+
+    /// The facts that decide a check about a contact point: its own and those of every
+    /// subject ever linked to it, merged in seq order.
+    pub fn contact_facts(&self, controller: &ControllerId, index: &str) -> Result<Vec<Fact>, ReadError> {
+        let mut facts = self.facts(controller, TargetKey::Contact(index))?;
+        let mut subjects: Vec<SubjectId> = Vec::new();
+        for f in &facts {
+            if matches!(f.kind, EventType::ContactLinked | EventType::ContactUnlinked) {
+                if let Some(s) = &f.subject {
+                    if !subjects.contains(s) {
+                        subjects.push(s.clone());
+                    }
+                }
+            }
+        }
+        for s in &subjects {
+            facts.extend(self.facts(controller, TargetKey::Subject(s))?);
+        }
+        facts.sort_by_key(|f| f.seq);
+        facts.dedup_by_key(|f| f.seq);
+        Ok(facts)
+    }
+
+    /// The version of a purpose in force at `at` (the latest when `at` is `None`).
+    pub fn purpose(
+        &self,
+        controller: &ControllerId,
+        purpose: &PurposeId,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<Option<PurposeVersion>, ReadError> {
+        let prefix = purpose_prefix(controller, purpose);
+        let decode = |v: &[u8]| serde_json::from_slice::<PurposeVersion>(v).map_err(|_| ReadError::Corrupt);
+        match at {
+            None => match self.store.last_with_prefix(Cf::Purposes, &prefix)? {
+                Some((_, v)) => Ok(Some(decode(&v)?)),
+                None => Ok(None),
+            },
+            Some(t) => {
+                let mut found = None;
+                for (_, v) in self.store.scan_prefix(Cf::Purposes, &prefix)? {
+                    let pv = decode(&v)?;
+                    if pv.recorded_at <= t {
+                        found = Some(pv);
+                    }
+                }
+                Ok(found)
+            }
+        }
+    }
+
+    /// The current version of every purpose of a controller, in id order.
+    pub fn purposes(&self, controller: &ControllerId) -> Result<Vec<PurposeVersion>, ReadError> {
+        let mut out: Vec<PurposeVersion> = Vec::new();
+        for (_, v) in self.store.scan_prefix(Cf::Purposes, &purposes_prefix(controller))? {
+            let pv: PurposeVersion = serde_json::from_slice(&v).map_err(|_| ReadError::Corrupt)?;
+            match out.last_mut() {
+                Some(last) if last.id == pv.id => *last = pv,
+                _ => out.push(pv),
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,480 @@
+//! Use cases: define purposes, record events, check permissions (now and as of a past
+//! moment), list a subject's permissions and history. Every use case takes the caller's
+//! controller, and no read or write crosses from one controller to another.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+use crate::domain::{
+    decide, Actor, ActorKind, Channel, ContactPoint, ControllerId, Decision, EventType, Evidence,
+    Method, Preference, PurposeDefinition, PurposeId, Question, RecipientId, Representative, SubjectId, Target,
+    Token,
+};
+use crate::format::{to_micros, ContactRef, EventDoc, Receipt, StoredEvent, FORMAT_VERSION};
+use crate::ledger::commit::{CommitError, Draft};
+use crate::ledger::{Ledger, MAX_APPEND_EVENTS};
+use crate::projection::{seq_key, Projections, PurposeVersion, ReadError, TargetKey};
+use crate::store::{Cf, StoreError};
+
+/// How far in the future an `occurred_at` may be (clock skew between systems).
+pub const MAX_CLOCK_SKEW: Duration = Duration::minutes(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The request is well-formed but breaks a rule; nothing was written.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the ledger is shutting down")]
+    Unavailable,
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        ServiceError::Internal(e.to_string())
+    }
+}
+
+impl From<ReadError> for ServiceError {
+    fn from(e: ReadError) -> Self {
+        ServiceError::Internal(e.to_string())
+    }
+}
+
+impl From<CommitError> for ServiceError {
+    fn from(e: CommitError) -> Self {
+        match e {
+            CommitError::IdConflict(_) => ServiceError::Conflict(e.to_string()),
+            CommitError::Closed => ServiceError::Unavailable,
+            CommitError::Storage => ServiceError::Internal(e.to_string()),
+        }
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> ServiceError {
+    ServiceError::Invalid(msg.into())
+}
+
+/// An event as a client asks to record it, parsed but not yet checked against the catalogue.
+#[derive(Debug, Clone)]
+pub struct EventInput {
+    pub id: Option<Uuid>,
+    pub kind: EventType,
+    pub subject: Option<SubjectId>,
+    pub contact: Option<ContactPoint>,
+    pub purpose: Option<PurposeId>,
+    pub channel: Option<Channel>,
+    pub recipient: Option<RecipientId>,
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub method: Method,
+    pub actor: Actor,
+    pub evidence: Option<Evidence>,
+    pub notice_version: Option<Token>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub preference: Option<Preference>,
+    pub representative: Option<Representative>,
+}
+
+/// Whom a check is about.
+#[derive(Debug, Clone)]
+pub enum CheckTarget {
+    Subject(SubjectId),
+    Contact(ContactPoint),
+}
+
+#[derive(Debug, Clone)]
+pub struct CheckInput {
+    pub target: CheckTarget,
+    pub purpose: PurposeId,
+    pub channel: Option<Channel>,
+    pub recipient: Option<RecipientId>,
+    pub at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CheckOutcome {
+    pub decision: Decision,
+    pub channel: Option<Channel>,
+    pub as_of: DateTime<Utc>,
+}
+
+/// One line of a subject's permissions.
+#[derive(Debug, Clone)]
+pub struct PermissionRow {
+    pub purpose: PurposeId,
+    pub title: String,
+    pub channel: Option<Channel>,
+    pub recipient: Option<RecipientId>,
+    pub decision: Decision,
+}
+
+pub struct Service {
+    ledger: Ledger,
+}
+
+impl Service {
+    pub fn new(ledger: Ledger) -> Self {
+        Self { ledger }
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    fn projections(&self) -> Projections<'_> {
+        Projections::new(self.ledger.store())
+    }
+
+    /// Defines or revises a purpose by recording a signed `purpose.defined` event.
+    pub async fn define_purpose(
+        &self,
+        controller: &ControllerId,
+        purpose: PurposeId,
+        definition: PurposeDefinition,
+        now: DateTime<Utc>,
+    ) -> Result<Receipt, ServiceError> {
+        let definition = definition.validated().map_err(|e| invalid(e.to_string()))?;
+        if let Some(current) = self.projections().purpose(controller, &purpose, None)? {
+            if current.definition == definition {
+                // Nothing changed: answer with the receipt of the version in force.
+                return self.receipt_by_seq(current.seq);
+            }
+        }
+        let doc = EventDoc {
+            v: FORMAT_VERSION,
+            id: Uuid::now_v7(),
+            seq: 0,
+            controller: controller.clone(),
+            kind: EventType::PurposeDefined,
+            subject: None,
+            contact: None,
+            purpose: Some(purpose),
+            channel: None,
+            recipient: None,
+            basis: Some(definition.basis),
+            occurred_at: to_micros(now),
+            recorded_at: to_micros(now),
+            method: Method::Api,
+            actor: Actor { kind: ActorKind::System, id: None, authority: None },
+            evidence: None,
+            notice_version: None,
+            expires_at: None,
+            preference: None,
+            representative: None,
+            definition: Some(definition),
+        };
+        let mut receipts = self.ledger.append(vec![Draft { doc, occurred_now: true }]).await?;
+        receipts.pop().ok_or_else(|| ServiceError::Internal("no receipt".into()))
+    }
+
+    pub fn purposes(&self, controller: &ControllerId) -> Result<Vec<PurposeVersion>, ServiceError> {
+        Ok(self.projections().purposes(controller)?)
+    }
+
+    /// Records events all or nothing, answering once they are durable.
+    pub async fn record(
+        &self,
+        controller: &ControllerId,
+        inputs: Vec<EventInput>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Receipt>, ServiceError> {
+        if inputs.is_empty() {
+            return Err(invalid("at least one event is needed"));
+        }
+        if inputs.len() > MAX_APPEND_EVENTS {
+            return Err(invalid(format!("at most {MAX_APPEND_EVENTS} events may be recorded at once")));
+        }
+        let many = inputs.len() > 1;
+        let mut seen = HashSet::new();
+        let mut drafts = Vec::with_capacity(inputs.len());
+        for (i, input) in inputs.into_iter().enumerate() {
+            if let Some(id) = input.id {
+                if !seen.insert(id) {
+                    return Err(invalid(format!("event {i}: the id is repeated within the batch")));
+                }
+            }
+            let draft = self.draft(controller, input, now).map_err(|e| match e {
+                ServiceError::Invalid(m) if many => invalid(format!("event {i}: {m}")),
+                other => other,
+            })?;
+            drafts.push(draft);
+        }
+        Ok(self.ledger.append(drafts).await?)
+    }
+
+    /// Checks one event against the rules of its type and the catalogue.
+    fn draft(&self, controller: &ControllerId, e: EventInput, now: DateTime<Utc>) -> Result<Draft, ServiceError> {
+        use EventType as T;
+        if e.subject.is_none() && e.contact.is_none() {
+            return Err(invalid("an event needs a subject, a contact, or both"));
+        }
+        let needs_purpose = matches!(e.kind, T::ConsentGranted | T::ConsentWithdrawn);
+        let allows_purpose = needs_purpose || matches!(e.kind, T::ObjectionRaised | T::ObjectionLifted | T::RestrictionApplied | T::RestrictionLifted);
+        let needs_subject = matches!(
+            e.kind,
+            T::RestrictionApplied
+                | T::RestrictionLifted
+                | T::PreferenceSet
+                | T::ContactLinked
+                | T::ContactUnlinked
+                | T::RepresentativeAuthorised
+                | T::RepresentativeRevoked
+                | T::SubjectErased
+        );
+        let allows_channel = matches!(e.kind, T::ConsentGranted | T::ConsentWithdrawn | T::ObjectionRaised | T::ObjectionLifted);
+        let kind = e.kind.as_str();
+        match e.kind {
+            T::PurposeDefined => return Err(invalid("purpose.defined is recorded through PUT /v1/purposes/{purpose}")),
+            _ if needs_purpose && e.purpose.is_none() => return Err(invalid(format!("{kind} needs a purpose"))),
+            _ if !allows_purpose && e.purpose.is_some() => return Err(invalid(format!("{kind} takes no purpose"))),
+            _ if needs_subject && e.subject.is_none() => return Err(invalid(format!("{kind} needs a subject"))),
+            _ if !allows_channel && e.channel.is_some() => return Err(invalid(format!("{kind} takes no channel"))),
+            T::ContactLinked | T::ContactUnlinked if e.contact.is_none() => {
+                return Err(invalid(format!("{kind} needs a contact")))
+            }
+            T::SubjectErased if e.contact.is_some() => {
+                return Err(invalid("subject.erased takes no contact: the subject's linked contact points are suppressed"))
+            }
+            T::PreferenceSet if e.preference.is_none() => return Err(invalid("preference.set needs a preference")),
+            T::RepresentativeAuthorised | T::RepresentativeRevoked if e.representative.is_none() => {
+                return Err(invalid(format!("{kind} needs a representative")))
+            }
+            _ => {}
+        }
+        if e.preference.is_some() && e.kind != T::PreferenceSet {
+            return Err(invalid(format!("{kind} takes no preference")));
+        }
+        if e.representative.is_some() && !matches!(e.kind, T::RepresentativeAuthorised | T::RepresentativeRevoked) {
+            return Err(invalid(format!("{kind} takes no representative")));
+        }
+        if e.expires_at.is_some() && e.kind != T::ConsentGranted {
+            return Err(invalid("only consent.granted takes expires_at"));
+        }
+        if let (Some(c), Some(k)) = (&e.contact, e.channel) {
+            if !c.kind().reaches(k) {
+                return Err(invalid(format!("channel {k} does not reach a contact point of kind {}", c.kind().as_str())));
+            }
+        }
+        let basis = match &e.purpose {
+            Some(p) => {
+                let pv = self
+                    .projections()
+                    .purpose(controller, p, None)?
+                    .ok_or_else(|| invalid("unknown purpose: define it first with PUT /v1/purposes/{purpose}"))?;
+                if let Some(k) = e.channel {
+                    if !pv.definition.allows_channel(k) {
+                        return Err(invalid(format!("purpose {p} does not use channel {k}")));
+                    }
+                }
+                if let Some(r) = &e.recipient {
+                    if !pv.definition.allows_recipient(r) {
+                        return Err(invalid(format!("purpose {p} does not list recipient {r}")));
+                    }
+                }
+                Some(pv.definition.basis)
+            }
+            None if e.recipient.is_some() => return Err(invalid("a recipient needs a purpose")),
+            None => None,
+        };
+        match e.actor.kind {
+            ActorKind::Representative if e.actor.authority.is_none() => {
+                return Err(invalid("a representative actor needs the authority they act under"))
+            }
+            ActorKind::Staff if e.actor.id.is_none() => return Err(invalid("a staff actor needs an id")),
+            _ => {}
+        }
+        if let Some(ev) = &e.evidence {
+            if ev.sha256.as_deref().is_some_and(|h| !crate::domain::event::is_sha256_hex(h)) {
+                return Err(invalid("evidence.sha256 must be 64 lower-case hex digits"));
+            }
+        }
+        let occurred_at = e.occurred_at.map(to_micros);
+        if occurred_at.is_some_and(|t| t > now + MAX_CLOCK_SKEW) {
+            return Err(invalid("occurred_at is in the future"));
+        }
+        let expires_at = e.expires_at.map(to_micros);
+        if let Some(x) = expires_at {
+            if x <= occurred_at.unwrap_or(now) {
+                return Err(invalid("expires_at must be after occurred_at"));
+            }
+        }
+        let contact = e.contact.as_ref().map(|c| ContactRef {
+            kind: c.kind(),
+            index: self.ledger.blind_index().index(controller, c),
+        });
+        let doc = EventDoc {
+            v: FORMAT_VERSION,
+            id: e.id.unwrap_or_else(Uuid::now_v7),
+            seq: 0,
+            controller: controller.clone(),
+            kind: e.kind,
+            subject: e.subject,
+            contact,
+            purpose: e.purpose,
+            channel: e.channel,
+            recipient: e.recipient,
+            basis,
+            occurred_at: occurred_at.unwrap_or_else(|| to_micros(now)),
+            recorded_at: to_micros(now),
+            method: e.method,
+            actor: e.actor,
+            evidence: e.evidence,
+            notice_version: e.notice_version,
+            expires_at,
+            preference: e.preference,
+            representative: e.representative,
+            definition: None,
+        };
+        Ok(Draft { doc, occurred_now: occurred_at.is_none() })
+    }
+
+    /// Answers one permission question, now or as of `at`.
+    pub fn check(&self, controller: &ControllerId, q: &CheckInput, now: DateTime<Utc>) -> Result<CheckOutcome, ServiceError> {
+        let at = match q.at {
+            Some(t) if t > now => return Err(invalid("at must not be in the future")),
+            Some(t) => t,
+            None => now,
+        };
+        let pv = self
+            .projections()
+            .purpose(controller, &q.purpose, q.at)?
+            .ok_or(ServiceError::NotFound("purpose"))?;
+        let proj = self.projections();
+        let (facts, index, channel) = match &q.target {
+            CheckTarget::Subject(s) => (proj.facts(controller, TargetKey::Subject(s))?, None, q.channel),
+            CheckTarget::Contact(c) => {
+                let channel = q.channel.unwrap_or(c.kind().default_channel());
+                if !c.kind().reaches(channel) {
+                    return Err(invalid(format!("channel {channel} does not reach a contact point of kind {}", c.kind().as_str())));
+                }
+                let index = self.ledger.blind_index().index(controller, c);
+                (proj.contact_facts(controller, &index)?, Some(index), Some(channel))
+            }
+        };
+        let target = match (&q.target, &index) {
+            (CheckTarget::Subject(s), _) => Target::Subject(s),
+            (CheckTarget::Contact(_), Some(i)) => Target::Contact(i),
+            (CheckTarget::Contact(_), None) => return Err(ServiceError::Internal("no index".into())),
+        };
+        let question = Question {
+            target,
+            purpose_id: &q.purpose,
+            purpose: &pv.definition,
+            channel,
+            recipient: q.recipient.as_ref(),
+            at,
+        };
+        Ok(CheckOutcome { decision: decide(&question, &facts), channel, as_of: at })
+    }
+
+    /// Every purpose, channel and recipient of the catalogue, decided for one subject.
+    pub fn permissions(
+        &self,
+        controller: &ControllerId,
+        subject: &SubjectId,
+        at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<PermissionRow>, DateTime<Utc>), ServiceError> {
+        let at = match at {
+            Some(t) if t > now => return Err(invalid("at must not be in the future")),
+            Some(t) => t,
+            None => now,
+        };
+        let proj = self.projections();
+        let facts = proj.facts(controller, TargetKey::Subject(subject))?;
+        let mut rows = Vec::new();
+        for pv in proj.purposes(controller)? {
+            let Some(pv) = (if pv.recorded_at <= at { Some(pv) } else { proj.purpose(controller, &pv.id, Some(at))? })
+            else {
+                continue;
+            };
+            let channels: Vec<Option<Channel>> = if pv.definition.channels.is_empty() {
+                vec![None]
+            } else {
+                pv.definition.channels.iter().copied().map(Some).collect()
+            };
+            let recipients: Vec<Option<RecipientId>> = if pv.definition.recipients.is_empty() {
+                vec![None]
+            } else {
+                pv.definition.recipients.iter().cloned().map(Some).collect()
+            };
+            for channel in &channels {
+                for recipient in &recipients {
+                    let q = Question {
+                        target: Target::Subject(subject),
+                        purpose_id: &pv.id,
+                        purpose: &pv.definition,
+                        channel: *channel,
+                        recipient: recipient.as_ref(),
+                        at,
+                    };
+                    rows.push(PermissionRow {
+                        purpose: pv.id.clone(),
+                        title: pv.definition.title.clone(),
+                        channel: *channel,
+                        recipient: recipient.clone(),
+                        decision: decide(&q, &facts),
+                    });
+                }
+            }
+        }
+        Ok((rows, at))
+    }
+
+    /// The signed events recorded against a subject, oldest first, optionally as of `at`.
+    pub fn history(
+        &self,
+        controller: &ControllerId,
+        subject: &SubjectId,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Receipt>, ServiceError> {
+        let facts = self.projections().facts(controller, TargetKey::Subject(subject))?;
+        if facts.is_empty() {
+            return Err(ServiceError::NotFound("subject"));
+        }
+        let keys: Vec<Vec<u8>> = facts
+            .iter()
+            .filter(|f| at.is_none_or(|t| f.recorded_at <= t))
+            .map(|f| seq_key(f.seq).to_vec())
+            .collect();
+        self.ledger
+            .store()
+            .multi_get(Cf::Events, &keys)?
+            .into_iter()
+            .map(|raw| {
+                let raw = raw.ok_or_else(|| ServiceError::Internal("history names a missing event".into()))?;
+                receipt_of(&raw)
+            })
+            .collect()
+    }
+
+    /// The receipt of one event of the caller's controller.
+    pub fn receipt(&self, controller: &ControllerId, id: Uuid) -> Result<Receipt, ServiceError> {
+        let seq = self.ledger.store().get(Cf::EventIds, id.as_bytes())?.ok_or(ServiceError::NotFound("event"))?;
+        let seq = u64::from_be_bytes(seq.try_into().map_err(|_| ServiceError::Internal("bad seq".into()))?);
+        let r = self.receipt_by_seq(seq)?;
+        if r.event.controller != *controller {
+            // Another controller's event is reported exactly like a missing one.
+            return Err(ServiceError::NotFound("event"));
+        }
+        Ok(r)
+    }
+
+    fn receipt_by_seq(&self, seq: u64) -> Result<Receipt, ServiceError> {
+        let raw = self.ledger.store().get(Cf::Events, &seq_key(seq))?.ok_or(ServiceError::NotFound("event"))?;
+        receipt_of(&raw)
+    }
+}
+
+fn receipt_of(raw: &[u8]) -> Result<Receipt, ServiceError> {
+    let stored = StoredEvent::decode(raw).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    let doc = stored.doc().map_err(|e| ServiceError::Internal(e.to_string()))?;
+    Ok(stored.receipt(doc))
+}

@@ -1,0 +1,200 @@
+//! Storage: the RocksDB database, its column families and atomic, synced write batches.
+//!
+//! This is the only module that imports `rocksdb`. Everything above it speaks in column
+//! families, keys and values; key layouts belong to `crate::projection` and `crate::ledger`.
+
+use std::path::Path;
+
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode, Options,
+    ReadOptions, WriteBatch, WriteOptions, DB,
+};
+
+/// The column families.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Cf {
+    /// seq (u64 big-endian) -> stored event (`format::StoredEvent`). The log itself.
+    Events,
+    /// event id (16 bytes) -> seq. Makes retries idempotent.
+    EventIds,
+    /// Projection: controller / target / seq -> fact. Per-subject and per-contact history.
+    History,
+    /// Projection: controller / purpose / seq -> purpose version.
+    Purposes,
+    /// Store metadata (format version).
+    Meta,
+}
+
+impl Cf {
+    pub const ALL: [Cf; 5] = [Cf::Events, Cf::EventIds, Cf::History, Cf::Purposes, Cf::Meta];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Cf::Events => "events",
+            Cf::EventIds => "event_ids",
+            Cf::History => "history",
+            Cf::Purposes => "purposes",
+            Cf::Meta => "meta",
+        }
+    }
+
+    /// Column families derived from the log, which `verify` rebuilds and compares.
+    pub const PROJECTIONS: [Cf; 3] = [Cf::EventIds, Cf::History, Cf::Purposes];
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage error: {0}")]
+    Db(#[from] rocksdb::Error),
+    #[error("column family {0} is missing")]
+    MissingCf(&'static str),
+}
+
+/// A set of puts applied atomically.
+#[derive(Debug, Default)]
+pub struct Batch {
+    ops: Vec<(Cf, Vec<u8>, Vec<u8>)>,
+}
+
+impl Batch {
+    pub fn put(&mut self, cf: Cf, key: Vec<u8>, value: Vec<u8>) {
+        self.ops.push((cf, key, value));
+    }
+
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    pub fn ops(&self) -> &[(Cf, Vec<u8>, Vec<u8>)] {
+        &self.ops
+    }
+}
+
+pub type Pair = (Box<[u8]>, Box<[u8]>);
+
+/// The database.
+pub struct Store {
+    db: DB,
+}
+
+impl Store {
+    fn options() -> (Options, Vec<ColumnFamilyDescriptor>) {
+        let mut db_opts = Options::default();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        db_opts.set_max_background_jobs(2);
+        db_opts.set_bytes_per_sync(1 << 20);
+        let cache = Cache::new_lru_cache(128 << 20);
+        let cfs = Cf::ALL
+            .iter()
+            .map(|cf| {
+                let mut block = BlockBasedOptions::default();
+                block.set_block_cache(&cache);
+                block.set_bloom_filter(10.0, false);
+                let mut o = Options::default();
+                o.set_block_based_table_factory(&block);
+                o.set_compression_type(DBCompressionType::Lz4);
+                ColumnFamilyDescriptor::new(cf.name(), o)
+            })
+            .collect();
+        (db_opts, cfs)
+    }
+
+    /// Opens (creating if needed) the database in `dir` for reading and writing.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let (opts, cfs) = Self::options();
+        Ok(Self { db: DB::open_cf_descriptors(&opts, dir, cfs)? })
+    }
+
+    /// Opens the database read-only; works while a server holds it open.
+    pub fn open_read_only(dir: &Path) -> Result<Self, StoreError> {
+        let (mut opts, _) = Self::options();
+        opts.create_if_missing(false);
+        let names: Vec<&str> = Cf::ALL.iter().map(|c| c.name()).collect();
+        Ok(Self { db: DB::open_cf_for_read_only(&opts, dir, names, false)? })
+    }
+
+    fn cf(&self, cf: Cf) -> Result<&rocksdb::ColumnFamily, StoreError> {
+        self.db.cf_handle(cf.name()).ok_or(StoreError::MissingCf(cf.name()))
+    }
+
+    /// Applies `batch` atomically with the write-ahead log synced to disk before returning.
+    pub fn write_synced(&self, batch: &Batch) -> Result<(), StoreError> {
+        let mut wb = WriteBatch::default();
+        for (cf, k, v) in &batch.ops {
+            wb.put_cf(self.cf(*cf)?, k, v);
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(wb, &wo)?;
+        Ok(())
+    }
+
+    pub fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db.get_cf(self.cf(cf)?, key)?)
+    }
+
+    pub fn multi_get(&self, cf: Cf, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let h = self.cf(cf)?;
+        self.db
+            .batched_multi_get_cf(h, keys.iter(), false)
+            .into_iter()
+            .map(|r| r.map(|o| o.map(|p| p.to_vec())).map_err(StoreError::from))
+            .collect()
+    }
+
+    /// Every pair whose key starts with `prefix`, in key order.
+    pub fn scan_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<Pair>, StoreError> {
+        let mut ro = ReadOptions::default();
+        ro.set_prefix_same_as_start(false);
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf_opt(self.cf(cf)?, ro, IteratorMode::From(prefix, Direction::Forward)) {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push((k, v));
+        }
+        Ok(out)
+    }
+
+    /// The last pair whose key starts with `prefix`.
+    pub fn last_with_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<Option<Pair>, StoreError> {
+        // Keys under a prefix end in at most 8 bytes of big-endian seq, so this bound is past
+        // them all.
+        let mut upper = prefix.to_vec();
+        upper.extend_from_slice(&[0xff; 9]);
+        let mut iter = self.db.iterator_cf(self.cf(cf)?, IteratorMode::From(&upper, Direction::Reverse));
+        match iter.next() {
+            Some(item) => {
+                let (k, v) = item?;
+                Ok(k.starts_with(prefix).then_some((k, v)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The pair with the greatest key.
+    pub fn last(&self, cf: Cf) -> Result<Option<Pair>, StoreError> {
+        match self.db.iterator_cf(self.cf(cf)?, IteratorMode::End).next() {
+            Some(item) => Ok(Some(item?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Iterates every pair of `cf` from `start` (inclusive) in key order.
+    pub fn iter_from<'a>(
+        &'a self,
+        cf: Cf,
+        start: &[u8],
+    ) -> Result<impl Iterator<Item = Result<Pair, StoreError>> + 'a, StoreError> {
+        Ok(self
+            .db
+            .iterator_cf(self.cf(cf)?, IteratorMode::From(start, Direction::Forward))
+            .map(|r| r.map_err(StoreError::from)))
+    }
+}

@@ -1,0 +1,151 @@
+//! `spawn_app()` gives every test a fresh server and store, and a `TestApp` with one method
+//! per endpoint.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use consent_ledger::access::{KeyStore, Role};
+use consent_ledger::domain::ControllerId;
+use consent_ledger::http::Application;
+use consent_ledger::ledger::{DataDir, Ledger};
+use consent_ledger::service::Service;
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub dir: TempDir,
+    pub admin: String,
+    pub record: String,
+    pub check: String,
+    pub audit: String,
+    /// A key of another controller with every role.
+    pub other: String,
+}
+
+pub fn new_keys(dir: &std::path::Path, controller: &str, roles: &[Role]) -> String {
+    let ks = KeyStore::open(DataDir::new(dir).api_keys()).expect("key store");
+    ks.create(&ControllerId::parse(controller).expect("controller"), roles).expect("key")
+}
+
+pub async fn spawn_app() -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = DataDir::new(dir.path());
+    let ledger = Ledger::open(&data, "test.example/consent-ledger").expect("open ledger");
+    let keys = Arc::new(KeyStore::open(data.api_keys()).expect("key store"));
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let app = Application::build(listener, Arc::new(Service::new(ledger)), keys, Some(1)).expect("build");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let all = [Role::Check, Role::Record, Role::Audit, Role::Admin];
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        admin: new_keys(dir.path(), "council", &[Role::Admin]),
+        record: new_keys(dir.path(), "council", &[Role::Record]),
+        check: new_keys(dir.path(), "council", &[Role::Check]),
+        audit: new_keys(dir.path(), "council", &[Role::Audit]),
+        other: new_keys(dir.path(), "other-council", &all),
+        dir,
+    }
+}
+
+/// Asserts an RFC 9457 problem answer with `status` and returns its body.
+pub async fn assert_problem(resp: Response, status: StatusCode) -> Value {
+    assert_eq!(resp.status(), status);
+    let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap_or("").to_owned());
+    assert_eq!(ct.as_deref(), Some("application/problem+json"));
+    let body: Value = resp.json().await.expect("problem body");
+    assert!(body["type"].as_str().is_some_and(|t| t.starts_with("/problems/")), "{body}");
+    assert_eq!(body["status"], status.as_u16());
+    assert!(body["title"].is_string());
+    body
+}
+
+pub fn newsletter() -> Value {
+    json!({"title": "The Voice newsletter", "description": "News a few times a year.", "basis": "consent",
+           "marketing": true, "channels": ["email", "post", "sms"], "consent_valid_days": 730})
+}
+
+pub fn repairs() -> Value {
+    json!({"title": "Repair and appointment messages", "basis": "contract", "marketing": false,
+           "channels": ["sms", "phone", "email"]})
+}
+
+pub fn staff() -> Value {
+    json!({"kind": "staff", "id": "staff-42"})
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn put_purpose(&self, key: &str, id: &str, body: &Value) -> Response {
+        self.client.put(self.url(&format!("/v1/purposes/{id}"))).bearer_auth(key).json(body).send().await.expect("send")
+    }
+
+    pub async fn list_purposes(&self, key: &str) -> Response {
+        self.client.get(self.url("/v1/purposes")).bearer_auth(key).send().await.expect("send")
+    }
+
+    /// Defines `newsletter` and `repairs-updates`.
+    pub async fn with_purposes(&self) {
+        assert_eq!(self.put_purpose(&self.admin, "newsletter", &newsletter()).await.status(), StatusCode::OK);
+        assert_eq!(self.put_purpose(&self.admin, "repairs-updates", &repairs()).await.status(), StatusCode::OK);
+    }
+
+    pub async fn post_event(&self, key: &str, body: &Value) -> Response {
+        self.client.post(self.url("/v1/events")).bearer_auth(key).json(body).send().await.expect("send")
+    }
+
+    /// Records an event with the record key and returns its receipt.
+    pub async fn record(&self, body: Value) -> Value {
+        let resp = self.post_event(&self.record, &body).await;
+        let status = resp.status();
+        let text = resp.text().await.expect("body");
+        assert_eq!(status, StatusCode::CREATED, "{text}");
+        serde_json::from_str(&text).expect("receipt")
+    }
+
+    pub async fn post_batch(&self, key: &str, body: &Value) -> Response {
+        self.client.post(self.url("/v1/events/batch")).bearer_auth(key).json(body).send().await.expect("send")
+    }
+
+    pub async fn get_event(&self, key: &str, id: &str) -> Response {
+        self.client.get(self.url(&format!("/v1/events/{id}"))).bearer_auth(key).send().await.expect("send")
+    }
+
+    pub async fn check_raw(&self, key: &str, query: &[(&str, &str)]) -> Response {
+        self.client.get(self.url("/v1/check")).bearer_auth(key).query(query).send().await.expect("send")
+    }
+
+    /// A check with the check key that must succeed.
+    pub async fn check(&self, query: &[(&str, &str)]) -> Value {
+        let resp = self.check_raw(&self.check, query).await;
+        let status = resp.status();
+        let text = resp.text().await.expect("body");
+        assert_eq!(status, StatusCode::OK, "{text}");
+        serde_json::from_str(&text).expect("answer")
+    }
+
+    pub async fn post_checks(&self, key: &str, body: &Value) -> Response {
+        self.client.post(self.url("/v1/checks")).bearer_auth(key).json(body).send().await.expect("send")
+    }
+
+    pub async fn history(&self, key: &str, subject: &str) -> Response {
+        self.client.get(self.url(&format!("/v1/subjects/{subject}/history"))).bearer_auth(key).send().await.expect("send")
+    }
+
+    pub async fn permissions(&self, key: &str, subject: &str) -> Response {
+        self.client.get(self.url(&format!("/v1/subjects/{subject}/permissions"))).bearer_auth(key).send().await.expect("send")
+    }
+
+    /// The number of durable events, from `/readyz`.
+    pub async fn log_size(&self) -> u64 {
+        let v: Value = self.client.get(self.url("/readyz")).send().await.expect("send").json().await.expect("json");
+        v["log_size"].as_u64().expect("log_size")
+    }
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the real server over a real socket, on a temporary RocksDB store.
+
+mod access;
+mod contract;
+mod crash;
+mod events;
+mod helpers;
+mod scenario;
+mod tamper;
+mod validation;
