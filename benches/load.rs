@@ -127,7 +127,10 @@ fn main() {
                         async move {
                             let s = (c as u64 * 7919 + i * 104_729) % subjects as u64;
                             let url = format!("{base}/v1/check?purpose=newsletter&channel=email&email=person{s}%40example.org");
-                            matches!(client.get(url).bearer_auth(&key).send().await, Ok(r) if r.status() == 200 && r.bytes().await.is_ok())
+                            match client.get(url).bearer_auth(&key).send().await {
+                                Ok(r) if r.status() == 200 => r.bytes().await.is_ok(),
+                                _ => false,
+                            }
                         }
                     })
                     .await;
@@ -145,7 +148,10 @@ fn main() {
                             } else {
                                 client.post(format!("{base}/v1/events/batch")).json(&(0..per).map(ev).collect::<Vec<_>>())
                             };
-                            matches!(req.bearer_auth(&key).send().await, Ok(r) if r.status() == 201 && r.bytes().await.is_ok())
+                            match req.bearer_auth(&key).send().await {
+                                Ok(r) if r.status() == 201 => r.bytes().await.is_ok(),
+                                _ => false,
+                            }
                         }
                     })
                     .await;

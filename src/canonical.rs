@@ -7,7 +7,7 @@ use serde::Serialize;
 pub struct CanonicalError(String);
 
 /// The RFC 8785 canonical bytes of `value`.
-pub fn to_canonical_bytes<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CanonicalError> {
+pub fn to_canonical_bytes<T: Serialize>(value: &T) -> Result<Vec<u8>, CanonicalError> {
     serde_json_canonicalizer::to_vec(value).map_err(|e| CanonicalError(e.to_string()))
 }
 

@@ -8,6 +8,7 @@ pub mod domain;
 pub mod format;
 pub mod http;
 pub mod ledger;
+pub mod log;
 pub mod projection;
 pub mod secrets;
 pub mod service;

@@ -23,9 +23,9 @@ impl BlindIndexKey {
     pub fn load_or_create(path: &Path) -> std::io::Result<Self> {
         match fs::read(path) {
             Ok(bytes) => {
-                let key: [u8; 32] = bytes
-                    .try_into()
-                    .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "blind-index key is not 32 bytes"))?;
+                let key: [u8; 32] = bytes.try_into().map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, "blind-index key is not 32 bytes")
+                })?;
                 Ok(Self(key))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -8,9 +8,8 @@ use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use crate::domain::{
-    decide, Actor, ActorKind, Channel, ContactPoint, ControllerId, Decision, EventType, Evidence,
-    Method, Preference, PurposeDefinition, PurposeId, Question, RecipientId, Representative, SubjectId, Target,
-    Token,
+    decide, Actor, ActorKind, Channel, ContactPoint, ControllerId, Decision, EventType, Evidence, Method, Preference,
+    PurposeDefinition, PurposeId, Question, RecipientId, Representative, SubjectId, Target, Token,
 };
 use crate::format::{to_micros, ContactRef, EventDoc, Receipt, StoredEvent, FORMAT_VERSION};
 use crate::ledger::commit::{CommitError, Draft};
@@ -216,7 +215,8 @@ impl Service {
             return Err(invalid("an event needs a subject, a contact, or both"));
         }
         let needs_purpose = matches!(e.kind, T::ConsentGranted | T::ConsentWithdrawn);
-        let allows_purpose = needs_purpose || matches!(e.kind, T::ObjectionRaised | T::ObjectionLifted | T::RestrictionApplied | T::RestrictionLifted);
+        let allows_purpose = needs_purpose
+            || matches!(e.kind, T::ObjectionRaised | T::ObjectionLifted | T::RestrictionApplied | T::RestrictionLifted);
         let needs_subject = matches!(
             e.kind,
             T::RestrictionApplied
@@ -228,7 +228,8 @@ impl Service {
                 | T::RepresentativeRevoked
                 | T::SubjectErased
         );
-        let allows_channel = matches!(e.kind, T::ConsentGranted | T::ConsentWithdrawn | T::ObjectionRaised | T::ObjectionLifted);
+        let allows_channel =
+            matches!(e.kind, T::ConsentGranted | T::ConsentWithdrawn | T::ObjectionRaised | T::ObjectionLifted);
         let kind = e.kind.as_str();
         match e.kind {
             T::PurposeDefined => return Err(invalid("purpose.defined is recorded through PUT /v1/purposes/{purpose}")),
@@ -240,7 +241,9 @@ impl Service {
                 return Err(invalid(format!("{kind} needs a contact")))
             }
             T::SubjectErased if e.contact.is_some() => {
-                return Err(invalid("subject.erased takes no contact: the subject's linked contact points are suppressed"))
+                return Err(invalid(
+                    "subject.erased takes no contact: the subject's linked contact points are suppressed",
+                ))
             }
             T::PreferenceSet if e.preference.is_none() => return Err(invalid("preference.set needs a preference")),
             T::RepresentativeAuthorised | T::RepresentativeRevoked if e.representative.is_none() => {
@@ -259,7 +262,10 @@ impl Service {
         }
         if let (Some(c), Some(k)) = (&e.contact, e.channel) {
             if !c.kind().reaches(k) {
-                return Err(invalid(format!("channel {k} does not reach a contact point of kind {}", c.kind().as_str())));
+                return Err(invalid(format!(
+                    "channel {k} does not reach a contact point of kind {}",
+                    c.kind().as_str()
+                )));
             }
         }
         let basis = match &e.purpose {
@@ -305,10 +311,10 @@ impl Service {
                 return Err(invalid("expires_at must be after occurred_at"));
             }
         }
-        let contact = e.contact.as_ref().map(|c| ContactRef {
-            kind: c.kind(),
-            index: self.ledger.blind_index().index(controller, c),
-        });
+        let contact = e
+            .contact
+            .as_ref()
+            .map(|c| ContactRef { kind: c.kind(), index: self.ledger.blind_index().index(controller, c) });
         let doc = EventDoc {
             v: FORMAT_VERSION,
             id: e.id.unwrap_or_else(Uuid::now_v7),
@@ -336,23 +342,28 @@ impl Service {
     }
 
     /// Answers one permission question, now or as of `at`.
-    pub fn check(&self, controller: &ControllerId, q: &CheckInput, now: DateTime<Utc>) -> Result<CheckOutcome, ServiceError> {
+    pub fn check(
+        &self,
+        controller: &ControllerId,
+        q: &CheckInput,
+        now: DateTime<Utc>,
+    ) -> Result<CheckOutcome, ServiceError> {
         let at = match q.at {
             Some(t) if t > now => return Err(invalid("at must not be in the future")),
             Some(t) => t,
             None => now,
         };
-        let pv = self
-            .projections()
-            .purpose(controller, &q.purpose, q.at)?
-            .ok_or(ServiceError::NotFound("purpose"))?;
+        let pv = self.projections().purpose(controller, &q.purpose, q.at)?.ok_or(ServiceError::NotFound("purpose"))?;
         let proj = self.projections();
         let (facts, index, channel) = match &q.target {
             CheckTarget::Subject(s) => (proj.facts(controller, TargetKey::Subject(s))?, None, q.channel),
             CheckTarget::Contact(c) => {
                 let channel = q.channel.unwrap_or(c.kind().default_channel());
                 if !c.kind().reaches(channel) {
-                    return Err(invalid(format!("channel {channel} does not reach a contact point of kind {}", c.kind().as_str())));
+                    return Err(invalid(format!(
+                        "channel {channel} does not reach a contact point of kind {}",
+                        c.kind().as_str()
+                    )));
                 }
                 let index = self.ledger.blind_index().index(controller, c);
                 (proj.contact_facts(controller, &index)?, Some(index), Some(channel))
@@ -439,11 +450,8 @@ impl Service {
         if facts.is_empty() {
             return Err(ServiceError::NotFound("subject"));
         }
-        let keys: Vec<Vec<u8>> = facts
-            .iter()
-            .filter(|f| at.is_none_or(|t| f.recorded_at <= t))
-            .map(|f| seq_key(f.seq).to_vec())
-            .collect();
+        let keys: Vec<Vec<u8>> =
+            facts.iter().filter(|f| at.is_none_or(|t| f.recorded_at <= t)).map(|f| seq_key(f.seq).to_vec()).collect();
         self.ledger
             .store()
             .multi_get(Cf::Events, &keys)?

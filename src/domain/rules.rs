@@ -134,11 +134,7 @@ pub fn decide(q: &Question<'_>, facts: &[Fact]) -> Decision {
             for f in &known {
                 let on_contact = f.contact.as_deref() == Some(c);
                 match (f.kind, &f.subject) {
-                    (EventType::ContactLinked, Some(s)) if on_contact => {
-                        if !linked.contains(&s) {
-                            linked.push(s);
-                        }
-                    }
+                    (EventType::ContactLinked, Some(s)) if on_contact && !linked.contains(&s) => linked.push(s),
                     (EventType::ContactUnlinked, Some(s)) if on_contact => linked.retain(|x| *x != s),
                     (EventType::SubjectErased, Some(s)) if linked.contains(&s) => {
                         suppressed_by = suppressed_by.or(Some(f));
@@ -152,10 +148,7 @@ pub fn decide(q: &Question<'_>, facts: &[Fact]) -> Decision {
             known
                 .iter()
                 .copied()
-                .filter(|f| {
-                    f.contact.as_deref() == Some(c)
-                        || f.subject.as_ref().is_some_and(|s| linked.contains(&s))
-                })
+                .filter(|f| f.contact.as_deref() == Some(c) || f.subject.as_ref().is_some_and(|s| linked.contains(&s)))
                 .collect()
         }
     };
@@ -197,26 +190,26 @@ pub fn decide(q: &Question<'_>, facts: &[Fact]) -> Decision {
     }
 
     // Rules 4 and 5: the most recent covering grant or withdrawal.
-    let is_consent_event = |f: &&Fact| {
+    let is_consent_event = |f: &Fact| {
         matches!(f.kind, EventType::ConsentGranted | EventType::ConsentWithdrawn)
             && f.purpose.as_ref() == Some(q.purpose_id)
             && covers(f)
     };
+    let latest_of_all = || relevant.iter().copied().rfind(|f| is_consent_event(f));
     let latest = match q.target {
         Target::Contact(c) => {
             // Rule 6: a denial recorded against the address itself holds until a later grant
             // on that same address, whatever linked subjects recorded since.
             let own_latest = relevant
                 .iter()
-                .filter(|f| f.contact.as_deref() == Some(c) && f.subject.is_none())
-                .filter(is_consent_event)
-                .next_back();
+                .copied()
+                .rfind(|f| f.contact.as_deref() == Some(c) && f.subject.is_none() && is_consent_event(f));
             match own_latest {
-                Some(f) if f.kind == EventType::ConsentWithdrawn => Some(*f),
-                _ => relevant.iter().filter(is_consent_event).next_back().copied(),
+                Some(f) if f.kind == EventType::ConsentWithdrawn => Some(f),
+                _ => latest_of_all(),
             }
         }
-        Target::Subject(_) => relevant.iter().filter(is_consent_event).next_back().copied(),
+        Target::Subject(_) => latest_of_all(),
     };
     let withdrawn = latest.filter(|f| f.kind == EventType::ConsentWithdrawn);
 
@@ -249,9 +242,8 @@ pub fn decide(q: &Question<'_>, facts: &[Fact]) -> Decision {
 /// it was given, whichever comes first.
 fn expired(grant: &Fact, purpose: &PurposeDefinition, at: DateTime<Utc>) -> bool {
     let by_own = grant.expires_at.is_some_and(|e| e <= at);
-    let by_validity = purpose
-        .consent_valid_days
-        .is_some_and(|d| grant.occurred_at + Duration::days(i64::from(d)) <= at);
+    let by_validity =
+        purpose.consent_valid_days.is_some_and(|d| grant.occurred_at + Duration::days(i64::from(d)) <= at);
     by_own || by_validity
 }
 
@@ -333,7 +325,13 @@ mod tests {
             self
         }
 
-        fn check(&self, p: &PurposeDefinition, target: Target<'_>, channel: Option<Channel>, at: DateTime<Utc>) -> Decision {
+        fn check(
+            &self,
+            p: &PurposeDefinition,
+            target: Target<'_>,
+            channel: Option<Channel>,
+            at: DateTime<Utc>,
+        ) -> Decision {
             let id = pid("newsletter");
             decide(&Question { target, purpose_id: &id, purpose: p, channel, recipient: None, at }, &self.facts)
         }
@@ -354,9 +352,7 @@ mod tests {
     fn grant_then_withdraw_then_as_of_before() {
         let s = sid("T-1");
         let p = purpose(LawfulBasis::Consent, true, None);
-        let g = Given::default()
-            .event(EventType::ConsentGranted, |_| {})
-            .event(EventType::ConsentWithdrawn, |_| {});
+        let g = Given::default().event(EventType::ConsentGranted, |_| {}).event(EventType::ConsentWithdrawn, |_| {});
         let now = g.check(&p, Target::Subject(&s), Some(Channel::Email), t(10));
         assert_eq!((now.permitted, now.reason, now.decided_by.clone()), (false, Reason::ConsentWithdrawn, vec![id(2)]));
         let before = g.check(&p, Target::Subject(&s), Some(Channel::Email), t(1));
@@ -410,7 +406,10 @@ mod tests {
         let s = sid("T-1");
         let g = Given::default().event(EventType::RestrictionApplied, |f| f.purpose = None);
         for basis in [LawfulBasis::Contract, LawfulBasis::PublicTask, LawfulBasis::LegitimateInterests] {
-            assert_eq!(g.check(&purpose(basis, false, None), Target::Subject(&s), None, t(9)).reason, Reason::Restricted);
+            assert_eq!(
+                g.check(&purpose(basis, false, None), Target::Subject(&s), None, t(9)).reason,
+                Reason::Restricted
+            );
         }
         let d = g.check(&purpose(LawfulBasis::LegalObligation, false, None), Target::Subject(&s), None, t(9));
         assert_eq!((d.permitted, d.basis), (true, LawfulBasis::LegalObligation));
@@ -511,11 +510,11 @@ mod tests {
     fn arb_facts() -> impl Strategy<Value = Vec<Fact>> {
         let one = (
             arb_kind(),
-            0..3usize,                                      // subject: T-1, T-2, or none (contact only)
+            0..3usize, // subject: T-1, T-2, or none (contact only)
             prop::option::of(prop_oneof![Just(Channel::Email), Just(Channel::Sms)]),
-            any::<bool>(),                                  // purpose-scoped or not (switches)
-            any::<bool>(),                                  // on the contact point
-            prop::option::of(1..40u32),                     // own expiry in days after
+            any::<bool>(),              // purpose-scoped or not (switches)
+            any::<bool>(),              // on the contact point
+            prop::option::of(1..40u32), // own expiry in days after
         );
         prop::collection::vec(one, 0..40).prop_map(|raw| {
             raw.into_iter()
@@ -529,7 +528,11 @@ mod tests {
                     };
                     let is_consent = matches!(kind, EventType::ConsentGranted | EventType::ConsentWithdrawn);
                     let is_link = matches!(kind, EventType::ContactLinked | EventType::ContactUnlinked);
-                    let subject = if is_link || kind == EventType::SubjectErased { subject.or(Some(sid("T-1"))) } else { subject };
+                    let subject = if is_link || kind == EventType::SubjectErased {
+                        subject.or(Some(sid("T-1")))
+                    } else {
+                        subject
+                    };
                     let contact = (on_contact || subject.is_none() || is_link).then(|| "idx".to_owned());
                     Fact {
                         seq,
@@ -537,7 +540,9 @@ mod tests {
                         kind,
                         subject,
                         contact,
-                        purpose: (is_consent || scoped).then(|| pid("newsletter")).filter(|_| !is_link && kind != EventType::SubjectErased),
+                        purpose: (is_consent || scoped)
+                            .then(|| pid("newsletter"))
+                            .filter(|_| !is_link && kind != EventType::SubjectErased),
                         channel: if is_consent { channel } else { None },
                         recipient: None,
                         occurred_at: t(seq as u32),
@@ -565,7 +570,13 @@ mod tests {
 
     /// A deliberately naive model of the rules for subject targets, written as a fold over
     /// events (the way a projection would apply them) rather than as a search.
-    fn model(p: &PurposeDefinition, s: &SubjectId, channel: Option<Channel>, at: DateTime<Utc>, facts: &[Fact]) -> (bool, Reason) {
+    fn model(
+        p: &PurposeDefinition,
+        s: &SubjectId,
+        channel: Option<Channel>,
+        at: DateTime<Utc>,
+        facts: &[Fact],
+    ) -> (bool, Reason) {
         let mut erased = false;
         let mut general_objection: bool = false;
         let mut restricted_all = false;

@@ -40,8 +40,12 @@ impl Kind {
     fn parts(self) -> (StatusCode, &'static str, &'static str) {
         use Kind::*;
         match self {
-            InvalidJson => (StatusCode::BAD_REQUEST, "invalid-json", "The request body is not valid for this operation"),
-            InvalidQuery => (StatusCode::BAD_REQUEST, "invalid-query", "The query string is not valid for this operation"),
+            InvalidJson => {
+                (StatusCode::BAD_REQUEST, "invalid-json", "The request body is not valid for this operation")
+            }
+            InvalidQuery => {
+                (StatusCode::BAD_REQUEST, "invalid-query", "The query string is not valid for this operation")
+            }
             InvalidPath => (StatusCode::BAD_REQUEST, "invalid-path", "A path parameter is not valid"),
             Validation => (StatusCode::UNPROCESSABLE_ENTITY, "validation", "The request breaks a rule of the ledger"),
             Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "A valid API key is required"),
@@ -49,9 +53,11 @@ impl Kind {
             NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             Conflict => (StatusCode::CONFLICT, "conflict", "The request conflicts with the log"),
             PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "The request body is too large"),
-            UnsupportedMediaType => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "The request body must be application/json")
-            }
+            UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "The request body must be application/json",
+            ),
             Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "The ledger is not accepting requests"),
             Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
@@ -76,7 +82,12 @@ impl ApiError {
 
     pub fn problem(&self) -> Problem {
         let (status, slug, title) = self.kind.parts();
-        Problem { kind: format!("/problems/{slug}"), title: title.to_owned(), status: status.as_u16(), detail: self.detail.clone() }
+        Problem {
+            kind: format!("/problems/{slug}"),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail: self.detail.clone(),
+        }
     }
 }
 

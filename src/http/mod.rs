@@ -37,7 +37,12 @@ async fn not_found() -> Result<HttpResponse, error::ApiError> {
 
 impl Application {
     /// Binds `listener` and builds the server; it runs once awaited.
-    pub fn build(listener: TcpListener, service: Arc<Service>, keys: Arc<KeyStore>, workers: Option<usize>) -> std::io::Result<Self> {
+    pub fn build(
+        listener: TcpListener,
+        service: Arc<Service>,
+        keys: Arc<KeyStore>,
+        workers: Option<usize>,
+    ) -> std::io::Result<Self> {
         let port = listener.local_addr()?.port();
         let state = web::Data::new(AppState { service, keys });
         let mut server = HttpServer::new(move || {

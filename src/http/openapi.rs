@@ -72,23 +72,26 @@ pub fn openapi_json() -> String {
 pub fn json_schemas() -> Vec<(&'static str, String)> {
     let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
     let all = doc.pointer("/components/schemas").cloned().unwrap_or_default();
-    [("event.schema.json", "EventDoc", "A signed consent-ledger event (format v1)"), ("receipt.schema.json", "Receipt", "A consent-ledger receipt")]
-        .into_iter()
-        .map(|(file, root, title)| {
-            let mut defs = serde_json::Map::new();
-            collect_defs(&all, root, &mut defs);
-            let schema = serde_json::json!({
-                "$schema": "https://json-schema.org/draft/2020-12/schema",
-                "$id": format!("urn:consent-ledger:schema:{}", file.trim_end_matches(".schema.json")),
-                "title": title,
-                "$ref": format!("#/$defs/{root}"),
-                "$defs": defs,
-            });
-            let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
-            text.push('\n');
-            (file, text)
-        })
-        .collect()
+    [
+        ("event.schema.json", "EventDoc", "A signed consent-ledger event (format v1)"),
+        ("receipt.schema.json", "Receipt", "A consent-ledger receipt"),
+    ]
+    .into_iter()
+    .map(|(file, root, title)| {
+        let mut defs = serde_json::Map::new();
+        collect_defs(&all, root, &mut defs);
+        let schema = serde_json::json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": format!("urn:consent-ledger:schema:{}", file.trim_end_matches(".schema.json")),
+            "title": title,
+            "$ref": format!("#/$defs/{root}"),
+            "$defs": defs,
+        });
+        let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+        text.push('\n');
+        (file, text)
+    })
+    .collect()
 }
 
 fn collect_defs(all: &serde_json::Value, name: &str, out: &mut serde_json::Map<String, serde_json::Value>) {

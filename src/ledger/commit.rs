@@ -16,6 +16,8 @@ use uuid::Uuid;
 
 use crate::canonical::to_canonical_bytes;
 use crate::format::{leaf_hash, to_micros, EventDoc, Receipt, StoredEvent};
+use crate::log::merkle::Frontier;
+use crate::log::node_key;
 use crate::projection::{project, seq_key};
 use crate::signing::Signer;
 use crate::store::{Batch, Cf, Store};
@@ -52,10 +54,12 @@ pub(crate) struct Writer {
     pub next_seq: u64,
     pub last_recorded: chrono::DateTime<Utc>,
     pub committed: Arc<AtomicU64>,
+    /// The right edge of the Merkle tree over every durable event.
+    pub frontier: Frontier,
 }
 
 enum Slot {
-    Existing(Receipt),
+    Existing(Box<Receipt>),
     New(usize),
 }
 
@@ -80,6 +84,7 @@ impl Writer {
     fn commit_group(&mut self, jobs: Vec<Job>) {
         let start_seq = self.next_seq;
         let start_recorded = self.last_recorded;
+        let start_frontier = self.frontier.clone();
         let mut batch = Batch::default();
         // Events of this group by id, so a retry inside one group is idempotent too.
         let mut pending: HashMap<Uuid, (StoredEvent, EventDoc)> = HashMap::new();
@@ -95,6 +100,7 @@ impl Writer {
                 tracing::error!(error = %e, "group commit failed; no event of the group was acknowledged");
                 self.next_seq = start_seq;
                 self.last_recorded = start_recorded;
+                self.frontier = start_frontier;
                 for (reply, _) in answers {
                     let _ = reply.send(Err(CommitError::Storage));
                 }
@@ -121,7 +127,7 @@ impl Writer {
                     if !same_event(d, &doc) {
                         return Err(CommitError::IdConflict(d.doc.id));
                     }
-                    slots.push(Slot::Existing(stored.receipt(doc)));
+                    slots.push(Slot::Existing(Box::new(stored.receipt(doc))));
                 }
                 None => slots.push(Slot::New(i)),
             }
@@ -129,10 +135,13 @@ impl Writer {
         let mut receipts = Vec::with_capacity(drafts.len());
         for slot in slots {
             match slot {
-                Slot::Existing(r) => receipts.push(r),
+                Slot::Existing(r) => receipts.push(*r),
                 Slot::New(i) => {
                     let (stored, doc) = self.seal(&drafts[i])?;
                     batch.put(Cf::Events, seq_key(doc.seq).to_vec(), stored.encode());
+                    for (level, index, hash) in self.frontier.push(stored.leaf_hash) {
+                        batch.put(Cf::Merkle, node_key(level, index).to_vec(), hash.to_vec());
+                    }
                     for (cf, k, v) in project(&doc) {
                         batch.put(cf, k, v);
                     }

@@ -14,6 +14,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
 use crate::format::{Receipt, StoredEvent};
+use crate::log::merkle::Frontier;
+use crate::log::StoredTree;
 use crate::secrets::BlindIndexKey;
 use crate::signing::{Ed25519Signer, Ed25519Verifier, KeyError};
 use crate::store::{Cf, Store, StoreError};
@@ -33,7 +35,7 @@ pub enum OpenError {
     Key(#[from] KeyError),
     #[error("blind-index secret: {0}")]
     Secret(std::io::Error),
-    #[error("the last stored event does not decode")]
+    #[error("the last stored event or the tree edge does not decode")]
     Corrupt,
 }
 
@@ -101,6 +103,7 @@ impl Ledger {
             }
             None => (0, DateTime::<Utc>::UNIX_EPOCH),
         };
+        let frontier = Frontier::load(&StoredTree(&store), last_seq).map_err(|_| OpenError::Corrupt)?;
         let committed = Arc::new(AtomicU64::new(last_seq));
         let verifier = signer.verifier();
         let writer = Writer {
@@ -109,6 +112,7 @@ impl Ledger {
             next_seq: last_seq + 1,
             last_recorded,
             committed: committed.clone(),
+            frontier,
         };
         let (tx, rx) = mpsc::channel();
         let handle = std::thread::Builder::new()
@@ -146,10 +150,7 @@ impl Ledger {
 
     /// Reads one stored event by seq.
     pub fn event(&self, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
-        Ok(self
-            .store
-            .get(Cf::Events, &seq.to_be_bytes())?
-            .and_then(|raw| StoredEvent::decode(&raw).ok()))
+        Ok(self.store.get(Cf::Events, &seq.to_be_bytes())?.and_then(|raw| StoredEvent::decode(&raw).ok()))
     }
 }
 

@@ -7,6 +7,8 @@ use std::fmt;
 
 use crate::canonical::to_canonical_bytes;
 use crate::format::{leaf_hash, StoredEvent};
+use crate::log::merkle::Frontier;
+use crate::log::node_key;
 use crate::projection::{project, seq_key};
 use crate::signing::{Ed25519Verifier, Verifier};
 use crate::store::{Cf, Store, StoreError};
@@ -44,10 +46,24 @@ fn tail_seq(key: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(tail))
 }
 
+/// The seq of the event a projection row belongs to: for a tree node, the last leaf it covers.
+fn row_seq(cf: Cf, key: &[u8], value: &[u8]) -> Option<u64> {
+    match cf {
+        Cf::EventIds => tail_seq(value),
+        Cf::Merkle => {
+            let level = u32::from(*key.first()?);
+            let index = tail_seq(key)?;
+            index.checked_add(1)?.checked_shl(level)
+        }
+        _ => tail_seq(key),
+    }
+}
+
 /// Verifies `store` against the given public keys. `progress` is told each verified seq.
 pub fn verify(store: &Store, keys: &[Ed25519Verifier], mut progress: impl FnMut(u64)) -> Result<Report, StoreError> {
     let mut expected: BTreeMap<(Cf, Vec<u8>), Vec<u8>> = BTreeMap::new();
     let mut seq = 0u64;
+    let mut tree = Frontier::default();
     for item in store.iter_from(Cf::Events, &[])? {
         let (k, v) = item?;
         seq += 1;
@@ -55,8 +71,12 @@ pub fn verify(store: &Store, keys: &[Ed25519Verifier], mut progress: impl FnMut(
         if *k != seq_key(seq) {
             return fail("missing from the log (the seqs have a gap)");
         }
-        let Ok(stored) = StoredEvent::decode(&v) else { return fail("record is malformed") };
-        let Ok(doc) = stored.doc() else { return fail("event does not parse") };
+        let Ok(stored) = StoredEvent::decode(&v) else {
+            return fail("record is malformed");
+        };
+        let Ok(doc) = stored.doc() else {
+            return fail("event does not parse");
+        };
         if doc.seq != seq {
             return fail("event's seq does not match its position");
         }
@@ -76,6 +96,9 @@ pub fn verify(store: &Store, keys: &[Ed25519Verifier], mut progress: impl FnMut(
         for (cf, k, v) in project(&doc) {
             expected.insert((cf, k), v);
         }
+        for (level, index, hash) in tree.push(stored.leaf_hash) {
+            expected.insert((Cf::Merkle, node_key(level, index).to_vec()), hash.to_vec());
+        }
         progress(seq);
     }
     let events = seq;
@@ -83,10 +106,7 @@ pub fn verify(store: &Store, keys: &[Ed25519Verifier], mut progress: impl FnMut(
         let mut matched = 0usize;
         for item in store.iter_from(cf, &[])? {
             let (k, v) = item?;
-            let row_seq = match cf {
-                Cf::EventIds => tail_seq(&v),
-                _ => tail_seq(&k),
-            };
+            let row_seq = row_seq(cf, &k, &v);
             match expected.get(&(cf, k.to_vec())) {
                 Some(want) if **want == *v => matched += 1,
                 Some(_) => {
@@ -94,7 +114,8 @@ pub fn verify(store: &Store, keys: &[Ed25519Verifier], mut progress: impl FnMut(
                     return Ok(Report { events, failure: Some(failure) });
                 }
                 None => {
-                    let failure = Failure::Projection { cf: cf.name(), seq: row_seq, what: "row has no event in the log" };
+                    let failure =
+                        Failure::Projection { cf: cf.name(), seq: row_seq, what: "row has no event in the log" };
                     return Ok(Report { events, failure: Some(failure) });
                 }
             }
@@ -105,7 +126,9 @@ pub fn verify(store: &Store, keys: &[Ed25519Verifier], mut progress: impl FnMut(
                 .keys()
                 .filter(|(c, _)| *c == cf)
                 .find(|(c, k)| store.get(*c, k).ok().flatten().is_none())
-                .and_then(|(c, k)| if *c == Cf::EventIds { expected.get(&(*c, k.clone())).and_then(|v| tail_seq(v)) } else { tail_seq(k) });
+                .and_then(|(c, k)| {
+                    row_seq(*c, k, expected.get(&(*c, k.clone())).map(Vec::as_slice).unwrap_or_default())
+                });
             let failure = Failure::Projection { cf: cf.name(), seq: missing, what: "row is missing" };
             return Ok(Report { events, failure: Some(failure) });
         }

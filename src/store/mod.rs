@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode, Options,
-    ReadOptions, WriteBatch, WriteOptions, DB,
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode, Options, ReadOptions,
+    WriteBatch, WriteOptions, DB,
 };
 
 /// The column families.
@@ -21,12 +21,14 @@ pub enum Cf {
     History,
     /// Projection: controller / purpose / seq -> purpose version.
     Purposes,
+    /// Merkle tree: level ‖ index -> hash of each complete subtree (RFC 6962).
+    Merkle,
     /// Store metadata (format version).
     Meta,
 }
 
 impl Cf {
-    pub const ALL: [Cf; 5] = [Cf::Events, Cf::EventIds, Cf::History, Cf::Purposes, Cf::Meta];
+    pub const ALL: [Cf; 6] = [Cf::Events, Cf::EventIds, Cf::History, Cf::Purposes, Cf::Merkle, Cf::Meta];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -34,12 +36,13 @@ impl Cf {
             Cf::EventIds => "event_ids",
             Cf::History => "history",
             Cf::Purposes => "purposes",
+            Cf::Merkle => "merkle",
             Cf::Meta => "meta",
         }
     }
 
     /// Column families derived from the log, which `verify` rebuilds and compares.
-    pub const PROJECTIONS: [Cf; 3] = [Cf::EventIds, Cf::History, Cf::Purposes];
+    pub const PROJECTIONS: [Cf; 4] = [Cf::EventIds, Cf::History, Cf::Purposes, Cf::Merkle];
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -22,7 +22,9 @@ async fn a_check_key_cannot_record() {
 async fn another_controller_cannot_read_or_see_this_controllers_data() {
     let app = spawn_app().await;
     app.with_purposes().await;
-    let r = app.record(json!({"type": "consent.granted", "subject": "T-1", "purpose": "newsletter", "actor": staff()})).await;
+    let r = app
+        .record(json!({"type": "consent.granted", "subject": "T-1", "purpose": "newsletter", "actor": staff()}))
+        .await;
     app.record(json!({"type": "contact.linked", "subject": "T-1", "contact": {"channel": "email", "address": "jane@example.org"}, "actor": staff()}))
         .await;
     let size = app.log_size().await;
@@ -69,5 +71,9 @@ async fn an_audit_key_reads_history_but_cannot_record_or_check() {
     assert_problem(app.history(&app.check, "T-1").await, StatusCode::FORBIDDEN).await;
     let body = json!({"type": "consent.withdrawn", "subject": "T-1", "purpose": "newsletter", "actor": staff()});
     assert_problem(app.post_event(&app.audit, &body).await, StatusCode::FORBIDDEN).await;
-    assert_problem(app.check_raw(&app.audit, &[("subject", "T-1"), ("purpose", "newsletter")]).await, StatusCode::FORBIDDEN).await;
+    assert_problem(
+        app.check_raw(&app.audit, &[("subject", "T-1"), ("purpose", "newsletter")]).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
 }

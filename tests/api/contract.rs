@@ -16,10 +16,7 @@ fn root() -> &'static Path {
 fn committed_openapi_and_schemas_are_up_to_date() {
     for (path, want) in generated_files() {
         let have = std::fs::read_to_string(root().join(&path)).unwrap_or_default();
-        assert!(
-            have == want,
-            "{path} is stale: run `cargo run --release -- generate` and commit the result"
-        );
+        assert!(have == want, "{path} is stale: run `cargo run --release -- generate` and commit the result");
     }
 }
 
@@ -57,7 +54,8 @@ async fn real_receipts_and_events_validate_against_the_schemas() {
         assert_valid(&event_schema, &r["event"]);
     }
     // The purpose definitions are signed events too.
-    let history: Value = app.get_event(&app.audit, receipts[0]["event"]["id"].as_str().expect("id")).await.json().await.expect("json");
+    let history: Value =
+        app.get_event(&app.audit, receipts[0]["event"]["id"].as_str().expect("id")).await.json().await.expect("json");
     assert_valid(&receipt_schema, &history);
 
     // A document with an extra field or a missing signature is not a receipt.

@@ -84,12 +84,8 @@ async fn acknowledged_events_survive_kill_9() {
     let mut server = start(dir.path());
     for r in &acked {
         let id = r["event"]["id"].as_str().expect("id");
-        let resp = client
-            .get(format!("{}/v1/events/{id}", server.address))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .expect("get");
+        let resp =
+            client.get(format!("{}/v1/events/{id}", server.address)).bearer_auth(&admin).send().await.expect("get");
         assert_eq!(resp.status(), 200, "acknowledged event {id} was lost");
         let stored: Value = resp.json().await.expect("json");
         assert_eq!(&stored, r, "acknowledged event changed");

@@ -14,7 +14,9 @@ use crate::helpers::{assert_problem, spawn_app, staff};
 async fn a_receipt_verifies_with_the_published_key_and_standard_libraries() {
     let app = spawn_app().await;
     app.with_purposes().await;
-    let r = app.record(json!({"type": "consent.granted", "subject": "T-1", "purpose": "newsletter", "actor": staff()})).await;
+    let r = app
+        .record(json!({"type": "consent.granted", "subject": "T-1", "purpose": "newsletter", "actor": staff()}))
+        .await;
     let keys: Value = app.client.get(app.url("/v1/keys")).send().await.expect("send").json().await.expect("json");
     let key = &keys["keys"][0];
     assert_eq!(key["key_id"], r["key_id"]);
@@ -89,7 +91,8 @@ async fn a_batch_is_all_or_nothing() {
 async fn a_receipt_can_be_fetched_again_by_id() {
     let app = spawn_app().await;
     app.with_purposes().await;
-    let r = app.record(json!({"type": "preference.set", "subject": "T-1", "actor": {"kind": "subject"},
+    let r = app
+        .record(json!({"type": "preference.set", "subject": "T-1", "actor": {"kind": "subject"},
                               "preference": {"preferred_channel": "post", "format": "large_print", "language": "cy"}}))
         .await;
     let id = r["event"]["id"].as_str().expect("id");

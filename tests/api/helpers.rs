@@ -136,11 +136,21 @@ impl TestApp {
     }
 
     pub async fn history(&self, key: &str, subject: &str) -> Response {
-        self.client.get(self.url(&format!("/v1/subjects/{subject}/history"))).bearer_auth(key).send().await.expect("send")
+        self.client
+            .get(self.url(&format!("/v1/subjects/{subject}/history")))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("send")
     }
 
     pub async fn permissions(&self, key: &str, subject: &str) -> Response {
-        self.client.get(self.url(&format!("/v1/subjects/{subject}/permissions"))).bearer_auth(key).send().await.expect("send")
+        self.client
+            .get(self.url(&format!("/v1/subjects/{subject}/permissions")))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("send")
     }
 
     /// The number of durable events, from `/readyz`.

@@ -70,7 +70,10 @@ async fn repairs_by_sms_stay_permitted_until_an_sms_opt_out() {
         .await;
     let q = [("phone", "+447700900123"), ("purpose", "repairs-updates"), ("channel", "sms")];
     let a = app.check(&q).await;
-    assert_eq!((a["permitted"].clone(), a["reason"].clone(), a["basis"].clone()), (json!(true), json!("contract"), json!("contract")));
+    assert_eq!(
+        (a["permitted"].clone(), a["reason"].clone(), a["basis"].clone()),
+        (json!(true), json!("contract"), json!("contract"))
+    );
 
     let opt_out = app
         .record(json!({"type": "consent.withdrawn", "subject": "T-1", "purpose": "repairs-updates",

@@ -23,8 +23,10 @@ async fn ledger_with_events() -> (crate::helpers::TestApp, std::path::PathBuf) {
     let app = spawn_app().await;
     app.with_purposes().await;
     for i in 0..5 {
-        app.record(json!({"type": "consent.granted", "subject": format!("T-{i}"), "purpose": "newsletter", "actor": staff()}))
-            .await;
+        app.record(
+            json!({"type": "consent.granted", "subject": format!("T-{i}"), "purpose": "newsletter", "actor": staff()}),
+        )
+        .await;
     }
     let dir = app.dir.path().to_path_buf();
     (app, dir)

@@ -24,30 +24,98 @@ async fn malformed_events_are_refused_with_a_clear_problem() {
     let cases: Vec<(Value, StatusCode, &str)> = vec![
         (json!({"type": "consent.granted", "purpose": "newsletter", "actor": s}), v, "needs a subject, a contact"),
         (json!({"type": "consent.granted", "subject": "T-1", "purpose": "nope", "actor": s}), v, "unknown purpose"),
-        (json!({"type": "consent.granted", "subject": "T-1", "purpose": "newsletter", "channel": "phone", "actor": s}), v, "does not use channel phone"),
+        (
+            json!({"type": "consent.granted", "subject": "T-1", "purpose": "newsletter", "channel": "phone", "actor": s}),
+            v,
+            "does not use channel phone",
+        ),
         (json!({"type": "consent.granted", "subject": "T-1", "actor": s}), v, "needs a purpose"),
-        (json!({"type": "consent.granted", "contact": {"channel": "email", "address": "not-an-email"}, "purpose": "newsletter", "actor": s}), v, "email address is not valid"),
-        (json!({"type": "consent.granted", "contact": {"channel": "sms", "address": "07700 900123"}, "purpose": "newsletter", "actor": s}), v, "E.164"),
-        (json!({"type": "consent.granted", "contact": {"channel": "email", "address": "a@example.org"}, "channel": "sms", "purpose": "newsletter", "actor": s}), v, "does not reach"),
-        (json!({"type": "consent.granted", "subject": "Jane Smith", "purpose": "newsletter", "actor": s}), b, "subject may contain only"),
-        (json!({"type": "consent.granted", "subject": "T-1", "purpose": "newsletter", "actor": s, "name": "Jane"}), b, "unknown field"),
-        (json!({"type": "consent.granted", "subject": "T-1", "purpose": "newsletter", "actor": {"kind": "staff"}}), v, "staff actor needs an id"),
-        (json!({"type": "consent.granted", "subject": "T-1", "purpose": "newsletter", "actor": {"kind": "representative", "id": "r-1"}}), v, "authority"),
-        (json!({"type": "consent.granted", "subject": "T-1", "purpose": "newsletter", "actor": s, "occurred_at": "2999-01-01T00:00:00Z"}), v, "future"),
-        (json!({"type": "consent.granted", "subject": "T-1", "purpose": "newsletter", "actor": s, "occurred_at": "yesterday"}), b, "occurred_at"),
-        (json!({"type": "consent.granted", "subject": "T-1", "purpose": "newsletter", "actor": s, "occurred_at": "2026-01-02T00:00:00Z", "expires_at": "2026-01-01T00:00:00Z"}), v, "expires_at must be after"),
-        (json!({"type": "consent.withdrawn", "subject": "T-1", "purpose": "newsletter", "actor": s, "expires_at": "2027-01-01T00:00:00Z"}), v, "only consent.granted"),
-        (json!({"type": "consent.granted", "subject": "T-1", "purpose": "newsletter", "actor": s, "evidence": {"ref": "scan-1", "sha256": "XYZ"}}), v, "sha256"),
+        (
+            json!({"type": "consent.granted", "contact": {"channel": "email", "address": "not-an-email"}, "purpose": "newsletter", "actor": s}),
+            v,
+            "email address is not valid",
+        ),
+        (
+            json!({"type": "consent.granted", "contact": {"channel": "sms", "address": "07700 900123"}, "purpose": "newsletter", "actor": s}),
+            v,
+            "E.164",
+        ),
+        (
+            json!({"type": "consent.granted", "contact": {"channel": "email", "address": "a@example.org"}, "channel": "sms", "purpose": "newsletter", "actor": s}),
+            v,
+            "does not reach",
+        ),
+        (
+            json!({"type": "consent.granted", "subject": "Jane Smith", "purpose": "newsletter", "actor": s}),
+            b,
+            "subject may contain only",
+        ),
+        (
+            json!({"type": "consent.granted", "subject": "T-1", "purpose": "newsletter", "actor": s, "name": "Jane"}),
+            b,
+            "unknown field",
+        ),
+        (
+            json!({"type": "consent.granted", "subject": "T-1", "purpose": "newsletter", "actor": {"kind": "staff"}}),
+            v,
+            "staff actor needs an id",
+        ),
+        (
+            json!({"type": "consent.granted", "subject": "T-1", "purpose": "newsletter", "actor": {"kind": "representative", "id": "r-1"}}),
+            v,
+            "authority",
+        ),
+        (
+            json!({"type": "consent.granted", "subject": "T-1", "purpose": "newsletter", "actor": s, "occurred_at": "2999-01-01T00:00:00Z"}),
+            v,
+            "future",
+        ),
+        (
+            json!({"type": "consent.granted", "subject": "T-1", "purpose": "newsletter", "actor": s, "occurred_at": "yesterday"}),
+            b,
+            "RFC 3339",
+        ),
+        (
+            json!({"type": "consent.granted", "subject": "T-1", "purpose": "newsletter", "actor": s, "occurred_at": "2026-01-02T00:00:00Z", "expires_at": "2026-01-01T00:00:00Z"}),
+            v,
+            "expires_at must be after",
+        ),
+        (
+            json!({"type": "consent.withdrawn", "subject": "T-1", "purpose": "newsletter", "actor": s, "expires_at": "2027-01-01T00:00:00Z"}),
+            v,
+            "only consent.granted",
+        ),
+        (
+            json!({"type": "consent.granted", "subject": "T-1", "purpose": "newsletter", "actor": s, "evidence": {"ref": "scan-1", "sha256": "XYZ"}}),
+            v,
+            "sha256",
+        ),
         (json!({"type": "consent.exploded", "subject": "T-1", "actor": s}), b, "unknown variant"),
         (json!({"type": "purpose.defined", "subject": "T-1", "actor": s}), v, "PUT /v1/purposes"),
         (json!({"type": "contact.linked", "subject": "T-1", "actor": s}), v, "needs a contact"),
-        (json!({"type": "restriction.applied", "contact": {"channel": "email", "address": "a@example.org"}, "actor": s}), v, "needs a subject"),
+        (
+            json!({"type": "restriction.applied", "contact": {"channel": "email", "address": "a@example.org"}, "actor": s}),
+            v,
+            "needs a subject",
+        ),
         (json!({"type": "preference.set", "subject": "T-1", "actor": s}), v, "needs a preference"),
-        (json!({"type": "subject.erased", "subject": "T-1", "purpose": "newsletter", "actor": s}), v, "takes no purpose"),
-        (json!({"type": "consent.granted", "subject": "T-1", "purpose": "newsletter", "recipient": "police", "actor": s}), v, "does not list recipient"),
-        (json!({"type": "consent.granted", "subject": "T-1", "purpose": "newsletter", "seq": "jane@example.org", "actor": s}), b, "unknown field"),
+        (
+            json!({"type": "subject.erased", "subject": "T-1", "purpose": "newsletter", "actor": s}),
+            v,
+            "takes no purpose",
+        ),
+        (
+            json!({"type": "consent.granted", "subject": "T-1", "purpose": "newsletter", "recipient": "police", "actor": s}),
+            v,
+            "does not list recipient",
+        ),
+        (
+            json!({"type": "consent.granted", "subject": "T-1", "purpose": "newsletter", "seq": "jane@example.org", "actor": s}),
+            b,
+            "unknown field",
+        ),
         (json!({"type": "consent.granted", "subject": 42, "purpose": "newsletter", "actor": s}), b, "invalid type"),
-        (json!([]), b, "invalid type"),
+        (json!([]), b, "expected struct EventRequest"),
     ];
     for (body, status, detail) in cases {
         check_event_refused(&app, body, status, detail).await;
@@ -73,12 +141,26 @@ async fn transport_level_problems_are_problem_json_too() {
     app.with_purposes().await;
     let size = app.log_size().await;
     // Not JSON.
-    let resp = app.client.post(app.url("/v1/events")).bearer_auth(&app.record)
-        .header("content-type", "application/json").body("{not json").send().await.expect("send");
+    let resp = app
+        .client
+        .post(app.url("/v1/events"))
+        .bearer_auth(&app.record)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("send");
     assert_problem(resp, StatusCode::BAD_REQUEST).await;
     // Wrong content type.
-    let resp = app.client.post(app.url("/v1/events")).bearer_auth(&app.record)
-        .header("content-type", "text/plain").body("{}").send().await.expect("send");
+    let resp = app
+        .client
+        .post(app.url("/v1/events"))
+        .bearer_auth(&app.record)
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .expect("send");
     assert_problem(resp, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
     // Too large.
     let huge = json!({"type": "consent.granted", "subject": "T-1", "purpose": "newsletter", "actor": staff(),
@@ -108,14 +190,21 @@ async fn malformed_checks_are_refused() {
         (vec![("purpose", "newsletter"), ("subject", "T-1"), ("colour", "red")], b),
         (vec![("purpose", "newsletter"), ("subject", "T-1"), ("channel", "pigeon")], b),
         (vec![("purpose", "nope"), ("subject", "T-1")], StatusCode::NOT_FOUND),
-        (vec![("purpose", "newsletter"), ("subject", "T-1"), ("at", "2999-01-01T00:00:00Z")], StatusCode::UNPROCESSABLE_ENTITY),
-        (vec![("purpose", "newsletter"), ("email", "a@example.org"), ("channel", "sms")], StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            vec![("purpose", "newsletter"), ("subject", "T-1"), ("at", "2999-01-01T00:00:00Z")],
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            vec![("purpose", "newsletter"), ("email", "a@example.org"), ("channel", "sms")],
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
     ];
     for (q, status) in cases {
         assert_problem(app.check_raw(&app.check, &q).await, status).await;
     }
     let p = assert_problem(
-        app.post_checks(&app.check, &json!([{"subject": "T-1", "purpose": "newsletter"}, {"purpose": "newsletter"}])).await,
+        app.post_checks(&app.check, &json!([{"subject": "T-1", "purpose": "newsletter"}, {"purpose": "newsletter"}]))
+            .await,
         b,
     )
     .await;
@@ -127,12 +216,28 @@ async fn malformed_purposes_are_refused() {
     let app = spawn_app().await;
     let size = app.log_size().await;
     let cases = vec![
-        ("newsletter", json!({"title": "", "basis": "consent", "marketing": true, "channels": ["email"]}), StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            "newsletter",
+            json!({"title": "", "basis": "consent", "marketing": true, "channels": ["email"]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
         ("newsletter", json!({"title": "t", "basis": "whim", "marketing": true}), StatusCode::BAD_REQUEST),
-        ("newsletter", json!({"title": "t", "basis": "consent", "marketing": true, "channels": ["email", "email"]}), StatusCode::UNPROCESSABLE_ENTITY),
-        ("newsletter", json!({"title": "t", "basis": "consent", "marketing": true, "consent_valid_days": 0}), StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            "newsletter",
+            json!({"title": "t", "basis": "consent", "marketing": true, "channels": ["email", "email"]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "newsletter",
+            json!({"title": "t", "basis": "consent", "marketing": true, "consent_valid_days": 0}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
         ("news letter", json!({"title": "t", "basis": "consent", "marketing": true}), StatusCode::BAD_REQUEST),
-        ("newsletter", json!({"title": "t", "basis": "consent", "marketing": true, "colour": "red"}), StatusCode::BAD_REQUEST),
+        (
+            "newsletter",
+            json!({"title": "t", "basis": "consent", "marketing": true, "colour": "red"}),
+            StatusCode::BAD_REQUEST,
+        ),
     ];
     for (id, body, status) in cases {
         assert_problem(app.put_purpose(&app.admin, id, &body).await, status).await;

@@ -1,7 +1,7 @@
 //! `GET /v1/check` and `POST /v1/checks`: may this contact or share happen, now or as of a
 //! past moment?
 
-use actix_web::{get, post, web, HttpResponse};
+use actix_web::{get, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -164,7 +164,8 @@ pub async fn create_checks(
     let now = Utc::now();
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        let prefix = |e: ApiError| ApiError::new(e.kind, format!("check {i}: {}", e.detail.clone().unwrap_or_default()));
+        let prefix =
+            |e: ApiError| ApiError::new(e.kind, format!("check {i}: {}", e.detail.clone().unwrap_or_default()));
         let input = item.parse().map_err(prefix)?;
         let decision = state.service.check(&p.controller, &input, now).map_err(|e| prefix(e.into()))?;
         out.push(respond(&input, decision));

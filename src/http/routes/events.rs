@@ -38,6 +38,17 @@ impl ContactRequest {
     }
 }
 
+/// Reads an optional RFC 3339 time with an error that says what is expected.
+fn rfc3339_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+    Option::<String>::deserialize(d)?
+        .map(|s| {
+            DateTime::parse_from_rfc3339(&s)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| serde::de::Error::custom("times must be RFC 3339, such as 2026-01-31T12:00:00Z"))
+        })
+        .transpose()
+}
+
 fn default_method() -> Method {
     Method::Api
 }
@@ -58,6 +69,7 @@ pub struct EventRequest {
     pub channel: Option<Channel>,
     pub recipient: Option<RecipientId>,
     /// When it happened (e.g. the date a paper form was signed); defaults to when recorded.
+    #[serde(default, deserialize_with = "rfc3339_opt")]
     pub occurred_at: Option<DateTime<Utc>>,
     #[serde(default = "default_method")]
     pub method: Method,
@@ -65,6 +77,7 @@ pub struct EventRequest {
     pub evidence: Option<Evidence>,
     pub notice_version: Option<Token>,
     /// When a consent lapses on its own (only for `consent.granted`).
+    #[serde(default, deserialize_with = "rfc3339_opt")]
     pub expires_at: Option<DateTime<Utc>>,
     pub preference: Option<Preference>,
     pub representative: Option<Representative>,
@@ -156,7 +169,8 @@ pub async fn create_events_batch(
         .into_iter()
         .enumerate()
         .map(|(i, e)| {
-            e.into_input().map_err(|err| ApiError::new(err.kind, format!("event {i}: {}", err.detail.unwrap_or_default())))
+            e.into_input()
+                .map_err(|err| ApiError::new(err.kind, format!("event {i}: {}", err.detail.unwrap_or_default())))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let receipts = state.service.record(&p.controller, inputs, Utc::now()).await?;
@@ -179,7 +193,11 @@ pub async fn create_events_batch(
     security(("api_key" = []))
 )]
 #[get("/v1/events/{id}")]
-pub async fn get_event(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get_event(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let p = caller.require(&[Role::Record, Role::Audit])?;
     let id = Uuid::parse_str(&path).map_err(|_| ApiError::new(Kind::InvalidPath, "the event id must be a UUID"))?;
     Ok(HttpResponse::Ok().json(state.service.receipt(&p.controller, id)?))
