@@ -2,7 +2,9 @@
 //! moment), list a subject's permissions and history. Every use case takes the caller's
 //! controller, and no read or write crosses from one controller to another.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
@@ -114,13 +116,58 @@ pub struct PermissionRow {
     pub decision: Decision,
 }
 
+/// Current purpose versions by controller and id, so a check does not read the catalogue.
+/// `generation` moves on every definition, and a lookup only fills the cache if no definition
+/// was committed while it read the store, so a stale version can never be cached.
+#[derive(Default)]
+struct PurposeCache {
+    generation: AtomicU64,
+    map: RwLock<HashMap<(ControllerId, PurposeId), Option<Arc<PurposeVersion>>>>,
+}
+
 pub struct Service {
     ledger: Ledger,
+    purposes: PurposeCache,
 }
 
 impl Service {
     pub fn new(ledger: Ledger) -> Self {
-        Self { ledger }
+        Self { ledger, purposes: PurposeCache::default() }
+    }
+
+    /// The version of a purpose in force now.
+    fn current_purpose(
+        &self,
+        controller: &ControllerId,
+        purpose: &PurposeId,
+    ) -> Result<Option<Arc<PurposeVersion>>, ServiceError> {
+        let key = (controller.clone(), purpose.clone());
+        if let Ok(map) = self.purposes.map.read() {
+            if let Some(hit) = map.get(&key) {
+                return Ok(hit.clone());
+            }
+        }
+        let generation = self.purposes.generation.load(Ordering::Acquire);
+        let found = self.projections().purpose(controller, purpose, None)?.map(Arc::new);
+        if let Ok(mut map) = self.purposes.map.write() {
+            if self.purposes.generation.load(Ordering::Acquire) == generation {
+                map.insert(key, found.clone());
+            }
+        }
+        Ok(found)
+    }
+
+    /// The version of a purpose in force at `at` (now when `None`).
+    fn purpose_at(
+        &self,
+        controller: &ControllerId,
+        purpose: &PurposeId,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<Option<Arc<PurposeVersion>>, ServiceError> {
+        match at {
+            None => self.current_purpose(controller, purpose),
+            Some(t) => Ok(self.projections().purpose(controller, purpose, Some(t))?.map(Arc::new)),
+        }
     }
 
     pub fn ledger(&self) -> &Ledger {
@@ -140,7 +187,7 @@ impl Service {
         now: DateTime<Utc>,
     ) -> Result<Receipt, ServiceError> {
         let definition = definition.validated().map_err(|e| invalid(e.to_string()))?;
-        if let Some(current) = self.projections().purpose(controller, &purpose, None)? {
+        if let Some(current) = self.current_purpose(controller, &purpose)? {
             if current.definition == definition {
                 // Nothing changed: answer with the receipt of the version in force.
                 return self.receipt_by_seq(current.seq);
@@ -169,8 +216,12 @@ impl Service {
             representative: None,
             definition: Some(definition),
         };
-        let mut receipts = self.ledger.append(vec![Draft { doc, occurred_now: true }]).await?;
-        receipts.pop().ok_or_else(|| ServiceError::Internal("no receipt".into()))
+        let appended = self.ledger.append(vec![Draft { doc, occurred_now: true }]).await;
+        if let Ok(mut map) = self.purposes.map.write() {
+            self.purposes.generation.fetch_add(1, Ordering::AcqRel);
+            map.clear();
+        }
+        appended?.pop().ok_or_else(|| ServiceError::Internal("no receipt".into()))
     }
 
     pub fn purposes(&self, controller: &ControllerId) -> Result<Vec<PurposeVersion>, ServiceError> {
@@ -271,8 +322,7 @@ impl Service {
         let basis = match &e.purpose {
             Some(p) => {
                 let pv = self
-                    .projections()
-                    .purpose(controller, p, None)?
+                    .current_purpose(controller, p)?
                     .ok_or_else(|| invalid("unknown purpose: define it first with PUT /v1/purposes/{purpose}"))?;
                 if let Some(k) = e.channel {
                     if !pv.definition.allows_channel(k) {
@@ -353,7 +403,7 @@ impl Service {
             Some(t) => t,
             None => now,
         };
-        let pv = self.projections().purpose(controller, &q.purpose, q.at)?.ok_or(ServiceError::NotFound("purpose"))?;
+        let pv = self.purpose_at(controller, &q.purpose, q.at)?.ok_or(ServiceError::NotFound("purpose"))?;
         let proj = self.projections();
         let (facts, index, channel) = match &q.target {
             CheckTarget::Subject(s) => (proj.facts(controller, TargetKey::Subject(s))?, None, q.channel),

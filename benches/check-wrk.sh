@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Single-check throughput and latency of the real release binary, measured with wrk (a C load
+# generator, lighter than the Rust client of benches/load.rs). Needs wrk (apt-get install wrk)
+# and python3. Usage: benches/check-wrk.sh [CONNECTIONS...]   (default: 4 16 32)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release -q
+BIN="$(cargo metadata --format-version 1 --no-deps | python3 -c "import json,sys; print(json.load(sys.stdin)['target_directory'])")/release/consent-ledger"
+DIR=$(mktemp -d)
+PORT=18181
+KEY=$("$BIN" apikey create --data-dir "$DIR" --controller council --role admin --role record --role check)
+"$BIN" serve --data-dir "$DIR" --listen 127.0.0.1:$PORT >/dev/null 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null; rm -rf "$DIR"' EXIT
+sleep 1
+curl -sf -X PUT localhost:$PORT/v1/purposes/newsletter -H "Authorization: Bearer $KEY" -H 'content-type: application/json' \
+  -d '{"title":"Newsletter","basis":"consent","marketing":true,"channels":["email","post","sms"],"consent_valid_days":730}' >/dev/null
+KEY="$KEY" PORT="$PORT" python3 - <<'PY'
+import json, os, urllib.request
+key, port = os.environ["KEY"], os.environ["PORT"]
+for c in range(0, 10000, 300):
+    evs = []
+    for s in range(c, c + 300):
+        evs.append({"type": "contact.linked", "subject": f"S-{s}", "contact": {"channel": "email", "address": f"person{s}@example.org"}, "actor": {"kind": "system"}})
+        evs.append({"type": "consent.granted", "subject": f"S-{s}", "purpose": "newsletter", "actor": {"kind": "system"}})
+        if s % 3 == 0:
+            evs.append({"type": "consent.withdrawn", "subject": f"S-{s}", "purpose": "newsletter", "channel": "email", "actor": {"kind": "system"}})
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/events/batch", data=json.dumps(evs).encode(),
+                                 headers={"Authorization": "Bearer " + key, "content-type": "application/json"})
+    urllib.request.urlopen(req).read()
+PY
+LUA=$(mktemp --suffix=.lua)
+cat > "$LUA" <<'LUA'
+counter = 0
+request = function()
+  counter = counter + 1
+  local s = (counter * 7919) % 10000
+  return wrk.format("GET", "/v1/check?purpose=newsletter&channel=email&email=person" .. s .. "%40example.org")
+end
+LUA
+for c in "${@:-4 16 32}"; do
+  for conns in $c; do
+    echo "== $conns connections, 10 s, 10 000 subjects"
+    wrk -t1 -c"$conns" -d10s --latency -s "$LUA" -H "Authorization: Bearer $KEY" http://127.0.0.1:$PORT | grep -E " 50%| 99%|Requests/sec"
+  done
+done
+rm -f "$LUA"
