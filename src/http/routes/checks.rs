@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::access::Role;
 use crate::domain::{Channel, ContactPoint, LawfulBasis, PurposeId, Reason, RecipientId, SubjectId};
+use crate::format::to_micros;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, Kind, Problem};
 use crate::http::AppState;
@@ -130,7 +131,7 @@ pub async fn get_check(
 ) -> Result<HttpResponse, ApiError> {
     let p = caller.require(&[Role::Check])?;
     let input = query.parse()?;
-    let out = state.service.check(&p.controller, &input, Utc::now())?;
+    let out = state.service.check(&p.controller, &input, to_micros(Utc::now()))?;
     Ok(HttpResponse::Ok().json(respond(&input, out)))
 }
 
@@ -161,7 +162,7 @@ pub async fn create_checks(
     if items.len() > MAX_CHECKS {
         return Err(ApiError::new(Kind::InvalidJson, format!("at most {MAX_CHECKS} checks per request")));
     }
-    let now = Utc::now();
+    let now = to_micros(Utc::now());
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let prefix =

@@ -79,7 +79,7 @@ pub async fn get_subject_permissions(
     let p = caller.require(&[Role::Check, Role::Record, Role::Audit])?;
     let subject = parse_subject(&path)?;
     let at = query.at.as_deref().map(parse_at).transpose()?;
-    let (rows, as_of) = state.service.permissions(&p.controller, &subject, at, Utc::now())?;
+    let (rows, as_of) = state.service.permissions(&p.controller, &subject, at, crate::format::to_micros(Utc::now()))?;
     let permissions = rows
         .into_iter()
         .map(|r| PermissionView {
