@@ -8,7 +8,7 @@ use anyhow::Context;
 
 use crate::access::KeyStore;
 use crate::http::Application;
-use crate::ledger::{DataDir, Ledger};
+use crate::ledger::{DataDir, Ledger, Options};
 use crate::service::Service;
 
 use super::DataDirArg;
@@ -24,6 +24,9 @@ pub struct ServeArgs {
     /// `<host name>/consent-ledger`.
     #[arg(long, env = "CONSENT_LEDGER_LOG_NAME")]
     pub log_name: Option<String>,
+    /// Milliseconds between checkpoints (one is signed per interval when the log grew).
+    #[arg(long, env = "CONSENT_LEDGER_CHECKPOINT_INTERVAL_MS", default_value_t = 1000)]
+    pub checkpoint_interval_ms: u64,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "CONSENT_LEDGER_WORKERS")]
     pub workers: Option<usize>,
@@ -42,7 +45,11 @@ pub fn default_log_name() -> String {
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let dir = DataDir::new(&args.data.data_dir);
     let name = args.log_name.unwrap_or_else(default_log_name);
-    let ledger = Ledger::open(&dir, &name).context("opening the ledger")?;
+    let options = Options {
+        key_name: name,
+        checkpoint_interval: std::time::Duration::from_millis(args.checkpoint_interval_ms.max(1)),
+    };
+    let ledger = Ledger::open_with(&dir, options).context("opening the ledger")?;
     let keys = KeyStore::open(dir.api_keys()).context("opening the API key store")?;
     let listener = TcpListener::bind(&args.listen).with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;

@@ -62,7 +62,9 @@ mod micros {
 
         pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
             Option::<i64>::deserialize(d)?
-                .map(|us| DateTime::from_timestamp_micros(us).ok_or_else(|| serde::de::Error::custom("time out of range")))
+                .map(|us| {
+                    DateTime::from_timestamp_micros(us).ok_or_else(|| serde::de::Error::custom("time out of range"))
+                })
                 .transpose()
         }
     }

@@ -56,6 +56,9 @@ impl Application {
                 .service(health::get_healthz)
                 .service(health::get_readyz)
                 .service(keys::list_keys)
+                .service(log::get_checkpoint)
+                .service(log::get_inclusion_proof)
+                .service(log::get_consistency_proof)
                 .route("/openapi.json", web::get().to(openapi_doc))
                 .service(purposes::put_purpose)
                 .service(purposes::list_purposes)
@@ -66,6 +69,7 @@ impl Application {
                 )
                 .service(events::create_event)
                 .service(events::get_event)
+                .service(events::get_event_receipt)
                 .service(checks::get_check)
                 .service(
                     web::resource("/v1/checks")

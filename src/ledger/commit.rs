@@ -50,7 +50,7 @@ pub(crate) struct Job {
 
 pub(crate) struct Writer {
     pub store: Arc<Store>,
-    pub signer: Box<dyn Signer>,
+    pub signer: Arc<dyn Signer>,
     pub next_seq: u64,
     pub last_recorded: chrono::DateTime<Utc>,
     pub committed: Arc<AtomicU64>,

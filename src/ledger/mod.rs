@@ -9,16 +9,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
 use crate::format::{Receipt, StoredEvent};
+use crate::log::checkpoint::Checkpoint;
 use crate::log::merkle::Frontier;
+use crate::log::merkle::{self, Hash, ProofError};
 use crate::log::StoredTree;
 use crate::secrets::BlindIndexKey;
 use crate::signing::{Ed25519Signer, Ed25519Verifier, KeyError};
-use crate::store::{Cf, Store, StoreError};
+use crate::store::{Batch, Cf, Store, StoreError};
 
 use commit::{CommitError, Draft, Job, Writer};
 
@@ -79,7 +82,19 @@ impl DataDir {
     }
 }
 
-/// An open ledger with its writer running.
+/// Default time between checkpoints.
+pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How a ledger is opened.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Name of the signing key created on first start; also the checkpoint origin.
+    pub key_name: String,
+    /// At most one checkpoint is signed per interval, and only when the log grew.
+    pub checkpoint_interval: Duration,
+}
+
+/// An open ledger with its writer and checkpointer running.
 pub struct Ledger {
     store: Arc<Store>,
     verifier: Ed25519Verifier,
@@ -87,13 +102,23 @@ pub struct Ledger {
     tx: Option<mpsc::Sender<Job>>,
     writer: Option<JoinHandle<()>>,
     committed: Arc<AtomicU64>,
+    stop_checkpoints: Option<mpsc::Sender<()>>,
+    checkpointer: Option<JoinHandle<()>>,
+    checkpoint_interval: Duration,
 }
 
 impl Ledger {
     /// Opens (creating on first start) the ledger in `dir`. `key_name` names a new signing key.
     pub fn open(dir: &DataDir, key_name: &str) -> Result<Self, OpenError> {
+        Self::open_with(
+            dir,
+            Options { key_name: key_name.to_owned(), checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL },
+        )
+    }
+
+    pub fn open_with(dir: &DataDir, options: Options) -> Result<Self, OpenError> {
         dir.ensure().map_err(OpenError::Dir)?;
-        let signer = Ed25519Signer::load_or_create(&dir.signing_key(), key_name)?;
+        let signer = Ed25519Signer::load_or_create(&dir.signing_key(), &options.key_name)?;
         let blind = BlindIndexKey::load_or_create(&dir.blind_index_key()).map_err(OpenError::Secret)?;
         let store = Arc::new(Store::open(&dir.db())?);
         let (last_seq, last_recorded) = match store.last(Cf::Events)? {
@@ -106,9 +131,10 @@ impl Ledger {
         let frontier = Frontier::load(&StoredTree(&store), last_seq).map_err(|_| OpenError::Corrupt)?;
         let committed = Arc::new(AtomicU64::new(last_seq));
         let verifier = signer.verifier();
+        let signer = Arc::new(signer);
         let writer = Writer {
             store: store.clone(),
-            signer: Box::new(signer),
+            signer: signer.clone(),
             next_seq: last_seq + 1,
             last_recorded,
             committed: committed.clone(),
@@ -119,7 +145,73 @@ impl Ledger {
             .name("group-commit".into())
             .spawn(move || writer.run(rx))
             .map_err(OpenError::Dir)?;
-        Ok(Self { store, verifier, blind, tx: Some(tx), writer: Some(handle), committed })
+        let (stop_tx, stop_rx) = mpsc::channel();
+        let checkpoints = Checkpointer { store: store.clone(), signer, committed: committed.clone() };
+        checkpoints.sign_if_grown().map_err(|_| OpenError::Corrupt)?;
+        let interval = options.checkpoint_interval;
+        let checkpointer = std::thread::Builder::new()
+            .name("checkpoints".into())
+            .spawn(move || checkpoints.run(stop_rx, interval))
+            .map_err(OpenError::Dir)?;
+        Ok(Self {
+            store,
+            verifier,
+            blind,
+            tx: Some(tx),
+            writer: Some(handle),
+            committed,
+            stop_checkpoints: Some(stop_tx),
+            checkpointer: Some(checkpointer),
+            checkpoint_interval: interval,
+        })
+    }
+
+    pub fn checkpoint_interval(&self) -> Duration {
+        self.checkpoint_interval
+    }
+
+    /// The latest signed checkpoint: its tree size and C2SP signed note.
+    pub fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
+        Ok(self.store.last(Cf::Checkpoints)?.and_then(|(k, v)| {
+            let size = u64::from_be_bytes(k.as_ref().try_into().ok()?);
+            Some((size, String::from_utf8(v.to_vec()).ok()?))
+        }))
+    }
+
+    /// The signed checkpoints, oldest first.
+    pub fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.store.iter_from(Cf::Checkpoints, &[])? {
+            let (k, v) = item?;
+            if let (Ok(size), Ok(note)) = (<[u8; 8]>::try_from(k.as_ref()), String::from_utf8(v.to_vec())) {
+                out.push((u64::from_be_bytes(size), note));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The audit path of leaf `index` in the tree of `size` leaves (size ≤ the durable log).
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, ProofError> {
+        if size > self.committed_seq() {
+            return Err(ProofError::OutOfRange);
+        }
+        merkle::inclusion_proof(&StoredTree(&self.store), index, size)
+    }
+
+    /// The consistency proof between tree sizes `old` and `new` (new ≤ the durable log).
+    pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, ProofError> {
+        if new > self.committed_seq() {
+            return Err(ProofError::OutOfRange);
+        }
+        merkle::consistency_proof(&StoredTree(&self.store), old, new)
+    }
+
+    /// The tree head at `size` (size ≤ the durable log).
+    pub fn root(&self, size: u64) -> Result<Hash, ProofError> {
+        if size > self.committed_seq() {
+            return Err(ProofError::OutOfRange);
+        }
+        merkle::root(&StoredTree(&self.store), size)
     }
 
     pub fn store(&self) -> &Store {
@@ -154,11 +246,58 @@ impl Ledger {
     }
 }
 
+/// Signs a checkpoint of the durable log, at most once per interval and only when it grew.
+/// Tree heads come from the append-only stored tree and sizes only increase, so two
+/// checkpoints it signs are always consistent.
+struct Checkpointer {
+    store: Arc<Store>,
+    signer: Arc<Ed25519Signer>,
+    committed: Arc<AtomicU64>,
+}
+
+impl Checkpointer {
+    fn run(self, stop: mpsc::Receiver<()>, interval: Duration) {
+        loop {
+            match stop.recv_timeout(interval) {
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Err(e) = self.sign_if_grown() {
+                        tracing::error!(error = %e, "could not sign a checkpoint");
+                    }
+                }
+                _ => {
+                    // Sign what the last commits added before stopping.
+                    let _ = self.sign_if_grown();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn sign_if_grown(&self) -> Result<(), String> {
+        let size = self.committed.load(Ordering::Acquire);
+        let last = self.store.last(Cf::Checkpoints).map_err(|e| e.to_string())?;
+        let last_size = last.and_then(|(k, _)| <[u8; 8]>::try_from(k.as_ref()).ok()).map(u64::from_be_bytes);
+        if last_size.is_some_and(|s| s >= size) {
+            return Ok(());
+        }
+        let root = merkle::root(&StoredTree(&self.store), size).map_err(|e| e.to_string())?;
+        let checkpoint = Checkpoint { origin: self.signer.name().to_owned(), size, root };
+        let note = checkpoint.sign(self.signer.name(), self.signer.as_ref());
+        let mut batch = Batch::default();
+        batch.put(Cf::Checkpoints, size.to_be_bytes().to_vec(), note.into_bytes());
+        self.store.write_synced(&batch).map_err(|e| e.to_string())
+    }
+}
+
 impl Drop for Ledger {
     fn drop(&mut self) {
         // Closing the queue lets the writer finish what it holds and stop.
         self.tx.take();
         if let Some(h) = self.writer.take() {
+            let _ = h.join();
+        }
+        self.stop_checkpoints.take();
+        if let Some(h) = self.checkpointer.take() {
             let _ = h.join();
         }
     }

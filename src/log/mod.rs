@@ -21,3 +21,4 @@ impl NodeSource for StoredTree<'_> {
         self.0.get(Cf::Merkle, &node_key(level, index)).ok().flatten().and_then(|v| v.try_into().ok())
     }
 }
+pub mod checkpoint;

@@ -23,12 +23,15 @@ pub enum Cf {
     Purposes,
     /// Merkle tree: level ‖ index -> hash of each complete subtree (RFC 6962).
     Merkle,
+    /// Signed checkpoints: tree size (u64 big-endian) -> C2SP signed note.
+    Checkpoints,
     /// Store metadata (format version).
     Meta,
 }
 
 impl Cf {
-    pub const ALL: [Cf; 6] = [Cf::Events, Cf::EventIds, Cf::History, Cf::Purposes, Cf::Merkle, Cf::Meta];
+    pub const ALL: [Cf; 7] =
+        [Cf::Events, Cf::EventIds, Cf::History, Cf::Purposes, Cf::Merkle, Cf::Checkpoints, Cf::Meta];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -37,6 +40,7 @@ impl Cf {
             Cf::History => "history",
             Cf::Purposes => "purposes",
             Cf::Merkle => "merkle",
+            Cf::Checkpoints => "checkpoints",
             Cf::Meta => "meta",
         }
     }

@@ -5,6 +5,7 @@ mod contract;
 mod crash;
 mod events;
 mod helpers;
+mod log;
 mod scenario;
 mod tamper;
 mod validation;

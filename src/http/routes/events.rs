@@ -3,7 +3,7 @@
 
 use actix_web::{get, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::access::Role;
@@ -201,4 +201,66 @@ pub async fn get_event(
     let p = caller.require(&[Role::Record, Role::Audit])?;
     let id = Uuid::parse_str(&path).map_err(|_| ApiError::new(Kind::InvalidPath, "the event id must be a UUID"))?;
     Ok(HttpResponse::Ok().json(state.service.receipt(&p.controller, id)?))
+}
+
+/// Everything a person needs to verify alone that an event is in the log.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReceiptBundle {
+    /// The signed receipt.
+    pub receipt: Receipt,
+    /// A signed checkpoint (C2SP signed note) whose tree contains the event.
+    pub checkpoint: String,
+    /// Tree size of that checkpoint.
+    pub tree_size: u64,
+    /// RFC 6962 audit path from the event's leaf to the checkpoint's root, lower-case hex.
+    pub inclusion_proof: Vec<String>,
+    /// The signing key in C2SP verifier-key form.
+    pub vkey: String,
+}
+
+/// The receipt with a checkpoint and the inclusion proof to it.
+#[utoipa::path(
+    get,
+    path = "/v1/events/{id}/receipt",
+    tag = "events",
+    operation_id = "get_event_receipt",
+    params(("id" = Uuid, Path, description = "Event id")),
+    responses(
+        (status = 200, description = "Receipt, checkpoint and inclusion proof", body = ReceiptBundle),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs the record or audit role", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such event for this controller", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No checkpoint covers the event yet; retry", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+#[get("/v1/events/{id}/receipt")]
+pub async fn get_event_receipt(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let p = caller.require(&[Role::Record, Role::Audit])?;
+    let id = Uuid::parse_str(&path).map_err(|_| ApiError::new(Kind::InvalidPath, "the event id must be a UUID"))?;
+    let receipt = state.service.receipt(&p.controller, id)?;
+    let ledger = state.service.ledger();
+    // A checkpoint covering a new event is signed within one interval; wait up to two.
+    let deadline = std::time::Instant::now() + ledger.checkpoint_interval() * 2 + std::time::Duration::from_millis(200);
+    let (tree_size, checkpoint) = loop {
+        match ledger.latest_checkpoint().map_err(|_| ApiError::bare(Kind::Internal))? {
+            Some((size, note)) if size >= receipt.seq => break (size, note),
+            _ if std::time::Instant::now() >= deadline => {
+                return Err(ApiError::new(Kind::Unavailable, "no checkpoint covers this event yet; retry shortly"))
+            }
+            _ => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+        }
+    };
+    let proof = ledger.inclusion_proof(receipt.leaf_index, tree_size).map_err(|_| ApiError::bare(Kind::Internal))?;
+    Ok(HttpResponse::Ok().json(ReceiptBundle {
+        receipt,
+        checkpoint,
+        tree_size,
+        inclusion_proof: crate::http::routes::log::hexes(proof),
+        vkey: ledger.verifier().vkey(),
+    }))
 }

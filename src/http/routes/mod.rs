@@ -4,5 +4,6 @@ pub mod checks;
 pub mod events;
 pub mod health;
 pub mod keys;
+pub mod log;
 pub mod purposes;
 pub mod subjects;

@@ -1,0 +1,164 @@
+//! The public transparency-log endpoints: the latest signed checkpoint (C2SP tlog-checkpoint
+//! as a C2SP signed note), RFC 6962 inclusion and consistency proofs. Hashes in JSON are
+//! lower-case hex.
+
+use actix_web::{get, web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::http::error::{ApiError, Kind, Problem};
+use crate::http::AppState;
+use crate::log::merkle::ProofError;
+use crate::store::Cf;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct InclusionQuery {
+    /// Zero-based leaf index (give this or `id`).
+    pub leaf_index: Option<u64>,
+    /// Event id (give this or `leaf_index`).
+    pub id: Option<Uuid>,
+    /// Tree size to prove against; default the latest checkpoint's.
+    pub tree_size: Option<u64>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct InclusionProof {
+    pub leaf_index: u64,
+    pub tree_size: u64,
+    /// Lower-case hex leaf hash SHA-256(0x00 ‖ canonical event bytes).
+    pub leaf_hash: String,
+    /// The RFC 6962 audit path, lower-case hex, leaf to root.
+    pub hashes: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ConsistencyQuery {
+    /// The older tree size (≥ 1).
+    pub from: u64,
+    /// The newer tree size; default the latest checkpoint's.
+    pub to: Option<u64>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ConsistencyProof {
+    pub from: u64,
+    pub to: u64,
+    /// The RFC 6962 consistency proof, lower-case hex.
+    pub hashes: Vec<String>,
+}
+
+fn proof_error(e: ProofError) -> ApiError {
+    match e {
+        ProofError::OutOfRange => ApiError::new(Kind::InvalidQuery, "the sizes or index are outside the log"),
+        ProofError::MissingNode => ApiError::bare(Kind::Internal),
+    }
+}
+
+fn latest_size(state: &AppState) -> Result<u64, ApiError> {
+    let latest = state.service.ledger().latest_checkpoint().map_err(|e| {
+        tracing::error!(error = %e, "reading checkpoint");
+        ApiError::bare(Kind::Internal)
+    })?;
+    Ok(latest.map(|(size, _)| size).unwrap_or(0))
+}
+
+pub fn hexes(hashes: Vec<[u8; 32]>) -> Vec<String> {
+    hashes.into_iter().map(hex::encode).collect()
+}
+
+/// The latest signed checkpoint.
+#[utoipa::path(
+    get,
+    path = "/v1/log/checkpoint",
+    tag = "log",
+    operation_id = "get_checkpoint",
+    responses(
+        (status = 200, description = "A C2SP tlog-checkpoint signed note", body = String, content_type = "text/plain; charset=utf-8"),
+        (status = 503, description = "No checkpoint yet", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/v1/log/checkpoint")]
+pub async fn get_checkpoint(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let latest = state.service.ledger().latest_checkpoint().map_err(|_| ApiError::bare(Kind::Internal))?;
+    let (_, note) = latest.ok_or_else(|| ApiError::bare(Kind::Unavailable))?;
+    Ok(HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(note))
+}
+
+/// Proof that an event is in the log at a tree size.
+#[utoipa::path(
+    get,
+    path = "/v1/log/proof/inclusion",
+    tag = "log",
+    operation_id = "get_inclusion_proof",
+    params(InclusionQuery),
+    responses(
+        (status = 200, description = "The audit path", body = InclusionProof),
+        (status = 400, description = "Malformed query or out of range", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No event with that id", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/v1/log/proof/inclusion")]
+pub async fn get_inclusion_proof(
+    state: web::Data<AppState>,
+    query: web::Query<InclusionQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let ledger = state.service.ledger();
+    let index = match (query.leaf_index, query.id) {
+        (Some(i), None) => i,
+        (None, Some(id)) => {
+            let seq = ledger
+                .store()
+                .get(Cf::EventIds, id.as_bytes())
+                .map_err(|_| ApiError::bare(Kind::Internal))?
+                .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| ApiError::new(Kind::NotFound, "event not found"))?;
+            seq - 1
+        }
+        _ => return Err(ApiError::new(Kind::InvalidQuery, "give exactly one of leaf_index or id")),
+    };
+    let size = match query.tree_size {
+        Some(s) => s,
+        None => latest_size(&state)?,
+    };
+    let hashes = ledger.inclusion_proof(index, size).map_err(proof_error)?;
+    let stored = ledger
+        .event(index + 1)
+        .map_err(|_| ApiError::bare(Kind::Internal))?
+        .ok_or_else(|| ApiError::bare(Kind::Internal))?;
+    Ok(HttpResponse::Ok().json(InclusionProof {
+        leaf_index: index,
+        tree_size: size,
+        leaf_hash: hex::encode(stored.leaf_hash),
+        hashes: hexes(hashes),
+    }))
+}
+
+/// Proof that the log at one size is a prefix of the log at a later size.
+#[utoipa::path(
+    get,
+    path = "/v1/log/proof/consistency",
+    tag = "log",
+    operation_id = "get_consistency_proof",
+    params(ConsistencyQuery),
+    responses(
+        (status = 200, description = "The consistency proof", body = ConsistencyProof),
+        (status = 400, description = "Malformed query or out of range", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/v1/log/proof/consistency")]
+pub async fn get_consistency_proof(
+    state: web::Data<AppState>,
+    query: web::Query<ConsistencyQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let to = match query.to {
+        Some(t) => t,
+        None => latest_size(&state)?,
+    };
+    let hashes = state.service.ledger().consistency_proof(query.from, to).map_err(proof_error)?;
+    Ok(HttpResponse::Ok().json(ConsistencyProof { from: query.from, to, hashes: hexes(hashes) }))
+}
