@@ -122,8 +122,10 @@ pub struct PermissionRow {
 #[derive(Default)]
 struct PurposeCache {
     generation: AtomicU64,
-    map: RwLock<HashMap<(ControllerId, PurposeId), Option<Arc<PurposeVersion>>>>,
+    map: RwLock<HashMap<PurposeKey, Option<Arc<PurposeVersion>>>>,
 }
+
+type PurposeKey = (ControllerId, PurposeId);
 
 pub struct Service {
     ledger: Ledger,
