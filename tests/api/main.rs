@@ -1,4 +1,5 @@
 //! Integration tests: the real server over a real socket, on a temporary RocksDB store.
+#![allow(clippy::unwrap_used)]
 
 mod access;
 mod contract;
