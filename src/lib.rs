@@ -2,6 +2,7 @@
 //! See `ARCHITECTURE.md` for the map of modules and the rules between them.
 
 pub mod access;
+pub mod audit;
 pub mod canonical;
 pub mod cli;
 pub mod domain;

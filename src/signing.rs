@@ -86,6 +86,14 @@ impl Ed25519Signer {
         Ed25519Verifier { name: self.name.clone(), key: self.key.verifying_key(), id: self.id }
     }
 
+    /// Loads the key file at `path`, which must exist.
+    pub fn load_existing(path: &Path) -> Result<Self, KeyError> {
+        if !path.exists() {
+            return Err(KeyError::Io(std::io::Error::new(std::io::ErrorKind::NotFound, "no signing key")));
+        }
+        Self::load_or_create(path, "unused")
+    }
+
     /// Loads the key file at `path`, or creates it (mode 0600) with a new key named `name`.
     pub fn load_or_create(path: &Path, name: &str) -> Result<Self, KeyError> {
         match fs::read_to_string(path) {

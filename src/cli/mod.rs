@@ -1,6 +1,7 @@
 //! The command line: `serve`, `apikey create`, `verify` and `generate`. One file per command.
 
 pub mod apikey;
+pub mod export;
 pub mod generate;
 pub mod serve;
 pub mod verify;
@@ -35,8 +36,11 @@ pub enum Command {
         #[command(subcommand)]
         command: apikey::ApikeyCommand,
     },
-    /// Check every event's bytes, hash and signature, and the projections against the log.
+    /// Check every event's bytes, hash and signature, and the projections against the log;
+    /// or, with --export, check an export offline.
     Verify(verify::VerifyArgs),
+    /// Export a controller's signed events with the leaf hashes, checkpoints and keys.
+    Export(export::ExportArgs),
     /// Write the OpenAPI document and JSON Schemas (openapi/, schemas/).
     Generate(generate::GenerateArgs),
 }
@@ -54,5 +58,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Apikey { command } => apikey::run(command),
         Command::Verify(args) => verify::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Export(args) => export::run(args),
     }
+}
+
+/// A progress bar on standard error, hidden when it is not a terminal.
+pub fn progress_bar(what: &'static str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, {eta})") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what);
+    bar
 }

@@ -1,40 +1,98 @@
 //! `consent-ledger verify`: re-derive every event's canonical bytes, leaf hash and signature
-//! and compare the projections with a rebuild from the log. Exit 0 only when all hold.
+//! and compare the projections with a rebuild from the log; exit 0 only when all hold.
+//! With `--export`, verify an export offline instead: signatures, leaf hashes, the tree head
+//! against the signed checkpoints, and consistency with an older checkpoint (`--checkpoint`).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 
+use crate::audit::audit_export;
 use crate::ledger::verify::verify;
 use crate::ledger::DataDir;
-use crate::signing::Ed25519Signer;
-use crate::store::Store;
+use crate::signing::{Ed25519Signer, Ed25519Verifier};
+use crate::store::{Cf, Store};
 
-use super::DataDirArg;
+use super::{progress_bar, DataDirArg};
 
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
     #[command(flatten)]
     pub data: DataDirArg,
+    /// Verify this export file (from `consent-ledger export`) instead of a data directory.
+    #[arg(long)]
+    pub export: Option<PathBuf>,
+    /// An older signed checkpoint you kept; the export must be consistent with it.
+    #[arg(long, requires = "export")]
+    pub checkpoint: Option<PathBuf>,
+    /// A verifier key (C2SP `name+id+base64`) you trust, e.g. from `GET /v1/keys`; repeat for
+    /// several. Without it, the export's own keys are used.
+    #[arg(long = "key", requires = "export")]
+    pub keys: Vec<String>,
 }
 
 pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    match &args.export {
+        Some(path) => verify_export(path, &args),
+        None => verify_store(&args),
+    }
+}
+
+fn verify_export(path: &PathBuf, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
+    let keys = args
+        .keys
+        .iter()
+        .map(|k| Ed25519Verifier::from_vkey(k).with_context(|| "--key is not a C2SP Ed25519 verifier key"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let kept = match &args.checkpoint {
+        Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?),
+        None => None,
+    };
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let bar = progress_bar("verifying");
+    let result = audit_export(std::io::BufReader::new(file), &keys, kept.as_deref(), |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    });
+    bar.finish_and_clear();
+    if keys.is_empty() {
+        eprintln!("note: checked against the keys inside the export; pass --key with the published key to pin it");
+    }
+    match result {
+        Ok(r) => {
+            println!(
+                "ok: {} leaves, {} events of the controller; every signature verifies and the tree head matches {} signed checkpoint(s){}",
+                r.tree_size,
+                r.events,
+                r.checkpoints,
+                if kept.is_some() { "; consistent with the kept checkpoint" } else { "" }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("FAILED: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn verify_store(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let dir = DataDir::new(&args.data.data_dir);
     if !dir.db().exists() {
         anyhow::bail!("no ledger in {}", dir.root().display());
     }
-    let signer = Ed25519Signer::load_or_create(&dir.signing_key(), "unused").context("reading the signing key")?;
+    let signer = Ed25519Signer::load_existing(&dir.signing_key()).context("reading the signing key")?;
     let store = Store::open_read_only(&dir.db()).context("opening the store")?;
-    let mut last_report = std::time::Instant::now();
-    let report = verify(&store, &[signer.verifier()], |seq| {
-        if last_report.elapsed().as_secs() >= 2 {
-            eprintln!("verified {seq} events…");
-            last_report = std::time::Instant::now();
-        }
-    })?;
+    let bar = progress_bar("verifying");
+    if let Ok(Some((k, _))) = store.last(Cf::Events) {
+        bar.set_length(<[u8; 8]>::try_from(k.as_ref()).map(u64::from_be_bytes).unwrap_or(0));
+    }
+    let report = verify(&store, &[signer.verifier()], |seq| bar.set_position(seq))?;
+    bar.finish_and_clear();
     match report.failure {
         None => {
-            println!("ok: {} events verified; signatures, leaf hashes and projections hold", report.events);
+            println!("ok: {} events verified; signatures, leaf hashes, tree and projections hold", report.events);
             Ok(ExitCode::SUCCESS)
         }
         Some(f) => {

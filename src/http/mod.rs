@@ -70,6 +70,7 @@ impl Application {
                 .service(events::create_event)
                 .service(events::get_event)
                 .service(events::get_event_receipt)
+                .service(export::get_export)
                 .service(checks::get_check)
                 .service(
                     web::resource("/v1/checks")

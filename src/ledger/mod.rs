@@ -2,6 +2,7 @@
 //! group-commit writer and the integrity verifier.
 
 pub mod commit;
+pub mod export;
 pub mod verify;
 
 use std::path::{Path, PathBuf};
@@ -172,22 +173,7 @@ impl Ledger {
 
     /// The latest signed checkpoint: its tree size and C2SP signed note.
     pub fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
-        Ok(self.store.last(Cf::Checkpoints)?.and_then(|(k, v)| {
-            let size = u64::from_be_bytes(k.as_ref().try_into().ok()?);
-            Some((size, String::from_utf8(v.to_vec()).ok()?))
-        }))
-    }
-
-    /// The signed checkpoints, oldest first.
-    pub fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.store.iter_from(Cf::Checkpoints, &[])? {
-            let (k, v) = item?;
-            if let (Ok(size), Ok(note)) = (<[u8; 8]>::try_from(k.as_ref()), String::from_utf8(v.to_vec())) {
-                out.push((u64::from_be_bytes(size), note));
-            }
-        }
-        Ok(out)
+        latest_checkpoint(&self.store)
     }
 
     /// The audit path of leaf `index` in the tree of `size` leaves (size ≤ the durable log).
@@ -244,6 +230,31 @@ impl Ledger {
     pub fn event(&self, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
         Ok(self.store.get(Cf::Events, &seq.to_be_bytes())?.and_then(|raw| StoredEvent::decode(&raw).ok()))
     }
+}
+
+/// The latest signed checkpoint of a store: its tree size and C2SP signed note.
+pub fn latest_checkpoint(store: &Store) -> Result<Option<(u64, String)>, StoreError> {
+    Ok(store.last(Cf::Checkpoints)?.and_then(|(k, v)| {
+        let size = u64::from_be_bytes(k.as_ref().try_into().ok()?);
+        Some((size, String::from_utf8(v.to_vec()).ok()?))
+    }))
+}
+
+/// The signed checkpoints of a store, oldest first.
+pub fn checkpoints(store: &Store) -> Result<Vec<(u64, String)>, StoreError> {
+    let mut out = Vec::new();
+    for item in store.iter_from(Cf::Checkpoints, &[])? {
+        let (k, v) = item?;
+        if let (Ok(size), Ok(note)) = (<[u8; 8]>::try_from(k.as_ref()), String::from_utf8(v.to_vec())) {
+            out.push((u64::from_be_bytes(size), note));
+        }
+    }
+    Ok(out)
+}
+
+/// Reads one stored event by seq.
+pub fn stored_event(store: &Store, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
+    Ok(store.get(Cf::Events, &seq.to_be_bytes())?.and_then(|raw| StoredEvent::decode(&raw).ok()))
 }
 
 /// Signs a checkpoint of the durable log, at most once per interval and only when it grew.

@@ -224,6 +224,18 @@ impl Frontier {
         self.size
     }
 
+    /// The tree head of the leaves pushed so far.
+    pub fn root(&self) -> Hash {
+        let mut acc: Option<Hash> = None;
+        for p in self.pending.iter().flatten() {
+            acc = Some(match acc {
+                None => *p,
+                Some(right) => node_hash(p, &right),
+            });
+        }
+        acc.unwrap_or_else(empty_root)
+    }
+
     /// Adds the next leaf and returns every subtree it completes as `(level, index, hash)`.
     pub fn push(&mut self, leaf: Hash) -> Vec<(u8, u64, Hash)> {
         if self.pending.len() < 64 {
@@ -336,6 +348,7 @@ mod tests {
             let d = &tree.leaves[..n as usize];
             let r = root(&tree, n).unwrap();
             assert_eq!(r, mth(d), "root of {n}");
+            assert_eq!(Mem::with(n).frontier.root(), r, "frontier root of {n}");
             for m in 0..n {
                 let p = inclusion_proof(&tree, m, n).unwrap();
                 assert_eq!(p, naive_path(m as usize, d), "path {m} of {n}");

@@ -55,6 +55,8 @@ pub enum StoreError {
     Db(#[from] rocksdb::Error),
     #[error("column family {0} is missing")]
     MissingCf(&'static str),
+    #[error("io: {0}")]
+    Io(String),
 }
 
 /// A set of puts applied atomically.

@@ -2,6 +2,7 @@
 
 pub mod checks;
 pub mod events;
+pub mod export;
 pub mod health;
 pub mod keys;
 pub mod log;

@@ -1,0 +1,106 @@
+//! The audit export: NDJSON that lets anyone check a controller's events against the signed
+//! tree heads with a JCS library, an Ed25519 library and SHA-256 (see `docs/FORMAT.md`).
+//!
+//! Lines, in order: one `header`; every signing `key`; every signed `checkpoint` up to the
+//! export's tree size; then one line per leaf `0..tree_size`: the controller's own events as
+//! `event` lines (the signed document and its signature), every other controller's as `leaf`
+//! lines carrying only the leaf hash, so the root can be recomputed without revealing them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::format::{EventDoc, StoredEvent};
+use crate::signing::Ed25519Verifier;
+use crate::store::{Store, StoreError};
+
+use super::{checkpoints, latest_checkpoint, stored_event};
+
+/// The `format` value of an export header.
+pub const EXPORT_FORMAT: &str = "consent-ledger-export";
+pub const EXPORT_VERSION: u32 = 1;
+
+/// One line of an export.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ExportLine {
+    Header {
+        format: String,
+        version: u32,
+        controller: String,
+        tree_size: u64,
+        origin: String,
+    },
+    /// A signing key in C2SP verifier-key form.
+    Key {
+        vkey: String,
+    },
+    /// A C2SP signed checkpoint note.
+    Checkpoint {
+        note: String,
+    },
+    /// One of the controller's events: `event` is the signed document.
+    Event {
+        leaf_index: u64,
+        event: serde_json::Value,
+        signature: String,
+        key_id: String,
+    },
+    /// Another controller's event, by leaf hash only.
+    Leaf {
+        leaf_index: u64,
+        leaf_hash: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no checkpoint has been signed yet")]
+    NoCheckpoint,
+    #[error("event seq {0} is missing or malformed")]
+    BadEvent(u64),
+}
+
+/// Writes the export of `controller`'s events, up to the latest checkpoint, line by line to
+/// `out`. `progress` is told each leaf written. Returns the tree size exported.
+pub fn export(
+    store: &Store,
+    keys: &[Ed25519Verifier],
+    controller: &str,
+    mut out: impl FnMut(&ExportLine) -> std::io::Result<()>,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<u64, ExportError> {
+    let io = |e: std::io::Error| ExportError::Store(StoreError::Io(e.to_string()));
+    let (tree_size, _) = latest_checkpoint(store)?.ok_or(ExportError::NoCheckpoint)?;
+    let origin = keys.first().map(|k| k.name().to_owned()).unwrap_or_default();
+    let header = ExportLine::Header {
+        format: EXPORT_FORMAT.into(),
+        version: EXPORT_VERSION,
+        controller: controller.to_owned(),
+        tree_size,
+        origin,
+    };
+    out(&header).map_err(io)?;
+    for k in keys {
+        out(&ExportLine::Key { vkey: k.vkey() }).map_err(io)?;
+    }
+    for (size, note) in checkpoints(store)? {
+        if size <= tree_size {
+            out(&ExportLine::Checkpoint { note }).map_err(io)?;
+        }
+    }
+    for seq in 1..=tree_size {
+        let stored: StoredEvent = stored_event(store, seq)?.ok_or(ExportError::BadEvent(seq))?;
+        let doc: EventDoc = stored.doc().map_err(|_| ExportError::BadEvent(seq))?;
+        let line = if doc.controller.as_str() == controller {
+            let event = serde_json::from_slice(&stored.bytes).map_err(|_| ExportError::BadEvent(seq))?;
+            let receipt = stored.receipt(doc);
+            ExportLine::Event { leaf_index: seq - 1, event, signature: receipt.signature, key_id: receipt.key_id }
+        } else {
+            ExportLine::Leaf { leaf_index: seq - 1, leaf_hash: hex::encode(stored.leaf_hash) }
+        };
+        out(&line).map_err(io)?;
+        progress(seq, tree_size);
+    }
+    Ok(tree_size)
+}
