@@ -39,6 +39,12 @@ pub enum AuditError {
     Export(String),
 }
 
+/// A checkpoint's size and root, before its signature is checked.
+fn parse_unverified(note: &str) -> Result<Checkpoint, crate::log::checkpoint::NoteError> {
+    let (text, _) = note.split_once("\n\n").ok_or(crate::log::checkpoint::NoteError::Malformed("no signatures"))?;
+    Checkpoint::parse_text(&format!("{text}\n"))
+}
+
 struct Pending {
     index: u64,
     message: Vec<u8>,
@@ -101,13 +107,22 @@ pub fn audit_export(
     }
 
     let mut keys: Vec<Ed25519Verifier> = trusted.to_vec();
-    let mut checkpoints: BTreeMap<u64, Checkpoint> = BTreeMap::new();
+    let mut checkpoints: BTreeMap<u64, (usize, String)> = BTreeMap::new();
     let mut expected_index = 0u64;
     let mut frontier = Frontier::default();
     let mut roots: BTreeMap<u64, Hash> = BTreeMap::new();
     let mut pending: Vec<Pending> = Vec::new();
     let mut events = 0u64;
-    let mut kept_cp: Option<Checkpoint> = None;
+    let kept_cp: Option<Checkpoint> = match kept {
+        Some(k) => Some(
+            parse_unverified(k)
+                .map_err(|e| AuditError::Checkpoint { size: 0, what: format!("the kept checkpoint: {e}") })?,
+        ),
+        None => None,
+    };
+    // The key that must sign the next event: set by the first event, moved on by each
+    // `key.rotated` (which the retiring key signs, so trust passes from key to key).
+    let mut current_key: Option<String> = None;
 
     loop {
         let item = next_line("its leaves");
@@ -118,7 +133,7 @@ pub fn audit_export(
         };
         match line {
             ExportLine::Header { .. } => return Err(AuditError::Line { line: n, what: "a second header".into() }),
-            ExportLine::Key { vkey } => {
+            ExportLine::Key { vkey, .. } => {
                 if expected_index > 0 {
                     return Err(AuditError::Line { line: n, what: "keys must come before leaves".into() });
                 }
@@ -132,19 +147,11 @@ pub fn audit_export(
                 if expected_index > 0 {
                     return Err(AuditError::Line { line: n, what: "checkpoints must come before leaves".into() });
                 }
-                let named: Vec<(&str, &dyn Verifier)> = keys.iter().map(|k| (k.name(), k as &dyn Verifier)).collect();
-                let cp = open_note(&note, &named)
+                // Signatures are checked at the end, once key rotations in the log are known;
+                // the sizes are needed now, to keep the tree heads at those sizes.
+                let cp = parse_unverified(&note)
                     .map_err(|e| AuditError::Line { line: n, what: format!("checkpoint: {e}") })?;
-                if kept_cp.is_none() {
-                    if let Some(k) = kept {
-                        let c = open_note(k, &named).map_err(|e| AuditError::Checkpoint {
-                            size: 0,
-                            what: format!("the kept checkpoint: {e}"),
-                        })?;
-                        kept_cp = Some(c);
-                    }
-                }
-                checkpoints.insert(cp.size, cp);
+                checkpoints.insert(cp.size, (n, note));
             }
             ExportLine::Event { leaf_index, event, signature, key_id } => {
                 if leaf_index != expected_index {
@@ -152,7 +159,9 @@ pub fn audit_export(
                 }
                 let bytes = to_canonical_bytes(&event)
                     .map_err(|_| AuditError::Leaf { index: leaf_index, what: "event is not JSON" })?;
-                if event.get("controller").and_then(|c| c.as_str()) != Some(controller.as_str()) {
+                let rotation = event.get("type").and_then(|t| t.as_str()) == Some("key.rotated");
+                let owner = event.get("controller").and_then(|c| c.as_str());
+                if owner != Some(controller.as_str()) && !(rotation && owner.is_none()) {
                     return Err(AuditError::Leaf { index: leaf_index, what: "event belongs to another controller" });
                 }
                 if event.get("seq").and_then(|s| s.as_u64()) != Some(leaf_index + 1) {
@@ -169,7 +178,26 @@ pub fn audit_export(
                 let key = keys
                     .iter()
                     .find(|k| hex::encode(k.key_id()) == key_id)
-                    .ok_or(AuditError::Leaf { index: leaf_index, what: "signed by an unknown key" })?;
+                    .ok_or(AuditError::Leaf { index: leaf_index, what: "signed by an unknown key" })?
+                    .clone();
+                if current_key.as_ref().is_some_and(|c| *c != key_id) {
+                    return Err(AuditError::Leaf {
+                        index: leaf_index,
+                        what: "signed by a key that is not the current one",
+                    });
+                }
+                current_key = Some(key_id);
+                if rotation {
+                    let next = event
+                        .get("next_key")
+                        .and_then(|k| k.as_str())
+                        .and_then(|k| Ed25519Verifier::from_vkey(k).ok())
+                        .ok_or(AuditError::Leaf { index: leaf_index, what: "key.rotated names no valid next key" })?;
+                    current_key = Some(hex::encode(next.key_id()));
+                    if !keys.iter().any(|k| k.vkey() == next.vkey()) {
+                        keys.push(next);
+                    }
+                }
                 frontier.push(leaf_hash(&bytes));
                 pending.push(Pending {
                     index: leaf_index,
@@ -216,7 +244,10 @@ pub fn audit_export(
             what: "the export has no signed checkpoint at its size".into(),
         });
     }
-    for (size, cp) in &checkpoints {
+    let named: Vec<(&str, &dyn Verifier)> = keys.iter().map(|k| (k.name(), k as &dyn Verifier)).collect();
+    for (size, (line, note)) in &checkpoints {
+        let cp =
+            open_note(note, &named).map_err(|e| AuditError::Line { line: *line, what: format!("checkpoint: {e}") })?;
         if *size == 0 || *size > tree_size {
             continue;
         }
@@ -227,7 +258,9 @@ pub fn audit_export(
             });
         }
     }
-    if let Some(k) = kept_cp {
+    if let Some(note) = kept {
+        let k = open_note(note, &named)
+            .map_err(|e| AuditError::Checkpoint { size: 0, what: format!("the kept checkpoint: {e}") })?;
         if k.size > tree_size {
             return Err(AuditError::Checkpoint {
                 size: k.size,

@@ -83,7 +83,9 @@ pub struct EventDoc {
     pub id: Uuid,
     /// Position in the log, from 1; the Merkle leaf index is `seq - 1`.
     pub seq: u64,
-    pub controller: ControllerId,
+    /// The controller the event belongs to; absent only on the ledger's own `key.rotated`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller: Option<ControllerId>,
     #[serde(rename = "type")]
     pub kind: EventType,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -122,6 +124,9 @@ pub struct EventDoc {
     /// The definition, for `purpose.defined` events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub definition: Option<PurposeDefinition>,
+    /// The next signing key in C2SP verifier-key form, for `key.rotated` events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_key: Option<String>,
 }
 
 impl EventDoc {

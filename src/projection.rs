@@ -65,19 +65,22 @@ pub struct PurposeVersion {
 /// The projection rows for one event.
 pub fn project(doc: &EventDoc) -> Vec<(Cf, Vec<u8>, Vec<u8>)> {
     let mut rows = vec![(Cf::EventIds, doc.id.as_bytes().to_vec(), seq_key(doc.seq).to_vec())];
+    let Some(controller) = &doc.controller else {
+        return rows;
+    };
     let fact = serde_json::to_vec(&doc.fact()).unwrap_or_default();
     if let Some(s) = &doc.subject {
-        let mut k = history_prefix(&doc.controller, TargetKey::Subject(s));
+        let mut k = history_prefix(controller, TargetKey::Subject(s));
         k.extend_from_slice(&seq_key(doc.seq));
         rows.push((Cf::History, k, fact.clone()));
     }
     if let Some(c) = &doc.contact {
-        let mut k = history_prefix(&doc.controller, TargetKey::Contact(&c.index));
+        let mut k = history_prefix(controller, TargetKey::Contact(&c.index));
         k.extend_from_slice(&seq_key(doc.seq));
         rows.push((Cf::History, k, fact));
     }
     if let (EventType::PurposeDefined, Some(p), Some(def)) = (doc.kind, &doc.purpose, &doc.definition) {
-        let mut k = purpose_prefix(&doc.controller, p);
+        let mut k = purpose_prefix(controller, p);
         k.extend_from_slice(&seq_key(doc.seq));
         let v = PurposeVersion { id: p.clone(), seq: doc.seq, recorded_at: doc.recorded_at, definition: def.clone() };
         rows.push((Cf::Purposes, k, serde_json::to_vec(&v).unwrap_or_default()));

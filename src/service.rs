@@ -199,7 +199,7 @@ impl Service {
             v: FORMAT_VERSION,
             id: Uuid::now_v7(),
             seq: 0,
-            controller: controller.clone(),
+            controller: Some(controller.clone()),
             kind: EventType::PurposeDefined,
             subject: None,
             contact: None,
@@ -217,6 +217,7 @@ impl Service {
             preference: None,
             representative: None,
             definition: Some(definition),
+            next_key: None,
         };
         let appended = self.ledger.append(vec![Draft { doc, occurred_now: true }]).await;
         if let Ok(mut map) = self.purposes.map.write() {
@@ -286,6 +287,7 @@ impl Service {
         let kind = e.kind.as_str();
         match e.kind {
             T::PurposeDefined => return Err(invalid("purpose.defined is recorded through PUT /v1/purposes/{purpose}")),
+            T::KeyRotated => return Err(invalid("key.rotated is recorded by `consent-ledger keys rotate`")),
             _ if needs_purpose && e.purpose.is_none() => return Err(invalid(format!("{kind} needs a purpose"))),
             _ if !allows_purpose && e.purpose.is_some() => return Err(invalid(format!("{kind} takes no purpose"))),
             _ if needs_subject && e.subject.is_none() => return Err(invalid(format!("{kind} needs a subject"))),
@@ -371,7 +373,7 @@ impl Service {
             v: FORMAT_VERSION,
             id: e.id.unwrap_or_else(Uuid::now_v7),
             seq: 0,
-            controller: controller.clone(),
+            controller: Some(controller.clone()),
             kind: e.kind,
             subject: e.subject,
             contact,
@@ -389,6 +391,7 @@ impl Service {
             preference: e.preference,
             representative: e.representative,
             definition: None,
+            next_key: None,
         };
         Ok(Draft { doc, occurred_now: occurred_at.is_none() })
     }
@@ -520,7 +523,7 @@ impl Service {
         let seq = self.ledger.store().get(Cf::EventIds, id.as_bytes())?.ok_or(ServiceError::NotFound("event"))?;
         let seq = u64::from_be_bytes(seq.try_into().map_err(|_| ServiceError::Internal("bad seq".into()))?);
         let r = self.receipt_by_seq(seq)?;
-        if r.event.controller != *controller {
+        if r.event.controller.as_ref() != Some(controller) {
             // Another controller's event is reported exactly like a missing one.
             return Err(ServiceError::NotFound("event"));
         }

@@ -86,6 +86,14 @@ impl Ed25519Signer {
         Ed25519Verifier { name: self.name.clone(), key: self.key.verifying_key(), id: self.id }
     }
 
+    /// Writes this key to a new file at `path` (mode 0600); fails if the file exists.
+    pub fn save_new(&self, path: &Path) -> Result<(), KeyError> {
+        let file = KeyFile { name: self.name.clone(), seed: B64.encode(self.key.to_bytes()) };
+        let text = serde_json::to_string_pretty(&file).map_err(|_| KeyError::Malformed("encode"))?;
+        write_secret_file(path, text.as_bytes())?;
+        Ok(())
+    }
+
     /// Loads the key file at `path`, which must exist.
     pub fn load_existing(path: &Path) -> Result<Self, KeyError> {
         if !path.exists() {
@@ -108,9 +116,7 @@ impl Ed25519Signer {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let signer = Self::generate(name.to_owned())?;
-                let file = KeyFile { name: signer.name.clone(), seed: B64.encode(signer.key.to_bytes()) };
-                let text = serde_json::to_string_pretty(&file).map_err(|_| KeyError::Malformed("encode"))?;
-                write_secret_file(path, text.as_bytes())?;
+                signer.save_new(path)?;
                 Ok(signer)
             }
             Err(e) => Err(e.into()),

@@ -10,8 +10,8 @@ use anyhow::Context;
 
 use crate::domain::ControllerId;
 use crate::ledger::export::export;
+use crate::ledger::keys::read_valid_keys;
 use crate::ledger::DataDir;
-use crate::signing::Ed25519Signer;
 use crate::store::Store;
 
 use super::{progress_bar, DataDirArg};
@@ -34,7 +34,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     if !dir.db().exists() {
         anyhow::bail!("no ledger in {}", dir.root().display());
     }
-    let signer = Ed25519Signer::load_existing(&dir.signing_key()).context("reading the signing key")?;
+    let keys = read_valid_keys(&dir).context("reading the signing keys")?;
     let store = Store::open_read_only(&dir.db()).context("opening the store")?;
     let sink: Box<dyn Write> = match &args.out {
         Some(p) => Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?),
@@ -44,7 +44,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let bar = progress_bar("exporting");
     let size = export(
         &store,
-        &[signer.verifier()],
+        &keys,
         controller.as_str(),
         |line| {
             serde_json::to_writer(&mut w, line)?;

@@ -3,6 +3,7 @@
 pub mod apikey;
 pub mod export;
 pub mod generate;
+pub mod keys;
 pub mod serve;
 pub mod verify;
 
@@ -39,6 +40,11 @@ pub enum Command {
     /// Check every event's bytes, hash and signature, and the projections against the log;
     /// or, with --export, check an export offline.
     Verify(verify::VerifyArgs),
+    /// Manage the signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
     /// Export a controller's signed events with the leaf hashes, checkpoints and keys.
     Export(export::ExportArgs),
     /// Write the OpenAPI document and JSON Schemas (openapi/, schemas/).
@@ -59,6 +65,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => verify::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Export(args) => export::run(args),
+        Command::Keys { command } => keys::run(command),
     }
 }
 

@@ -9,9 +9,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::audit::audit_export;
+use crate::ledger::keys::read_valid_keys;
 use crate::ledger::verify::verify;
 use crate::ledger::DataDir;
-use crate::signing::{Ed25519Signer, Ed25519Verifier};
+use crate::signing::Ed25519Verifier;
 use crate::store::{Cf, Store};
 
 use super::{progress_bar, DataDirArg};
@@ -82,13 +83,13 @@ fn verify_store(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     if !dir.db().exists() {
         anyhow::bail!("no ledger in {}", dir.root().display());
     }
-    let signer = Ed25519Signer::load_existing(&dir.signing_key()).context("reading the signing key")?;
+    let keys = read_valid_keys(&dir).context("reading the signing keys")?;
     let store = Store::open_read_only(&dir.db()).context("opening the store")?;
     let bar = progress_bar("verifying");
     if let Ok(Some((k, _))) = store.last(Cf::Events) {
         bar.set_length(<[u8; 8]>::try_from(k.as_ref()).map(u64::from_be_bytes).unwrap_or(0));
     }
-    let report = verify(&store, &[signer.verifier()], |seq| bar.set_position(seq))?;
+    let report = verify(&store, &keys, |seq| bar.set_position(seq))?;
     bar.finish_and_clear();
     match report.failure {
         None => {

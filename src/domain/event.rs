@@ -36,6 +36,9 @@ pub enum EventType {
     /// Recorded by the ledger itself when a purpose is defined or revised.
     #[serde(rename = "purpose.defined")]
     PurposeDefined,
+    /// Recorded by the ledger itself, signed by the retiring key, naming the next key.
+    #[serde(rename = "key.rotated")]
+    KeyRotated,
 }
 
 impl EventType {
@@ -54,6 +57,7 @@ impl EventType {
             EventType::RepresentativeRevoked => "representative.revoked",
             EventType::SubjectErased => "subject.erased",
             EventType::PurposeDefined => "purpose.defined",
+            EventType::KeyRotated => "key.rotated",
         }
     }
 }

@@ -8,8 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::keys::ValidKey;
 use crate::format::{EventDoc, StoredEvent};
-use crate::signing::Ed25519Verifier;
 use crate::store::{Store, StoreError};
 
 use super::{checkpoints, latest_checkpoint, stored_event};
@@ -29,9 +29,12 @@ pub enum ExportLine {
         tree_size: u64,
         origin: String,
     },
-    /// A signing key in C2SP verifier-key form.
+    /// A signing key in C2SP verifier-key form, with the seqs it signed.
     Key {
         vkey: String,
+        first_seq: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_seq: Option<u64>,
     },
     /// A C2SP signed checkpoint note.
     Checkpoint {
@@ -65,14 +68,14 @@ pub enum ExportError {
 /// `out`. `progress` is told each leaf written. Returns the tree size exported.
 pub fn export(
     store: &Store,
-    keys: &[Ed25519Verifier],
+    keys: &[ValidKey],
     controller: &str,
     mut out: impl FnMut(&ExportLine) -> std::io::Result<()>,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<u64, ExportError> {
     let io = |e: std::io::Error| ExportError::Store(StoreError::Io(e.to_string()));
     let (tree_size, _) = latest_checkpoint(store)?.ok_or(ExportError::NoCheckpoint)?;
-    let origin = keys.first().map(|k| k.name().to_owned()).unwrap_or_default();
+    let origin = keys.last().map(|k| k.verifier.name().to_owned()).unwrap_or_default();
     let header = ExportLine::Header {
         format: EXPORT_FORMAT.into(),
         version: EXPORT_VERSION,
@@ -82,7 +85,7 @@ pub fn export(
     };
     out(&header).map_err(io)?;
     for k in keys {
-        out(&ExportLine::Key { vkey: k.vkey() }).map_err(io)?;
+        out(&ExportLine::Key { vkey: k.verifier.vkey(), first_seq: k.first_seq, last_seq: k.last_seq }).map_err(io)?;
     }
     for (size, note) in checkpoints(store)? {
         if size <= tree_size {
@@ -92,7 +95,8 @@ pub fn export(
     for seq in 1..=tree_size {
         let stored: StoredEvent = stored_event(store, seq)?.ok_or(ExportError::BadEvent(seq))?;
         let doc: EventDoc = stored.doc().map_err(|_| ExportError::BadEvent(seq))?;
-        let line = if doc.controller.as_str() == controller {
+        // The ledger's own events (key rotations) are public and go to every export.
+        let line = if doc.controller.as_ref().is_none_or(|c| c.as_str() == controller) {
             let event = serde_json::from_slice(&stored.bytes).map_err(|_| ExportError::BadEvent(seq))?;
             let receipt = stored.receipt(doc);
             ExportLine::Event { leaf_index: seq - 1, event, signature: receipt.signature, key_id: receipt.key_id }

@@ -3,6 +3,7 @@
 
 pub mod commit;
 pub mod export;
+pub mod keys;
 pub mod verify;
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ use crate::log::StoredTree;
 use crate::secrets::BlindIndexKey;
 use crate::signing::{Ed25519Signer, Ed25519Verifier, KeyError};
 use crate::store::{Batch, Cf, Store, StoreError};
+use keys::ValidKey;
 
 use commit::{CommitError, Draft, Job, Writer};
 
@@ -63,6 +65,16 @@ impl DataDir {
         self.0.join("signing-key.json")
     }
 
+    /// The next signing key while a rotation is under way.
+    pub fn next_signing_key(&self) -> PathBuf {
+        self.0.join("signing-key.next.json")
+    }
+
+    /// Every signing key with the seqs it signed.
+    pub fn keyring(&self) -> PathBuf {
+        self.0.join("keyring.json")
+    }
+
     pub fn blind_index_key(&self) -> PathBuf {
         self.0.join("blind-index.key")
     }
@@ -99,6 +111,7 @@ pub struct Options {
 pub struct Ledger {
     store: Arc<Store>,
     verifier: Ed25519Verifier,
+    keys: Vec<ValidKey>,
     blind: BlindIndexKey,
     tx: Option<mpsc::Sender<Job>>,
     writer: Option<JoinHandle<()>>,
@@ -119,9 +132,11 @@ impl Ledger {
 
     pub fn open_with(dir: &DataDir, options: Options) -> Result<Self, OpenError> {
         dir.ensure().map_err(OpenError::Dir)?;
-        let signer = Ed25519Signer::load_or_create(&dir.signing_key(), &options.key_name)?;
-        let blind = BlindIndexKey::load_or_create(&dir.blind_index_key()).map_err(OpenError::Secret)?;
         let store = Arc::new(Store::open(&dir.db())?);
+        keys::recover_rotation(dir, &store)?;
+        let signer = Ed25519Signer::load_or_create(&dir.signing_key(), &options.key_name)?;
+        let keys = keys::load_keyring(dir, &signer)?.valid_keys()?;
+        let blind = BlindIndexKey::load_or_create(&dir.blind_index_key()).map_err(OpenError::Secret)?;
         let (last_seq, last_recorded) = match store.last(Cf::Events)? {
             Some((_, v)) => {
                 let doc = StoredEvent::decode(&v).ok().and_then(|s| s.doc().ok()).ok_or(OpenError::Corrupt)?;
@@ -157,6 +172,7 @@ impl Ledger {
         Ok(Self {
             store,
             verifier,
+            keys,
             blind,
             tx: Some(tx),
             writer: Some(handle),
@@ -204,8 +220,14 @@ impl Ledger {
         &self.store
     }
 
+    /// The current signing key.
     pub fn verifier(&self) -> &Ed25519Verifier {
         &self.verifier
+    }
+
+    /// Every key that has signed this log, with its period.
+    pub fn keys(&self) -> &[ValidKey] {
+        &self.keys
     }
 
     pub fn blind_index(&self) -> &BlindIndexKey {

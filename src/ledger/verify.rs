@@ -10,7 +10,9 @@ use crate::format::{leaf_hash, StoredEvent};
 use crate::log::merkle::Frontier;
 use crate::log::node_key;
 use crate::projection::{project, seq_key};
-use crate::signing::{Ed25519Verifier, Verifier};
+use crate::signing::Verifier;
+
+use super::keys::ValidKey;
 use crate::store::{Cf, Store, StoreError};
 
 /// The first thing found wrong.
@@ -60,7 +62,7 @@ fn row_seq(cf: Cf, key: &[u8], value: &[u8]) -> Option<u64> {
 }
 
 /// Verifies `store` against the given public keys. `progress` is told each verified seq.
-pub fn verify(store: &Store, keys: &[Ed25519Verifier], mut progress: impl FnMut(u64)) -> Result<Report, StoreError> {
+pub fn verify(store: &Store, keys: &[ValidKey], mut progress: impl FnMut(u64)) -> Result<Report, StoreError> {
     let mut expected: BTreeMap<(Cf, Vec<u8>), Vec<u8>> = BTreeMap::new();
     let mut seq = 0u64;
     let mut tree = Frontier::default();
@@ -87,10 +89,13 @@ pub fn verify(store: &Store, keys: &[Ed25519Verifier], mut progress: impl FnMut(
         if leaf_hash(&stored.bytes) != stored.leaf_hash {
             return fail("leaf hash does not match the event bytes");
         }
-        let Some(key) = keys.iter().find(|k| k.key_id() == stored.key_id) else {
+        let Some(key) = keys.iter().find(|k| k.verifier.key_id() == stored.key_id) else {
             return fail("signed by an unknown key");
         };
-        if !key.verify(&stored.bytes, &stored.signature) {
+        if !key.covers(seq) {
+            return fail("signed by a key outside the period it signed");
+        }
+        if !key.verifier.verify(&stored.bytes, &stored.signature) {
             return fail("signature does not verify");
         }
         for (cf, k, v) in project(&doc) {

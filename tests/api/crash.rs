@@ -2,34 +2,13 @@
 //! after a restart every event whose receipt was returned is there, unchanged, and `verify`
 //! passes.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use consent_ledger::access::Role;
 use serde_json::{json, Value};
 
-use crate::helpers::{new_keys, newsletter, staff};
-
-struct Server {
-    child: Child,
-    address: String,
-}
-
-fn start(dir: &std::path::Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--workers", "2", "--data-dir"])
-        .arg(dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn server");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("read line");
-    let address = line.trim().strip_prefix("listening on ").expect("listening line").to_owned();
-    Server { child, address }
-}
+use crate::helpers::{new_keys, newsletter, staff, start_server as start};
 
 #[tokio::test]
 async fn acknowledged_events_survive_kill_9() {

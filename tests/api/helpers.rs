@@ -1,7 +1,9 @@
 //! `spawn_app()` gives every test a fresh server and store, and a `TestApp` with one method
 //! per endpoint.
 
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 use consent_ledger::access::{KeyStore, Role};
@@ -158,4 +160,25 @@ impl TestApp {
         let v: Value = self.client.get(self.url("/readyz")).send().await.expect("send").json().await.expect("json");
         v["log_size"].as_u64().expect("log_size")
     }
+}
+
+/// The real binary serving a data directory on a free port.
+pub struct Server {
+    pub child: Child,
+    pub address: String,
+}
+
+pub fn start_server(dir: &std::path::Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--workers", "2", "--data-dir"])
+        .arg(dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn server");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("read line");
+    let address = line.trim().strip_prefix("listening on ").expect("listening line").to_owned();
+    Server { child, address }
 }

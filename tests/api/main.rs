@@ -8,6 +8,7 @@ mod crash;
 mod events;
 mod helpers;
 mod log;
+mod rotation;
 mod scenario;
 mod tamper;
 mod validation;

@@ -33,7 +33,7 @@ pub async fn get_export(state: web::Data<AppState>, caller: Caller) -> Result<Ht
         let ledger = service.ledger();
         let result = export(
             ledger.store(),
-            std::slice::from_ref(ledger.verifier()),
+            ledger.keys(),
             controller.as_str(),
             |line| {
                 let mut bytes = serde_json::to_vec(line).map_err(std::io::Error::other)?;

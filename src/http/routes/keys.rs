@@ -20,6 +20,11 @@ pub struct KeyView {
     pub public_key: String,
     /// Whether new events are signed with this key.
     pub current: bool,
+    /// First seq this key signed.
+    pub first_seq: u64,
+    /// Last seq this key signed (absent for the current key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seq: Option<u64>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -27,7 +32,7 @@ pub struct KeyList {
     pub keys: Vec<KeyView>,
 }
 
-/// The public keys that sign events.
+/// The public keys that sign events, newest first, each with the seqs it signed.
 #[utoipa::path(
     get,
     path = "/v1/keys",
@@ -37,14 +42,25 @@ pub struct KeyList {
 )]
 #[get("/v1/keys")]
 pub async fn list_keys(state: web::Data<AppState>) -> HttpResponse {
-    let v = state.service.ledger().verifier();
-    let key = KeyView {
-        key_id: hex::encode(v.key_id()),
-        vkey: v.vkey(),
-        name: v.name().to_owned(),
-        algorithm: "ed25519".into(),
-        public_key: B64.encode(v.public_key().as_bytes()),
-        current: true,
-    };
-    HttpResponse::Ok().json(KeyList { keys: vec![key] })
+    let keys = state
+        .service
+        .ledger()
+        .keys()
+        .iter()
+        .rev()
+        .map(|k| {
+            let v = &k.verifier;
+            KeyView {
+                key_id: hex::encode(v.key_id()),
+                vkey: v.vkey(),
+                name: v.name().to_owned(),
+                algorithm: "ed25519".into(),
+                public_key: B64.encode(v.public_key().as_bytes()),
+                current: k.last_seq.is_none(),
+                first_seq: k.first_seq,
+                last_seq: k.last_seq,
+            }
+        })
+        .collect();
+    HttpResponse::Ok().json(KeyList { keys })
 }
