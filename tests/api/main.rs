@@ -6,6 +6,7 @@ mod audit;
 mod contract;
 mod crash;
 mod events;
+mod format_doc;
 mod helpers;
 mod log;
 mod rotation;
