@@ -46,23 +46,25 @@ fn main() {
     }
     let cp = Checkpoint { origin: signer.name().to_owned(), size: n, root: frontier.root() };
     let mut w = BufWriter::new(std::fs::File::create(&path).expect("create"));
-    let mut line = |l: &ExportLine| {
-        serde_json::to_writer(&mut w, l).expect("write");
+    let line = |w: &mut BufWriter<std::fs::File>, l: &ExportLine| {
+        serde_json::to_writer(&mut *w, l).expect("write");
         w.write_all(b"\n").expect("write");
     };
-    line(&ExportLine::Header {
-        format: "consent-ledger-export".into(),
-        version: 1,
-        controller: "council".into(),
-        tree_size: n,
-        origin: signer.name().to_owned(),
-    });
-    line(&ExportLine::Key { vkey: vkey.clone(), first_seq: 1, last_seq: None });
-    line(&ExportLine::Checkpoint { note: cp.sign(signer.name(), &signer) });
+    line(
+        &mut w,
+        &ExportLine::Header {
+            format: "consent-ledger-export".into(),
+            version: 1,
+            controller: "council".into(),
+            tree_size: n,
+            origin: signer.name().to_owned(),
+        },
+    );
+    line(&mut w, &ExportLine::Key { vkey: vkey.clone(), first_seq: 1, last_seq: None });
+    line(&mut w, &ExportLine::Checkpoint { note: cp.sign(signer.name(), &signer) });
     for l in &leaves {
-        line(l);
+        line(&mut w, l);
     }
-    drop(line);
     w.flush().expect("flush");
     drop(leaves);
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
