@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use consent_ledger::access::{KeyStore, Role};
 use consent_ledger::domain::ControllerId;
-use consent_ledger::http::Application;
+use consent_ledger::http::{Application, HttpOptions};
 use consent_ledger::ledger::{DataDir, Ledger};
 use consent_ledger::service::Service;
 use serde_json::json;
@@ -91,7 +91,8 @@ fn main() {
     let controller = ControllerId::parse("council").expect("controller");
     let key = keys.create(&controller, &[Role::Admin, Role::Record, Role::Check]).expect("key");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let app = Application::build(listener, Arc::new(Service::new(ledger)), Arc::new(keys), Some(2)).expect("app");
+    let options = HttpOptions { workers: Some(2), public_url: None };
+    let app = Application::build(listener, Arc::new(Service::new(ledger)), Arc::new(keys), options).expect("app");
     let base = format!("http://127.0.0.1:{}", app.port());
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");

@@ -35,6 +35,8 @@ pub enum Role {
     Audit,
     /// Manage purposes, notices and keys.
     Admin,
+    /// Only deliver inbound SMS to `POST /v1/inbound/sms` (a provider's webhook secret).
+    SmsWebhook,
 }
 
 /// An authenticated caller.

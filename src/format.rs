@@ -148,6 +148,54 @@ impl EventDoc {
     }
 }
 
+/// The `type` of a signed decision document.
+pub const DECISION_TYPE: &str = "check.decision";
+
+/// A signed answer to a check: what was asked, the answer, and the log size it was decided
+/// at. Signed with the ledger key over its RFC 8785 bytes, like an event, but never a leaf
+/// of the log (its `type` is no event type).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionDoc {
+    pub v: u32,
+    /// Always `check.decision`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub controller: ControllerId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<SubjectId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<ContactRef>,
+    pub purpose: PurposeId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<RecipientId>,
+    pub permitted: bool,
+    pub reason: crate::domain::Reason,
+    pub basis: LawfulBasis,
+    pub decided_by: Vec<Uuid>,
+    #[serde(with = "timestamp")]
+    #[schema(value_type = String, format = DateTime)]
+    pub as_of: DateTime<Utc>,
+    /// The log held at least this many events when the answer was decided.
+    pub log_size: u64,
+    #[serde(with = "timestamp")]
+    #[schema(value_type = String, format = DateTime)]
+    pub decided_at: DateTime<Utc>,
+}
+
+/// A decision document with its Ed25519 signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignedDecision {
+    pub decision: DecisionDoc,
+    /// Base64 Ed25519 signature over the RFC 8785 bytes of `decision`.
+    pub signature: String,
+    /// Lower-case hex C2SP key id of the signing key.
+    pub key_id: String,
+}
+
 /// RFC 6962 leaf hash: SHA-256(0x00 ‖ leaf bytes).
 pub fn leaf_hash(bytes: &[u8]) -> [u8; 32] {
     let mut h = Sha256::new();

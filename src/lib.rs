@@ -15,3 +15,4 @@ pub mod secrets;
 pub mod service;
 pub mod signing;
 pub mod store;
+pub mod tokens;

@@ -18,6 +18,8 @@ pub enum TargetKey<'a> {
     Subject(&'a SubjectId),
     /// A contact point by blind index.
     Contact(&'a str),
+    /// Every event of the controller, for the change feed.
+    Log,
 }
 
 pub fn seq_key(seq: u64) -> [u8; 8] {
@@ -29,6 +31,7 @@ pub fn history_prefix(controller: &ControllerId, target: TargetKey<'_>) -> Vec<u
     let (tag, id) = match target {
         TargetKey::Subject(s) => (b's', s.as_str()),
         TargetKey::Contact(c) => (b'c', c),
+        TargetKey::Log => (b'a', ""),
     };
     let mut k = Vec::with_capacity(controller.as_str().len() + id.len() + 12);
     k.extend_from_slice(controller.as_str().as_bytes());
@@ -68,6 +71,9 @@ pub fn project(doc: &EventDoc) -> Vec<(Cf, Vec<u8>, Vec<u8>)> {
     let Some(controller) = &doc.controller else {
         return rows;
     };
+    let mut k = history_prefix(controller, TargetKey::Log);
+    k.extend_from_slice(&seq_key(doc.seq));
+    rows.push((Cf::History, k, Vec::new()));
     let fact = serde_json::to_vec(&doc.fact()).unwrap_or_default();
     if let Some(s) = &doc.subject {
         let mut k = history_prefix(controller, TargetKey::Subject(s));
@@ -135,6 +141,23 @@ impl<'a> Projections<'a> {
         facts.sort_by_key(|f| f.seq);
         facts.dedup_by_key(|f| f.seq);
         Ok(facts)
+    }
+
+    /// Seqs of the controller's events after `after`, at most `limit`, in order.
+    pub fn log_after(&self, controller: &ControllerId, after: u64, limit: usize) -> Result<Vec<u64>, ReadError> {
+        let prefix = history_prefix(controller, TargetKey::Log);
+        let mut start = prefix.clone();
+        start.extend_from_slice(&seq_key(after.saturating_add(1)));
+        let mut out = Vec::new();
+        for item in self.store.iter_from(Cf::History, &start)? {
+            let (k, _) = item?;
+            if !k.starts_with(&prefix) || out.len() >= limit {
+                break;
+            }
+            let tail: [u8; 8] = k[k.len() - 8..].try_into().map_err(|_| ReadError::Corrupt)?;
+            out.push(u64::from_be_bytes(tail));
+        }
+        Ok(out)
     }
 
     /// The version of a purpose in force at `at` (the latest when `at` is `None`).

@@ -10,14 +10,17 @@ use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use crate::domain::{
-    decide, Actor, ActorKind, Channel, ContactPoint, ControllerId, Decision, EventType, Evidence, Method, Preference,
-    PurposeDefinition, PurposeId, Question, RecipientId, Representative, SubjectId, Target, Token,
+    decide, Actor, ActorKind, Channel, ContactKind, ContactPoint, ControllerId, Decision, EventType, Evidence, Method,
+    Preference, PurposeDefinition, PurposeId, Question, RecipientId, Representative, SubjectId, Target, Token,
 };
-use crate::format::{to_micros, ContactRef, EventDoc, Receipt, StoredEvent, FORMAT_VERSION};
+use crate::format::{
+    to_micros, ContactRef, DecisionDoc, EventDoc, Receipt, SignedDecision, StoredEvent, DECISION_TYPE, FORMAT_VERSION,
+};
 use crate::ledger::commit::{CommitError, Draft};
 use crate::ledger::{Ledger, MAX_APPEND_EVENTS};
 use crate::projection::{seq_key, Projections, PurposeVersion, ReadError, TargetKey};
 use crate::store::{Cf, StoreError};
+use crate::tokens::TokenUse;
 
 /// How far in the future an `occurred_at` may be (clock skew between systems).
 pub const MAX_CLOCK_SKEW: Duration = Duration::minutes(5);
@@ -69,7 +72,7 @@ pub struct EventInput {
     pub id: Option<Uuid>,
     pub kind: EventType,
     pub subject: Option<SubjectId>,
-    pub contact: Option<ContactPoint>,
+    pub contact: Option<ContactInput>,
     pub purpose: Option<PurposeId>,
     pub channel: Option<Channel>,
     pub recipient: Option<RecipientId>,
@@ -81,6 +84,35 @@ pub struct EventInput {
     pub expires_at: Option<DateTime<Utc>>,
     pub preference: Option<Preference>,
     pub representative: Option<Representative>,
+}
+
+/// The contact point of an event: an address a client sent, or a blind index from a signed
+/// link (the ledger then never sees the address).
+#[derive(Debug, Clone)]
+pub enum ContactInput {
+    Address(ContactPoint),
+    Index(ContactRef),
+}
+
+impl ContactInput {
+    pub fn kind(&self) -> ContactKind {
+        match self {
+            ContactInput::Address(c) => c.kind(),
+            ContactInput::Index(r) => r.kind,
+        }
+    }
+}
+
+/// What a one-click unsubscribe token binds (RFC 8058): controller, contact point (by blind
+/// index), purpose and issue time.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UnsubscribeToken {
+    pub c: ControllerId,
+    pub k: ContactKind,
+    pub i: String,
+    pub p: PurposeId,
+    /// Issue time, Unix seconds.
+    pub t: i64,
 }
 
 /// Whom a check is about.
@@ -104,6 +136,10 @@ pub struct CheckOutcome {
     pub decision: Decision,
     pub channel: Option<Channel>,
     pub as_of: DateTime<Utc>,
+    /// The contact point, as the log knows it, when the check was by contact point.
+    pub contact: Option<ContactRef>,
+    /// Size of the log the answer was decided from (it includes at least these events).
+    pub log_size: u64,
 }
 
 /// One line of a subject's permissions.
@@ -365,10 +401,12 @@ impl Service {
                 return Err(invalid("expires_at must be after occurred_at"));
             }
         }
-        let contact = e
-            .contact
-            .as_ref()
-            .map(|c| ContactRef { kind: c.kind(), index: self.ledger.blind_index().index(controller, c) });
+        let contact = e.contact.as_ref().map(|c| match c {
+            ContactInput::Address(c) => {
+                ContactRef { kind: c.kind(), index: self.ledger.blind_index().index(controller, c) }
+            }
+            ContactInput::Index(r) => r.clone(),
+        });
         let doc = EventDoc {
             v: FORMAT_VERSION,
             id: e.id.unwrap_or_else(Uuid::now_v7),
@@ -408,6 +446,7 @@ impl Service {
             Some(t) => t,
             None => now,
         };
+        let log_size = self.ledger.committed_seq();
         let pv = self.purpose_at(controller, &q.purpose, q.at)?.ok_or(ServiceError::NotFound("purpose"))?;
         let proj = self.projections();
         let (facts, index, channel) = match &q.target {
@@ -437,7 +476,104 @@ impl Service {
             recipient: q.recipient.as_ref(),
             at,
         };
-        Ok(CheckOutcome { decision: decide(&question, &facts), channel, as_of: at })
+        let decision = decide(&question, &facts);
+        let contact = match (&q.target, index) {
+            (CheckTarget::Contact(c), Some(index)) => Some(ContactRef { kind: c.kind(), index }),
+            _ => None,
+        };
+        Ok(CheckOutcome { decision, channel, as_of: at, contact, log_size })
+    }
+
+    /// Signs a decision so a sender can later prove the message was checked.
+    pub fn sign_decision(
+        &self,
+        controller: &ControllerId,
+        q: &CheckInput,
+        out: &CheckOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<SignedDecision, ServiceError> {
+        let doc = DecisionDoc {
+            v: FORMAT_VERSION,
+            kind: DECISION_TYPE.into(),
+            controller: controller.clone(),
+            subject: match &q.target {
+                CheckTarget::Subject(s) => Some(s.clone()),
+                CheckTarget::Contact(_) => None,
+            },
+            contact: out.contact.clone(),
+            purpose: q.purpose.clone(),
+            channel: out.channel,
+            recipient: q.recipient.clone(),
+            permitted: out.decision.permitted,
+            reason: out.decision.reason,
+            basis: out.decision.basis,
+            decided_by: out.decision.decided_by.clone(),
+            as_of: out.as_of,
+            log_size: out.log_size,
+            decided_at: to_micros(now),
+        };
+        let bytes = crate::canonical::to_canonical_bytes(&doc).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let (signature, key_id) = self.ledger.sign(&bytes);
+        Ok(SignedDecision { decision: doc, signature, key_id })
+    }
+
+    /// A one-click unsubscribe token for a contact point and purpose.
+    pub fn unsubscribe_token(
+        &self,
+        controller: &ControllerId,
+        contact: &ContactRef,
+        purpose: &PurposeId,
+        now: DateTime<Utc>,
+    ) -> String {
+        let payload = UnsubscribeToken {
+            c: controller.clone(),
+            k: contact.kind,
+            i: contact.index.clone(),
+            p: purpose.clone(),
+            t: now.timestamp(),
+        };
+        self.ledger.tokens().sign(TokenUse::Unsubscribe, &payload)
+    }
+
+    /// Opens an unsubscribe token and names the purpose it is for (title).
+    pub fn open_unsubscribe(&self, token: &str) -> Result<(UnsubscribeToken, String), ServiceError> {
+        let payload: UnsubscribeToken =
+            self.ledger.tokens().open(TokenUse::Unsubscribe, token).map_err(|_| ServiceError::NotFound("link"))?;
+        let title = self
+            .current_purpose(&payload.c, &payload.p)?
+            .map(|p| p.definition.title.clone())
+            .ok_or(ServiceError::NotFound("link"))?;
+        Ok((payload, title))
+    }
+
+    /// Records the withdrawal a one-click unsubscribe asks for, against the address itself
+    /// (method `email_link`). The event id derives from the token, so a repeated POST records
+    /// nothing new.
+    pub async fn unsubscribe(&self, token: &str, now: DateTime<Utc>) -> Result<(Receipt, String), ServiceError> {
+        let (payload, title) = self.open_unsubscribe(token)?;
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(token.as_bytes());
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&digest[..16]);
+        let input = EventInput {
+            id: Some(uuid::Builder::from_custom_bytes(id).into_uuid()),
+            kind: EventType::ConsentWithdrawn,
+            subject: None,
+            contact: Some(ContactInput::Index(ContactRef { kind: payload.k, index: payload.i.clone() })),
+            purpose: Some(payload.p.clone()),
+            channel: Some(payload.k.default_channel()),
+            recipient: None,
+            occurred_at: None,
+            method: Method::EmailLink,
+            actor: Actor { kind: ActorKind::Subject, id: None, authority: None },
+            evidence: None,
+            notice_version: None,
+            expires_at: None,
+            preference: None,
+            representative: None,
+        };
+        let mut receipts = self.record(&payload.c, vec![input], now).await?;
+        let r = receipts.pop().ok_or_else(|| ServiceError::Internal("no receipt".into()))?;
+        Ok((r, title))
     }
 
     /// Every purpose, channel and recipient of the catalogue, decided for one subject.
@@ -516,6 +652,28 @@ impl Service {
                 receipt_of(&raw)
             })
             .collect()
+    }
+
+    /// The controller's events after `after` in seq order (at most `limit`), and whether more
+    /// follow.
+    pub fn feed(
+        &self,
+        controller: &ControllerId,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<Receipt>, bool), ServiceError> {
+        let mut seqs = self.projections().log_after(controller, after, limit + 1)?;
+        let more = seqs.len() > limit;
+        seqs.truncate(limit);
+        let keys: Vec<Vec<u8>> = seqs.iter().map(|s| seq_key(*s).to_vec()).collect();
+        let receipts = self
+            .ledger
+            .store()
+            .multi_get(Cf::Events, &keys)?
+            .into_iter()
+            .map(|raw| receipt_of(&raw.ok_or_else(|| ServiceError::Internal("feed names a missing event".into()))?))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((receipts, more))
     }
 
     /// The receipt of one event of the caller's controller.

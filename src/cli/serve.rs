@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::access::KeyStore;
-use crate::http::Application;
+use crate::http::{Application, HttpOptions};
 use crate::ledger::{DataDir, Ledger, Options};
 use crate::service::Service;
 
@@ -27,6 +27,10 @@ pub struct ServeArgs {
     /// Milliseconds between checkpoints (one is signed per interval when the log grew).
     #[arg(long, env = "CONSENT_LEDGER_CHECKPOINT_INTERVAL_MS", default_value_t = 1000)]
     pub checkpoint_interval_ms: u64,
+    /// Public base URL of the service, for unsubscribe and preference links (default
+    /// `http://<listen address>`).
+    #[arg(long, env = "CONSENT_LEDGER_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "CONSENT_LEDGER_WORKERS")]
     pub workers: Option<usize>,
@@ -56,7 +60,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let service = Arc::new(Service::new(ledger));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let app = Application::build(listener, service.clone(), Arc::new(keys), args.workers)?;
+        let http = HttpOptions { workers: args.workers, public_url: args.public_url.clone() };
+        let app = Application::build(listener, service.clone(), Arc::new(keys), http)?;
         println!("listening on http://{addr}");
         tracing::info!(%addr, log_size = service.ledger().committed_seq(), "consent-ledger serving");
         app.run_until_stopped().await

@@ -25,6 +25,7 @@ impl Caller {
                     Role::Record => "record",
                     Role::Audit => "audit",
                     Role::Admin => "admin",
+                    Role::SmsWebhook => "sms-webhook",
                 })
                 .collect();
             Err(ApiError::new(Kind::Forbidden, format!("this operation needs the role {}", names.join(" or "))))

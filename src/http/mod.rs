@@ -19,6 +19,17 @@ use crate::service::Service;
 pub struct AppState {
     pub service: Arc<Service>,
     pub keys: Arc<KeyStore>,
+    /// Base URL of this service as people and mail clients reach it (no trailing slash).
+    pub public_url: String,
+}
+
+/// How the HTTP server runs.
+#[derive(Debug, Clone, Default)]
+pub struct HttpOptions {
+    /// Worker threads (default: one per core).
+    pub workers: Option<usize>,
+    /// Base URL for links (default `http://<bound address>`).
+    pub public_url: Option<String>,
 }
 
 /// A bound, running server.
@@ -41,10 +52,13 @@ impl Application {
         listener: TcpListener,
         service: Arc<Service>,
         keys: Arc<KeyStore>,
-        workers: Option<usize>,
+        options: HttpOptions,
     ) -> std::io::Result<Self> {
-        let port = listener.local_addr()?.port();
-        let state = web::Data::new(AppState { service, keys });
+        let addr = listener.local_addr()?;
+        let port = addr.port();
+        let public_url =
+            options.public_url.unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_owned();
+        let state = web::Data::new(AppState { service, keys, public_url });
         let mut server = HttpServer::new(move || {
             use routes::*;
             let json = |limit| web::JsonConfig::default().limit(limit).error_handler(error::json_error);
@@ -71,6 +85,11 @@ impl Application {
                 .service(events::get_event)
                 .service(events::get_event_receipt)
                 .service(export::get_export)
+                .service(feed::get_feed)
+                .service(feed::get_feed_stream)
+                .service(unsubscribe::get_unsubscribe)
+                .service(unsubscribe::post_unsubscribe)
+                .service(inbound::create_inbound_sms)
                 .service(checks::get_check)
                 .service(
                     web::resource("/v1/checks")
@@ -82,7 +101,7 @@ impl Application {
                 .default_service(web::to(not_found))
         })
         .listen(listener)?;
-        if let Some(w) = workers {
+        if let Some(w) = options.workers {
             server = server.workers(w);
         }
         Ok(Self { port, server: server.run() })

@@ -48,10 +48,13 @@ Errors are RFC 9457 application/problem+json with a stable `type` per kind.",
         routes::log::get_inclusion_proof,
         routes::log::get_consistency_proof,
         routes::export::get_export,
+        routes::feed::get_feed,
+        routes::feed::get_feed_stream,
+        routes::inbound::create_inbound_sms,
         routes::health::get_healthz,
         routes::health::get_readyz,
     ),
-    components(schemas(crate::format::EventDoc, crate::format::Receipt, crate::http::error::Problem)),
+    components(schemas(crate::format::EventDoc, crate::format::Receipt, crate::format::SignedDecision, crate::http::error::Problem)),
     modifiers(&ApiKeyAuth),
     tags(
         (name = "purposes", description = "The controller's purpose catalogue"),
@@ -59,6 +62,8 @@ Errors are RFC 9457 application/problem+json with a stable `type` per kind.",
         (name = "checks", description = "Is this contact or share permitted?"),
         (name = "subjects", description = "A subject's permissions and history"),
         (name = "log", description = "Public keys and proofs"),
+        (name = "feed", description = "The change feed"),
+        (name = "inbound", description = "Webhooks from SMS providers"),
         (name = "operations", description = "Health"),
     )
 )]
@@ -80,6 +85,7 @@ pub fn json_schemas() -> Vec<(&'static str, String)> {
     [
         ("event.schema.json", "EventDoc", "A signed consent-ledger event (format v1)"),
         ("receipt.schema.json", "Receipt", "A consent-ledger receipt"),
+        ("decision.schema.json", "SignedDecision", "A signed consent-ledger check decision"),
     ]
     .into_iter()
     .map(|(file, root, title)| {

@@ -54,6 +54,8 @@ pub(crate) struct Writer {
     pub next_seq: u64,
     pub last_recorded: chrono::DateTime<Utc>,
     pub committed: Arc<AtomicU64>,
+    /// Tells waiting readers (change-feed streams) the seq of the last durable event.
+    pub notify: tokio::sync::watch::Sender<u64>,
     /// The right edge of the Merkle tree over every durable event.
     pub frontier: Frontier,
 }
@@ -107,6 +109,7 @@ impl Writer {
                 return;
             }
             self.committed.store(self.next_seq - 1, Ordering::Release);
+            self.notify.send_replace(self.next_seq - 1);
         }
         for (reply, result) in answers {
             let _ = reply.send(result);

@@ -24,6 +24,7 @@ use crate::log::StoredTree;
 use crate::secrets::BlindIndexKey;
 use crate::signing::{Ed25519Signer, Ed25519Verifier, KeyError};
 use crate::store::{Batch, Cf, Store, StoreError};
+use crate::tokens::TokenKey;
 use keys::ValidKey;
 
 use commit::{CommitError, Draft, Job, Writer};
@@ -79,6 +80,10 @@ impl DataDir {
         self.0.join("blind-index.key")
     }
 
+    pub fn token_key(&self) -> PathBuf {
+        self.0.join("token.key")
+    }
+
     pub fn api_keys(&self) -> PathBuf {
         self.0.join("apikeys")
     }
@@ -112,10 +117,13 @@ pub struct Ledger {
     store: Arc<Store>,
     verifier: Ed25519Verifier,
     keys: Vec<ValidKey>,
+    signer: Arc<Ed25519Signer>,
     blind: BlindIndexKey,
+    tokens: TokenKey,
     tx: Option<mpsc::Sender<Job>>,
     writer: Option<JoinHandle<()>>,
     committed: Arc<AtomicU64>,
+    notify: tokio::sync::watch::Receiver<u64>,
     stop_checkpoints: Option<mpsc::Sender<()>>,
     checkpointer: Option<JoinHandle<()>>,
     checkpoint_interval: Duration,
@@ -137,6 +145,7 @@ impl Ledger {
         let signer = Ed25519Signer::load_or_create(&dir.signing_key(), &options.key_name)?;
         let keys = keys::load_keyring(dir, &signer)?.valid_keys()?;
         let blind = BlindIndexKey::load_or_create(&dir.blind_index_key()).map_err(OpenError::Secret)?;
+        let tokens = TokenKey::load_or_create(&dir.token_key()).map_err(OpenError::Secret)?;
         let (last_seq, last_recorded) = match store.last(Cf::Events)? {
             Some((_, v)) => {
                 let doc = StoredEvent::decode(&v).ok().and_then(|s| s.doc().ok()).ok_or(OpenError::Corrupt)?;
@@ -148,7 +157,9 @@ impl Ledger {
         let committed = Arc::new(AtomicU64::new(last_seq));
         let verifier = signer.verifier();
         let signer = Arc::new(signer);
+        let (notify_tx, notify) = tokio::sync::watch::channel(last_seq);
         let writer = Writer {
+            notify: notify_tx,
             store: store.clone(),
             signer: signer.clone(),
             next_seq: last_seq + 1,
@@ -162,7 +173,7 @@ impl Ledger {
             .spawn(move || writer.run(rx))
             .map_err(OpenError::Dir)?;
         let (stop_tx, stop_rx) = mpsc::channel();
-        let checkpoints = Checkpointer { store: store.clone(), signer, committed: committed.clone() };
+        let checkpoints = Checkpointer { store: store.clone(), signer: signer.clone(), committed: committed.clone() };
         checkpoints.sign_if_grown().map_err(|_| OpenError::Corrupt)?;
         let interval = options.checkpoint_interval;
         let checkpointer = std::thread::Builder::new()
@@ -173,10 +184,13 @@ impl Ledger {
             store,
             verifier,
             keys,
+            signer,
             blind,
+            tokens,
             tx: Some(tx),
             writer: Some(handle),
             committed,
+            notify,
             stop_checkpoints: Some(stop_tx),
             checkpointer: Some(checkpointer),
             checkpoint_interval: interval,
@@ -225,6 +239,14 @@ impl Ledger {
         &self.verifier
     }
 
+    /// Signs a document that is not a log entry (a decision): base64 signature, hex key id.
+    pub fn sign(&self, bytes: &[u8]) -> (String, String) {
+        use crate::signing::Signer;
+        use base64::Engine;
+        let sig = self.signer.sign(bytes);
+        (base64::engine::general_purpose::STANDARD.encode(sig), hex::encode(self.signer.key_id()))
+    }
+
     /// Every key that has signed this log, with its period.
     pub fn keys(&self) -> &[ValidKey] {
         &self.keys
@@ -232,6 +254,32 @@ impl Ledger {
 
     pub fn blind_index(&self) -> &BlindIndexKey {
         &self.blind
+    }
+
+    /// The key of signed link tokens.
+    pub fn tokens(&self) -> &TokenKey {
+        &self.tokens
+    }
+
+    /// A receiver that changes whenever events become durable; its value is the last seq.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.notify.clone()
+    }
+
+    /// Waits (at most `timeout`) until the log holds `seq`; true when it does.
+    pub async fn wait_for(&self, seq: u64, timeout: Duration) -> bool {
+        let mut rx = self.subscribe();
+        let reached = async {
+            loop {
+                if *rx.borrow_and_update() >= seq {
+                    return true;
+                }
+                if rx.changed().await.is_err() {
+                    return false;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, reached).await.unwrap_or(false)
     }
 
     /// The seq of the last durable event (0 when the log is empty).

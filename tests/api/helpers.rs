@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use consent_ledger::access::{KeyStore, Role};
 use consent_ledger::domain::ControllerId;
-use consent_ledger::http::Application;
+use consent_ledger::http::{Application, HttpOptions};
 use consent_ledger::ledger::{DataDir, Ledger};
 use consent_ledger::service::Service;
 use reqwest::{Response, StatusCode};
@@ -38,7 +38,8 @@ pub async fn spawn_app() -> TestApp {
     let ledger = Ledger::open(&data, "test.example/consent-ledger").expect("open ledger");
     let keys = Arc::new(KeyStore::open(data.api_keys()).expect("key store"));
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let app = Application::build(listener, Arc::new(Service::new(ledger)), keys, Some(1)).expect("build");
+    let options = HttpOptions { workers: Some(1), public_url: None };
+    let app = Application::build(listener, Arc::new(Service::new(ledger)), keys, options).expect("build");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     let all = [Role::Check, Role::Record, Role::Audit, Role::Admin];

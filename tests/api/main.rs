@@ -9,6 +9,7 @@ mod events;
 mod format_doc;
 mod helpers;
 mod log;
+mod mailing;
 mod rotation;
 mod scenario;
 mod tamper;

@@ -7,12 +7,15 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::access::Role;
-use crate::domain::{Channel, ContactPoint, LawfulBasis, PurposeId, Reason, RecipientId, SubjectId};
+use crate::domain::{
+    Channel, ContactKind, ContactPoint, ControllerId, LawfulBasis, PurposeId, Reason, RecipientId, SubjectId,
+};
 use crate::format::to_micros;
+use crate::format::SignedDecision;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, Kind, Problem};
 use crate::http::AppState;
-use crate::service::{CheckInput, CheckOutcome, CheckTarget};
+use crate::service::{CheckInput, CheckTarget};
 
 /// Most targets one `POST /v1/checks` may carry.
 pub const MAX_CHECKS: usize = 10_000;
@@ -41,6 +44,12 @@ pub struct CheckRequest {
     pub recipient: Option<String>,
     /// RFC 3339 time to answer "as of" (default: now). In a query string, encode `+` as `%2B`.
     pub at: Option<String>,
+    /// Answer only from a state that includes the event with this seq (read your writes).
+    pub min_seq: Option<u64>,
+    /// Also return the decision signed with the ledger key.
+    pub signed: Option<bool>,
+    /// Also return RFC 8058 one-click unsubscribe header values (checks by email only).
+    pub unsubscribe: Option<bool>,
 }
 
 /// The answer to a check.
@@ -58,7 +67,21 @@ pub struct CheckResponse {
     pub channel: Option<Channel>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recipient: Option<RecipientId>,
+    /// The log held at least this many events when the answer was decided.
+    pub log_size: u64,
+    /// The decision signed with the ledger key (when `signed=true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed_decision: Option<SignedDecision>,
+    /// Value for the `List-Unsubscribe` header (when `unsubscribe=true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub list_unsubscribe: Option<String>,
+    /// Value for the `List-Unsubscribe-Post` header (when `unsubscribe=true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub list_unsubscribe_post: Option<String>,
 }
+
+/// How long a check with `min_seq` waits for the log to reach it.
+const MIN_SEQ_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn bad(msg: impl Into<String>) -> ApiError {
     ApiError::new(Kind::InvalidQuery, msg)
@@ -93,8 +116,35 @@ impl CheckRequest {
     }
 }
 
-fn respond(input: &CheckInput, out: CheckOutcome) -> CheckResponse {
-    CheckResponse {
+/// Answers one check with the extras it asked for.
+pub async fn answer(
+    state: &AppState,
+    controller: &ControllerId,
+    req: &CheckRequest,
+    now: DateTime<Utc>,
+) -> Result<CheckResponse, ApiError> {
+    let input = req.parse()?;
+    if let Some(seq) = req.min_seq {
+        if !state.service.ledger().wait_for(seq, MIN_SEQ_WAIT).await {
+            return Err(ApiError::new(Kind::Validation, "min_seq is beyond the log"));
+        }
+    }
+    let out = state.service.check(controller, &input, now)?;
+    let signed_decision = match req.signed {
+        Some(true) => Some(state.service.sign_decision(controller, &input, &out, now)?),
+        _ => None,
+    };
+    let (list_unsubscribe, list_unsubscribe_post) = match (req.unsubscribe, &out.contact) {
+        (Some(true), Some(contact)) if contact.kind == ContactKind::Email => {
+            let token = state.service.unsubscribe_token(controller, contact, &input.purpose, now);
+            (Some(format!("<{}/u/{token}>", state.public_url)), Some("List-Unsubscribe=One-Click".to_owned()))
+        }
+        (Some(true), _) => {
+            return Err(ApiError::new(Kind::Validation, "unsubscribe links are made for checks by email"))
+        }
+        _ => (None, None),
+    };
+    Ok(CheckResponse {
         permitted: out.decision.permitted,
         reason: out.decision.reason,
         basis: out.decision.basis,
@@ -103,7 +153,11 @@ fn respond(input: &CheckInput, out: CheckOutcome) -> CheckResponse {
         purpose: input.purpose.clone(),
         channel: out.channel,
         recipient: input.recipient.clone(),
-    }
+        log_size: out.log_size,
+        signed_decision,
+        list_unsubscribe,
+        list_unsubscribe_post,
+    })
 }
 
 /// Is this contact or share permitted?
@@ -130,9 +184,7 @@ pub async fn get_check(
     query: web::Query<CheckRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let p = caller.require(&[Role::Check])?;
-    let input = query.parse()?;
-    let out = state.service.check(&p.controller, &input, to_micros(Utc::now()))?;
-    Ok(HttpResponse::Ok().json(respond(&input, out)))
+    Ok(HttpResponse::Ok().json(answer(&state, &p.controller, &query, to_micros(Utc::now())).await?))
 }
 
 /// Many checks at once: answers in request order. Any bad item refuses the whole request.
@@ -167,9 +219,7 @@ pub async fn create_checks(
     for (i, item) in items.iter().enumerate() {
         let prefix =
             |e: ApiError| ApiError::new(e.kind, format!("check {i}: {}", e.detail.clone().unwrap_or_default()));
-        let input = item.parse().map_err(prefix)?;
-        let decision = state.service.check(&p.controller, &input, now).map_err(|e| prefix(e.into()))?;
-        out.push(respond(&input, decision));
+        out.push(answer(&state, &p.controller, item, now).await.map_err(prefix)?);
     }
     Ok(HttpResponse::Ok().json(out))
 }

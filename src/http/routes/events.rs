@@ -15,7 +15,7 @@ use crate::format::Receipt;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, Kind, Problem};
 use crate::http::AppState;
-use crate::service::EventInput;
+use crate::service::{ContactInput, EventInput};
 
 /// Largest body of `POST /v1/events`, in bytes.
 pub const MAX_EVENT_BODY: usize = 16 * 1024;
@@ -85,7 +85,7 @@ pub struct EventRequest {
 
 impl EventRequest {
     fn into_input(self) -> Result<EventInput, ApiError> {
-        let contact = self.contact.as_ref().map(ContactRequest::parse).transpose()?;
+        let contact = self.contact.as_ref().map(ContactRequest::parse).transpose()?.map(ContactInput::Address);
         Ok(EventInput {
             id: self.id,
             kind: self.kind,

@@ -3,8 +3,11 @@
 pub mod checks;
 pub mod events;
 pub mod export;
+pub mod feed;
 pub mod health;
+pub mod inbound;
 pub mod keys;
 pub mod log;
 pub mod purposes;
 pub mod subjects;
+pub mod unsubscribe;

@@ -1,0 +1,151 @@
+//! The change feed: `GET /v1/feed` pages through the controller's events in seq order, and
+//! `GET /v1/feed/stream` is a server-sent-events stream that resumes from `Last-Event-ID`.
+//! A downstream suppression list kept from either is exactly the ledger's.
+
+use std::time::Duration;
+
+use actix_web::{get, web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+
+use crate::access::Role;
+use crate::format::Receipt;
+use crate::http::auth::Caller;
+use crate::http::error::{ApiError, Kind, Problem};
+use crate::http::AppState;
+
+/// Default and largest page of `GET /v1/feed`.
+pub const DEFAULT_FEED_LIMIT: usize = 100;
+pub const MAX_FEED_LIMIT: usize = 1000;
+/// Events sent per read while a stream catches up.
+const STREAM_PAGE: usize = 500;
+/// A comment line keeps idle streams open through proxies.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct FeedQuery {
+    /// Return events with a seq greater than this (default 0: from the start).
+    pub after: Option<u64>,
+    /// Page size, 1 to 1000 (default 100).
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FeedPage {
+    /// The events, in seq order, as receipts.
+    pub events: Vec<Receipt>,
+    /// Pass as `after` to get the next page.
+    pub next_after: u64,
+    pub has_more: bool,
+}
+
+/// One page of the controller's events after a seq.
+#[utoipa::path(
+    get,
+    path = "/v1/feed",
+    tag = "feed",
+    operation_id = "get_feed",
+    params(FeedQuery),
+    responses(
+        (status = 200, description = "A page of events", body = FeedPage),
+        (status = 400, description = "Malformed query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+#[get("/v1/feed")]
+pub async fn get_feed(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<FeedQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let p = caller.require(&[Role::Check, Role::Audit, Role::Record])?;
+    let limit = query.limit.unwrap_or(DEFAULT_FEED_LIMIT);
+    if limit == 0 || limit > MAX_FEED_LIMIT {
+        return Err(ApiError::new(Kind::InvalidQuery, format!("limit must be 1 to {MAX_FEED_LIMIT}")));
+    }
+    let after = query.after.unwrap_or(0);
+    let (events, has_more) = state.service.feed(&p.controller, after, limit)?;
+    let next_after = events.last().map(|r| r.seq).unwrap_or(after);
+    Ok(HttpResponse::Ok().json(FeedPage { events, next_after, has_more }))
+}
+
+fn sse_event(r: &Receipt) -> web::Bytes {
+    let data = serde_json::to_string(r).unwrap_or_default();
+    web::Bytes::from(format!("id: {}\nevent: {}\ndata: {data}\n\n", r.seq, r.event.kind.as_str()))
+}
+
+/// Server-sent events: every event of the controller after `Last-Event-ID` (or `after`), then
+/// each new one as it becomes durable. Each message's `id` is the event's seq.
+#[utoipa::path(
+    get,
+    path = "/v1/feed/stream",
+    tag = "feed",
+    operation_id = "get_feed_stream",
+    params(("after" = Option<u64>, Query, description = "Start after this seq when there is no Last-Event-ID")),
+    responses(
+        (status = 200, description = "text/event-stream of receipts", content_type = "text/event-stream", body = String),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+#[get("/v1/feed/stream")]
+pub async fn get_feed_stream(
+    state: web::Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    query: web::Query<FeedQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let controller = caller.require(&[Role::Check, Role::Audit, Role::Record])?.controller.clone();
+    let after = match req.headers().get("last-event-id") {
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .ok_or_else(|| ApiError::new(Kind::InvalidQuery, "Last-Event-ID must be a seq"))?,
+        None => query.after.unwrap_or(0),
+    };
+    let service = state.service.clone();
+    let rx = service.ledger().subscribe();
+    let stream = futures_util::stream::unfold(
+        (after, rx, service, controller),
+        |(after, mut rx, service, controller)| async move {
+            loop {
+                rx.borrow_and_update();
+                match service.feed(&controller, after, STREAM_PAGE) {
+                    Ok((events, _)) if !events.is_empty() => {
+                        let next = events.last().map(|r| r.seq).unwrap_or(after);
+                        let mut out = Vec::new();
+                        for r in &events {
+                            out.extend_from_slice(&sse_event(r));
+                        }
+                        return Some((
+                            Ok::<_, actix_web::Error>(web::Bytes::from(out)),
+                            (next, rx, service, controller),
+                        ));
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "feed stream read failed");
+                        return None;
+                    }
+                }
+                match tokio::time::timeout(KEEP_ALIVE, rx.changed()).await {
+                    Ok(Ok(())) => continue,
+                    Ok(Err(_)) => return None,
+                    Err(_) => {
+                        return Some((
+                            Ok(web::Bytes::from_static(b": keep-alive\n\n")),
+                            (after, rx, service, controller),
+                        ));
+                    }
+                }
+            }
+        },
+    );
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("cache-control", "no-cache"))
+        .streaming(stream))
+}

@@ -1,0 +1,117 @@
+//! RFC 8058 one-click unsubscribe: `POST /u/{token}` with `List-Unsubscribe=One-Click` records
+//! a withdrawal against the address (method `email_link`) and answers 200 with no redirect;
+//! `GET /u/{token}` shows a plain page with a button and changes nothing, because mail
+//! scanners follow links. A tampered or foreign token gets a clear page.
+
+use actix_web::http::StatusCode;
+use actix_web::{get, post, web, HttpResponse};
+use chrono::Utc;
+
+use crate::format::to_micros;
+use crate::http::AppState;
+use crate::service::ServiceError;
+
+/// The body a one-click POST must carry (RFC 8058 section 3.1).
+const ONE_CLICK: &str = "List-Unsubscribe=One-Click";
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A small, self-contained page: no scripts, no outside resources.
+pub fn page(status: StatusCode, title: &str, body_html: &str) -> HttpResponse {
+    let html = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{t}</title>\
+<style>body{{font-family:Arial,sans-serif;font-size:1.1875rem;line-height:1.5;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#0b0c0c}}\
+button{{font-size:1.1875rem;padding:.5rem 1rem;background:#00703c;color:#fff;border:0;border-bottom:2px solid #002d18;cursor:pointer}}\
+button:focus{{outline:3px solid #fd0;outline-offset:0}}</style></head>\
+<body><main><h1>{t}</h1>{body_html}</main></body></html>\n",
+        t = escape(title)
+    );
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header((
+            "content-security-policy",
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+        ))
+        .insert_header(("referrer-policy", "no-referrer"))
+        .insert_header(("x-content-type-options", "nosniff"))
+        .body(html)
+}
+
+fn invalid_link() -> HttpResponse {
+    page(
+        StatusCode::NOT_FOUND,
+        "This link is not valid",
+        "<p>The unsubscribe link may have been changed or cut short. Please use the full link from the message, \
+or contact us and we will stop these messages for you.</p>",
+    )
+}
+
+/// The confirmation page; records nothing.
+#[get("/u/{token}")]
+pub async fn get_unsubscribe(state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
+    match state.service.open_unsubscribe(&path) {
+        Ok((_, title)) => page(
+            StatusCode::OK,
+            "Unsubscribe",
+            &format!(
+                "<p>Stop sending me emails about: <strong>{}</strong>.</p>\
+<form method=\"post\"><input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\
+<button type=\"submit\">Unsubscribe</button></form>",
+                escape(&title)
+            ),
+        ),
+        Err(_) => invalid_link(),
+    }
+}
+
+/// The one-click unsubscribe itself.
+#[post("/u/{token}")]
+pub async fn post_unsubscribe(state: web::Data<AppState>, path: web::Path<String>, body: web::Bytes) -> HttpResponse {
+    // Urlencoded bodies are exactly the marker; multipart bodies carry it as a field.
+    let text = String::from_utf8_lossy(&body);
+    let one_click =
+        text.trim() == ONE_CLICK || (text.contains("name=\"List-Unsubscribe\"") && text.contains("One-Click"));
+    if !one_click {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Unsubscribe",
+            "<p>This request did not ask to unsubscribe. Use the button on the unsubscribe page.</p>",
+        );
+    }
+    match state.service.unsubscribe(&path, to_micros(Utc::now())).await {
+        Ok((receipt, title)) => page(
+            StatusCode::OK,
+            "You are unsubscribed",
+            &format!(
+                "<p>We will not email you about <strong>{}</strong> again unless you ask us to.</p>\
+<p>Your reference: <code>{}</code></p>",
+                escape(&title),
+                receipt.event.id
+            ),
+        ),
+        Err(ServiceError::NotFound(_)) => invalid_link(),
+        Err(e) => {
+            tracing::error!(error = %e, "unsubscribe failed");
+            page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Please try again",
+                "<p>We could not record this just now. Please try again in a minute.</p>",
+            )
+        }
+    }
+}
