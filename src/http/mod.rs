@@ -111,6 +111,11 @@ impl Application {
         self.port
     }
 
+    /// A handle that stops the server from anywhere.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }

@@ -25,6 +25,8 @@ pub struct TestApp {
     pub audit: String,
     /// A key of another controller with every role.
     pub other: String,
+    server: Option<(actix_web::dev::ServerHandle, std::thread::JoinHandle<()>)>,
+    service: Option<Arc<Service>>,
 }
 
 pub fn new_keys(dir: &std::path::Path, controller: &str, roles: &[Role]) -> String {
@@ -38,10 +40,22 @@ pub async fn spawn_app() -> TestApp {
     let ledger = Ledger::open(&data, "test.example/consent-ledger").expect("open ledger");
     let keys = Arc::new(KeyStore::open(data.api_keys()).expect("key store"));
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let options = HttpOptions { workers: Some(1), public_url: None };
-    let app = Application::build(listener, Arc::new(Service::new(ledger)), keys, options).expect("build");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let service = Arc::new(Service::new(ledger));
+    // The server runs on a thread of its own, so a test can stop it (and close the store)
+    // when it ends, whatever its own runtime is doing.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let for_server = service.clone();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async move {
+            let options = HttpOptions { workers: Some(1), public_url: None };
+            let app = Application::build(listener, for_server, keys, options).expect("build");
+            tx.send((app.port(), app.handle())).expect("send handle");
+            let _ = app.run_until_stopped().await;
+        });
+    });
+    let (port, handle) = rx.recv().expect("server started");
+    let address = format!("http://127.0.0.1:{port}");
     let all = [Role::Check, Role::Record, Role::Audit, Role::Admin];
     TestApp {
         address,
@@ -52,6 +66,33 @@ pub async fn spawn_app() -> TestApp {
         audit: new_keys(dir.path(), "council", &[Role::Audit]),
         other: new_keys(dir.path(), "other-council", &all),
         dir,
+        server: Some((handle, thread)),
+        service: Some(service),
+    }
+}
+
+impl Drop for TestApp {
+    /// Stops the server and closes the store before the temporary directory goes, so no
+    /// RocksDB instance outlives its test (RocksDB aborts a process that exits with one open).
+    fn drop(&mut self) {
+        if let Some((handle, thread)) = self.server.take() {
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    rt.block_on(handle.stop(false));
+                }
+            })
+            .join();
+            let _ = thread.join();
+        }
+        if let Some(service) = self.service.take() {
+            for _ in 0..200 {
+                if Arc::strong_count(&service) == 1 {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            drop(service);
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod access;
 mod audit;
+mod bulk;
 mod contract;
 mod crash;
 mod events;

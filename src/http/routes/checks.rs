@@ -1,8 +1,9 @@
 //! `GET /v1/check` and `POST /v1/checks`: may this contact or share happen, now or as of a
 //! past moment?
 
-use actix_web::{get, web, HttpResponse};
+use actix_web::{get, web, HttpMessage, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -123,11 +124,24 @@ pub async fn answer(
     req: &CheckRequest,
     now: DateTime<Utc>,
 ) -> Result<CheckResponse, ApiError> {
-    let input = req.parse()?;
     if let Some(seq) = req.min_seq {
         if !state.service.ledger().wait_for(seq, MIN_SEQ_WAIT).await {
             return Err(ApiError::new(Kind::Validation, "min_seq is beyond the log"));
         }
+    }
+    answer_now(state, controller, req, now)
+}
+
+/// Answers one check without waiting: a `min_seq` beyond the log is an error at once.
+pub fn answer_now(
+    state: &AppState,
+    controller: &ControllerId,
+    req: &CheckRequest,
+    now: DateTime<Utc>,
+) -> Result<CheckResponse, ApiError> {
+    let input = req.parse()?;
+    if req.min_seq.is_some_and(|seq| seq > state.service.ledger().committed_seq()) {
+        return Err(ApiError::new(Kind::Validation, "min_seq is beyond the log"));
     }
     let out = state.service.check(controller, &input, now)?;
     let signed_decision = match req.signed {
@@ -187,30 +201,60 @@ pub async fn get_check(
     Ok(HttpResponse::Ok().json(answer(&state, &p.controller, &query, to_micros(Utc::now())).await?))
 }
 
-/// Many checks at once: answers in request order. Any bad item refuses the whole request.
+/// Many checks at once, answered in request order. As a JSON array (at most 10 000; any bad
+/// item refuses the whole request), or as NDJSON (`Content-Type: application/x-ndjson`, one
+/// question per line, any number of lines): the answers stream back as NDJSON, line for line,
+/// a bad line answered by `{"error": <problem>}` in its place.
 #[utoipa::path(
     post,
     path = "/v1/checks",
     tag = "checks",
     operation_id = "create_checks",
-    request_body = Vec<CheckRequest>,
+    request_body(content(
+        (Vec<CheckRequest> = "application/json"),
+        (CheckRequest = "application/x-ndjson"),
+    )),
     responses(
-        (status = 200, description = "One answer per question, in order", body = Vec<CheckResponse>),
+        (status = 200, description = "One answer per question, in order (NDJSON answers NDJSON)", content(
+            (Vec<CheckResponse> = "application/json"),
+            (CheckResponse = "application/x-ndjson"),
+        )),
         (status = 400, description = "Malformed body or item", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Needs the check role", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "An item names an unknown purpose", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 4 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "JSON body over 4 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Neither JSON nor NDJSON", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
 pub async fn create_checks(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<Vec<CheckRequest>>,
+    req: HttpRequest,
+    mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let p = caller.require(&[Role::Check])?;
-    let items = body.into_inner();
+    let content_type = req.content_type().to_owned();
+    if content_type.starts_with("application/x-ndjson") {
+        return Ok(super::bulk::stream_checks(state, p.controller.clone(), payload));
+    }
+    if !content_type.starts_with("application/json") {
+        return Err(ApiError::new(Kind::UnsupportedMediaType, "send application/json or application/x-ndjson"));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| ApiError::new(Kind::InvalidJson, "the body could not be read"))?;
+        if body.len() + chunk.len() > MAX_CHECKS_BODY {
+            return Err(ApiError::new(
+                Kind::PayloadTooLarge,
+                format!("the body may be at most {MAX_CHECKS_BODY} bytes"),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let items: Vec<CheckRequest> = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(Kind::InvalidJson, crate::http::error::redact(&e.to_string())))?;
     if items.len() > MAX_CHECKS {
         return Err(ApiError::new(Kind::InvalidJson, format!("at most {MAX_CHECKS} checks per request")));
     }

@@ -1,0 +1,120 @@
+//! Streaming bulk checks: NDJSON in, NDJSON out, line for line, with memory that stays flat
+//! however long the list. Lines are taken in blocks; each block is answered on every core
+//! off the async workers, and the next block is read only as the client takes the answers.
+
+use actix_web::{web, HttpResponse};
+use chrono::Utc;
+use futures_util::StreamExt;
+
+use crate::domain::ControllerId;
+use crate::format::to_micros;
+use crate::http::error::{ApiError, Kind};
+use crate::http::AppState;
+
+use super::checks::{answer_now, CheckRequest};
+
+/// Lines answered per block.
+const BLOCK_LINES: usize = 2048;
+/// Longest line accepted, in bytes.
+pub const MAX_LINE: usize = 16 * 1024;
+
+struct Reader {
+    payload: web::Payload,
+    buf: Vec<u8>,
+    eof: bool,
+    /// Dropping the rest of an over-long line.
+    skipping: bool,
+    state: web::Data<AppState>,
+    controller: ControllerId,
+}
+
+/// One input line, or a line that was too long.
+enum Line {
+    Text(Vec<u8>),
+    TooLong,
+}
+
+impl Reader {
+    /// Reads up to a block of lines; empty when the body is finished.
+    async fn block(&mut self) -> Vec<Line> {
+        let mut lines = Vec::new();
+        while lines.len() < BLOCK_LINES {
+            if let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=pos).collect();
+                if self.skipping {
+                    self.skipping = false;
+                } else if !line.iter().all(u8::is_ascii_whitespace) {
+                    lines.push(Line::Text(line));
+                }
+                continue;
+            }
+            if self.buf.len() > MAX_LINE {
+                self.buf.clear();
+                if !self.skipping {
+                    lines.push(Line::TooLong);
+                    self.skipping = true;
+                }
+            }
+            if self.eof {
+                let rest = std::mem::take(&mut self.buf);
+                if !self.skipping && !rest.iter().all(u8::is_ascii_whitespace) {
+                    lines.push(Line::Text(rest));
+                }
+                break;
+            }
+            match self.payload.next().await {
+                Some(Ok(bytes)) => self.buf.extend_from_slice(&bytes),
+                Some(Err(_)) | None => self.eof = true,
+            }
+        }
+        lines
+    }
+}
+
+fn answer_line(state: &AppState, controller: &ControllerId, line: &Line, now: chrono::DateTime<Utc>) -> Vec<u8> {
+    let result = match line {
+        Line::TooLong => Err(ApiError::new(Kind::InvalidJson, format!("the line is longer than {MAX_LINE} bytes"))),
+        Line::Text(text) => serde_json::from_slice::<CheckRequest>(text)
+            .map_err(|e| ApiError::new(Kind::InvalidJson, crate::http::error::redact(&e.to_string())))
+            .and_then(|req| answer_now(state, controller, &req, now)),
+    };
+    let mut out = match result {
+        Ok(answer) => serde_json::to_vec(&answer),
+        Err(e) => serde_json::to_vec(&serde_json::json!({ "error": e.problem() })),
+    }
+    .unwrap_or_default();
+    out.push(b'\n');
+    out
+}
+
+/// Answers a block on every core, in order.
+fn answer_block(state: &AppState, controller: &ControllerId, lines: &[Line]) -> Vec<u8> {
+    let now = to_micros(Utc::now());
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).max(1);
+    let per = lines.len().div_ceil(threads).max(1);
+    let parts: Vec<Vec<u8>> = std::thread::scope(|s| {
+        let handles: Vec<_> = lines
+            .chunks(per)
+            .map(|chunk| {
+                s.spawn(move || chunk.iter().flat_map(|l| answer_line(state, controller, l, now)).collect::<Vec<u8>>())
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+    });
+    parts.concat()
+}
+
+/// The streaming response of `POST /v1/checks` with an NDJSON body.
+pub fn stream_checks(state: web::Data<AppState>, controller: ControllerId, payload: web::Payload) -> HttpResponse {
+    let reader = Reader { payload, buf: Vec::new(), eof: false, skipping: false, state, controller };
+    let stream = futures_util::stream::unfold(reader, |mut reader| async move {
+        let lines = reader.block().await;
+        if lines.is_empty() {
+            return None;
+        }
+        let (state, controller) = (reader.state.clone(), reader.controller.clone());
+        let out = web::block(move || answer_block(&state, &controller, &lines)).await.unwrap_or_default();
+        Some((Ok::<_, actix_web::Error>(web::Bytes::from(out)), reader))
+    });
+    HttpResponse::Ok().content_type("application/x-ndjson").streaming(stream)
+}

@@ -1,0 +1,151 @@
+//! A scripted mailing run: contacts with mixed consents, withdrawals, objections and
+//! restrictions; the bulk NDJSON answer matches the single checks line for line, and the
+//! change feed replayed from 0 gives the same suppression set.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app, staff};
+
+const CONTACTS: usize = 1500;
+
+fn email(i: usize) -> String {
+    format!("person{i}@example.org")
+}
+
+#[tokio::test]
+async fn bulk_ndjson_matches_single_checks_and_the_feed() {
+    let app = spawn_app().await;
+    app.with_purposes().await;
+    let mut events = Vec::new();
+    for i in 0..CONTACTS {
+        let s = format!("S-{i}");
+        events.push(json!({"type": "contact.linked", "subject": s, "contact": {"channel": "email", "address": email(i)}, "actor": staff()}));
+        if i % 5 != 3 {
+            events.push(json!({"type": "consent.granted", "subject": s, "purpose": "newsletter", "actor": staff()}));
+        }
+        match i % 5 {
+            1 => events.push(json!({"type": "consent.withdrawn", "contact": {"channel": "email", "address": email(i)}, "purpose": "newsletter", "method": "email_link", "actor": {"kind": "subject"}})),
+            2 => events.push(json!({"type": "objection.raised", "subject": s, "actor": {"kind": "subject"}})),
+            4 => events.push(json!({"type": "restriction.applied", "subject": s, "actor": staff()})),
+            _ => {}
+        }
+    }
+    for chunk in events.chunks(1000) {
+        let r = app.post_batch(&app.record, &json!(chunk)).await;
+        assert_eq!(r.status(), 201);
+    }
+
+    // NDJSON in, with two bad lines and a blank one.
+    let mut body = String::new();
+    for i in 0..CONTACTS {
+        body.push_str(&json!({"email": email(i), "purpose": "newsletter"}).to_string());
+        body.push('\n');
+        if i == 10 {
+            body.push_str("{\"email\": \"not an email\", \"purpose\": \"newsletter\"}\n\n");
+        }
+        if i == 20 {
+            body.push_str("{\"email\": \"a@example.org\", \"purpose\": \"no-such-purpose\"}\n");
+        }
+    }
+    let resp = app
+        .client
+        .post(app.url("/v1/checks"))
+        .bearer_auth(&app.check)
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/x-ndjson");
+    let text = resp.text().await.unwrap();
+    let answers: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(answers.len(), CONTACTS + 2);
+    assert_eq!(answers[11]["error"]["type"], "/problems/invalid-query");
+    assert_eq!(answers[22]["error"]["status"], 404);
+    let answers: Vec<&Value> = answers.iter().filter(|a| a.get("error").is_none()).collect();
+    assert_eq!(answers.len(), CONTACTS);
+
+    // Line for line the same as single checks (a sample of every kind, and then all).
+    let mut bulk_suppressed = BTreeSet::new();
+    for (i, a) in answers.iter().enumerate() {
+        let single = app.check(&[("email", &email(i)), ("purpose", "newsletter")]).await;
+        assert_eq!((&single["permitted"], &single["reason"]), (&a["permitted"], &a["reason"]), "line {i}");
+        assert_eq!(a["permitted"], i % 5 == 0, "line {i}: {a}");
+        if a["permitted"] == false {
+            bulk_suppressed.insert(format!("S-{i}"));
+        }
+    }
+
+    // Replaying the feed from 0 gives the same suppression set.
+    let mut links: BTreeMap<String, String> = BTreeMap::new();
+    let mut state: BTreeMap<String, (bool, bool, bool, bool)> = BTreeMap::new(); // granted, withdrawn, objected, restricted
+    let mut after = 0;
+    loop {
+        let page: Value = app
+            .client
+            .get(app.url(&format!("/v1/feed?after={after}&limit=1000")))
+            .bearer_auth(&app.check)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for r in page["events"].as_array().unwrap() {
+            let e = &r["event"];
+            let subject = e["subject"]
+                .as_str()
+                .map(str::to_owned)
+                .or_else(|| e["contact"]["index"].as_str().and_then(|i| links.get(i).cloned()));
+            let Some(subject) = subject else { continue };
+            let s = state.entry(subject.clone()).or_default();
+            match e["type"].as_str().unwrap() {
+                "contact.linked" => {
+                    links.insert(e["contact"]["index"].as_str().unwrap().to_owned(), subject);
+                }
+                "consent.granted" => s.0 = true,
+                "consent.withdrawn" => s.1 = true,
+                "objection.raised" => s.2 = true,
+                "restriction.applied" => s.3 = true,
+                _ => {}
+            }
+        }
+        after = page["next_after"].as_u64().unwrap();
+        if page["has_more"] != true {
+            break;
+        }
+    }
+    let feed_suppressed: BTreeSet<String> =
+        state.into_iter().filter(|(_, (g, w, o, r))| !g || *w || *o || *r).map(|(s, _)| s).collect();
+    assert_eq!(feed_suppressed, bulk_suppressed);
+}
+
+#[tokio::test]
+async fn a_json_checks_body_must_be_json_or_ndjson() {
+    let app = spawn_app().await;
+    app.with_purposes().await;
+    let r = app
+        .client
+        .post(app.url("/v1/checks"))
+        .bearer_auth(&app.check)
+        .header("content-type", "text/plain")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::assert_problem(r, reqwest::StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+    let huge = "[".to_owned() + &"{\"subject\":\"T-1\",\"purpose\":\"newsletter\"},".repeat(120_000) + "{}]";
+    let r = app
+        .client
+        .post(app.url("/v1/checks"))
+        .bearer_auth(&app.check)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::assert_problem(r, reqwest::StatusCode::PAYLOAD_TOO_LARGE).await;
+}
