@@ -1,7 +1,8 @@
 //! Load benchmark against the real server over HTTP on loopback (not a test: it asserts no
 //! timing). Run with `cargo bench --bench load`; tune with environment variables:
 //! `SECONDS` (per phase, default 10), `CONNS` (concurrent clients, default 32),
-//! `SUBJECTS` (seeded subjects, default 10000), `PHASES` (default `check,append,append-batch`).
+//! `SUBJECTS` (seeded subjects, default 10000), `PHASES` (default `check,append,append-batch,bulk`),
+//! `BULK_LINES` (lines of the NDJSON bulk check, default 1 000 000).
 //!
 //! It starts the server in this process on a fresh temporary store (2 HTTP workers), seeds
 //! it, then runs each phase with `CONNS` concurrent keep-alive clients and prints throughput
@@ -82,7 +83,7 @@ fn main() {
     let seconds = env_or("SECONDS", 10) as u64;
     let conns = env_or("CONNS", 32);
     let subjects = env_or("SUBJECTS", 10_000);
-    let phases = std::env::var("PHASES").unwrap_or_else(|_| "check,append,append-batch".into());
+    let phases = std::env::var("PHASES").unwrap_or_else(|_| "check,append,append-batch,bulk".into());
 
     let dir = tempfile::tempdir().expect("tempdir");
     let data = DataDir::new(dir.path());
@@ -157,6 +158,29 @@ fn main() {
                     })
                     .await;
                     stats.print(if per == 1 { "append" } else { "append (batch)" }, per as u64);
+                }
+                "bulk" => {
+                    // One NDJSON request of BULK_LINES addresses (cycling over the seeded ones).
+                    let lines = env_or("BULK_LINES", 1_000_000);
+                    let mut body = String::with_capacity(lines * 64);
+                    for i in 0..lines {
+                        let s = (i * 7919) % subjects;
+                        body.push_str(&format!("{{\"email\":\"person{s}@example.org\",\"purpose\":\"newsletter\"}}\n"));
+                    }
+                    let start = Instant::now();
+                    let resp = client
+                        .post(format!("{base}/v1/checks"))
+                        .bearer_auth(&key)
+                        .header("content-type", "application/x-ndjson")
+                        .body(body)
+                        .send()
+                        .await
+                        .expect("bulk");
+                    let text = resp.bytes().await.expect("bulk body");
+                    let secs = start.elapsed().as_secs_f64();
+                    let answers = text.iter().filter(|b| **b == b'\n').count();
+                    assert_eq!(answers, lines, "one answer per line");
+                    println!("{:<14} {:>10.0}/s  {lines} lines in {secs:.2} s", "bulk (ndjson)", lines as f64 / secs);
                 }
                 other => eprintln!("unknown phase {other}"),
             }

@@ -20,7 +20,10 @@ pub const MAX_LINE: usize = 16 * 1024;
 
 struct Reader {
     payload: web::Payload,
+    /// Bytes read and not yet cut into lines start at `pos`; the buffer is compacted only
+    /// when more is read, so cutting a line never moves the rest.
     buf: Vec<u8>,
+    pos: usize,
     eof: bool,
     /// Dropping the rest of an over-long line.
     skipping: bool,
@@ -39,31 +42,39 @@ impl Reader {
     async fn block(&mut self) -> Vec<Line> {
         let mut lines = Vec::new();
         while lines.len() < BLOCK_LINES {
-            if let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = self.buf.drain(..=pos).collect();
+            if let Some(n) = self.buf[self.pos..].iter().position(|b| *b == b'\n') {
+                let line = &self.buf[self.pos..self.pos + n];
                 if self.skipping {
                     self.skipping = false;
                 } else if !line.iter().all(u8::is_ascii_whitespace) {
-                    lines.push(Line::Text(line));
+                    lines.push(Line::Text(line.to_vec()));
                 }
+                self.pos += n + 1;
                 continue;
             }
-            if self.buf.len() > MAX_LINE {
+            if self.buf.len() - self.pos > MAX_LINE {
                 self.buf.clear();
+                self.pos = 0;
                 if !self.skipping {
                     lines.push(Line::TooLong);
                     self.skipping = true;
                 }
             }
             if self.eof {
-                let rest = std::mem::take(&mut self.buf);
+                let rest = &self.buf[self.pos..];
                 if !self.skipping && !rest.iter().all(u8::is_ascii_whitespace) {
-                    lines.push(Line::Text(rest));
+                    lines.push(Line::Text(rest.to_vec()));
                 }
+                self.buf.clear();
+                self.pos = 0;
                 break;
             }
             match self.payload.next().await {
-                Some(Ok(bytes)) => self.buf.extend_from_slice(&bytes),
+                Some(Ok(bytes)) => {
+                    self.buf.drain(..self.pos);
+                    self.pos = 0;
+                    self.buf.extend_from_slice(&bytes);
+                }
                 Some(Err(_)) | None => self.eof = true,
             }
         }
@@ -71,20 +82,27 @@ impl Reader {
     }
 }
 
-fn answer_line(state: &AppState, controller: &ControllerId, line: &Line, now: chrono::DateTime<Utc>) -> Vec<u8> {
+fn answer_line(
+    state: &AppState,
+    controller: &ControllerId,
+    line: &Line,
+    now: chrono::DateTime<Utc>,
+    out: &mut Vec<u8>,
+) {
     let result = match line {
         Line::TooLong => Err(ApiError::new(Kind::InvalidJson, format!("the line is longer than {MAX_LINE} bytes"))),
         Line::Text(text) => serde_json::from_slice::<CheckRequest>(text)
             .map_err(|e| ApiError::new(Kind::InvalidJson, crate::http::error::redact(&e.to_string())))
             .and_then(|req| answer_now(state, controller, &req, now)),
     };
-    let mut out = match result {
-        Ok(answer) => serde_json::to_vec(&answer),
-        Err(e) => serde_json::to_vec(&serde_json::json!({ "error": e.problem() })),
+    let written = match result {
+        Ok(answer) => serde_json::to_writer(&mut *out, &answer),
+        Err(e) => serde_json::to_writer(&mut *out, &serde_json::json!({ "error": e.problem() })),
+    };
+    if written.is_err() {
+        out.extend_from_slice(br#"{"error":{"type":"/problems/internal","title":"Internal error","status":500}}"#);
     }
-    .unwrap_or_default();
     out.push(b'\n');
-    out
 }
 
 /// Answers a block on every core, in order.
@@ -96,7 +114,13 @@ fn answer_block(state: &AppState, controller: &ControllerId, lines: &[Line]) -> 
         let handles: Vec<_> = lines
             .chunks(per)
             .map(|chunk| {
-                s.spawn(move || chunk.iter().flat_map(|l| answer_line(state, controller, l, now)).collect::<Vec<u8>>())
+                s.spawn(move || {
+                    let mut out = Vec::with_capacity(chunk.len() * 256);
+                    for l in chunk {
+                        answer_line(state, controller, l, now, &mut out);
+                    }
+                    out
+                })
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
@@ -106,7 +130,7 @@ fn answer_block(state: &AppState, controller: &ControllerId, lines: &[Line]) -> 
 
 /// The streaming response of `POST /v1/checks` with an NDJSON body.
 pub fn stream_checks(state: web::Data<AppState>, controller: ControllerId, payload: web::Payload) -> HttpResponse {
-    let reader = Reader { payload, buf: Vec::new(), eof: false, skipping: false, state, controller };
+    let reader = Reader { payload, buf: Vec::new(), pos: 0, eof: false, skipping: false, state, controller };
     let stream = futures_util::stream::unfold(reader, |mut reader| async move {
         let lines = reader.block().await;
         if lines.is_empty() {
