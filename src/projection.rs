@@ -18,8 +18,6 @@ pub enum TargetKey<'a> {
     Subject(&'a SubjectId),
     /// A contact point by blind index.
     Contact(&'a str),
-    /// Every event of the controller, for the change feed.
-    Log,
 }
 
 pub fn seq_key(seq: u64) -> [u8; 8] {
@@ -31,7 +29,6 @@ pub fn history_prefix(controller: &ControllerId, target: TargetKey<'_>) -> Vec<u
     let (tag, id) = match target {
         TargetKey::Subject(s) => (b's', s.as_str()),
         TargetKey::Contact(c) => (b'c', c),
-        TargetKey::Log => (b'a', ""),
     };
     let mut k = Vec::with_capacity(controller.as_str().len() + id.len() + 12);
     k.extend_from_slice(controller.as_str().as_bytes());
@@ -42,15 +39,16 @@ pub fn history_prefix(controller: &ControllerId, target: TargetKey<'_>) -> Vec<u
     k
 }
 
-/// `controller 0x00`: the prefix of a controller's purpose rows; `purpose 0x00` follows.
-pub fn purposes_prefix(controller: &ControllerId) -> Vec<u8> {
+/// `controller 0x00`: the prefix of a controller's rows in `feed` (the seq follows) and in
+/// `purposes` (`purpose 0x00 seq` follows).
+pub fn controller_prefix(controller: &ControllerId) -> Vec<u8> {
     let mut k = controller.as_str().as_bytes().to_vec();
     k.push(0);
     k
 }
 
 pub fn purpose_prefix(controller: &ControllerId, purpose: &PurposeId) -> Vec<u8> {
-    let mut k = purposes_prefix(controller);
+    let mut k = controller_prefix(controller);
     k.extend_from_slice(purpose.as_str().as_bytes());
     k.push(0);
     k
@@ -71,9 +69,9 @@ pub fn project(doc: &EventDoc) -> Vec<(Cf, Vec<u8>, Vec<u8>)> {
     let Some(controller) = &doc.controller else {
         return rows;
     };
-    let mut k = history_prefix(controller, TargetKey::Log);
+    let mut k = controller_prefix(controller);
     k.extend_from_slice(&seq_key(doc.seq));
-    rows.push((Cf::History, k, Vec::new()));
+    rows.push((Cf::Feed, k, Vec::new()));
     let fact = serde_json::to_vec(&doc.fact()).unwrap_or_default();
     if let Some(s) = &doc.subject {
         let mut k = history_prefix(controller, TargetKey::Subject(s));
@@ -145,11 +143,11 @@ impl<'a> Projections<'a> {
 
     /// Seqs of the controller's events after `after`, at most `limit`, in order.
     pub fn log_after(&self, controller: &ControllerId, after: u64, limit: usize) -> Result<Vec<u64>, ReadError> {
-        let prefix = history_prefix(controller, TargetKey::Log);
+        let prefix = controller_prefix(controller);
         let mut start = prefix.clone();
         start.extend_from_slice(&seq_key(after.saturating_add(1)));
         let mut out = Vec::new();
-        for item in self.store.iter_from(Cf::History, &start)? {
+        for item in self.store.iter_from(Cf::Feed, &start)? {
             let (k, _) = item?;
             if !k.starts_with(&prefix) || out.len() >= limit {
                 break;
@@ -190,7 +188,7 @@ impl<'a> Projections<'a> {
     /// The current version of every purpose of a controller, in id order.
     pub fn purposes(&self, controller: &ControllerId) -> Result<Vec<PurposeVersion>, ReadError> {
         let mut out: Vec<PurposeVersion> = Vec::new();
-        for (_, v) in self.store.scan_prefix(Cf::Purposes, &purposes_prefix(controller))? {
+        for (_, v) in self.store.scan_prefix(Cf::Purposes, &controller_prefix(controller))? {
             let pv: PurposeVersion = serde_json::from_slice(&v).map_err(|_| ReadError::Corrupt)?;
             match out.last_mut() {
                 Some(last) if last.id == pv.id => *last = pv,

@@ -21,6 +21,8 @@ pub enum Cf {
     History,
     /// Projection: controller / purpose / seq -> purpose version.
     Purposes,
+    /// Projection: controller / seq -> (). The controller's events in order, for the feed.
+    Feed,
     /// Merkle tree: level ‖ index -> hash of each complete subtree (RFC 6962).
     Merkle,
     /// Signed checkpoints: tree size (u64 big-endian) -> C2SP signed note.
@@ -30,8 +32,8 @@ pub enum Cf {
 }
 
 impl Cf {
-    pub const ALL: [Cf; 7] =
-        [Cf::Events, Cf::EventIds, Cf::History, Cf::Purposes, Cf::Merkle, Cf::Checkpoints, Cf::Meta];
+    pub const ALL: [Cf; 8] =
+        [Cf::Events, Cf::EventIds, Cf::History, Cf::Purposes, Cf::Feed, Cf::Merkle, Cf::Checkpoints, Cf::Meta];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -39,6 +41,7 @@ impl Cf {
             Cf::EventIds => "event_ids",
             Cf::History => "history",
             Cf::Purposes => "purposes",
+            Cf::Feed => "feed",
             Cf::Merkle => "merkle",
             Cf::Checkpoints => "checkpoints",
             Cf::Meta => "meta",
@@ -46,7 +49,7 @@ impl Cf {
     }
 
     /// Column families derived from the log, which `verify` rebuilds and compares.
-    pub const PROJECTIONS: [Cf; 4] = [Cf::EventIds, Cf::History, Cf::Purposes, Cf::Merkle];
+    pub const PROJECTIONS: [Cf; 5] = [Cf::EventIds, Cf::History, Cf::Purposes, Cf::Feed, Cf::Merkle];
 }
 
 #[derive(Debug, thiserror::Error)]
