@@ -60,6 +60,15 @@ pub mod timestamp {
     }
 }
 
+/// A UUID derived from `input` (the first 16 bytes of its SHA-256, as a version 8 UUID), for
+/// events whose retries must be recognised: a one-click unsubscribe, a provider's SMS id.
+pub fn derived_id(input: &[u8]) -> Uuid {
+    let digest = Sha256::digest(input);
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
 /// Truncates a time to whole microseconds, the precision of the log.
 pub fn to_micros(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
@@ -130,6 +139,36 @@ pub struct EventDoc {
 }
 
 impl EventDoc {
+    /// An event the ledger records itself (a purpose definition, a key rotation): acted by the
+    /// system through the API, everything optional left out. Seq and times are set on append.
+    pub fn by_ledger(controller: Option<ControllerId>, kind: EventType, now: DateTime<Utc>) -> Self {
+        let now = to_micros(now);
+        EventDoc {
+            v: FORMAT_VERSION,
+            id: Uuid::now_v7(),
+            seq: 0,
+            controller,
+            kind,
+            subject: None,
+            contact: None,
+            purpose: None,
+            channel: None,
+            recipient: None,
+            basis: None,
+            occurred_at: now,
+            recorded_at: now,
+            method: Method::Api,
+            actor: Actor { kind: crate::domain::ActorKind::System, id: None, authority: None },
+            evidence: None,
+            notice_version: None,
+            expires_at: None,
+            preference: None,
+            representative: None,
+            definition: None,
+            next_key: None,
+        }
+    }
+
     /// The compact fact the permission rules read.
     pub fn fact(&self) -> Fact {
         Fact {

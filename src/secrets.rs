@@ -4,38 +4,22 @@
 //! Only this module sees a plain address on its way into the log; the controller is part of
 //! the input so the same address has unrelated indexes under different controllers.
 
-use std::fs;
 use std::path::Path;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use rand::RngCore;
 use sha2::Sha256;
 
 use crate::domain::{ContactPoint, ControllerId};
-use crate::signing::write_secret_file;
+use crate::signing::load_or_create_secret;
 
 pub struct BlindIndexKey([u8; 32]);
 
 impl BlindIndexKey {
     /// Loads the secret at `path`, or creates a random one (mode 0600).
     pub fn load_or_create(path: &Path) -> std::io::Result<Self> {
-        match fs::read(path) {
-            Ok(bytes) => {
-                let key: [u8; 32] = bytes.try_into().map_err(|_| {
-                    std::io::Error::new(std::io::ErrorKind::InvalidData, "blind-index key is not 32 bytes")
-                })?;
-                Ok(Self(key))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut key = [0u8; 32];
-                rand::rngs::OsRng.fill_bytes(&mut key);
-                write_secret_file(path, &key)?;
-                Ok(Self(key))
-            }
-            Err(e) => Err(e),
-        }
+        load_or_create_secret(path).map(Self)
     }
 
     #[cfg(test)]

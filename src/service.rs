@@ -14,7 +14,8 @@ use crate::domain::{
     Preference, PurposeDefinition, PurposeId, Question, RecipientId, Representative, SubjectId, Target, Token,
 };
 use crate::format::{
-    to_micros, ContactRef, DecisionDoc, EventDoc, Receipt, SignedDecision, StoredEvent, DECISION_TYPE, FORMAT_VERSION,
+    derived_id, to_micros, ContactRef, DecisionDoc, EventDoc, Receipt, SignedDecision, StoredEvent, DECISION_TYPE,
+    FORMAT_VERSION,
 };
 use crate::ledger::commit::{CommitError, Draft};
 use crate::ledger::{Ledger, MAX_APPEND_EVENTS};
@@ -231,30 +232,10 @@ impl Service {
                 return self.receipt_by_seq(current.seq);
             }
         }
-        let doc = EventDoc {
-            v: FORMAT_VERSION,
-            id: Uuid::now_v7(),
-            seq: 0,
-            controller: Some(controller.clone()),
-            kind: EventType::PurposeDefined,
-            subject: None,
-            contact: None,
-            purpose: Some(purpose),
-            channel: None,
-            recipient: None,
-            basis: Some(definition.basis),
-            occurred_at: to_micros(now),
-            recorded_at: to_micros(now),
-            method: Method::Api,
-            actor: Actor { kind: ActorKind::System, id: None, authority: None },
-            evidence: None,
-            notice_version: None,
-            expires_at: None,
-            preference: None,
-            representative: None,
-            definition: Some(definition),
-            next_key: None,
-        };
+        let mut doc = EventDoc::by_ledger(Some(controller.clone()), EventType::PurposeDefined, now);
+        doc.purpose = Some(purpose);
+        doc.basis = Some(definition.basis);
+        doc.definition = Some(definition);
         let appended = self.ledger.append(vec![Draft { doc, occurred_now: true }]).await;
         if let Ok(mut map) = self.purposes.map.write() {
             self.purposes.generation.fetch_add(1, Ordering::AcqRel);
@@ -551,11 +532,8 @@ impl Service {
     /// nothing new.
     pub async fn unsubscribe(&self, token: &str, now: DateTime<Utc>) -> Result<(Receipt, String), ServiceError> {
         let (payload, title) = self.open_unsubscribe(token)?;
-        let digest = <sha2::Sha256 as sha2::Digest>::digest(token.as_bytes());
-        let mut id = [0u8; 16];
-        id.copy_from_slice(&digest[..16]);
         let input = EventInput {
-            id: Some(uuid::Builder::from_custom_bytes(id).into_uuid()),
+            id: Some(derived_id(token.as_bytes())),
             kind: EventType::ConsentWithdrawn,
             subject: None,
             contact: Some(ContactInput::Index(ContactRef { kind: payload.k, index: payload.i.clone() })),

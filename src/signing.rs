@@ -196,6 +196,22 @@ struct KeyFile {
     seed: String,
 }
 
+/// Loads a 32-byte secret from `path`, or creates a random one there (mode 0600).
+pub fn load_or_create_secret(path: &Path) -> std::io::Result<[u8; 32]> {
+    match fs::read(path) {
+        Ok(bytes) => bytes
+            .try_into()
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "a secret file is not 32 bytes")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
+            write_secret_file(path, &key)?;
+            Ok(key)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Writes a file readable only by its owner, creating it exclusively and syncing it.
 pub fn write_secret_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut opts = fs::OpenOptions::new();

@@ -3,18 +3,16 @@
 //! tag = HMAC-SHA-256(token secret, use ‖ 0x00 ‖ payload part). The `use` separates the kinds
 //! of link, so a token made for one can never be accepted as another.
 
-use std::fs;
 use std::path::Path;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use rand::RngCore;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::Sha256;
 
-use crate::signing::write_secret_file;
+use crate::signing::load_or_create_secret;
 
 /// Longest token accepted, in bytes.
 pub const MAX_TOKEN_LEN: usize = 2048;
@@ -46,22 +44,11 @@ pub struct TokenKey([u8; 32]);
 impl TokenKey {
     /// Loads the token secret at `path`, or creates a random one (mode 0600).
     pub fn load_or_create(path: &Path) -> std::io::Result<Self> {
-        match fs::read(path) {
-            Ok(bytes) => bytes
-                .try_into()
-                .map(Self)
-                .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "token key is not 32 bytes")),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut key = [0u8; 32];
-                rand::rngs::OsRng.fill_bytes(&mut key);
-                write_secret_file(path, &key)?;
-                Ok(Self(key))
-            }
-            Err(e) => Err(e),
-        }
+        load_or_create_secret(path).map(Self)
     }
 
-    fn tag(&self, use_: TokenUse, payload_part: &str) -> Vec<u8> {
+    /// The MAC over `use ‖ 0x00 ‖ payload part`, ready to finalise or verify.
+    fn mac(&self, use_: TokenUse, payload_part: &str) -> Hmac<Sha256> {
         let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(&self.0) {
             Ok(m) => m,
             Err(_) => unreachable!("HMAC takes keys of any length"),
@@ -69,12 +56,12 @@ impl TokenKey {
         mac.update(use_.label());
         mac.update(&[0]);
         mac.update(payload_part.as_bytes());
-        mac.finalize().into_bytes().to_vec()
+        mac
     }
 
     pub fn sign<T: Serialize>(&self, use_: TokenUse, payload: &T) -> String {
         let payload_part = B64URL.encode(serde_json::to_vec(payload).unwrap_or_default());
-        let tag = B64URL.encode(self.tag(use_, &payload_part));
+        let tag = B64URL.encode(self.mac(use_, &payload_part).finalize().into_bytes());
         format!("{payload_part}.{tag}")
     }
 
@@ -85,15 +72,8 @@ impl TokenKey {
         }
         let (payload_part, tag) = token.split_once('.').ok_or(TokenError::Invalid)?;
         let tag = B64URL.decode(tag).map_err(|_| TokenError::Invalid)?;
-        let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(&self.0) {
-            Ok(m) => m,
-            Err(_) => unreachable!("HMAC takes keys of any length"),
-        };
-        mac.update(use_.label());
-        mac.update(&[0]);
-        mac.update(payload_part.as_bytes());
         // Constant-time comparison.
-        mac.verify_slice(&tag).map_err(|_| TokenError::Invalid)?;
+        self.mac(use_, payload_part).verify_slice(&tag).map_err(|_| TokenError::Invalid)?;
         let payload = B64URL.decode(payload_part).map_err(|_| TokenError::Invalid)?;
         serde_json::from_slice(&payload).map_err(|_| TokenError::Invalid)
     }

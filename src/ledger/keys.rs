@@ -171,39 +171,16 @@ pub struct Rotation {
 /// Rotates the signing key of the (stopped) ledger in `dir`: a new key is made, a
 /// `key.rotated` event naming it is signed by the old key, and the new key signs from then on.
 pub fn rotate_key(dir: &DataDir) -> Result<Rotation, RotateError> {
-    use crate::domain::{Actor, ActorKind, EventType, Method};
-    use crate::format::{to_micros, EventDoc, FORMAT_VERSION};
+    use crate::domain::EventType;
+    use crate::format::EventDoc;
 
     let ledger = super::Ledger::open(dir, "unused")?;
     let old_vkey = ledger.verifier().vkey();
     let next = Ed25519Signer::generate(ledger.verifier().name().to_owned())?;
     next.save_new(&dir.next_signing_key())?;
     let new_vkey = next.verifier().vkey();
-    let now = to_micros(chrono::Utc::now());
-    let doc = EventDoc {
-        v: FORMAT_VERSION,
-        id: uuid::Uuid::now_v7(),
-        seq: 0,
-        controller: None,
-        kind: EventType::KeyRotated,
-        subject: None,
-        contact: None,
-        purpose: None,
-        channel: None,
-        recipient: None,
-        basis: None,
-        occurred_at: now,
-        recorded_at: now,
-        method: Method::Api,
-        actor: Actor { kind: ActorKind::System, id: None, authority: None },
-        evidence: None,
-        notice_version: None,
-        expires_at: None,
-        preference: None,
-        representative: None,
-        definition: None,
-        next_key: Some(new_vkey.clone()),
-    };
+    let mut doc = EventDoc::by_ledger(None, EventType::KeyRotated, chrono::Utc::now());
+    doc.next_key = Some(new_vkey.clone());
     let runtime = tokio::runtime::Builder::new_current_thread().build().map_err(RotateError::Runtime)?;
     let receipts = runtime.block_on(ledger.append(vec![super::commit::Draft { doc, occurred_now: true }]))?;
     let seq = receipts.first().map(|r| r.seq).unwrap_or_default();

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::access::Role;
 use crate::domain::{Actor, ActorKind, Channel, ContactPoint, EventType, Method};
-use crate::format::to_micros;
+use crate::format::{derived_id, to_micros};
 use crate::http::error::{redact, ApiError, Kind, Problem};
 use crate::http::routes::unsubscribe::escape;
 use crate::http::AppState;
@@ -142,13 +142,8 @@ pub async fn create_inbound_sms(
     if let Some(kind) = kind {
         let contact =
             ContactPoint::parse(Channel::Sms, &sms.from).map_err(|e| ApiError::new(Kind::Validation, e.to_string()))?;
-        let id = sms.message_sid.as_ref().map(|sid| {
-            let digest =
-                <sha2::Sha256 as sha2::Digest>::digest(format!("sms\0{}\0{sid}", principal.controller).as_bytes());
-            let mut b = [0u8; 16];
-            b.copy_from_slice(&digest[..16]);
-            uuid::Builder::from_custom_bytes(b).into_uuid()
-        });
+        let id =
+            sms.message_sid.as_ref().map(|sid| derived_id(format!("sms\0{}\0{sid}", principal.controller).as_bytes()));
         let input = EventInput {
             id,
             kind,
