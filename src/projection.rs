@@ -5,6 +5,10 @@
 //! it inside the same write batch as the event, and `verify`/rebuild call it over the whole
 //! log, so the two can never disagree about what a projection should hold.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -100,29 +104,96 @@ pub enum ReadError {
     Corrupt,
 }
 
+/// Most targets whose facts are kept decoded in memory; past it the cache starts afresh.
+pub const FACTS_CACHE_MAX: usize = 200_000;
+
+/// Decoded facts of recently checked targets, so a repeated check reads no store and parses
+/// nothing. Whoever writes invalidates the targets it wrote, after the commit; `generation`
+/// moves on every invalidation and a read fills the cache only if none happened while it read
+/// the store, so a stale list is never cached.
+#[derive(Default)]
+pub struct FactsCache {
+    generation: AtomicU64,
+    map: RwLock<HashMap<Vec<u8>, Arc<Vec<Fact>>>>,
+}
+
+impl FactsCache {
+    /// Forgets the targets of a committed event (keys from [`history_prefix`]).
+    pub fn invalidate(&self, keys: impl IntoIterator<Item = Vec<u8>>) {
+        if let Ok(mut map) = self.map.write() {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+            for k in keys {
+                map.remove(&k);
+            }
+        }
+    }
+}
+
+/// The history keys an event's facts live under, for [`FactsCache::invalidate`].
+pub fn touched_targets(doc: &EventDoc) -> Vec<Vec<u8>> {
+    let Some(controller) = &doc.controller else { return Vec::new() };
+    let mut keys = Vec::new();
+    if let Some(s) = &doc.subject {
+        keys.push(history_prefix(controller, TargetKey::Subject(s)));
+    }
+    if let Some(c) = &doc.contact {
+        keys.push(history_prefix(controller, TargetKey::Contact(&c.index)));
+    }
+    keys
+}
+
 /// Reads of the projections.
 pub struct Projections<'a> {
     store: &'a Store,
+    cache: Option<&'a FactsCache>,
 }
 
 impl<'a> Projections<'a> {
     pub fn new(store: &'a Store) -> Self {
-        Self { store }
+        Self { store, cache: None }
+    }
+
+    /// Reads through `cache` for facts.
+    pub fn with_cache(store: &'a Store, cache: &'a FactsCache) -> Self {
+        Self { store, cache: Some(cache) }
     }
 
     /// The facts recorded against one target, in seq order.
-    pub fn facts(&self, controller: &ControllerId, target: TargetKey<'_>) -> Result<Vec<Fact>, ReadError> {
-        self.store
-            .scan_prefix(Cf::History, &history_prefix(controller, target))?
+    pub fn facts(&self, controller: &ControllerId, target: TargetKey<'_>) -> Result<Arc<Vec<Fact>>, ReadError> {
+        let key = history_prefix(controller, target);
+        let generation = match self.cache {
+            Some(cache) => {
+                if let Some(hit) = cache.map.read().ok().and_then(|m| m.get(&key).cloned()) {
+                    return Ok(hit);
+                }
+                Some(cache.generation.load(Ordering::Acquire))
+            }
+            None => None,
+        };
+        let facts: Vec<Fact> = self
+            .store
+            .scan_prefix(Cf::History, &key)?
             .into_iter()
             .map(|(_, v)| serde_json::from_slice(&v).map_err(|_| ReadError::Corrupt))
-            .collect()
+            .collect::<Result<_, _>>()?;
+        let facts = Arc::new(facts);
+        if let (Some(cache), Some(generation)) = (self.cache, generation) {
+            if let Ok(mut map) = cache.map.write() {
+                if cache.generation.load(Ordering::Acquire) == generation {
+                    if map.len() >= FACTS_CACHE_MAX {
+                        map.clear();
+                    }
+                    map.insert(key, facts.clone());
+                }
+            }
+        }
+        Ok(facts)
     }
 
     /// The facts that decide a check about a contact point: its own and those of every
     /// subject ever linked to it, merged in seq order.
     pub fn contact_facts(&self, controller: &ControllerId, index: &str) -> Result<Vec<Fact>, ReadError> {
-        let mut facts = self.facts(controller, TargetKey::Contact(index))?;
+        let mut facts: Vec<Fact> = self.facts(controller, TargetKey::Contact(index))?.as_ref().clone();
         let mut subjects: Vec<SubjectId> = Vec::new();
         for f in &facts {
             if matches!(f.kind, EventType::ContactLinked | EventType::ContactUnlinked) {
@@ -134,7 +205,7 @@ impl<'a> Projections<'a> {
             }
         }
         for s in &subjects {
-            facts.extend(self.facts(controller, TargetKey::Subject(s))?);
+            facts.extend(self.facts(controller, TargetKey::Subject(s))?.iter().cloned());
         }
         facts.sort_by_key(|f| f.seq);
         facts.dedup_by_key(|f| f.seq);

@@ -19,7 +19,7 @@ use crate::format::{
 };
 use crate::ledger::commit::{CommitError, Draft};
 use crate::ledger::{Ledger, MAX_APPEND_EVENTS};
-use crate::projection::{seq_key, Projections, PurposeVersion, ReadError, TargetKey};
+use crate::projection::{seq_key, touched_targets, FactsCache, Projections, PurposeVersion, ReadError, TargetKey};
 use crate::store::{Cf, StoreError};
 use crate::tokens::TokenUse;
 
@@ -167,11 +167,12 @@ type PurposeKey = (ControllerId, PurposeId);
 pub struct Service {
     ledger: Ledger,
     purposes: PurposeCache,
+    facts: FactsCache,
 }
 
 impl Service {
     pub fn new(ledger: Ledger) -> Self {
-        Self { ledger, purposes: PurposeCache::default() }
+        Self { ledger, purposes: PurposeCache::default(), facts: FactsCache::default() }
     }
 
     /// The version of a purpose in force now.
@@ -214,7 +215,7 @@ impl Service {
     }
 
     fn projections(&self) -> Projections<'_> {
-        Projections::new(self.ledger.store())
+        Projections::with_cache(self.ledger.store(), &self.facts)
     }
 
     /// Defines or revises a purpose by recording a signed `purpose.defined` event.
@@ -276,7 +277,10 @@ impl Service {
             })?;
             drafts.push(draft);
         }
-        Ok(self.ledger.append(drafts).await?)
+        let receipts = self.ledger.append(drafts).await?;
+        // After the commit and before anyone is answered, so a check that follows sees it.
+        self.facts.invalidate(receipts.iter().flat_map(|r| touched_targets(&r.event)));
+        Ok(receipts)
     }
 
     /// Checks one event against the rules of its type and the catalogue.
@@ -441,7 +445,7 @@ impl Service {
                     )));
                 }
                 let index = self.ledger.blind_index().index(controller, c);
-                (proj.contact_facts(controller, &index)?, Some(index), Some(channel))
+                (Arc::new(proj.contact_facts(controller, &index)?), Some(index), Some(channel))
             }
         };
         let target = match (&q.target, &index) {
