@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Single-check throughput and latency of the real release binary, measured with wrk (a C load
 # generator, lighter than the Rust client of benches/load.rs). Needs wrk (apt-get install wrk)
-# and python3. Usage: benches/check-wrk.sh [CONNECTIONS...]   (default: 4 16 32)
+# and python3. Usage: [WORKERS=N] benches/check-wrk.sh [CONNECTIONS...]   (default: 4 16 32)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q
@@ -9,7 +9,7 @@ BIN="$(cargo metadata --format-version 1 --no-deps | python3 -c "import json,sys
 DIR=$(mktemp -d)
 PORT=18181
 KEY=$("$BIN" apikey create --data-dir "$DIR" --controller council --role admin --role record --role check)
-"$BIN" serve --data-dir "$DIR" --listen 127.0.0.1:$PORT >/dev/null 2>&1 &
+"$BIN" serve --data-dir "$DIR" --listen 127.0.0.1:$PORT ${WORKERS:+--workers "$WORKERS"} >/dev/null 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null; rm -rf "$DIR"' EXIT
 sleep 1
