@@ -24,7 +24,8 @@ pub const MAX_CHECKS: usize = 10_000;
 pub const MAX_CHECKS_BODY: usize = 4 * 1024 * 1024;
 
 /// One permission question. Give exactly one of `subject`, `email`, `phone` or `post`.
-#[derive(Debug, Deserialize, utoipa::IntoParams, utoipa::ToSchema)]
+/// Not `Debug`: it holds addresses, which must never reach a log.
+#[derive(Deserialize, utoipa::IntoParams, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct CheckRequest {

@@ -24,12 +24,19 @@ pub const MAX_BATCH_BODY: usize = 4 * 1024 * 1024;
 
 /// A contact point as a client sends it. The address is personal data: it is turned into a
 /// blind index and never stored in the log.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactRequest {
     pub channel: Channel,
     /// Email address, E.164 phone number, or postal address.
     pub address: String,
+}
+
+impl std::fmt::Debug for ContactRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Redacted so a stray `{:?}` cannot put an address in a log.
+        write!(f, "ContactRequest({}, <redacted>)", self.channel)
+    }
 }
 
 impl ContactRequest {

@@ -40,8 +40,8 @@ pub enum SmsAction {
     Ignored,
 }
 
-/// An inbound message as JSON.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+/// An inbound message as JSON. Not `Debug`: it holds a phone number.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct InboundSms {
     #[serde(alias = "From")]
     pub from: String,
