@@ -93,7 +93,9 @@ fn main() {
     let key = keys.create(&controller, &[Role::Admin, Role::Record, Role::Check]).expect("key");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let options = HttpOptions { workers: Some(2), public_url: None };
-    let app = Application::build(listener, Arc::new(Service::new(ledger)), Arc::new(keys), options).expect("app");
+    let service = Arc::new(Service::new(ledger));
+    let app = Application::build(listener, service.clone(), Arc::new(keys), options).expect("app");
+    let handle = app.handle();
     let base = format!("http://127.0.0.1:{}", app.port());
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
@@ -185,5 +187,15 @@ fn main() {
                 other => eprintln!("unknown phase {other}"),
             }
         }
+        // Stop the server so the store is closed before the process exits (RocksDB aborts a
+        // process that exits with a database open).
+        handle.stop(false).await;
     });
+    for _ in 0..200 {
+        if Arc::strong_count(&service) == 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    drop(service);
 }
