@@ -32,6 +32,8 @@ pub enum Kind {
     Conflict,
     PayloadTooLarge,
     UnsupportedMediaType,
+    MethodNotAllowed,
+    BadRequest,
     Unavailable,
     Internal,
 }
@@ -58,10 +60,46 @@ impl Kind {
                 "unsupported-media-type",
                 "The request body must be application/json",
             ),
+            MethodNotAllowed => {
+                (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "The route does not take this method")
+            }
+            BadRequest => (StatusCode::BAD_REQUEST, "bad-request", "The request is not valid"),
             Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "The ledger is not accepting requests"),
             Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
     }
+}
+
+impl Kind {
+    /// The kind for an error status that actix (not our code) answered with.
+    fn from_status(status: StatusCode) -> Self {
+        match status {
+            StatusCode::NOT_FOUND => Kind::NotFound,
+            StatusCode::METHOD_NOT_ALLOWED => Kind::MethodNotAllowed,
+            StatusCode::PAYLOAD_TOO_LARGE => Kind::PayloadTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Kind::UnsupportedMediaType,
+            StatusCode::SERVICE_UNAVAILABLE => Kind::Unavailable,
+            s if s.is_client_error() => Kind::BadRequest,
+            _ => Kind::Internal,
+        }
+    }
+}
+
+/// Middleware hook: an error answer that actix made itself (a wrong method, an oversized raw
+/// body, a malformed request line) has a plain-text body; it is replaced by problem+json of
+/// the same status. Our own problems and the HTML pages of signed links are left alone.
+pub fn actix_errors_as_problems<B>(
+    res: actix_web::dev::ServiceResponse<B>,
+) -> actix_web::Result<actix_web::middleware::ErrorHandlerResponse<B>> {
+    use actix_web::middleware::ErrorHandlerResponse;
+    let content_type = res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !(content_type.is_empty() || content_type.starts_with("text/plain")) {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let kind = Kind::from_status(res.status());
+    let (req, _) = res.into_parts();
+    let resp = ApiError::bare(kind).error_response();
+    Ok(ErrorHandlerResponse::Response(actix_web::dev::ServiceResponse::new(req, resp).map_into_right_body()))
 }
 
 /// The one error type of the HTTP layer.

@@ -63,6 +63,7 @@ impl Application {
             use routes::*;
             let json = |limit| web::JsonConfig::default().limit(limit).error_handler(error::json_error);
             App::new()
+                .wrap(actix_web::middleware::ErrorHandlers::new().default_handler(error::actix_errors_as_problems))
                 .app_data(state.clone())
                 .app_data(json(events::MAX_EVENT_BODY))
                 .app_data(web::QueryConfig::default().error_handler(error::query_error))

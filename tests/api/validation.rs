@@ -174,6 +174,20 @@ async fn transport_level_problems_are_problem_json_too() {
     assert!(p["detail"].as_str().unwrap_or("").contains("1000"));
     // Unknown route.
     assert_problem(app.client.get(app.url("/v1/nothing")).send().await.expect("send"), StatusCode::NOT_FOUND).await;
+    // A method the route does not take (no route matches), and a raw body over actix's own
+    // limit, are answered as problems too, not with actix's plain-text bodies.
+    let resp = app.client.put(app.url("/v1/check")).bearer_auth(&app.check).send().await.expect("send");
+    assert_problem(resp, StatusCode::NOT_FOUND).await;
+    let resp = app
+        .client
+        .post(app.url("/v1/inbound/sms"))
+        .bearer_auth(&app.record)
+        .header("content-type", "application/json")
+        .body("a".repeat(300_000))
+        .send()
+        .await
+        .expect("send");
+    assert_problem(resp, StatusCode::PAYLOAD_TOO_LARGE).await;
     assert_eq!(app.log_size().await, size);
 }
 
