@@ -16,7 +16,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
-use crate::format::{Receipt, StoredEvent};
+use crate::format::{Receipt, StoredEvent, FORMAT_VERSION};
 use crate::log::checkpoint::Checkpoint;
 use crate::log::merkle::Frontier;
 use crate::log::merkle::{self, Hash, ProofError};
@@ -42,6 +42,8 @@ pub enum OpenError {
     Key(#[from] KeyError),
     #[error("blind-index secret: {0}")]
     Secret(std::io::Error),
+    #[error("the store holds format {0}; this build reads format {FORMAT_VERSION} only")]
+    Format(String),
     #[error("the last stored event or the tree edge does not decode")]
     Corrupt,
 }
@@ -141,6 +143,7 @@ impl Ledger {
     pub fn open_with(dir: &DataDir, options: Options) -> Result<Self, OpenError> {
         dir.ensure().map_err(OpenError::Dir)?;
         let store = Arc::new(Store::open(&dir.db())?);
+        check_format(&store)?;
         keys::recover_rotation(dir, &store)?;
         let signer = Ed25519Signer::load_or_create(&dir.signing_key(), &options.key_name)?;
         let keys = keys::load_keyring(dir, &signer)?.valid_keys()?;
@@ -299,6 +302,23 @@ impl Ledger {
     /// Reads one stored event by seq.
     pub fn event(&self, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
         Ok(self.store.get(Cf::Events, &seq.to_be_bytes())?.and_then(|raw| StoredEvent::decode(&raw).ok()))
+    }
+}
+
+/// Key of the store's format version in `meta`.
+const FORMAT_KEY: &[u8] = b"format";
+
+/// Records the format version in a new store, and refuses a store written in another one.
+fn check_format(store: &Store) -> Result<(), OpenError> {
+    let ours = FORMAT_VERSION.to_string();
+    match store.get(Cf::Meta, FORMAT_KEY)? {
+        Some(v) if v == ours.as_bytes() => Ok(()),
+        Some(v) => Err(OpenError::Format(String::from_utf8_lossy(&v).into_owned())),
+        None => {
+            let mut batch = Batch::default();
+            batch.put(Cf::Meta, FORMAT_KEY.to_vec(), ours.into_bytes());
+            Ok(store.write_synced(&batch)?)
+        }
     }
 }
 

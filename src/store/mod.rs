@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode, Options, ReadOptions,
-    WriteBatch, WriteOptions, DB,
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode, Options, WriteBatch,
+    WriteOptions, DB,
 };
 
 /// The column families.
@@ -27,7 +27,7 @@ pub enum Cf {
     Merkle,
     /// Signed checkpoints: tree size (u64 big-endian) -> C2SP signed note.
     Checkpoints,
-    /// Store metadata (format version).
+    /// Store metadata: the format version (`format`), checked on open.
     Meta,
 }
 
@@ -161,10 +161,8 @@ impl Store {
 
     /// Every pair whose key starts with `prefix`, in key order.
     pub fn scan_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<Pair>, StoreError> {
-        let mut ro = ReadOptions::default();
-        ro.set_prefix_same_as_start(false);
         let mut out = Vec::new();
-        for item in self.db.iterator_cf_opt(self.cf(cf)?, ro, IteratorMode::From(prefix, Direction::Forward)) {
+        for item in self.db.iterator_cf(self.cf(cf)?, IteratorMode::From(prefix, Direction::Forward)) {
             let (k, v) = item?;
             if !k.starts_with(prefix) {
                 break;

@@ -107,3 +107,18 @@ async fn verify_names_a_forged_signature_and_a_rewritten_projection() {
     assert!(!ok);
     assert!(out.contains("projection history") && out.contains("seq 5"), "{out}");
 }
+
+#[test]
+fn a_store_of_another_format_is_refused_not_misread() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = DataDir::new(dir.path());
+    drop(consent_ledger::ledger::Ledger::open(&data, "t/ledger").expect("a new store opens"));
+    {
+        let store = Store::open(&data.db()).unwrap();
+        let mut b = Batch::default();
+        b.put(Cf::Meta, b"format".to_vec(), b"2".to_vec());
+        store.write_synced(&b).unwrap();
+    }
+    let err = consent_ledger::ledger::Ledger::open(&data, "t/ledger").err().expect("refused");
+    assert!(err.to_string().contains("format 2"), "{err}");
+}
