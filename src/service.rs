@@ -87,6 +87,36 @@ pub struct EventInput {
     pub representative: Option<Representative>,
 }
 
+impl EventInput {
+    /// An event the person at a contact point made themselves (an unsubscribe link, an SMS
+    /// keyword), scoped to one channel; `id` makes a repeat of the same request idempotent.
+    pub fn by_contact(
+        id: Option<Uuid>,
+        kind: EventType,
+        contact: ContactInput,
+        channel: Channel,
+        method: Method,
+    ) -> Self {
+        EventInput {
+            id,
+            kind,
+            subject: None,
+            contact: Some(contact),
+            purpose: None,
+            channel: Some(channel),
+            recipient: None,
+            occurred_at: None,
+            method,
+            actor: Actor { kind: ActorKind::Subject, id: None, authority: None },
+            evidence: None,
+            notice_version: None,
+            expires_at: None,
+            preference: None,
+            representative: None,
+        }
+    }
+}
+
 /// The contact point of an event: an address a client sent, or a blind index from a signed
 /// link (the ledger then never sees the address).
 #[derive(Debug, Clone)]
@@ -536,23 +566,14 @@ impl Service {
     /// nothing new.
     pub async fn unsubscribe(&self, token: &str, now: DateTime<Utc>) -> Result<(Receipt, String), ServiceError> {
         let (payload, title) = self.open_unsubscribe(token)?;
-        let input = EventInput {
-            id: Some(derived_id(token.as_bytes())),
-            kind: EventType::ConsentWithdrawn,
-            subject: None,
-            contact: Some(ContactInput::Index(ContactRef { kind: payload.k, index: payload.i.clone() })),
-            purpose: Some(payload.p.clone()),
-            channel: Some(payload.k.default_channel()),
-            recipient: None,
-            occurred_at: None,
-            method: Method::EmailLink,
-            actor: Actor { kind: ActorKind::Subject, id: None, authority: None },
-            evidence: None,
-            notice_version: None,
-            expires_at: None,
-            preference: None,
-            representative: None,
-        };
+        let mut input = EventInput::by_contact(
+            Some(derived_id(token.as_bytes())),
+            EventType::ConsentWithdrawn,
+            ContactInput::Index(ContactRef { kind: payload.k, index: payload.i.clone() }),
+            payload.k.default_channel(),
+            Method::EmailLink,
+        );
+        input.purpose = Some(payload.p.clone());
         let mut receipts = self.record(&payload.c, vec![input], now).await?;
         let r = receipts.pop().ok_or_else(|| ServiceError::Internal("no receipt".into()))?;
         Ok((r, title))

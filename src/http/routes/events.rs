@@ -184,6 +184,10 @@ pub async fn create_events_batch(
     Ok(HttpResponse::Created().json(receipts))
 }
 
+fn parse_event_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::new(Kind::InvalidPath, "the event id must be a UUID"))
+}
+
 /// The receipt of one event.
 #[utoipa::path(
     get,
@@ -206,7 +210,7 @@ pub async fn get_event(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let p = caller.require(&[Role::Record, Role::Audit])?;
-    let id = Uuid::parse_str(&path).map_err(|_| ApiError::new(Kind::InvalidPath, "the event id must be a UUID"))?;
+    let id = parse_event_id(&path)?;
     Ok(HttpResponse::Ok().json(state.service.receipt(&p.controller, id)?))
 }
 
@@ -248,7 +252,7 @@ pub async fn get_event_receipt(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let p = caller.require(&[Role::Record, Role::Audit])?;
-    let id = Uuid::parse_str(&path).map_err(|_| ApiError::new(Kind::InvalidPath, "the event id must be a UUID"))?;
+    let id = parse_event_id(&path)?;
     let receipt = state.service.receipt(&p.controller, id)?;
     let ledger = state.service.ledger();
     // A checkpoint covering a new event is signed within one interval; wait up to two.

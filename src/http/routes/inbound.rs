@@ -13,7 +13,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use crate::access::Role;
-use crate::domain::{Actor, ActorKind, Channel, ContactPoint, EventType, Method};
+use crate::domain::{Channel, ContactPoint, EventType, Method};
 use crate::format::{derived_id, to_micros};
 use crate::http::error::{redact, ApiError, Kind, Problem};
 use crate::http::routes::unsubscribe::escape;
@@ -144,23 +144,7 @@ pub async fn create_inbound_sms(
             ContactPoint::parse(Channel::Sms, &sms.from).map_err(|e| ApiError::new(Kind::Validation, e.to_string()))?;
         let id =
             sms.message_sid.as_ref().map(|sid| derived_id(format!("sms\0{}\0{sid}", principal.controller).as_bytes()));
-        let input = EventInput {
-            id,
-            kind,
-            subject: None,
-            contact: Some(ContactInput::Address(contact)),
-            purpose: None,
-            channel: Some(Channel::Sms),
-            recipient: None,
-            occurred_at: None,
-            method: Method::SmsKeyword,
-            actor: Actor { kind: ActorKind::Subject, id: None, authority: None },
-            evidence: None,
-            notice_version: None,
-            expires_at: None,
-            preference: None,
-            representative: None,
-        };
+        let input = EventInput::by_contact(id, kind, ContactInput::Address(contact), Channel::Sms, Method::SmsKeyword);
         let receipts = state.service.record(&principal.controller, vec![input], to_micros(Utc::now())).await?;
         event_id = receipts.first().map(|r| r.event.id);
     }
