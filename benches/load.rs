@@ -92,7 +92,7 @@ fn main() {
     let controller = ControllerId::parse("council").expect("controller");
     let key = keys.create(&controller, &[Role::Admin, Role::Record, Role::Check]).expect("key");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let options = HttpOptions { workers: Some(2), public_url: None };
+    let options = HttpOptions { workers: Some(2), ..Default::default() };
     let service = Arc::new(Service::new(ledger));
     let app = Application::build(listener, service.clone(), Arc::new(keys), options).expect("app");
     let handle = app.handle();

@@ -22,6 +22,8 @@ pub const MAX_TOKEN_LEN: usize = 2048;
 pub enum TokenUse {
     Unsubscribe,
     Preferences,
+    /// The guard a preference form carries back, bound to its link.
+    FormGuard,
 }
 
 impl TokenUse {
@@ -29,6 +31,7 @@ impl TokenUse {
         match self {
             TokenUse::Unsubscribe => b"consent-ledger unsubscribe v1",
             TokenUse::Preferences => b"consent-ledger preferences v1",
+            TokenUse::FormGuard => b"consent-ledger form guard v1",
         }
     }
 }
@@ -63,6 +66,16 @@ impl TokenKey {
         let payload_part = B64URL.encode(serde_json::to_vec(payload).unwrap_or_default());
         let tag = B64URL.encode(self.mac(use_, &payload_part).finalize().into_bytes());
         format!("{payload_part}.{tag}")
+    }
+
+    /// A bare tag over `data` (no payload travels with it).
+    pub fn tag(&self, use_: TokenUse, data: &str) -> String {
+        B64URL.encode(self.mac(use_, data).finalize().into_bytes())
+    }
+
+    /// Whether `tag` is this key's tag over `data` for `use_` (constant time).
+    pub fn verify_tag(&self, use_: TokenUse, data: &str, tag: &str) -> bool {
+        B64URL.decode(tag).is_ok_and(|t| self.mac(use_, data).verify_slice(&t).is_ok())
     }
 
     /// The payload of a token made by this key for `use_`, or an error that says nothing more.

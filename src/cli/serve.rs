@@ -31,6 +31,10 @@ pub struct ServeArgs {
     /// `http://<listen address>`).
     #[arg(long, env = "CONSENT_LEDGER_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Days a tenant's preference link works unless its request says otherwise (1 to 90).
+    #[arg(long, env = "CONSENT_LEDGER_PREFERENCE_LINK_DAYS", default_value_t = 14,
+          value_parser = clap::value_parser!(u32).range(1..=90))]
+    pub preference_link_days: u32,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "CONSENT_LEDGER_WORKERS")]
     pub workers: Option<usize>,
@@ -60,7 +64,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let service = Arc::new(Service::new(ledger));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let http = HttpOptions { workers: args.workers, public_url: args.public_url.clone() };
+        let http = HttpOptions {
+            workers: args.workers,
+            public_url: args.public_url.clone(),
+            preference_link_days: Some(args.preference_link_days),
+        };
         let app = Application::build(listener, service.clone(), Arc::new(keys), http)?;
         println!("listening on http://{addr}");
         tracing::info!(%addr, log_size = service.ledger().committed_seq(), "consent-ledger serving");

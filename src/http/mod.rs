@@ -4,6 +4,8 @@
 pub mod auth;
 pub mod error;
 pub mod openapi;
+pub mod pages;
+pub mod preference_html;
 pub mod routes;
 
 use std::net::TcpListener;
@@ -21,6 +23,8 @@ pub struct AppState {
     pub keys: Arc<KeyStore>,
     /// Base URL of this service as people and mail clients reach it (no trailing slash).
     pub public_url: String,
+    /// Days a preference link works unless its request says otherwise.
+    pub preference_link_days: u32,
 }
 
 /// How the HTTP server runs.
@@ -30,6 +34,8 @@ pub struct HttpOptions {
     pub workers: Option<usize>,
     /// Base URL for links (default `http://<bound address>`).
     pub public_url: Option<String>,
+    /// Days a preference link works by default (default 14).
+    pub preference_link_days: Option<u32>,
 }
 
 /// A bound, running server.
@@ -58,7 +64,8 @@ impl Application {
         let port = addr.port();
         let public_url =
             options.public_url.unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_owned();
-        let state = web::Data::new(AppState { service, keys, public_url });
+        let preference_link_days = options.preference_link_days.unwrap_or(crate::service::DEFAULT_LINK_DAYS);
+        let state = web::Data::new(AppState { service, keys, public_url, preference_link_days });
         let mut server = HttpServer::new(move || {
             use routes::*;
             let json = |limit| web::JsonConfig::default().limit(limit).error_handler(error::json_error);
@@ -99,6 +106,11 @@ impl Application {
                 )
                 .service(subjects::get_subject_permissions)
                 .service(subjects::get_subject_history)
+                .service(subjects::create_preference_link)
+                .service(preference_page::get_page)
+                .service(preference_page::post_page)
+                .service(preference_page::get_receipt)
+                .service(preference_page::get_receipt_json)
                 .default_service(web::to(not_found))
         })
         .listen(listener)?;

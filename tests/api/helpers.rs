@@ -48,7 +48,7 @@ pub async fn spawn_app() -> TestApp {
     let thread = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         rt.block_on(async move {
-            let options = HttpOptions { workers: Some(1), public_url: None };
+            let options = HttpOptions { workers: Some(1), ..Default::default() };
             let app = Application::build(listener, for_server, keys, options).expect("build");
             tx.send((app.port(), app.handle())).expect("send handle");
             let _ = app.run_until_stopped().await;

@@ -16,7 +16,7 @@ use crate::access::Role;
 use crate::domain::{Channel, ContactPoint, EventType, Method};
 use crate::format::{derived_id, to_micros};
 use crate::http::error::{redact, ApiError, Kind, Problem};
-use crate::http::routes::unsubscribe::escape;
+use crate::http::pages::escape;
 use crate::http::AppState;
 use crate::service::{ContactInput, EventInput};
 

@@ -9,6 +9,7 @@ pub mod health;
 pub mod inbound;
 pub mod keys;
 pub mod log;
+pub mod preference_page;
 pub mod purposes;
 pub mod subjects;
 pub mod unsubscribe;

@@ -1,6 +1,7 @@
-//! `GET /v1/subjects/{subject}/permissions` and `GET /v1/subjects/{subject}/history`.
+//! `GET /v1/subjects/{subject}/permissions`, `GET /v1/subjects/{subject}/history` and
+//! `POST /v1/subjects/{subject}/preference-links`.
 
-use actix_web::{get, web, HttpResponse};
+use actix_web::{get, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -124,4 +125,58 @@ pub async fn get_subject_history(
     let at = query.at.as_deref().map(parse_at).transpose()?;
     let events = state.service.history(&p.controller, &subject, at)?;
     Ok(HttpResponse::Ok().json(History { subject, events }))
+}
+
+/// Optional body of a preference-link request.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreferenceLinkRequest {
+    /// Days the link works (1 to 90; default: the server's `--preference-link-days`, 14).
+    pub valid_for_days: Option<u32>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PreferenceLink {
+    /// The page the person opens: `{public URL}/p/{token}`.
+    pub url: String,
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A signed link that lets one subject manage their own preferences for a limited time.
+#[utoipa::path(
+    post,
+    path = "/v1/subjects/{subject}/preference-links",
+    tag = "subjects",
+    operation_id = "create_preference_link",
+    params(("subject" = String, Path, description = "Subject id")),
+    request_body(content = Option<PreferenceLinkRequest>, description = "Optional; an empty body takes the defaults"),
+    responses(
+        (status = 201, description = "The link", body = PreferenceLink),
+        (status = 400, description = "Malformed path or body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs the record role", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "valid_for_days out of range", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+#[post("/v1/subjects/{subject}/preference-links")]
+pub async fn create_preference_link(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let p = caller.require(&[Role::Record])?;
+    let subject = parse_subject(&path)?;
+    let req: PreferenceLinkRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        PreferenceLinkRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::new(Kind::InvalidJson, crate::http::error::redact(&e.to_string())))?
+    };
+    let days = req.valid_for_days.unwrap_or(state.preference_link_days);
+    let (token, expires_at) = state.service.preference_link(&p.controller, &subject, days, Utc::now())?;
+    let url = format!("{}/p/{token}", state.public_url);
+    Ok(HttpResponse::Created().json(PreferenceLink { url, token, expires_at }))
 }

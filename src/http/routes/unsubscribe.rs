@@ -8,49 +8,12 @@ use actix_web::{get, post, web, HttpResponse};
 use chrono::Utc;
 
 use crate::format::to_micros;
+use crate::http::pages::{escape, page};
 use crate::http::AppState;
 use crate::service::ServiceError;
 
 /// The body a one-click POST must carry (RFC 8058 section 3.1).
 const ONE_CLICK: &str = "List-Unsubscribe=One-Click";
-
-/// Escapes text for HTML element content and attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// A small, self-contained page: no scripts, no outside resources.
-pub fn page(status: StatusCode, title: &str, body_html: &str) -> HttpResponse {
-    let html = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{t}</title>\
-<style>body{{font-family:Arial,sans-serif;font-size:1.1875rem;line-height:1.5;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#0b0c0c}}\
-button{{font-size:1.1875rem;padding:.5rem 1rem;background:#00703c;color:#fff;border:0;border-bottom:2px solid #002d18;cursor:pointer}}\
-button:focus{{outline:3px solid #fd0;outline-offset:0}}</style></head>\
-<body><main><h1>{t}</h1>{body_html}</main></body></html>\n",
-        t = escape(title)
-    );
-    HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .insert_header((
-            "content-security-policy",
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-        ))
-        .insert_header(("referrer-policy", "no-referrer"))
-        .insert_header(("x-content-type-options", "nosniff"))
-        .body(html)
-}
 
 fn invalid_link() -> HttpResponse {
     page(

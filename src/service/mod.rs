@@ -2,6 +2,12 @@
 //! moment), list a subject's permissions and history. Every use case takes the caller's
 //! controller, and no read or write crosses from one controller to another.
 
+mod preferences;
+
+pub use preferences::{
+    Choice, LinkError, PreferenceState, PreferenceToken, PurposeSection, Wishes, DEFAULT_LINK_DAYS, MAX_LINK_DAYS,
+};
+
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};

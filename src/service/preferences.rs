@@ -1,0 +1,328 @@
+//! The tenant's own preference page, as use cases: signed, expiring links that reach one
+//! subject of one controller; the page's state (every purpose a person may say yes or no to,
+//! decided now by the rules, and their channel preferences); and recording what a person
+//! changed, one signed event per change (method `web_form`, actor `subject`).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+use super::{EventInput, Service, ServiceError};
+use crate::domain::{
+    decide, Actor, ActorKind, Channel, ControllerId, Decision, EventType, Format, LawfulBasis, Method, Preference,
+    PurposeDefinition, PurposeId, Question, Reason, SubjectId, Target, Token,
+};
+use crate::format::Receipt;
+use crate::tokens::TokenUse;
+
+/// How long a preference link works unless the request says otherwise.
+pub const DEFAULT_LINK_DAYS: u32 = 14;
+/// The longest a preference link may work.
+pub const MAX_LINK_DAYS: u32 = 90;
+
+/// What a preference link binds: controller, subject, expiry and issue time (Unix seconds).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PreferenceToken {
+    pub c: ControllerId,
+    pub s: SubjectId,
+    /// Expiry, Unix seconds.
+    pub x: i64,
+    /// Issue time, Unix seconds.
+    pub t: i64,
+}
+
+/// Why a preference link does not open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    #[error("the link is not valid")]
+    Invalid,
+    #[error("the link has expired")]
+    Expired,
+}
+
+/// One question on the page: a purpose, and a channel when the purpose uses channels.
+#[derive(Debug, Clone)]
+pub struct Choice {
+    pub channel: Option<Channel>,
+    /// What the rules answer now for the subject.
+    pub decision: Decision,
+}
+
+impl Choice {
+    /// Set by something the page cannot change (an objection to all marketing, a restriction
+    /// of processing, an objection staff recorded): shown, not offered.
+    pub fn locked(&self) -> bool {
+        matches!(
+            self.decision.reason,
+            Reason::MarketingObjection | Reason::Restricted | Reason::Objection | Reason::SubjectErased
+        )
+    }
+}
+
+/// A purpose a person may say yes or no to (basis consent or legitimate interests).
+#[derive(Debug, Clone)]
+pub struct PurposeSection {
+    pub id: PurposeId,
+    pub definition: PurposeDefinition,
+    /// The `purpose.defined` event whose wording the person is shown (the notice version).
+    pub notice: Uuid,
+    pub notice_date: DateTime<Utc>,
+    pub choices: Vec<Choice>,
+}
+
+/// Everything the page shows.
+#[derive(Debug, Clone)]
+pub struct PreferenceState {
+    pub sections: Vec<PurposeSection>,
+    /// The subject's own objection to all direct marketing (Art. 21(3)), if one is in force.
+    pub marketing_objection: Option<Uuid>,
+    pub erased: bool,
+    pub preference: Preference,
+    /// The subject's events, newest first.
+    pub history: Vec<Receipt>,
+}
+
+/// What a person asked for on the page. Absent entries are left as they are.
+#[derive(Debug, Clone, Default)]
+pub struct Wishes {
+    pub choices: BTreeMap<(PurposeId, Option<Channel>), bool>,
+    pub preferred_channel: Option<Channel>,
+    pub format: Option<Format>,
+    pub language: Option<Token>,
+}
+
+fn by_subject(kind: EventType, subject: &SubjectId) -> EventInput {
+    EventInput {
+        id: None,
+        kind,
+        subject: Some(subject.clone()),
+        contact: None,
+        purpose: None,
+        channel: None,
+        recipient: None,
+        occurred_at: None,
+        method: Method::WebForm,
+        actor: Actor { kind: ActorKind::Subject, id: None, authority: None },
+        evidence: None,
+        notice_version: None,
+        expires_at: None,
+        preference: None,
+        representative: None,
+    }
+}
+
+impl Service {
+    /// A signed link token for one subject, working until `now + days`.
+    pub fn preference_link(
+        &self,
+        controller: &ControllerId,
+        subject: &SubjectId,
+        days: u32,
+        now: DateTime<Utc>,
+    ) -> Result<(String, DateTime<Utc>), ServiceError> {
+        if days == 0 || days > MAX_LINK_DAYS {
+            return Err(ServiceError::Invalid(format!("valid_for_days must be 1 to {MAX_LINK_DAYS}")));
+        }
+        let expires = now + Duration::days(i64::from(days));
+        let payload =
+            PreferenceToken { c: controller.clone(), s: subject.clone(), x: expires.timestamp(), t: now.timestamp() };
+        let expires = DateTime::from_timestamp(payload.x, 0).unwrap_or(expires);
+        Ok((self.ledger.tokens().sign(TokenUse::Preferences, &payload), expires))
+    }
+
+    /// Opens a preference link; an expired one is told apart only after its signature checks.
+    pub fn open_preference_link(&self, token: &str, now: DateTime<Utc>) -> Result<PreferenceToken, LinkError> {
+        let payload: PreferenceToken =
+            self.ledger.tokens().open(TokenUse::Preferences, token).map_err(|_| LinkError::Invalid)?;
+        if payload.x <= now.timestamp() {
+            return Err(LinkError::Expired);
+        }
+        Ok(payload)
+    }
+
+    /// A value a form posted under `token` must carry back (a guard against cross-site posts).
+    pub fn form_guard(&self, token: &str) -> String {
+        self.ledger.tokens().tag(TokenUse::FormGuard, token)
+    }
+
+    pub fn check_form_guard(&self, token: &str, guard: &str) -> bool {
+        self.ledger.tokens().verify_tag(TokenUse::FormGuard, token, guard)
+    }
+
+    /// The page's state for one subject, now.
+    pub fn preference_state(
+        &self,
+        controller: &ControllerId,
+        subject: &SubjectId,
+        now: DateTime<Utc>,
+    ) -> Result<PreferenceState, ServiceError> {
+        let proj = self.projections();
+        let facts = proj.facts(controller, crate::projection::TargetKey::Subject(subject))?;
+        let erased = facts.iter().any(|f| f.kind == EventType::SubjectErased);
+        let mut sections = Vec::new();
+        let mut marketing_objection = None;
+        for pv in proj.purposes(controller)? {
+            if !matches!(pv.definition.basis, LawfulBasis::Consent | LawfulBasis::LegitimateInterests) {
+                continue;
+            }
+            let channels: Vec<Option<Channel>> = if pv.definition.channels.is_empty() {
+                vec![None]
+            } else {
+                pv.definition.channels.iter().copied().map(Some).collect()
+            };
+            let choices: Vec<Choice> = channels
+                .into_iter()
+                .map(|channel| {
+                    let q = Question {
+                        target: Target::Subject(subject),
+                        purpose_id: &pv.id,
+                        purpose: &pv.definition,
+                        channel,
+                        recipient: None,
+                        at: now,
+                    };
+                    Choice { channel, decision: decide(&q, &facts) }
+                })
+                .collect();
+            if let Some(c) = choices.iter().find(|c| c.decision.reason == Reason::MarketingObjection) {
+                marketing_objection = marketing_objection.or(c.decision.decided_by.first().copied());
+            }
+            let notice = self.receipt_by_seq(pv.seq)?;
+            sections.push(PurposeSection {
+                id: pv.id,
+                notice: notice.event.id,
+                notice_date: pv.recorded_at,
+                definition: pv.definition,
+                choices,
+            });
+        }
+        let mut history = if facts.is_empty() { Vec::new() } else { self.history(controller, subject, None)? };
+        let mut preference = Preference { preferred_channel: None, format: None, language: None };
+        for r in &history {
+            if let Some(p) = &r.event.preference {
+                preference.preferred_channel = p.preferred_channel.or(preference.preferred_channel);
+                preference.format = p.format.or(preference.format);
+                preference.language = p.language.clone().or(preference.language.take());
+            }
+        }
+        history.reverse();
+        Ok(PreferenceState { sections, marketing_objection, erased, preference, history })
+    }
+
+    /// Records what changed between the page's state now and `wishes`: one event per change,
+    /// all in one durable batch. A repeated submission changes nothing the second time.
+    pub async fn apply_preferences(
+        &self,
+        controller: &ControllerId,
+        subject: &SubjectId,
+        wishes: &Wishes,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Receipt>, ServiceError> {
+        let state = self.preference_state(controller, subject, now)?;
+        if state.erased {
+            return Err(ServiceError::Invalid("this person's details were erased".into()));
+        }
+        let mut inputs = Vec::new();
+        for section in &state.sections {
+            for choice in &section.choices {
+                let Some(&yes) = wishes.choices.get(&(section.id.clone(), choice.channel)) else { continue };
+                if choice.locked() || yes == choice.decision.permitted {
+                    continue;
+                }
+                let kind = if yes { EventType::ConsentGranted } else { EventType::ConsentWithdrawn };
+                let mut e = by_subject(kind, subject);
+                e.purpose = Some(section.id.clone());
+                e.channel = choice.channel;
+                e.notice_version = Token::parse(section.notice.to_string()).ok();
+                inputs.push(e);
+            }
+        }
+        let current = &state.preference;
+        let mut pref = |p: Preference| {
+            let mut e = by_subject(EventType::PreferenceSet, subject);
+            e.preference = Some(p);
+            inputs.push(e);
+        };
+        if wishes.preferred_channel.is_some() && wishes.preferred_channel != current.preferred_channel {
+            pref(Preference { preferred_channel: wishes.preferred_channel, format: None, language: None });
+        }
+        if wishes.format.is_some() && wishes.format != current.format.or(Some(Format::Standard)) {
+            pref(Preference { preferred_channel: None, format: wishes.format, language: None });
+        }
+        if wishes.language.is_some() && wishes.language != current.language {
+            pref(Preference { preferred_channel: None, format: None, language: wishes.language.clone() });
+        }
+        if inputs.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.record(controller, inputs, now).await
+    }
+
+    /// "Stop all marketing": the Art. 21(3) objection, in one step. Nothing new is recorded
+    /// when one is already in force.
+    pub async fn stop_marketing(
+        &self,
+        controller: &ControllerId,
+        subject: &SubjectId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Receipt>, ServiceError> {
+        self.marketing_switch(controller, subject, true, now).await
+    }
+
+    /// Lifts the subject's own objection to all marketing.
+    pub async fn resume_marketing(
+        &self,
+        controller: &ControllerId,
+        subject: &SubjectId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Receipt>, ServiceError> {
+        self.marketing_switch(controller, subject, false, now).await
+    }
+
+    async fn marketing_switch(
+        &self,
+        controller: &ControllerId,
+        subject: &SubjectId,
+        stop: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Receipt>, ServiceError> {
+        let state = self.preference_state(controller, subject, now)?;
+        if state.erased {
+            return Err(ServiceError::Invalid("this person's details were erased".into()));
+        }
+        let active = self.marketing_objection_active(controller, subject)?;
+        if active == stop {
+            return Ok(Vec::new());
+        }
+        let kind = if stop { EventType::ObjectionRaised } else { EventType::ObjectionLifted };
+        self.record(controller, vec![by_subject(kind, subject)], now).await
+    }
+
+    /// Whether the subject's own latest objection to all marketing is in force (whether or
+    /// not the catalogue has a marketing purpose now).
+    fn marketing_objection_active(&self, controller: &ControllerId, subject: &SubjectId) -> Result<bool, ServiceError> {
+        let facts = self.projections().facts(controller, crate::projection::TargetKey::Subject(subject))?;
+        let latest = facts.iter().rev().find(|f| {
+            matches!(f.kind, EventType::ObjectionRaised | EventType::ObjectionLifted)
+                && f.purpose.is_none()
+                && f.channel.is_none()
+                && f.subject.as_ref() == Some(subject)
+        });
+        Ok(latest.is_some_and(|f| f.kind == EventType::ObjectionRaised))
+    }
+
+    /// One of the subject's own events, with its receipt; another subject's is not found.
+    pub fn subject_receipt(
+        &self,
+        controller: &ControllerId,
+        subject: &SubjectId,
+        id: Uuid,
+    ) -> Result<Receipt, ServiceError> {
+        let r = self.receipt(controller, id)?;
+        if r.event.subject.as_ref() != Some(subject) {
+            return Err(ServiceError::NotFound("event"));
+        }
+        Ok(r)
+    }
+}
