@@ -197,6 +197,46 @@ impl TestApp {
             .expect("send")
     }
 
+    /// A preference link for `subject` (record key); returns the page URL.
+    pub async fn preference_link(&self, subject: &str) -> String {
+        let resp = self
+            .client
+            .post(self.url(&format!("/v1/subjects/{subject}/preference-links")))
+            .bearer_auth(&self.record)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let v: Value = resp.json().await.expect("json");
+        v["url"].as_str().expect("url").to_owned()
+    }
+
+    /// A preference link token made with this ledger's own token key, for any payload (an
+    /// expired link, say).
+    pub fn preference_token(&self, payload: &consent_ledger::service::PreferenceToken) -> String {
+        let key = consent_ledger::tokens::TokenKey::load_or_create(&DataDir::new(self.dir.path()).token_key())
+            .expect("token key");
+        key.sign(consent_ledger::tokens::TokenUse::Preferences, payload)
+    }
+
+    /// Whether `signature` (base64) by the key `key_id` of `/v1/keys` signs the RFC 8785 form
+    /// of `doc`.
+    pub async fn verifies(&self, doc: &Value, signature: &str, key_id: &str) -> bool {
+        use base64::Engine;
+        use ed25519_dalek::Verifier;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let keys: Value = self.client.get(self.url("/v1/keys")).send().await.expect("send").json().await.expect("json");
+        let Some(k) = keys["keys"].as_array().expect("keys").iter().find(|k| k["key_id"] == key_id) else {
+            return false;
+        };
+        let pk: [u8; 32] = b64.decode(k["public_key"].as_str().expect("pk")).expect("b64").try_into().expect("32");
+        let pk = ed25519_dalek::VerifyingKey::from_bytes(&pk).expect("key");
+        let Ok(sig) = b64.decode(signature) else { return false };
+        let Ok(sig) = <[u8; 64]>::try_from(sig) else { return false };
+        pk.verify(&serde_json_canonicalizer::to_vec(doc).expect("jcs"), &ed25519_dalek::Signature::from_bytes(&sig))
+            .is_ok()
+    }
+
     /// The number of durable events, from `/readyz`.
     pub async fn log_size(&self) -> u64 {
         let v: Value = self.client.get(self.url("/readyz")).send().await.expect("send").json().await.expect("json");

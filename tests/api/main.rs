@@ -11,6 +11,7 @@ mod format_doc;
 mod helpers;
 mod log;
 mod mailing;
+mod preferences;
 mod rotation;
 mod scenario;
 mod tamper;
