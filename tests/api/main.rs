@@ -3,6 +3,7 @@
 
 mod access;
 mod audit;
+mod browser;
 mod bulk;
 mod contract;
 mod crash;
