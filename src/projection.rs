@@ -28,7 +28,8 @@ pub fn seq_key(seq: u64) -> [u8; 8] {
     seq.to_be_bytes()
 }
 
-/// `controller 0x00 tag target 0x00`: the prefix of a target's history rows.
+/// `controller 0x00 tag target 0x00`: the key of a target's facts row (and of its entry in
+/// the facts cache).
 pub fn history_prefix(controller: &ControllerId, target: TargetKey<'_>) -> Vec<u8> {
     let (tag, id) = match target {
         TargetKey::Subject(s) => (b's', s.as_str()),
@@ -67,7 +68,8 @@ pub struct PurposeVersion {
     pub definition: PurposeDefinition,
 }
 
-/// The projection rows for one event.
+/// The projection rows for one event. Rows of appending column families ([`Cf::appends`])
+/// are appended to, the others set.
 pub fn project(doc: &EventDoc) -> Vec<(Cf, Vec<u8>, Vec<u8>)> {
     let mut rows = vec![(Cf::EventIds, doc.id.as_bytes().to_vec(), seq_key(doc.seq).to_vec())];
     let Some(controller) = &doc.controller else {
@@ -76,16 +78,13 @@ pub fn project(doc: &EventDoc) -> Vec<(Cf, Vec<u8>, Vec<u8>)> {
     let mut k = controller_prefix(controller);
     k.extend_from_slice(&seq_key(doc.seq));
     rows.push((Cf::Feed, k, Vec::new()));
-    let fact = serde_json::to_vec(&doc.fact()).unwrap_or_default();
+    let mut fact = serde_json::to_vec(&doc.fact()).unwrap_or_default();
+    fact.push(b'\n');
     if let Some(s) = &doc.subject {
-        let mut k = history_prefix(controller, TargetKey::Subject(s));
-        k.extend_from_slice(&seq_key(doc.seq));
-        rows.push((Cf::History, k, fact.clone()));
+        rows.push((Cf::Facts, history_prefix(controller, TargetKey::Subject(s)), fact.clone()));
     }
     if let Some(c) = &doc.contact {
-        let mut k = history_prefix(controller, TargetKey::Contact(&c.index));
-        k.extend_from_slice(&seq_key(doc.seq));
-        rows.push((Cf::History, k, fact));
+        rows.push((Cf::Facts, history_prefix(controller, TargetKey::Contact(&c.index)), fact));
     }
     if let (EventType::PurposeDefined, Some(p), Some(def)) = (doc.kind, &doc.purpose, &doc.definition) {
         let mut k = purpose_prefix(controller, p);
@@ -94,6 +93,14 @@ pub fn project(doc: &EventDoc) -> Vec<(Cf, Vec<u8>, Vec<u8>)> {
         rows.push((Cf::Purposes, k, serde_json::to_vec(&v).unwrap_or_default()));
     }
     rows
+}
+
+/// The facts of a facts row, in seq order.
+pub fn decode_facts(row: &[u8]) -> Result<Vec<Fact>, ReadError> {
+    row.split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).map_err(|_| ReadError::Corrupt))
+        .collect()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -170,13 +177,10 @@ impl<'a> Projections<'a> {
             }
             None => None,
         };
-        let facts: Vec<Fact> = self
-            .store
-            .scan_prefix(Cf::History, &key)?
-            .into_iter()
-            .map(|(_, v)| serde_json::from_slice(&v).map_err(|_| ReadError::Corrupt))
-            .collect::<Result<_, _>>()?;
-        let facts = Arc::new(facts);
+        let facts = match self.store.get(Cf::Facts, &key)? {
+            Some(v) => Arc::new(decode_facts(&v)?),
+            None => Arc::new(Vec::new()),
+        };
         if let (Some(cache), Some(generation)) = (self.cache, generation) {
             if let Ok(mut map) = cache.map.write() {
                 if cache.generation.load(Ordering::Acquire) == generation {

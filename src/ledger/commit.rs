@@ -146,7 +146,7 @@ impl Writer {
                         batch.put(Cf::Merkle, node_key(level, index).to_vec(), hash.to_vec());
                     }
                     for (cf, k, v) in project(&doc) {
-                        batch.put(cf, k, v);
+                        batch.row(cf, k, v);
                     }
                     receipts.push(stored.receipt(doc.clone()));
                     pending.insert(doc.id, (stored, doc));

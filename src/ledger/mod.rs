@@ -308,9 +308,13 @@ impl Ledger {
 /// Key of the store's format version in `meta`.
 const FORMAT_KEY: &[u8] = b"format";
 
+/// The layout of the store (column families and projection rows), recorded in `meta`.
+/// 1: facts per target and seq (prefix scans); 2: one appended facts row per target.
+pub const STORE_FORMAT: u32 = 2;
+
 /// Records the format version in a new store, and refuses a store written in another one.
 fn check_format(store: &Store) -> Result<(), OpenError> {
-    let ours = FORMAT_VERSION.to_string();
+    let ours = STORE_FORMAT.to_string();
     match store.get(Cf::Meta, FORMAT_KEY)? {
         Some(v) if v == ours.as_bytes() => Ok(()),
         Some(v) => Err(OpenError::Format(String::from_utf8_lossy(&v).into_owned())),

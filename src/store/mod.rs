@@ -17,8 +17,10 @@ pub enum Cf {
     Events,
     /// event id (16 bytes) -> seq. Makes retries idempotent.
     EventIds,
-    /// Projection: controller / target / seq -> fact. Per-subject and per-contact history.
-    History,
+    /// Projection: controller / target -> the target's facts in seq order, one JSON line
+    /// each: one point lookup answers a check. Rows only grow, by appends (a merge operator),
+    /// so the writer never reads them.
+    Facts,
     /// Projection: controller / purpose / seq -> purpose version.
     Purposes,
     /// Projection: controller / seq -> (). The controller's events in order, for the feed.
@@ -33,13 +35,13 @@ pub enum Cf {
 
 impl Cf {
     pub const ALL: [Cf; 8] =
-        [Cf::Events, Cf::EventIds, Cf::History, Cf::Purposes, Cf::Feed, Cf::Merkle, Cf::Checkpoints, Cf::Meta];
+        [Cf::Events, Cf::EventIds, Cf::Facts, Cf::Purposes, Cf::Feed, Cf::Merkle, Cf::Checkpoints, Cf::Meta];
 
     pub fn name(self) -> &'static str {
         match self {
             Cf::Events => "events",
             Cf::EventIds => "event_ids",
-            Cf::History => "history",
+            Cf::Facts => "facts",
             Cf::Purposes => "purposes",
             Cf::Feed => "feed",
             Cf::Merkle => "merkle",
@@ -49,7 +51,22 @@ impl Cf {
     }
 
     /// Column families derived from the log, which `verify` rebuilds and compares.
-    pub const PROJECTIONS: [Cf; 5] = [Cf::EventIds, Cf::History, Cf::Purposes, Cf::Feed, Cf::Merkle];
+    pub const PROJECTIONS: [Cf; 5] = [Cf::EventIds, Cf::Facts, Cf::Purposes, Cf::Feed, Cf::Merkle];
+
+    /// Whether the projection's rows grow by appending (see [`Batch::append`]).
+    pub fn appends(self) -> bool {
+        matches!(self, Cf::Facts)
+    }
+}
+
+/// The merge operator of appending column families: values are concatenated in order.
+/// Concatenation is associative, so it serves as partial merge too.
+fn append_merge(_key: &[u8], existing: Option<&[u8]>, operands: &rocksdb::MergeOperands) -> Option<Vec<u8>> {
+    let mut out = existing.map(<[u8]>::to_vec).unwrap_or_default();
+    for op in operands {
+        out.extend_from_slice(op);
+    }
+    Some(out)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,15 +79,37 @@ pub enum StoreError {
     Io(String),
 }
 
-/// A set of puts applied atomically.
+/// How a batch writes one row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Put,
+    Append,
+}
+
+/// A set of writes applied atomically.
 #[derive(Debug, Default)]
 pub struct Batch {
-    ops: Vec<(Cf, Vec<u8>, Vec<u8>)>,
+    ops: Vec<(Cf, Vec<u8>, Vec<u8>, Op)>,
 }
 
 impl Batch {
+    /// Sets a row.
     pub fn put(&mut self, cf: Cf, key: Vec<u8>, value: Vec<u8>) {
-        self.ops.push((cf, key, value));
+        self.ops.push((cf, key, value, Op::Put));
+    }
+
+    /// Appends `value` to a row of an appending column family (creating it if need be).
+    pub fn append(&mut self, cf: Cf, key: Vec<u8>, value: Vec<u8>) {
+        self.ops.push((cf, key, value, Op::Append));
+    }
+
+    /// A projection row as its column family takes it.
+    pub fn row(&mut self, cf: Cf, key: Vec<u8>, value: Vec<u8>) {
+        if cf.appends() {
+            self.append(cf, key, value)
+        } else {
+            self.put(cf, key, value)
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -81,7 +120,7 @@ impl Batch {
         self.ops.is_empty()
     }
 
-    pub fn ops(&self) -> &[(Cf, Vec<u8>, Vec<u8>)] {
+    pub fn ops(&self) -> &[(Cf, Vec<u8>, Vec<u8>, Op)] {
         &self.ops
     }
 }
@@ -110,6 +149,9 @@ impl Store {
                 let mut o = Options::default();
                 o.set_block_based_table_factory(&block);
                 o.set_compression_type(DBCompressionType::Lz4);
+                if cf.appends() {
+                    o.set_merge_operator_associative("consent-ledger-append", append_merge);
+                }
                 ColumnFamilyDescriptor::new(cf.name(), o)
             })
             .collect();
@@ -124,10 +166,9 @@ impl Store {
 
     /// Opens the database read-only; works while a server holds it open.
     pub fn open_read_only(dir: &Path) -> Result<Self, StoreError> {
-        let (mut opts, _) = Self::options();
+        let (mut opts, cfs) = Self::options();
         opts.create_if_missing(false);
-        let names: Vec<&str> = Cf::ALL.iter().map(|c| c.name()).collect();
-        Ok(Self { db: DB::open_cf_for_read_only(&opts, dir, names, false)? })
+        Ok(Self { db: DB::open_cf_descriptors_read_only(&opts, dir, cfs, false)? })
     }
 
     fn cf(&self, cf: Cf) -> Result<&rocksdb::ColumnFamily, StoreError> {
@@ -137,8 +178,11 @@ impl Store {
     /// Applies `batch` atomically with the write-ahead log synced to disk before returning.
     pub fn write_synced(&self, batch: &Batch) -> Result<(), StoreError> {
         let mut wb = WriteBatch::default();
-        for (cf, k, v) in &batch.ops {
-            wb.put_cf(self.cf(*cf)?, k, v);
+        for (cf, k, v, op) in &batch.ops {
+            match op {
+                Op::Put => wb.put_cf(self.cf(*cf)?, k, v),
+                Op::Append => wb.merge_cf(self.cf(*cf)?, k, v),
+            }
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
