@@ -2,7 +2,8 @@
 //! timing). Run with `cargo bench --bench load`; tune with environment variables:
 //! `SECONDS` (per phase, default 10), `CONNS` (concurrent clients, default 32),
 //! `SUBJECTS` (seeded subjects, default 10000), `PHASES` (default `check,append,append-batch,bulk`),
-//! `BULK_LINES` (lines of the NDJSON bulk check, default 1 000 000).
+//! `BULK_LINES` (lines of the NDJSON bulk check, default 1 000 000), `BULK_DISTINCT=1` (every
+//! bulk line a different address instead of cycling over the seeded ones).
 //!
 //! It starts the server in this process on a fresh temporary store (2 HTTP workers), seeds
 //! it, then runs each phase with `CONNS` concurrent keep-alive clients and prints throughput
@@ -162,11 +163,14 @@ fn main() {
                     stats.print(if per == 1 { "append" } else { "append (batch)" }, per as u64);
                 }
                 "bulk" => {
-                    // One NDJSON request of BULK_LINES addresses (cycling over the seeded ones).
+                    // One NDJSON request of BULK_LINES addresses: cycling over the seeded ones, or
+                    // with BULK_DISTINCT=1 every line a different address (the seeded ones first,
+                    // then addresses the ledger has never seen), as a campaign list would be.
                     let lines = env_or("BULK_LINES", 1_000_000);
+                    let distinct = env_or("BULK_DISTINCT", 0) == 1;
                     let mut body = String::with_capacity(lines * 64);
                     for i in 0..lines {
-                        let s = (i * 7919) % subjects;
+                        let s = if distinct { i } else { (i * 7919) % subjects };
                         body.push_str(&format!("{{\"email\":\"person{s}@example.org\",\"purpose\":\"newsletter\"}}\n"));
                     }
                     let start = Instant::now();

@@ -95,6 +95,28 @@ pub fn project(doc: &EventDoc) -> Vec<(Cf, Vec<u8>, Vec<u8>)> {
     rows
 }
 
+/// The subjects ever linked to a contact point, from its own facts (the rules decide which
+/// links held when).
+pub fn linked_subjects(contact_facts: &[Fact]) -> Vec<&SubjectId> {
+    let mut subjects: Vec<&SubjectId> = Vec::new();
+    for f in contact_facts {
+        if let (EventType::ContactLinked | EventType::ContactUnlinked, Some(s)) = (f.kind, &f.subject) {
+            if !subjects.contains(&s) {
+                subjects.push(s);
+            }
+        }
+    }
+    subjects
+}
+
+/// A contact point's own facts merged with those of its linked subjects, in seq order.
+pub fn merge_facts<'f>(lists: impl IntoIterator<Item = &'f [Fact]>) -> Vec<Fact> {
+    let mut facts: Vec<Fact> = lists.into_iter().flatten().cloned().collect();
+    facts.sort_by_key(|f| f.seq);
+    facts.dedup_by_key(|f| f.seq);
+    facts
+}
+
 /// The facts of a facts row, in seq order.
 pub fn decode_facts(row: &[u8]) -> Result<Vec<Fact>, ReadError> {
     row.split(|b| *b == b'\n')
@@ -194,26 +216,48 @@ impl<'a> Projections<'a> {
         Ok(facts)
     }
 
-    /// The facts that decide a check about a contact point: its own and those of every
-    /// subject ever linked to it, merged in seq order.
-    pub fn contact_facts(&self, controller: &ControllerId, index: &str) -> Result<Vec<Fact>, ReadError> {
-        let mut facts: Vec<Fact> = self.facts(controller, TargetKey::Contact(index))?.as_ref().clone();
-        let mut subjects: Vec<SubjectId> = Vec::new();
-        for f in &facts {
-            if matches!(f.kind, EventType::ContactLinked | EventType::ContactUnlinked) {
-                if let Some(s) = &f.subject {
-                    if !subjects.contains(s) {
-                        subjects.push(s.clone());
+    /// The facts of many targets (keys from [`history_prefix`]) at once: cache hits first,
+    /// then one RocksDB multi-get for the rest. Targets with facts are cached (unknown ones
+    /// are not: a campaign list is mostly addresses the ledger never saw, and the bloom
+    /// filters answer those cheaply).
+    pub fn facts_many<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<Arc<Vec<Fact>>>, ReadError> {
+        let mut out: Vec<Option<Arc<Vec<Fact>>>> = vec![None; keys.len()];
+        let mut generation = None;
+        if let Some(cache) = self.cache {
+            generation = Some(cache.generation.load(Ordering::Acquire));
+            if let Ok(map) = cache.map.read() {
+                for (slot, k) in out.iter_mut().zip(keys) {
+                    *slot = map.get(k.as_ref()).cloned();
+                }
+            }
+        }
+        let misses: Vec<usize> = (0..keys.len()).filter(|i| out[*i].is_none()).collect();
+        if !misses.is_empty() {
+            let miss_keys: Vec<&[u8]> = misses.iter().map(|i| keys[*i].as_ref()).collect();
+            let rows = self.store.multi_get(Cf::Facts, &miss_keys)?;
+            let mut fresh = Vec::new();
+            for (i, row) in misses.iter().zip(rows) {
+                let facts = Arc::new(match row {
+                    Some(v) => decode_facts(&v)?,
+                    None => Vec::new(),
+                });
+                if !facts.is_empty() {
+                    fresh.push((keys[*i].as_ref().to_vec(), facts.clone()));
+                }
+                out[*i] = Some(facts);
+            }
+            if let (Some(cache), Some(generation), false) = (self.cache, generation, fresh.is_empty()) {
+                if let Ok(mut map) = cache.map.write() {
+                    if cache.generation.load(Ordering::Acquire) == generation {
+                        if map.len() + fresh.len() > FACTS_CACHE_MAX {
+                            map.clear();
+                        }
+                        map.extend(fresh);
                     }
                 }
             }
         }
-        for s in &subjects {
-            facts.extend(self.facts(controller, TargetKey::Subject(s))?.iter().cloned());
-        }
-        facts.sort_by_key(|f| f.seq);
-        facts.dedup_by_key(|f| f.seq);
-        Ok(facts)
+        Ok(out.into_iter().map(Option::unwrap_or_default).collect())
     }
 
     /// Seqs of the controller's events after `after`, at most `limit`, in order.

@@ -16,8 +16,8 @@ use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use crate::domain::{
-    decide, Actor, ActorKind, Channel, ContactKind, ContactPoint, ControllerId, Decision, EventType, Evidence, Method,
-    Preference, PurposeDefinition, PurposeId, Question, RecipientId, Representative, SubjectId, Target, Token,
+    decide, Actor, ActorKind, Channel, ContactKind, ContactPoint, ControllerId, Decision, EventType, Evidence, Fact,
+    Method, Preference, PurposeDefinition, PurposeId, Question, RecipientId, Representative, SubjectId, Target, Token,
 };
 use crate::format::{
     derived_id, to_micros, ContactRef, DecisionDoc, EventDoc, Receipt, SignedDecision, StoredEvent, DECISION_TYPE,
@@ -25,7 +25,10 @@ use crate::format::{
 };
 use crate::ledger::commit::{CommitError, Draft};
 use crate::ledger::{Ledger, MAX_APPEND_EVENTS};
-use crate::projection::{seq_key, touched_targets, FactsCache, Projections, PurposeVersion, ReadError, TargetKey};
+use crate::projection::{
+    history_prefix, linked_subjects, merge_facts, seq_key, touched_targets, FactsCache, Projections, PurposeVersion,
+    ReadError, TargetKey,
+};
 use crate::store::{Cf, StoreError};
 use crate::tokens::TokenUse;
 
@@ -462,47 +465,124 @@ impl Service {
         q: &CheckInput,
         now: DateTime<Utc>,
     ) -> Result<CheckOutcome, ServiceError> {
-        let at = match q.at {
-            Some(t) if t > now => return Err(invalid("at must not be in the future")),
-            Some(t) => t,
-            None => now,
-        };
+        self.check_many(controller, std::slice::from_ref(q), now)?
+            .pop()
+            .unwrap_or_else(|| Err(ServiceError::Internal("no answer".into())))
+    }
+
+    /// Answers many questions at once, each on its own (one bad question does not fail the
+    /// others): the targets' facts are read with two batched lookups (the targets', then the
+    /// subjects linked to the contact points among them).
+    pub fn check_many(
+        &self,
+        controller: &ControllerId,
+        qs: &[CheckInput],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Result<CheckOutcome, ServiceError>>, ServiceError> {
+        struct Prepared {
+            pv: Arc<PurposeVersion>,
+            at: DateTime<Utc>,
+            channel: Option<Channel>,
+            index: Option<String>,
+        }
         let log_size = self.ledger.committed_seq();
-        let pv = self.purpose_at(controller, &q.purpose, q.at)?.ok_or(ServiceError::NotFound("purpose"))?;
-        let proj = self.projections();
-        let (facts, index, channel) = match &q.target {
-            CheckTarget::Subject(s) => (proj.facts(controller, TargetKey::Subject(s))?, None, q.channel),
-            CheckTarget::Contact(c) => {
-                let channel = q.channel.unwrap_or(c.kind().default_channel());
-                if !c.kind().reaches(channel) {
-                    return Err(invalid(format!(
-                        "channel {channel} does not reach a contact point of kind {}",
-                        c.kind().as_str()
-                    )));
+        let prepare = |q: &CheckInput| -> Result<(Prepared, Vec<u8>), ServiceError> {
+            let at = match q.at {
+                Some(t) if t > now => return Err(invalid("at must not be in the future")),
+                Some(t) => t,
+                None => now,
+            };
+            let pv = self.purpose_at(controller, &q.purpose, q.at)?.ok_or(ServiceError::NotFound("purpose"))?;
+            Ok(match &q.target {
+                CheckTarget::Subject(s) => (
+                    Prepared { pv, at, channel: q.channel, index: None },
+                    history_prefix(controller, TargetKey::Subject(s)),
+                ),
+                CheckTarget::Contact(c) => {
+                    let channel = q.channel.unwrap_or(c.kind().default_channel());
+                    if !c.kind().reaches(channel) {
+                        return Err(invalid(format!(
+                            "channel {channel} does not reach a contact point of kind {}",
+                            c.kind().as_str()
+                        )));
+                    }
+                    let index = self.ledger.blind_index().index(controller, c);
+                    let key = history_prefix(controller, TargetKey::Contact(&index));
+                    (Prepared { pv, at, channel: Some(channel), index: Some(index) }, key)
                 }
-                let index = self.ledger.blind_index().index(controller, c);
-                (Arc::new(proj.contact_facts(controller, &index)?), Some(index), Some(channel))
+            })
+        };
+        let prepared: Vec<Result<(Prepared, Vec<u8>), ServiceError>> = qs.iter().map(prepare).collect();
+        let keys: Vec<&[u8]> = prepared.iter().filter_map(|p| p.as_ref().ok()).map(|(_, k)| k.as_slice()).collect();
+        let proj = self.projections();
+        let mut own = proj.facts_many(&keys)?.into_iter();
+        // Subjects linked to the contact points, each read once.
+        let own: Vec<Option<Arc<Vec<Fact>>>> =
+            prepared.iter().map(|p| if p.is_ok() { own.next() } else { None }).collect();
+        let mut linked_keys: Vec<Vec<u8>> = Vec::new();
+        let mut linked_at: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut links: Vec<Vec<usize>> = Vec::with_capacity(qs.len());
+        for (p, facts) in prepared.iter().zip(&own) {
+            let mut mine = Vec::new();
+            if let (Ok((Prepared { index: Some(_), .. }, _)), Some(facts)) = (p, facts) {
+                for s in linked_subjects(facts) {
+                    let key = history_prefix(controller, TargetKey::Subject(s));
+                    let next = linked_keys.len();
+                    let at = *linked_at.entry(key.clone()).or_insert(next);
+                    if at == next {
+                        linked_keys.push(key);
+                    }
+                    mine.push(at);
+                }
             }
-        };
-        let target = match (&q.target, &index) {
-            (CheckTarget::Subject(s), _) => Target::Subject(s),
-            (CheckTarget::Contact(_), Some(i)) => Target::Contact(i),
-            (CheckTarget::Contact(_), None) => return Err(ServiceError::Internal("no index".into())),
-        };
-        let question = Question {
-            target,
-            purpose_id: &q.purpose,
-            purpose: &pv.definition,
-            channel,
-            recipient: q.recipient.as_ref(),
-            at,
-        };
-        let decision = decide(&question, &facts);
-        let contact = match (&q.target, index) {
-            (CheckTarget::Contact(c), Some(index)) => Some(ContactRef { kind: c.kind(), index }),
-            _ => None,
-        };
-        Ok(CheckOutcome { decision, channel, as_of: at, contact, log_size })
+            links.push(mine);
+        }
+        let linked = if linked_keys.is_empty() { Vec::new() } else { proj.facts_many(&linked_keys)? };
+        let mut answers = Vec::with_capacity(qs.len());
+        for (((q, p), facts), mine) in qs.iter().zip(prepared).zip(own).zip(links) {
+            let (p, facts) = match (p, facts) {
+                (Ok((p, _)), Some(facts)) => (p, facts),
+                (Err(e), _) => {
+                    answers.push(Err(e));
+                    continue;
+                }
+                (Ok(_), None) => {
+                    answers.push(Err(ServiceError::Internal("no facts read".into())));
+                    continue;
+                }
+            };
+            let merged;
+            let facts: &[Fact] = if mine.is_empty() {
+                &facts
+            } else {
+                merged =
+                    merge_facts(std::iter::once(facts.as_slice()).chain(mine.iter().map(|i| linked[*i].as_slice())));
+                &merged
+            };
+            let target = match (&q.target, &p.index) {
+                (CheckTarget::Subject(s), _) => Target::Subject(s),
+                (CheckTarget::Contact(_), Some(i)) => Target::Contact(i),
+                (CheckTarget::Contact(_), None) => {
+                    answers.push(Err(ServiceError::Internal("no index".into())));
+                    continue;
+                }
+            };
+            let question = Question {
+                target,
+                purpose_id: &q.purpose,
+                purpose: &p.pv.definition,
+                channel: p.channel,
+                recipient: q.recipient.as_ref(),
+                at: p.at,
+            };
+            let decision = decide(&question, facts);
+            let contact = match (&q.target, p.index) {
+                (CheckTarget::Contact(c), Some(index)) => Some(ContactRef { kind: c.kind(), index }),
+                _ => None,
+            };
+            answers.push(Ok(CheckOutcome { decision, channel: p.channel, as_of: p.at, contact, log_size }));
+        }
+        Ok(answers)
     }
 
     /// Signs a decision so a sender can later prove the message was checked.

@@ -149,6 +149,10 @@ impl Store {
                 let mut o = Options::default();
                 o.set_block_based_table_factory(&block);
                 o.set_compression_type(DBCompressionType::Lz4);
+                // A bloom filter on the memtable too, so a lookup of a key that was never
+                // written (most addresses of a campaign list) skips the skiplist.
+                o.set_memtable_prefix_bloom_ratio(0.05);
+                o.set_memtable_whole_key_filtering(true);
                 if cf.appends() {
                     o.set_merge_operator_associative("consent-ledger-append", append_merge);
                 }
@@ -194,7 +198,8 @@ impl Store {
         Ok(self.db.get_cf(self.cf(cf)?, key)?)
     }
 
-    pub fn multi_get(&self, cf: Cf, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+    /// Values of many keys in one batched lookup, in the order given.
+    pub fn multi_get<K: AsRef<[u8]>>(&self, cf: Cf, keys: &[K]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         let h = self.cf(cf)?;
         self.db
             .batched_multi_get_cf(h, keys.iter(), false)

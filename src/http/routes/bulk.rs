@@ -3,15 +3,16 @@
 //! off the async workers, and the next block is read only as the client takes the answers.
 
 use actix_web::{web, HttpResponse};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 
 use crate::domain::ControllerId;
 use crate::format::to_micros;
 use crate::http::error::{ApiError, Kind};
 use crate::http::AppState;
+use crate::service::{CheckInput, ServiceError};
 
-use super::checks::{answer_now, CheckRequest};
+use super::checks::{input_of, respond, CheckRequest};
 
 /// Lines answered per block.
 const BLOCK_LINES: usize = 2048;
@@ -82,27 +83,40 @@ impl Reader {
     }
 }
 
-fn answer_line(
-    state: &AppState,
-    controller: &ControllerId,
-    line: &Line,
-    now: chrono::DateTime<Utc>,
-    out: &mut Vec<u8>,
-) {
-    let result = match line {
-        Line::TooLong => Err(ApiError::new(Kind::InvalidJson, format!("the line is longer than {MAX_LINE} bytes"))),
-        Line::Text(text) => serde_json::from_slice::<CheckRequest>(text)
-            .map_err(|e| ApiError::new(Kind::InvalidJson, crate::http::error::redact(&e.to_string())))
-            .and_then(|req| answer_now(state, controller, &req, now)),
-    };
-    let written = match result {
-        Ok(answer) => serde_json::to_writer(&mut *out, &answer),
-        Err(e) => serde_json::to_writer(&mut *out, &serde_json::json!({ "error": e.problem() })),
-    };
-    if written.is_err() {
-        out.extend_from_slice(br#"{"error":{"type":"/problems/internal","title":"Internal error","status":500}}"#);
+/// Answers a run of lines: each parsed on its own, then all the good ones decided together
+/// (one batched read of their facts), then written in order.
+fn answer_lines(state: &AppState, controller: &ControllerId, lines: &[Line], now: DateTime<Utc>) -> Vec<u8> {
+    let parsed: Vec<Result<(CheckRequest, CheckInput), ApiError>> = lines
+        .iter()
+        .map(|line| match line {
+            Line::TooLong => Err(ApiError::new(Kind::InvalidJson, format!("the line is longer than {MAX_LINE} bytes"))),
+            Line::Text(text) => serde_json::from_slice::<CheckRequest>(text)
+                .map_err(|e| ApiError::new(Kind::InvalidJson, crate::http::error::redact(&e.to_string())))
+                .and_then(|req| input_of(state, &req).map(|input| (req, input))),
+        })
+        .collect();
+    let inputs: Vec<CheckInput> = parsed.iter().filter_map(|p| p.as_ref().ok()).map(|(_, i)| i.clone()).collect();
+    let mut outcomes = state
+        .service
+        .check_many(controller, &inputs, now)
+        .unwrap_or_else(|e| (0..inputs.len()).map(|_| Err(ServiceError::Internal(e.to_string()))).collect())
+        .into_iter();
+    let mut out = Vec::with_capacity(lines.len() * 256);
+    for p in parsed {
+        let result = p.and_then(|(req, input)| {
+            let outcome = outcomes.next().unwrap_or_else(|| Err(ServiceError::Internal("no answer".into())))?;
+            respond(state, controller, &req, &input, outcome, now)
+        });
+        let written = match result {
+            Ok(answer) => serde_json::to_writer(&mut out, &answer),
+            Err(e) => serde_json::to_writer(&mut out, &serde_json::json!({ "error": e.problem() })),
+        };
+        if written.is_err() {
+            out.extend_from_slice(br#"{"error":{"type":"/problems/internal","title":"Internal error","status":500}}"#);
+        }
+        out.push(b'\n');
     }
-    out.push(b'\n');
+    out
 }
 
 /// Answers a block on every core, in order.
@@ -111,18 +125,8 @@ fn answer_block(state: &AppState, controller: &ControllerId, lines: &[Line]) -> 
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).max(1);
     let per = lines.len().div_ceil(threads).max(1);
     let parts: Vec<Vec<u8>> = std::thread::scope(|s| {
-        let handles: Vec<_> = lines
-            .chunks(per)
-            .map(|chunk| {
-                s.spawn(move || {
-                    let mut out = Vec::with_capacity(chunk.len() * 256);
-                    for l in chunk {
-                        answer_line(state, controller, l, now, &mut out);
-                    }
-                    out
-                })
-            })
-            .collect();
+        let handles: Vec<_> =
+            lines.chunks(per).map(|chunk| s.spawn(move || answer_lines(state, controller, chunk, now))).collect();
         handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
     });
     parts.concat()

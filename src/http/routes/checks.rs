@@ -140,13 +140,32 @@ pub fn answer_now(
     req: &CheckRequest,
     now: DateTime<Utc>,
 ) -> Result<CheckResponse, ApiError> {
+    let input = input_of(state, req)?;
+    let out = state.service.check(controller, &input, now)?;
+    respond(state, controller, req, &input, out, now)
+}
+
+/// The question a request asks, if the log already holds its `min_seq`.
+pub fn input_of(state: &AppState, req: &CheckRequest) -> Result<CheckInput, ApiError> {
     let input = req.parse()?;
     if req.min_seq.is_some_and(|seq| seq > state.service.ledger().committed_seq()) {
         return Err(ApiError::new(Kind::Validation, "min_seq is beyond the log"));
     }
-    let out = state.service.check(controller, &input, now)?;
+    Ok(input)
+}
+
+/// The answer to a request: the decision, with a signed decision and unsubscribe headers
+/// when asked for.
+pub fn respond(
+    state: &AppState,
+    controller: &ControllerId,
+    req: &CheckRequest,
+    input: &CheckInput,
+    out: crate::service::CheckOutcome,
+    now: DateTime<Utc>,
+) -> Result<CheckResponse, ApiError> {
     let signed_decision = match req.signed {
-        Some(true) => Some(state.service.sign_decision(controller, &input, &out, now)?),
+        Some(true) => Some(state.service.sign_decision(controller, input, &out, now)?),
         _ => None,
     };
     let (list_unsubscribe, list_unsubscribe_post) = match (req.unsubscribe, &out.contact) {
