@@ -109,10 +109,11 @@ pub fn linked_subjects(contact_facts: &[Fact]) -> Vec<&SubjectId> {
     subjects
 }
 
-/// A contact point's own facts merged with those of its linked subjects, in seq order.
-pub fn merge_facts<'f>(lists: impl IntoIterator<Item = &'f [Fact]>) -> Vec<Fact> {
-    let mut facts: Vec<Fact> = lists.into_iter().flatten().cloned().collect();
-    facts.sort_by_key(|f| f.seq);
+/// A contact point's own facts merged with those of its linked subjects, in seq order (an
+/// event about both appears once).
+pub fn merge_facts<'f>(lists: impl IntoIterator<Item = &'f [Fact]>) -> Vec<&'f Fact> {
+    let mut facts: Vec<&Fact> = lists.into_iter().flatten().collect();
+    facts.sort_unstable_by_key(|f| f.seq);
     facts.dedup_by_key(|f| f.seq);
     facts
 }

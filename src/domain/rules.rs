@@ -105,8 +105,14 @@ fn person(f: &Fact) -> Option<Person<'_>> {
 /// those of every subject ever linked to it, in ascending `seq` order. Facts recorded after
 /// `q.at` are ignored, so the same call answers "now" and "as of".
 pub fn decide(q: &Question<'_>, facts: &[Fact]) -> Decision {
+    decide_among(q, facts.iter())
+}
+
+/// [`decide`] over facts given by reference, in seq order (a contact point's own facts
+/// merged with its linked subjects', say, without copying them).
+pub fn decide_among<'f>(q: &Question<'_>, facts: impl Iterator<Item = &'f Fact>) -> Decision {
     let basis = q.purpose.basis;
-    let known: Vec<&Fact> = facts.iter().filter(|f| f.recorded_at <= q.at).collect();
+    let known: Vec<&Fact> = facts.filter(|f| f.recorded_at <= q.at).collect();
 
     if let Some(k) = q.channel {
         if !q.purpose.allows_channel(k) {

@@ -16,8 +16,9 @@ use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use crate::domain::{
-    decide, Actor, ActorKind, Channel, ContactKind, ContactPoint, ControllerId, Decision, EventType, Evidence, Fact,
-    Method, Preference, PurposeDefinition, PurposeId, Question, RecipientId, Representative, SubjectId, Target, Token,
+    decide, decide_among, Actor, ActorKind, Channel, ContactKind, ContactPoint, ControllerId, Decision, EventType,
+    Evidence, Fact, Method, Preference, PurposeDefinition, PurposeId, Question, RecipientId, Representative, SubjectId,
+    Target, Token,
 };
 use crate::format::{
     derived_id, to_micros, ContactRef, DecisionDoc, EventDoc, Receipt, SignedDecision, StoredEvent, DECISION_TYPE,
@@ -520,18 +521,16 @@ impl Service {
         let own: Vec<Option<Arc<Vec<Fact>>>> =
             prepared.iter().map(|p| if p.is_ok() { own.next() } else { None }).collect();
         let mut linked_keys: Vec<Vec<u8>> = Vec::new();
-        let mut linked_at: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut linked_at: HashMap<&SubjectId, usize> = HashMap::new();
         let mut links: Vec<Vec<usize>> = Vec::with_capacity(qs.len());
         for (p, facts) in prepared.iter().zip(&own) {
             let mut mine = Vec::new();
             if let (Ok((Prepared { index: Some(_), .. }, _)), Some(facts)) = (p, facts) {
                 for s in linked_subjects(facts) {
-                    let key = history_prefix(controller, TargetKey::Subject(s));
-                    let next = linked_keys.len();
-                    let at = *linked_at.entry(key.clone()).or_insert(next);
-                    if at == next {
-                        linked_keys.push(key);
-                    }
+                    let at = *linked_at.entry(s).or_insert_with(|| {
+                        linked_keys.push(history_prefix(controller, TargetKey::Subject(s)));
+                        linked_keys.len() - 1
+                    });
                     mine.push(at);
                 }
             }
@@ -551,14 +550,9 @@ impl Service {
                     continue;
                 }
             };
-            let merged;
-            let facts: &[Fact] = if mine.is_empty() {
-                &facts
-            } else {
-                merged =
-                    merge_facts(std::iter::once(facts.as_slice()).chain(mine.iter().map(|i| linked[*i].as_slice())));
-                &merged
-            };
+            let merged = (!mine.is_empty()).then(|| {
+                merge_facts(std::iter::once(facts.as_slice()).chain(mine.iter().map(|i| linked[*i].as_slice())))
+            });
             let target = match (&q.target, &p.index) {
                 (CheckTarget::Subject(s), _) => Target::Subject(s),
                 (CheckTarget::Contact(_), Some(i)) => Target::Contact(i),
@@ -575,7 +569,10 @@ impl Service {
                 recipient: q.recipient.as_ref(),
                 at: p.at,
             };
-            let decision = decide(&question, facts);
+            let decision = match &merged {
+                Some(m) => decide_among(&question, m.iter().copied()),
+                None => decide(&question, &facts),
+            };
             let contact = match (&q.target, p.index) {
                 (CheckTarget::Contact(c), Some(index)) => Some(ContactRef { kind: c.kind(), index }),
                 _ => None,

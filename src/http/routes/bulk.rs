@@ -95,17 +95,28 @@ fn answer_lines(state: &AppState, controller: &ControllerId, lines: &[Line], now
                 .and_then(|req| input_of(state, &req).map(|input| (req, input))),
         })
         .collect();
-    let inputs: Vec<CheckInput> = parsed.iter().filter_map(|p| p.as_ref().ok()).map(|(_, i)| i.clone()).collect();
+    let mut inputs = Vec::with_capacity(parsed.len());
+    let parsed: Vec<Result<CheckRequest, ApiError>> = parsed
+        .into_iter()
+        .map(|p| {
+            p.map(|(req, input)| {
+                inputs.push(input);
+                req
+            })
+        })
+        .collect();
     let mut outcomes = state
         .service
         .check_many(controller, &inputs, now)
         .unwrap_or_else(|e| (0..inputs.len()).map(|_| Err(ServiceError::Internal(e.to_string()))).collect())
         .into_iter();
+    let mut inputs = inputs.iter();
     let mut out = Vec::with_capacity(lines.len() * 256);
     for p in parsed {
-        let result = p.and_then(|(req, input)| {
+        let result = p.and_then(|req| {
             let outcome = outcomes.next().unwrap_or_else(|| Err(ServiceError::Internal("no answer".into())))?;
-            respond(state, controller, &req, &input, outcome, now)
+            let input = inputs.next().ok_or_else(|| ApiError::from(ServiceError::Internal("no input".into())))?;
+            respond(state, controller, &req, input, outcome, now)
         });
         let written = match result {
             Ok(answer) => serde_json::to_writer(&mut out, &answer),
