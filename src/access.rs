@@ -166,6 +166,9 @@ mod tests {
             .unwrap()
             .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
             .collect();
-        assert!(!stored.contains(key.rsplit('_').next().unwrap()));
+        // `clk_{hex id}_{secret}`: the secret is everything after the second underscore (it may
+        // hold underscores of its own).
+        let secret = key.splitn(3, '_').nth(2).unwrap();
+        assert!(secret.len() >= 40 && !stored.contains(secret));
     }
 }

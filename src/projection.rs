@@ -134,8 +134,9 @@ pub enum ReadError {
     Corrupt,
 }
 
-/// Most targets whose facts are kept decoded in memory; past it the cache starts afresh.
-pub const FACTS_CACHE_MAX: usize = 200_000;
+/// Most targets whose facts are kept decoded in memory (a few hundred bytes each); past it,
+/// arbitrary entries make room for new ones.
+pub const FACTS_CACHE_MAX: usize = 250_000;
 
 /// Decoded facts of recently checked targets, so a repeated check reads no store and parses
 /// nothing. Whoever writes invalidates the targets it wrote, after the commit; `generation`
@@ -144,10 +145,28 @@ pub const FACTS_CACHE_MAX: usize = 200_000;
 #[derive(Default)]
 pub struct FactsCache {
     generation: AtomicU64,
-    map: RwLock<HashMap<Vec<u8>, Arc<Vec<Fact>>>>,
+    map: RwLock<HashMap<Vec<u8>, Arc<Vec<Fact>>, foldhash::fast::RandomState>>,
 }
 
 impl FactsCache {
+    /// Fills the cache with `entries` read at `generation`, unless a write has invalidated
+    /// anything since; evicts arbitrary entries (hash order) to stay within the bound.
+    fn fill(&self, generation: u64, entries: Vec<(Vec<u8>, Arc<Vec<Fact>>)>) {
+        if let Ok(mut map) = self.map.write() {
+            if self.generation.load(Ordering::Acquire) != generation {
+                return;
+            }
+            let excess = (map.len() + entries.len()).saturating_sub(FACTS_CACHE_MAX);
+            if excess > 0 {
+                let evict: Vec<Vec<u8>> = map.keys().take(excess).cloned().collect();
+                for k in evict {
+                    map.remove(&k);
+                }
+            }
+            map.extend(entries);
+        }
+    }
+
     /// Forgets the targets of a committed event (keys from [`history_prefix`]).
     pub fn invalidate(&self, keys: impl IntoIterator<Item = Vec<u8>>) {
         if let Ok(mut map) = self.map.write() {
@@ -205,14 +224,7 @@ impl<'a> Projections<'a> {
             None => Arc::new(Vec::new()),
         };
         if let (Some(cache), Some(generation)) = (self.cache, generation) {
-            if let Ok(mut map) = cache.map.write() {
-                if cache.generation.load(Ordering::Acquire) == generation {
-                    if map.len() >= FACTS_CACHE_MAX {
-                        map.clear();
-                    }
-                    map.insert(key, facts.clone());
-                }
-            }
+            cache.fill(generation, vec![(key, facts.clone())]);
         }
         Ok(facts)
     }
@@ -248,14 +260,7 @@ impl<'a> Projections<'a> {
                 out[*i] = Some(facts);
             }
             if let (Some(cache), Some(generation), false) = (self.cache, generation, fresh.is_empty()) {
-                if let Ok(mut map) = cache.map.write() {
-                    if cache.generation.load(Ordering::Acquire) == generation {
-                        if map.len() + fresh.len() > FACTS_CACHE_MAX {
-                            map.clear();
-                        }
-                        map.extend(fresh);
-                    }
-                }
+                cache.fill(generation, fresh);
             }
         }
         Ok(out.into_iter().map(Option::unwrap_or_default).collect())

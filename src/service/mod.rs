@@ -487,33 +487,54 @@ impl Service {
             index: Option<String>,
         }
         let log_size = self.ledger.committed_seq();
-        let prepare = |q: &CheckInput| -> Result<(Prepared, Vec<u8>), ServiceError> {
-            let at = match q.at {
-                Some(t) if t > now => return Err(invalid("at must not be in the future")),
-                Some(t) => t,
-                None => now,
-            };
-            let pv = self.purpose_at(controller, &q.purpose, q.at)?.ok_or(ServiceError::NotFound("purpose"))?;
-            Ok(match &q.target {
-                CheckTarget::Subject(s) => (
-                    Prepared { pv, at, channel: q.channel, index: None },
-                    history_prefix(controller, TargetKey::Subject(s)),
-                ),
-                CheckTarget::Contact(c) => {
-                    let channel = q.channel.unwrap_or(c.kind().default_channel());
-                    if !c.kind().reaches(channel) {
-                        return Err(invalid(format!(
-                            "channel {channel} does not reach a contact point of kind {}",
-                            c.kind().as_str()
-                        )));
+        let prepare =
+            |q: &CheckInput, known: Option<Arc<PurposeVersion>>| -> Result<(Prepared, Vec<u8>), ServiceError> {
+                let at = match q.at {
+                    Some(t) if t > now => return Err(invalid("at must not be in the future")),
+                    Some(t) => t,
+                    None => now,
+                };
+                let pv = match known {
+                    Some(pv) => pv,
+                    None => self.purpose_at(controller, &q.purpose, q.at)?.ok_or(ServiceError::NotFound("purpose"))?,
+                };
+                Ok(match &q.target {
+                    CheckTarget::Subject(s) => (
+                        Prepared { pv, at, channel: q.channel, index: None },
+                        history_prefix(controller, TargetKey::Subject(s)),
+                    ),
+                    CheckTarget::Contact(c) => {
+                        let channel = q.channel.unwrap_or(c.kind().default_channel());
+                        if !c.kind().reaches(channel) {
+                            return Err(invalid(format!(
+                                "channel {channel} does not reach a contact point of kind {}",
+                                c.kind().as_str()
+                            )));
+                        }
+                        let index = self.ledger.blind_index().index(controller, c);
+                        let key = history_prefix(controller, TargetKey::Contact(&index));
+                        (Prepared { pv, at, channel: Some(channel), index: Some(index) }, key)
                     }
-                    let index = self.ledger.blind_index().index(controller, c);
-                    let key = history_prefix(controller, TargetKey::Contact(&index));
-                    (Prepared { pv, at, channel: Some(channel), index: Some(index) }, key)
+                })
+            };
+        // Most questions of a batch share a purpose: look each current one up once.
+        let mut current: Vec<(&PurposeId, Arc<PurposeVersion>)> = Vec::new();
+        let prepared: Vec<Result<(Prepared, Vec<u8>), ServiceError>> = qs
+            .iter()
+            .map(|q| {
+                if q.at.is_some() {
+                    return prepare(q, None);
                 }
+                let known = current.iter().find(|(id, _)| *id == &q.purpose).map(|(_, pv)| pv.clone());
+                let result = prepare(q, known);
+                if let Ok((p, _)) = &result {
+                    if !current.iter().any(|(id, _)| *id == &q.purpose) {
+                        current.push((&q.purpose, p.pv.clone()));
+                    }
+                }
+                result
             })
-        };
-        let prepared: Vec<Result<(Prepared, Vec<u8>), ServiceError>> = qs.iter().map(prepare).collect();
+            .collect();
         let keys: Vec<&[u8]> = prepared.iter().filter_map(|p| p.as_ref().ok()).map(|(_, k)| k.as_slice()).collect();
         let proj = self.projections();
         let mut own = proj.facts_many(&keys)?.into_iter();
@@ -521,7 +542,7 @@ impl Service {
         let own: Vec<Option<Arc<Vec<Fact>>>> =
             prepared.iter().map(|p| if p.is_ok() { own.next() } else { None }).collect();
         let mut linked_keys: Vec<Vec<u8>> = Vec::new();
-        let mut linked_at: HashMap<&SubjectId, usize> = HashMap::new();
+        let mut linked_at: HashMap<&SubjectId, usize, foldhash::fast::RandomState> = HashMap::default();
         let mut links: Vec<Vec<usize>> = Vec::with_capacity(qs.len());
         for (p, facts) in prepared.iter().zip(&own) {
             let mut mine = Vec::new();
