@@ -323,3 +323,66 @@ impl<'a> Projections<'a> {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use uuid::Uuid;
+
+    fn fact(seq: u64, subject: Option<&str>) -> Fact {
+        let t = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        Fact {
+            seq,
+            id: Uuid::from_u128(u128::from(seq)),
+            kind: EventType::ContactLinked,
+            subject: subject.map(|s| SubjectId::parse(s).unwrap()),
+            contact: Some("idx".into()),
+            purpose: None,
+            channel: None,
+            recipient: None,
+            occurred_at: t,
+            recorded_at: t,
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn a_facts_row_is_its_appended_lines_in_order() {
+        let mut row = Vec::new();
+        for seq in [3, 9, 12] {
+            row.extend(serde_json::to_vec(&fact(seq, Some("T-1"))).unwrap());
+            row.push(b'\n');
+        }
+        let facts = decode_facts(&row).unwrap();
+        assert_eq!(facts.iter().map(|f| f.seq).collect::<Vec<_>>(), vec![3, 9, 12]);
+        assert!(decode_facts(b"{}\n").is_err());
+        assert!(decode_facts(b"").unwrap().is_empty());
+    }
+
+    #[test]
+    fn merged_facts_are_in_seq_order_and_an_event_on_both_lists_counts_once() {
+        let contact = vec![fact(2, Some("T-1")), fact(7, None)];
+        let subject = vec![fact(2, Some("T-1")), fact(4, Some("T-1")), fact(9, Some("T-1"))];
+        let merged = merge_facts([contact.as_slice(), subject.as_slice()]);
+        assert_eq!(merged.iter().map(|f| f.seq).collect::<Vec<_>>(), vec![2, 4, 7, 9]);
+        assert_eq!(linked_subjects(&contact).len(), 1);
+    }
+
+    #[test]
+    fn the_facts_cache_stays_bounded_and_refuses_fills_after_a_write() {
+        let cache = FactsCache::default();
+        let entries = |from: usize, n: usize| {
+            (from..from + n).map(|i| (i.to_be_bytes().to_vec(), Arc::new(Vec::new()))).collect()
+        };
+        cache.fill(0, entries(0, FACTS_CACHE_MAX));
+        cache.fill(0, entries(FACTS_CACHE_MAX, 10));
+        let map = cache.map.read().unwrap();
+        assert_eq!(map.len(), FACTS_CACHE_MAX);
+        assert!(map.contains_key(&(FACTS_CACHE_MAX + 9).to_be_bytes().to_vec()), "new entries go in");
+        drop(map);
+        cache.invalidate([0usize.to_be_bytes().to_vec()]);
+        cache.fill(0, entries(FACTS_CACHE_MAX + 10, 1));
+        assert!(!cache.map.read().unwrap().contains_key(&(FACTS_CACHE_MAX + 10).to_be_bytes().to_vec()));
+    }
+}

@@ -15,7 +15,7 @@ use crate::service::{CheckInput, ServiceError};
 use super::checks::{input_of, respond, CheckRequest};
 
 /// Lines answered per block.
-const BLOCK_LINES: usize = 2048;
+const BLOCK_LINES: usize = 8192;
 /// Longest line accepted, in bytes.
 pub const MAX_LINE: usize = 16 * 1024;
 
