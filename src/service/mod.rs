@@ -98,22 +98,16 @@ pub struct EventInput {
 }
 
 impl EventInput {
-    /// An event the person at a contact point made themselves (an unsubscribe link, an SMS
-    /// keyword), scoped to one channel; `id` makes a repeat of the same request idempotent.
-    pub fn by_contact(
-        id: Option<Uuid>,
-        kind: EventType,
-        contact: ContactInput,
-        channel: Channel,
-        method: Method,
-    ) -> Self {
+    /// An event of `kind` the person made themselves by `method`; the caller fills in whom
+    /// it is about and its scope.
+    pub fn by_person(kind: EventType, method: Method) -> Self {
         EventInput {
-            id,
+            id: None,
             kind,
             subject: None,
-            contact: Some(contact),
+            contact: None,
             purpose: None,
-            channel: Some(channel),
+            channel: None,
             recipient: None,
             occurred_at: None,
             method,
@@ -124,6 +118,18 @@ impl EventInput {
             preference: None,
             representative: None,
         }
+    }
+
+    /// An event the person at a contact point made themselves (an unsubscribe link, an SMS
+    /// keyword), scoped to one channel; `id` makes a repeat of the same request idempotent.
+    pub fn by_contact(
+        id: Option<Uuid>,
+        kind: EventType,
+        contact: ContactInput,
+        channel: Channel,
+        method: Method,
+    ) -> Self {
+        EventInput { id, contact: Some(contact), channel: Some(channel), ..Self::by_person(kind, method) }
     }
 }
 

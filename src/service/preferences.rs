@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use super::{EventInput, Service, ServiceError};
 use crate::domain::{
-    decide, Actor, ActorKind, Channel, ControllerId, Decision, EventType, Format, LawfulBasis, Method, Preference,
-    PurposeDefinition, PurposeId, Question, Reason, SubjectId, Target, Token,
+    decide, Channel, ControllerId, Decision, EventType, Format, LawfulBasis, Method, Preference, PurposeDefinition,
+    PurposeId, Question, Reason, SubjectId, Target, Token,
 };
 use crate::format::Receipt;
 use crate::tokens::TokenUse;
@@ -92,24 +92,9 @@ pub struct Wishes {
     pub language: Option<Token>,
 }
 
+/// An event the subject made on the page.
 fn by_subject(kind: EventType, subject: &SubjectId) -> EventInput {
-    EventInput {
-        id: None,
-        kind,
-        subject: Some(subject.clone()),
-        contact: None,
-        purpose: None,
-        channel: None,
-        recipient: None,
-        occurred_at: None,
-        method: Method::WebForm,
-        actor: Actor { kind: ActorKind::Subject, id: None, authority: None },
-        evidence: None,
-        notice_version: None,
-        expires_at: None,
-        preference: None,
-        representative: None,
-    }
+    EventInput { subject: Some(subject.clone()), ..EventInput::by_person(kind, Method::WebForm) }
 }
 
 impl Service {
