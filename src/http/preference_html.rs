@@ -81,14 +81,14 @@ fn language_words(tag: &str) -> String {
 
 fn method_words(m: Method) -> &'static str {
     match m {
-        Method::WebForm => "on the web page",
-        Method::PaperForm => "on a paper form",
-        Method::PhoneCall => "on the phone",
-        Method::FaceToFace => "in person",
-        Method::SmsKeyword => "by a text message reply",
-        Method::EmailLink => "with an unsubscribe link",
-        Method::Import => "copied from an earlier system",
-        Method::Api => "by our systems",
+        Method::WebForm => "On the web page",
+        Method::PaperForm => "On a paper form",
+        Method::PhoneCall => "On the phone",
+        Method::FaceToFace => "In person",
+        Method::SmsKeyword => "By a text message reply",
+        Method::EmailLink => "With an unsubscribe link",
+        Method::Import => "Copied from an earlier system",
+        Method::Api => "By our systems",
     }
 }
 

@@ -266,7 +266,7 @@ async fn a_tenant_changes_their_preferences_in_a_real_browser() {
     let receipt = browser.find("ul.changes a").await;
     browser.click(&receipt).await;
     browser.wait_for_title("Receipt").await;
-    assert!(browser.source().await.contains("on the web page, by you"));
+    assert!(browser.source().await.contains("On the web page, by you"));
     browser.screenshot("03-receipt-360px").await;
 
     // Stop all marketing, in one step.

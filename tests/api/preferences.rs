@@ -315,7 +315,7 @@ async fn people_see_and_download_their_own_receipts_only() {
     let (status, receipt) = get_html(&app, &format!("{url}/receipts/{id}")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(receipt.contains("Yes to “The Voice newsletter” by email"));
-    assert!(receipt.contains("on the web page, by you"));
+    assert!(receipt.contains("On the web page, by you"));
     assert!(receipt.contains(&id));
 
     let resp = app.client.get(format!("{url}/receipts/{id}/json")).send().await.unwrap();
