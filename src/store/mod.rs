@@ -77,6 +77,10 @@ pub enum StoreError {
     MissingCf(&'static str),
     #[error("io: {0}")]
     Io(String),
+    #[error(
+        "the database was written in another store layout (it has column family {0}); this version cannot read it"
+    )]
+    OtherLayout(String),
 }
 
 /// How a batch writes one row.
@@ -162,9 +166,22 @@ impl Store {
         (db_opts, cfs)
     }
 
+    /// Refuses a database with column families this version does not know (an older or
+    /// newer layout), before RocksDB would refuse it less clearly.
+    fn check_layout(opts: &Options, dir: &Path) -> Result<(), StoreError> {
+        let Ok(names) = DB::list_cf(opts, dir) else {
+            return Ok(()); // no database yet
+        };
+        match names.into_iter().find(|n| n != "default" && !Cf::ALL.iter().any(|c| c.name() == n)) {
+            Some(unknown) => Err(StoreError::OtherLayout(unknown)),
+            None => Ok(()),
+        }
+    }
+
     /// Opens (creating if needed) the database in `dir` for reading and writing.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let (opts, cfs) = Self::options();
+        Self::check_layout(&opts, dir)?;
         Ok(Self { db: DB::open_cf_descriptors(&opts, dir, cfs)? })
     }
 
@@ -172,6 +189,7 @@ impl Store {
     pub fn open_read_only(dir: &Path) -> Result<Self, StoreError> {
         let (mut opts, cfs) = Self::options();
         opts.create_if_missing(false);
+        Self::check_layout(&opts, dir)?;
         Ok(Self { db: DB::open_cf_descriptors_read_only(&opts, dir, cfs, false)? })
     }
 
@@ -255,5 +273,27 @@ impl Store {
             .db
             .iterator_cf(self.cf(cf)?, IteratorMode::From(start, Direction::Forward))
             .map(|r| r.map_err(StoreError::from)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_of_another_layout_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut opts = Options::default();
+            opts.create_if_missing(true);
+            opts.create_missing_column_families(true);
+            let db = DB::open_cf(&opts, dir.path(), ["events", "history"]).unwrap();
+            drop(db);
+        }
+        let err = Store::open(dir.path()).err().expect("refused");
+        assert!(err.to_string().contains("history"), "{err}");
+        assert!(Store::open_read_only(dir.path()).is_err());
+        let fresh = tempfile::tempdir().unwrap();
+        assert!(Store::open(fresh.path()).is_ok());
     }
 }
