@@ -30,7 +30,7 @@ pub fn seq_key(seq: u64) -> [u8; 8] {
 
 /// `controller 0x00 tag target 0x00`: the key of a target's facts row (and of its entry in
 /// the facts cache).
-pub fn history_prefix(controller: &ControllerId, target: TargetKey<'_>) -> Vec<u8> {
+pub fn facts_key(controller: &ControllerId, target: TargetKey<'_>) -> Vec<u8> {
     let (tag, id) = match target {
         TargetKey::Subject(s) => (b's', s.as_str()),
         TargetKey::Contact(c) => (b'c', c),
@@ -81,10 +81,10 @@ pub fn project(doc: &EventDoc) -> Vec<(Cf, Vec<u8>, Vec<u8>)> {
     let mut fact = serde_json::to_vec(&doc.fact()).unwrap_or_default();
     fact.push(b'\n');
     if let Some(s) = &doc.subject {
-        rows.push((Cf::Facts, history_prefix(controller, TargetKey::Subject(s)), fact.clone()));
+        rows.push((Cf::Facts, facts_key(controller, TargetKey::Subject(s)), fact.clone()));
     }
     if let Some(c) = &doc.contact {
-        rows.push((Cf::Facts, history_prefix(controller, TargetKey::Contact(&c.index)), fact));
+        rows.push((Cf::Facts, facts_key(controller, TargetKey::Contact(&c.index)), fact));
     }
     if let (EventType::PurposeDefined, Some(p), Some(def)) = (doc.kind, &doc.purpose, &doc.definition) {
         let mut k = purpose_prefix(controller, p);
@@ -167,7 +167,7 @@ impl FactsCache {
         }
     }
 
-    /// Forgets the targets of a committed event (keys from [`history_prefix`]).
+    /// Forgets the targets of a committed event (keys from [`facts_key`]).
     pub fn invalidate(&self, keys: impl IntoIterator<Item = Vec<u8>>) {
         if let Ok(mut map) = self.map.write() {
             self.generation.fetch_add(1, Ordering::AcqRel);
@@ -183,10 +183,10 @@ pub fn touched_targets(doc: &EventDoc) -> Vec<Vec<u8>> {
     let Some(controller) = &doc.controller else { return Vec::new() };
     let mut keys = Vec::new();
     if let Some(s) = &doc.subject {
-        keys.push(history_prefix(controller, TargetKey::Subject(s)));
+        keys.push(facts_key(controller, TargetKey::Subject(s)));
     }
     if let Some(c) = &doc.contact {
-        keys.push(history_prefix(controller, TargetKey::Contact(&c.index)));
+        keys.push(facts_key(controller, TargetKey::Contact(&c.index)));
     }
     keys
 }
@@ -209,7 +209,7 @@ impl<'a> Projections<'a> {
 
     /// The facts recorded against one target, in seq order.
     pub fn facts(&self, controller: &ControllerId, target: TargetKey<'_>) -> Result<Arc<Vec<Fact>>, ReadError> {
-        let key = history_prefix(controller, target);
+        let key = facts_key(controller, target);
         let generation = match self.cache {
             Some(cache) => {
                 if let Some(hit) = cache.map.read().ok().and_then(|m| m.get(&key).cloned()) {
@@ -229,7 +229,7 @@ impl<'a> Projections<'a> {
         Ok(facts)
     }
 
-    /// The facts of many targets (keys from [`history_prefix`]) at once: cache hits first,
+    /// The facts of many targets (keys from [`facts_key`]) at once: cache hits first,
     /// then one RocksDB multi-get for the rest. Targets with facts are cached (unknown ones
     /// are not: a campaign list is mostly addresses the ledger never saw, and the bloom
     /// filters answer those cheaply).

@@ -16,7 +16,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
-use crate::format::{Receipt, StoredEvent, FORMAT_VERSION};
+use crate::format::{Receipt, StoredEvent};
 use crate::log::checkpoint::Checkpoint;
 use crate::log::merkle::Frontier;
 use crate::log::merkle::{self, Hash, ProofError};
@@ -42,7 +42,7 @@ pub enum OpenError {
     Key(#[from] KeyError),
     #[error("blind-index secret: {0}")]
     Secret(std::io::Error),
-    #[error("the store holds format {0}; this build reads format {FORMAT_VERSION} only")]
+    #[error("the store holds format {0}; this build reads store format {STORE_FORMAT} only")]
     Format(String),
     #[error("the last stored event or the tree edge does not decode")]
     Corrupt,

@@ -27,7 +27,7 @@ use crate::format::{
 use crate::ledger::commit::{CommitError, Draft};
 use crate::ledger::{Ledger, MAX_APPEND_EVENTS};
 use crate::projection::{
-    history_prefix, linked_subjects, merge_facts, seq_key, touched_targets, FactsCache, Projections, PurposeVersion,
+    facts_key, linked_subjects, merge_facts, seq_key, touched_targets, FactsCache, Projections, PurposeVersion,
     ReadError, TargetKey,
 };
 use crate::store::{Cf, StoreError};
@@ -493,36 +493,36 @@ impl Service {
             index: Option<String>,
         }
         let log_size = self.ledger.committed_seq();
-        let prepare =
-            |q: &CheckInput, known: Option<Arc<PurposeVersion>>| -> Result<(Prepared, Vec<u8>), ServiceError> {
-                let at = match q.at {
-                    Some(t) if t > now => return Err(invalid("at must not be in the future")),
-                    Some(t) => t,
-                    None => now,
-                };
-                let pv = match known {
-                    Some(pv) => pv,
-                    None => self.purpose_at(controller, &q.purpose, q.at)?.ok_or(ServiceError::NotFound("purpose"))?,
-                };
-                Ok(match &q.target {
-                    CheckTarget::Subject(s) => (
-                        Prepared { pv, at, channel: q.channel, index: None },
-                        history_prefix(controller, TargetKey::Subject(s)),
-                    ),
-                    CheckTarget::Contact(c) => {
-                        let channel = q.channel.unwrap_or(c.kind().default_channel());
-                        if !c.kind().reaches(channel) {
-                            return Err(invalid(format!(
-                                "channel {channel} does not reach a contact point of kind {}",
-                                c.kind().as_str()
-                            )));
-                        }
-                        let index = self.ledger.blind_index().index(controller, c);
-                        let key = history_prefix(controller, TargetKey::Contact(&index));
-                        (Prepared { pv, at, channel: Some(channel), index: Some(index) }, key)
-                    }
-                })
+        let prepare = |q: &CheckInput,
+                       known: Option<Arc<PurposeVersion>>|
+         -> Result<(Prepared, Vec<u8>), ServiceError> {
+            let at = match q.at {
+                Some(t) if t > now => return Err(invalid("at must not be in the future")),
+                Some(t) => t,
+                None => now,
             };
+            let pv = match known {
+                Some(pv) => pv,
+                None => self.purpose_at(controller, &q.purpose, q.at)?.ok_or(ServiceError::NotFound("purpose"))?,
+            };
+            Ok(match &q.target {
+                CheckTarget::Subject(s) => {
+                    (Prepared { pv, at, channel: q.channel, index: None }, facts_key(controller, TargetKey::Subject(s)))
+                }
+                CheckTarget::Contact(c) => {
+                    let channel = q.channel.unwrap_or(c.kind().default_channel());
+                    if !c.kind().reaches(channel) {
+                        return Err(invalid(format!(
+                            "channel {channel} does not reach a contact point of kind {}",
+                            c.kind().as_str()
+                        )));
+                    }
+                    let index = self.ledger.blind_index().index(controller, c);
+                    let key = facts_key(controller, TargetKey::Contact(&index));
+                    (Prepared { pv, at, channel: Some(channel), index: Some(index) }, key)
+                }
+            })
+        };
         // Most questions of a batch share a purpose: look each current one up once.
         let mut current: Vec<(&PurposeId, Arc<PurposeVersion>)> = Vec::new();
         let prepared: Vec<Result<(Prepared, Vec<u8>), ServiceError>> = qs
@@ -555,7 +555,7 @@ impl Service {
             if let (Ok((Prepared { index: Some(_), .. }, _)), Some(facts)) = (p, facts) {
                 for s in linked_subjects(facts) {
                     let at = *linked_at.entry(s).or_insert_with(|| {
-                        linked_keys.push(history_prefix(controller, TargetKey::Subject(s)));
+                        linked_keys.push(facts_key(controller, TargetKey::Subject(s)));
                         linked_keys.len() - 1
                     });
                     mine.push(at);

@@ -116,16 +116,8 @@ impl Batch {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.ops.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
-    }
-
-    pub fn ops(&self) -> &[(Cf, Vec<u8>, Vec<u8>, Op)] {
-        &self.ops
     }
 }
 

@@ -120,5 +120,5 @@ fn a_store_of_another_format_is_refused_not_misread() {
         store.write_synced(&b).unwrap();
     }
     let err = consent_ledger::ledger::Ledger::open(&data, "t/ledger").err().expect("refused");
-    assert!(err.to_string().contains("format 99"), "{err}");
+    assert!(err.to_string().contains("format 99") && err.to_string().contains("store format 2"), "{err}");
 }
