@@ -139,20 +139,70 @@ pub enum ReadError {
 pub const FACTS_CACHE_MAX: usize = 250_000;
 
 /// Decoded facts of recently checked targets, so a repeated check reads no store and parses
-/// nothing. Whoever writes invalidates the targets it wrote, after the commit; `generation`
-/// moves on every invalidation and a read fills the cache only if none happened while it read
-/// the store, so a stale list is never cached.
+/// nothing.
 #[derive(Default)]
-pub struct FactsCache {
-    generation: AtomicU64,
+struct FactsCache {
     map: RwLock<HashMap<Vec<u8>, Arc<Vec<Fact>>, foldhash::fast::RandomState>>,
 }
 
-impl FactsCache {
-    /// Fills the cache with `entries` read at `generation`, unless a write has invalidated
-    /// anything since; evicts arbitrary entries (hash order) to stay within the bound.
-    fn fill(&self, generation: u64, entries: Vec<(Vec<u8>, Arc<Vec<Fact>>)>) {
-        if let Ok(mut map) = self.map.write() {
+/// controller -> purpose id -> the version in force (`None`: known not to exist).
+type PurposesByController = HashMap<String, HashMap<String, Option<Arc<PurposeVersion>>>>;
+
+/// Current purpose versions by controller, then purpose id (looked up by `&str`, so a check
+/// allocates nothing to find its purpose).
+#[derive(Default)]
+struct PurposeCache {
+    map: RwLock<PurposesByController>,
+}
+
+/// What checks read without touching the store: decoded facts and current purposes. The
+/// group-commit writer invalidates what a commit changed after the write and before it
+/// publishes the new log size, so any reader that can know of an event (its receipt, the feed,
+/// `min_seq`) finds the cache already without the stale entry. `generation` moves on every
+/// invalidation, and a read fills the cache only if none happened while it read the store.
+#[derive(Default)]
+pub struct Caches {
+    generation: AtomicU64,
+    facts: FactsCache,
+    purposes: PurposeCache,
+}
+
+impl Caches {
+    /// Forgets what the committed `docs` change: their targets' facts, and the controller's
+    /// purposes when one is (re)defined.
+    pub fn invalidate<'d>(&self, docs: impl IntoIterator<Item = &'d EventDoc>) {
+        let (mut keys, mut controllers) = (Vec::new(), Vec::new());
+        for doc in docs {
+            let Some(controller) = &doc.controller else { continue };
+            if let Some(s) = &doc.subject {
+                keys.push(facts_key(controller, TargetKey::Subject(s)));
+            }
+            if let Some(c) = &doc.contact {
+                keys.push(facts_key(controller, TargetKey::Contact(&c.index)));
+            }
+            if doc.kind == EventType::PurposeDefined {
+                controllers.push(controller.as_str());
+            }
+        }
+        if let Ok(mut map) = self.facts.map.write() {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+            for k in keys {
+                map.remove(&k);
+            }
+            if !controllers.is_empty() {
+                if let Ok(mut purposes) = self.purposes.map.write() {
+                    for c in controllers {
+                        purposes.remove(c);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Fills the facts cache with `entries` read at `generation`, unless a commit has
+    /// invalidated anything since; evicts arbitrary entries (hash order) to stay bounded.
+    fn fill_facts(&self, generation: u64, entries: Vec<(Vec<u8>, Arc<Vec<Fact>>)>) {
+        if let Ok(mut map) = self.facts.map.write() {
             if self.generation.load(Ordering::Acquire) != generation {
                 return;
             }
@@ -166,67 +216,46 @@ impl FactsCache {
             map.extend(entries);
         }
     }
-
-    /// Forgets the targets of a committed event (keys from [`facts_key`]).
-    pub fn invalidate(&self, keys: impl IntoIterator<Item = Vec<u8>>) {
-        if let Ok(mut map) = self.map.write() {
-            self.generation.fetch_add(1, Ordering::AcqRel);
-            for k in keys {
-                map.remove(&k);
-            }
-        }
-    }
 }
 
-/// The history keys an event's facts live under, for [`FactsCache::invalidate`].
-pub fn touched_targets(doc: &EventDoc) -> Vec<Vec<u8>> {
-    let Some(controller) = &doc.controller else { return Vec::new() };
-    let mut keys = Vec::new();
-    if let Some(s) = &doc.subject {
-        keys.push(facts_key(controller, TargetKey::Subject(s)));
-    }
-    if let Some(c) = &doc.contact {
-        keys.push(facts_key(controller, TargetKey::Contact(&c.index)));
-    }
-    keys
-}
-
-/// Reads of the projections.
+/// Reads of the projections, through the caches.
 pub struct Projections<'a> {
     store: &'a Store,
-    cache: Option<&'a FactsCache>,
+    caches: &'a Caches,
 }
 
 impl<'a> Projections<'a> {
-    pub fn new(store: &'a Store) -> Self {
-        Self { store, cache: None }
-    }
-
-    /// Reads through `cache` for facts.
-    pub fn with_cache(store: &'a Store, cache: &'a FactsCache) -> Self {
-        Self { store, cache: Some(cache) }
+    pub fn new(store: &'a Store, caches: &'a Caches) -> Self {
+        Self { store, caches }
     }
 
     /// The facts recorded against one target, in seq order.
     pub fn facts(&self, controller: &ControllerId, target: TargetKey<'_>) -> Result<Arc<Vec<Fact>>, ReadError> {
-        let key = facts_key(controller, target);
-        let generation = match self.cache {
-            Some(cache) => {
-                if let Some(hit) = cache.map.read().ok().and_then(|m| m.get(&key).cloned()) {
-                    return Ok(hit);
-                }
-                Some(cache.generation.load(Ordering::Acquire))
-            }
-            None => None,
-        };
-        let facts = match self.store.get(Cf::Facts, &key)? {
-            Some(v) => Arc::new(decode_facts(&v)?),
-            None => Arc::new(Vec::new()),
-        };
-        if let (Some(cache), Some(generation)) = (self.cache, generation) {
-            cache.fill(generation, vec![(key, facts.clone())]);
+        let mut one = self.facts_many(&[facts_key(controller, target)])?;
+        one.pop().ok_or(ReadError::Corrupt)
+    }
+
+    /// The version of a purpose in force now.
+    pub fn current_purpose(
+        &self,
+        controller: &ControllerId,
+        purpose: &PurposeId,
+    ) -> Result<Option<Arc<PurposeVersion>>, ReadError> {
+        let cached =
+            |map: &PurposesByController| map.get(controller.as_str()).and_then(|m| m.get(purpose.as_str())).cloned();
+        if let Some(hit) = self.caches.purposes.map.read().ok().and_then(|m| cached(&m)) {
+            return Ok(hit);
         }
-        Ok(facts)
+        let generation = self.caches.generation.load(Ordering::Acquire);
+        let found = self.purpose(controller, purpose, None)?.map(Arc::new);
+        if let Ok(mut map) = self.caches.purposes.map.write() {
+            if self.caches.generation.load(Ordering::Acquire) == generation {
+                map.entry(controller.as_str().to_owned())
+                    .or_default()
+                    .insert(purpose.as_str().to_owned(), found.clone());
+            }
+        }
+        Ok(found)
     }
 
     /// The facts of many targets (keys from [`facts_key`]) at once: cache hits first,
@@ -235,13 +264,10 @@ impl<'a> Projections<'a> {
     /// filters answer those cheaply).
     pub fn facts_many<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<Arc<Vec<Fact>>>, ReadError> {
         let mut out: Vec<Option<Arc<Vec<Fact>>>> = vec![None; keys.len()];
-        let mut generation = None;
-        if let Some(cache) = self.cache {
-            generation = Some(cache.generation.load(Ordering::Acquire));
-            if let Ok(map) = cache.map.read() {
-                for (slot, k) in out.iter_mut().zip(keys) {
-                    *slot = map.get(k.as_ref()).cloned();
-                }
+        let generation = self.caches.generation.load(Ordering::Acquire);
+        if let Ok(map) = self.caches.facts.map.read() {
+            for (slot, k) in out.iter_mut().zip(keys) {
+                *slot = map.get(k.as_ref()).cloned();
             }
         }
         let misses: Vec<usize> = (0..keys.len()).filter(|i| out[*i].is_none()).collect();
@@ -259,8 +285,8 @@ impl<'a> Projections<'a> {
                 }
                 out[*i] = Some(facts);
             }
-            if let (Some(cache), Some(generation), false) = (self.cache, generation, fresh.is_empty()) {
-                cache.fill(generation, fresh);
+            if !fresh.is_empty() {
+                self.caches.fill_facts(generation, fresh);
             }
         }
         Ok(out.into_iter().map(Option::unwrap_or_default).collect())
@@ -370,19 +396,19 @@ mod tests {
     }
 
     #[test]
-    fn the_facts_cache_stays_bounded_and_refuses_fills_after_a_write() {
-        let cache = FactsCache::default();
+    fn the_facts_cache_stays_bounded_and_refuses_fills_after_a_commit() {
+        let caches = Caches::default();
         let entries = |from: usize, n: usize| {
             (from..from + n).map(|i| (i.to_be_bytes().to_vec(), Arc::new(Vec::new()))).collect()
         };
-        cache.fill(0, entries(0, FACTS_CACHE_MAX));
-        cache.fill(0, entries(FACTS_CACHE_MAX, 10));
-        let map = cache.map.read().unwrap();
+        caches.fill_facts(0, entries(0, FACTS_CACHE_MAX));
+        caches.fill_facts(0, entries(FACTS_CACHE_MAX, 10));
+        let map = caches.facts.map.read().unwrap();
         assert_eq!(map.len(), FACTS_CACHE_MAX);
         assert!(map.contains_key(&(FACTS_CACHE_MAX + 9).to_be_bytes().to_vec()), "new entries go in");
         drop(map);
-        cache.invalidate([0usize.to_be_bytes().to_vec()]);
-        cache.fill(0, entries(FACTS_CACHE_MAX + 10, 1));
-        assert!(!cache.map.read().unwrap().contains_key(&(FACTS_CACHE_MAX + 10).to_be_bytes().to_vec()));
+        caches.invalidate(std::iter::empty());
+        caches.fill_facts(0, entries(FACTS_CACHE_MAX + 10, 1));
+        assert!(!caches.facts.map.read().unwrap().contains_key(&(FACTS_CACHE_MAX + 10).to_be_bytes().to_vec()));
     }
 }

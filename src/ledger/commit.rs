@@ -18,7 +18,7 @@ use crate::canonical::to_canonical_bytes;
 use crate::format::{leaf_hash, to_micros, EventDoc, Receipt, StoredEvent};
 use crate::log::merkle::Frontier;
 use crate::log::node_key;
-use crate::projection::{project, seq_key};
+use crate::projection::{project, seq_key, Caches};
 use crate::signing::Signer;
 use crate::store::{Batch, Cf, Store};
 
@@ -58,6 +58,9 @@ pub(crate) struct Writer {
     pub notify: tokio::sync::watch::Sender<u64>,
     /// The right edge of the Merkle tree over every durable event.
     pub frontier: Frontier,
+    /// What checks read from memory; a commit invalidates what it changed before it is
+    /// published.
+    pub caches: Arc<Caches>,
 }
 
 enum Slot {
@@ -108,6 +111,7 @@ impl Writer {
                 }
                 return;
             }
+            self.caches.invalidate(pending.values().map(|(_, doc)| doc));
             self.committed.store(self.next_seq - 1, Ordering::Release);
             self.notify.send_replace(self.next_seq - 1);
         }

@@ -21,6 +21,7 @@ use crate::log::checkpoint::Checkpoint;
 use crate::log::merkle::Frontier;
 use crate::log::merkle::{self, Hash, ProofError};
 use crate::log::StoredTree;
+use crate::projection::{Caches, Projections};
 use crate::secrets::BlindIndexKey;
 use crate::signing::{Ed25519Signer, Ed25519Verifier, KeyError};
 use crate::store::{Batch, Cf, Store, StoreError};
@@ -126,6 +127,7 @@ pub struct Ledger {
     writer: Option<JoinHandle<()>>,
     committed: Arc<AtomicU64>,
     notify: tokio::sync::watch::Receiver<u64>,
+    caches: Arc<Caches>,
     stop_checkpoints: Option<mpsc::Sender<()>>,
     checkpointer: Option<JoinHandle<()>>,
     checkpoint_interval: Duration,
@@ -161,7 +163,9 @@ impl Ledger {
         let verifier = signer.verifier();
         let signer = Arc::new(signer);
         let (notify_tx, notify) = tokio::sync::watch::channel(last_seq);
+        let caches = Arc::new(Caches::default());
         let writer = Writer {
+            caches: caches.clone(),
             notify: notify_tx,
             store: store.clone(),
             signer: signer.clone(),
@@ -194,6 +198,7 @@ impl Ledger {
             writer: Some(handle),
             committed,
             notify,
+            caches,
             stop_checkpoints: Some(stop_tx),
             checkpointer: Some(checkpointer),
             checkpoint_interval: interval,
@@ -257,6 +262,11 @@ impl Ledger {
 
     pub fn blind_index(&self) -> &BlindIndexKey {
         &self.blind
+    }
+
+    /// Reads of the projections, through the caches the writer keeps current.
+    pub fn projections(&self) -> Projections<'_> {
+        Projections::new(&self.store, &self.caches)
     }
 
     /// The key of signed link tokens.

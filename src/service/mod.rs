@@ -9,8 +9,7 @@ pub use preferences::{
 };
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
@@ -27,8 +26,7 @@ use crate::format::{
 use crate::ledger::commit::{CommitError, Draft};
 use crate::ledger::{Ledger, MAX_APPEND_EVENTS};
 use crate::projection::{
-    facts_key, linked_subjects, merge_facts, seq_key, touched_targets, FactsCache, Projections, PurposeVersion,
-    ReadError, TargetKey,
+    facts_key, linked_subjects, merge_facts, seq_key, Projections, PurposeVersion, ReadError, TargetKey,
 };
 use crate::store::{Cf, StoreError};
 use crate::tokens::TokenUse;
@@ -199,26 +197,13 @@ pub struct PermissionRow {
     pub decision: Decision,
 }
 
-/// Current purpose versions by controller and id, so a check does not read the catalogue.
-/// `generation` moves on every definition, and a lookup only fills the cache if no definition
-/// was committed while it read the store, so a stale version can never be cached.
-#[derive(Default)]
-struct PurposeCache {
-    generation: AtomicU64,
-    map: RwLock<HashMap<PurposeKey, Option<Arc<PurposeVersion>>>>,
-}
-
-type PurposeKey = (ControllerId, PurposeId);
-
 pub struct Service {
     ledger: Ledger,
-    purposes: PurposeCache,
-    facts: FactsCache,
 }
 
 impl Service {
     pub fn new(ledger: Ledger) -> Self {
-        Self { ledger, purposes: PurposeCache::default(), facts: FactsCache::default() }
+        Self { ledger }
     }
 
     /// The version of a purpose in force now.
@@ -227,20 +212,7 @@ impl Service {
         controller: &ControllerId,
         purpose: &PurposeId,
     ) -> Result<Option<Arc<PurposeVersion>>, ServiceError> {
-        let key = (controller.clone(), purpose.clone());
-        if let Ok(map) = self.purposes.map.read() {
-            if let Some(hit) = map.get(&key) {
-                return Ok(hit.clone());
-            }
-        }
-        let generation = self.purposes.generation.load(Ordering::Acquire);
-        let found = self.projections().purpose(controller, purpose, None)?.map(Arc::new);
-        if let Ok(mut map) = self.purposes.map.write() {
-            if self.purposes.generation.load(Ordering::Acquire) == generation {
-                map.insert(key, found.clone());
-            }
-        }
-        Ok(found)
+        Ok(self.projections().current_purpose(controller, purpose)?)
     }
 
     /// The version of a purpose in force at `at` (now when `None`).
@@ -261,7 +233,7 @@ impl Service {
     }
 
     fn projections(&self) -> Projections<'_> {
-        Projections::with_cache(self.ledger.store(), &self.facts)
+        self.ledger.projections()
     }
 
     /// Defines or revises a purpose by recording a signed `purpose.defined` event.
@@ -283,12 +255,11 @@ impl Service {
         doc.purpose = Some(purpose);
         doc.basis = Some(definition.basis);
         doc.definition = Some(definition);
-        let appended = self.ledger.append(vec![Draft { doc, occurred_now: true }]).await;
-        if let Ok(mut map) = self.purposes.map.write() {
-            self.purposes.generation.fetch_add(1, Ordering::AcqRel);
-            map.clear();
-        }
-        appended?.pop().ok_or_else(|| ServiceError::Internal("no receipt".into()))
+        self.ledger
+            .append(vec![Draft { doc, occurred_now: true }])
+            .await?
+            .pop()
+            .ok_or_else(|| ServiceError::Internal("no receipt".into()))
     }
 
     pub fn purposes(&self, controller: &ControllerId) -> Result<Vec<PurposeVersion>, ServiceError> {
@@ -323,10 +294,7 @@ impl Service {
             })?;
             drafts.push(draft);
         }
-        let receipts = self.ledger.append(drafts).await?;
-        // After the commit and before anyone is answered, so a check that follows sees it.
-        self.facts.invalidate(receipts.iter().flat_map(|r| touched_targets(&r.event)));
-        Ok(receipts)
+        Ok(self.ledger.append(drafts).await?)
     }
 
     /// Checks one event against the rules of its type and the catalogue.
@@ -493,18 +461,13 @@ impl Service {
             index: Option<String>,
         }
         let log_size = self.ledger.committed_seq();
-        let prepare = |q: &CheckInput,
-                       known: Option<Arc<PurposeVersion>>|
-         -> Result<(Prepared, Vec<u8>), ServiceError> {
+        let prepare = |q: &CheckInput| -> Result<(Prepared, Vec<u8>), ServiceError> {
             let at = match q.at {
                 Some(t) if t > now => return Err(invalid("at must not be in the future")),
                 Some(t) => t,
                 None => now,
             };
-            let pv = match known {
-                Some(pv) => pv,
-                None => self.purpose_at(controller, &q.purpose, q.at)?.ok_or(ServiceError::NotFound("purpose"))?,
-            };
+            let pv = self.purpose_at(controller, &q.purpose, q.at)?.ok_or(ServiceError::NotFound("purpose"))?;
             Ok(match &q.target {
                 CheckTarget::Subject(s) => {
                     (Prepared { pv, at, channel: q.channel, index: None }, facts_key(controller, TargetKey::Subject(s)))
@@ -523,24 +486,7 @@ impl Service {
                 }
             })
         };
-        // Most questions of a batch share a purpose: look each current one up once.
-        let mut current: Vec<(&PurposeId, Arc<PurposeVersion>)> = Vec::new();
-        let prepared: Vec<Result<(Prepared, Vec<u8>), ServiceError>> = qs
-            .iter()
-            .map(|q| {
-                if q.at.is_some() {
-                    return prepare(q, None);
-                }
-                let known = current.iter().find(|(id, _)| *id == &q.purpose).map(|(_, pv)| pv.clone());
-                let result = prepare(q, known);
-                if let Ok((p, _)) = &result {
-                    if !current.iter().any(|(id, _)| *id == &q.purpose) {
-                        current.push((&q.purpose, p.pv.clone()));
-                    }
-                }
-                result
-            })
-            .collect();
+        let prepared: Vec<Result<(Prepared, Vec<u8>), ServiceError>> = qs.iter().map(prepare).collect();
         let keys: Vec<&[u8]> = prepared.iter().filter_map(|p| p.as_ref().ok()).map(|(_, k)| k.as_slice()).collect();
         let proj = self.projections();
         let mut own = proj.facts_many(&keys)?.into_iter();
