@@ -13,4 +13,4 @@ pub use event::{Actor, ActorKind, EventType, Evidence, Format, Method, Preferenc
 pub use fact::Fact;
 pub use ids::{ControllerId, IdError, PurposeId, RecipientId, SubjectId, Token};
 pub use purpose::{LawfulBasis, PurposeDefinition, PurposeError};
-pub use rules::{decide, decide_among, Decision, Question, Reason, Target};
+pub use rules::{decide, decide_among, objection_to_all_marketing, Decision, Question, Reason, Target};

@@ -123,6 +123,16 @@ impl PurposeDefinition {
         self.channels.contains(&channel)
     }
 
+    /// The channel scopes a question about this purpose can have: each of its channels, or
+    /// the purpose as a whole when it uses none (a sharing purpose).
+    pub fn channel_scopes(&self) -> Vec<Option<Channel>> {
+        if self.channels.is_empty() {
+            vec![None]
+        } else {
+            self.channels.iter().copied().map(Some).collect()
+        }
+    }
+
     /// Whether the purpose restricts sharing to a list of recipients.
     pub fn is_sharing(&self) -> bool {
         !self.recipients.is_empty()

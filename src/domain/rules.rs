@@ -255,6 +255,16 @@ fn expired(grant: &Fact, purpose: &PurposeDefinition, at: DateTime<Utc>) -> bool
 
 /// The most recent still-active `raise` among `facts` that `scope` selects, where each person's
 /// `lift` ends only that person's `raise` of the same purpose scope.
+/// The objection to all direct marketing on every channel (Art. 21(3): no purpose, no
+/// channel) that is in force at `at` among `facts`, if any: the switch rule 2 reads, asked
+/// for all channels at once (the tenant page shows it and offers to lift it).
+pub fn objection_to_all_marketing(facts: &[Fact], at: DateTime<Utc>) -> Option<&Fact> {
+    let known: Vec<&Fact> = facts.iter().filter(|f| f.recorded_at <= at).collect();
+    active_switch(&known, EventType::ObjectionRaised, EventType::ObjectionLifted, |f| {
+        f.purpose.is_none() && f.channel.is_none()
+    })
+}
+
 fn active_switch<'f>(
     facts: &[&'f Fact],
     raise: EventType,
@@ -405,6 +415,26 @@ mod tests {
         assert!(g.check(&purpose(LawfulBasis::Consent, false, None), Target::Subject(&s), None, t(10)).permitted);
         let g = g.event(EventType::ObjectionLifted, |f| f.purpose = None);
         assert!(g.check(&p, Target::Subject(&s), None, t(10)).permitted);
+    }
+
+    #[test]
+    fn the_objection_to_all_marketing_is_the_one_rule_2_applies() {
+        let s = sid("T-1");
+        let p = purpose(LawfulBasis::Consent, true, None);
+        let g = Given::default()
+            .event(EventType::ConsentGranted, |_| {})
+            .event(EventType::ObjectionRaised, |_| {}) // to the newsletter only
+            .event(EventType::ObjectionRaised, |f| {
+                f.purpose = None;
+                f.channel = Some(Channel::Sms) // all marketing, by SMS only
+            });
+        assert!(objection_to_all_marketing(&g.facts, t(10)).is_none());
+        let g = g.event(EventType::ObjectionRaised, |f| f.purpose = None);
+        assert_eq!(objection_to_all_marketing(&g.facts, t(10)).map(|f| f.id), Some(id(4)));
+        assert_eq!(g.check(&p, Target::Subject(&s), None, t(10)).reason, Reason::MarketingObjection);
+        assert!(objection_to_all_marketing(&g.facts, t(3)).is_none(), "as of before it was recorded");
+        let g = g.event(EventType::ObjectionLifted, |f| f.purpose = None);
+        assert!(objection_to_all_marketing(&g.facts, t(10)).is_none());
     }
 
     #[test]

@@ -656,11 +656,7 @@ impl Service {
             else {
                 continue;
             };
-            let channels: Vec<Option<Channel>> = if pv.definition.channels.is_empty() {
-                vec![None]
-            } else {
-                pv.definition.channels.iter().copied().map(Some).collect()
-            };
+            let channels = pv.definition.channel_scopes();
             let recipients: Vec<Option<RecipientId>> = if pv.definition.recipients.is_empty() {
                 vec![None]
             } else {

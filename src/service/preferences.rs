@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use super::{EventInput, Service, ServiceError};
 use crate::domain::{
-    decide, Channel, ControllerId, Decision, EventType, Format, LawfulBasis, Method, Preference, PurposeDefinition,
-    PurposeId, Question, Reason, SubjectId, Target, Token,
+    decide, objection_to_all_marketing, Channel, ControllerId, Decision, EventType, Format, LawfulBasis, Method,
+    Preference, PurposeDefinition, PurposeId, Question, Reason, SubjectId, Target, Token,
 };
 use crate::format::Receipt;
 use crate::tokens::TokenUse;
@@ -145,18 +145,15 @@ impl Service {
         let proj = self.projections();
         let facts = proj.facts(controller, crate::projection::TargetKey::Subject(subject))?;
         let erased = facts.iter().any(|f| f.kind == EventType::SubjectErased);
+        let marketing_objection = objection_to_all_marketing(&facts, now).map(|f| f.id);
         let mut sections = Vec::new();
-        let mut marketing_objection = None;
         for pv in proj.purposes(controller)? {
             if !matches!(pv.definition.basis, LawfulBasis::Consent | LawfulBasis::LegitimateInterests) {
                 continue;
             }
-            let channels: Vec<Option<Channel>> = if pv.definition.channels.is_empty() {
-                vec![None]
-            } else {
-                pv.definition.channels.iter().copied().map(Some).collect()
-            };
-            let choices: Vec<Choice> = channels
+            let choices: Vec<Choice> = pv
+                .definition
+                .channel_scopes()
                 .into_iter()
                 .map(|channel| {
                     let q = Question {
@@ -170,9 +167,6 @@ impl Service {
                     Choice { channel, decision: decide(&q, &facts) }
                 })
                 .collect();
-            if let Some(c) = choices.iter().find(|c| c.decision.reason == Reason::MarketingObjection) {
-                marketing_objection = marketing_objection.or(c.decision.decided_by.first().copied());
-            }
             let notice = self.receipt_by_seq(pv.seq)?;
             sections.push(PurposeSection {
                 id: pv.id,
@@ -195,16 +189,17 @@ impl Service {
         Ok(PreferenceState { sections, marketing_objection, erased, preference, history })
     }
 
-    /// Records what changed between the page's state now and `wishes`: one event per change,
-    /// all in one durable batch. A repeated submission changes nothing the second time.
+    /// Records what changed between `state` (the page's state, read just now) and `wishes`:
+    /// one event per change, all in one durable batch. A repeated submission changes nothing
+    /// the second time.
     pub async fn apply_preferences(
         &self,
         controller: &ControllerId,
         subject: &SubjectId,
+        state: &PreferenceState,
         wishes: &Wishes,
         now: DateTime<Utc>,
     ) -> Result<Vec<Receipt>, ServiceError> {
-        let state = self.preference_state(controller, subject, now)?;
         if state.erased {
             return Err(ServiceError::Invalid("this person's details were erased".into()));
         }
@@ -244,57 +239,25 @@ impl Service {
         self.record(controller, inputs, now).await
     }
 
-    /// "Stop all marketing": the Art. 21(3) objection, in one step. Nothing new is recorded
-    /// when one is already in force.
-    pub async fn stop_marketing(
+    /// "Stop all marketing" (`stop`: the Art. 21(3) objection, in one step) or "allow
+    /// marketing again" (lifts the subject's own). Nothing is recorded when `state` (read just
+    /// now) already is as asked.
+    pub async fn switch_marketing(
         &self,
         controller: &ControllerId,
         subject: &SubjectId,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Receipt>, ServiceError> {
-        self.marketing_switch(controller, subject, true, now).await
-    }
-
-    /// Lifts the subject's own objection to all marketing.
-    pub async fn resume_marketing(
-        &self,
-        controller: &ControllerId,
-        subject: &SubjectId,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Receipt>, ServiceError> {
-        self.marketing_switch(controller, subject, false, now).await
-    }
-
-    async fn marketing_switch(
-        &self,
-        controller: &ControllerId,
-        subject: &SubjectId,
+        state: &PreferenceState,
         stop: bool,
         now: DateTime<Utc>,
     ) -> Result<Vec<Receipt>, ServiceError> {
-        let state = self.preference_state(controller, subject, now)?;
         if state.erased {
             return Err(ServiceError::Invalid("this person's details were erased".into()));
         }
-        let active = self.marketing_objection_active(controller, subject)?;
-        if active == stop {
+        if state.marketing_objection.is_some() == stop {
             return Ok(Vec::new());
         }
         let kind = if stop { EventType::ObjectionRaised } else { EventType::ObjectionLifted };
         self.record(controller, vec![by_subject(kind, subject)], now).await
-    }
-
-    /// Whether the subject's own latest objection to all marketing is in force (whether or
-    /// not the catalogue has a marketing purpose now).
-    fn marketing_objection_active(&self, controller: &ControllerId, subject: &SubjectId) -> Result<bool, ServiceError> {
-        let facts = self.projections().facts(controller, crate::projection::TargetKey::Subject(subject))?;
-        let latest = facts.iter().rev().find(|f| {
-            matches!(f.kind, EventType::ObjectionRaised | EventType::ObjectionLifted)
-                && f.purpose.is_none()
-                && f.channel.is_none()
-                && f.subject.as_ref() == Some(subject)
-        });
-        Ok(latest.is_some_and(|f| f.kind == EventType::ObjectionRaised))
     }
 
     /// One of the subject's own events, with its receipt; another subject's is not found.

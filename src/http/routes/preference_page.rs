@@ -271,9 +271,9 @@ pub async fn post_page(
         Err(why) => return bad_form(&why),
     };
     let result = match &action {
-        Action::Save(w) => state.service.apply_preferences(&link.c, &link.s, w, now).await,
-        Action::StopMarketing => state.service.stop_marketing(&link.c, &link.s, now).await,
-        Action::ResumeMarketing => state.service.resume_marketing(&link.c, &link.s, now).await,
+        Action::Save(w) => state.service.apply_preferences(&link.c, &link.s, &current, w, now).await,
+        Action::StopMarketing => state.service.switch_marketing(&link.c, &link.s, &current, true, now).await,
+        Action::ResumeMarketing => state.service.switch_marketing(&link.c, &link.s, &current, false, now).await,
     };
     match result {
         Ok(changes) => {
