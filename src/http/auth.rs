@@ -33,6 +33,15 @@ impl Caller {
     }
 }
 
+/// The key of an `Authorization: Bearer <key>` header.
+pub fn bearer(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
 impl FromRequest for Caller {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;
@@ -41,13 +50,7 @@ impl FromRequest for Caller {
         let Some(state) = req.app_data::<web::Data<AppState>>() else {
             return ready(Err(ApiError::bare(Kind::Internal)));
         };
-        let token = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        let result = match token {
+        let result = match bearer(req) {
             None => Err(ApiError::new(Kind::Unauthorized, "send Authorization: Bearer <api key>")),
             Some(t) => match state.keys.authenticate(t) {
                 Some(p) => Ok(Caller(p)),

@@ -176,6 +176,28 @@ async fn sms_stop_and_start_follow_the_keywords() {
         .await
         .unwrap();
     assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+    // A provider's form without the message text, or a JSON body with a wrong type.
+    let size = app.log_size().await;
+    let r = app
+        .client
+        .post(app.url("/v1/inbound/sms"))
+        .bearer_auth(&webhook)
+        .form(&[("From", "+447700900123"), ("AccountSid", "AC1")])
+        .send()
+        .await
+        .unwrap();
+    let problem = assert_problem(r, StatusCode::BAD_REQUEST).await;
+    assert!(problem["detail"].as_str().unwrap().contains("body"), "{problem}");
+    let r = app
+        .client
+        .post(app.url("/v1/inbound/sms"))
+        .bearer_auth(&webhook)
+        .json(&json!({"from": 447700900123u64, "body": "stop"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::BAD_REQUEST).await;
+    assert_eq!(app.log_size().await, size);
     assert_eq!(app.check(&sms).await["permitted"], true);
 }
 

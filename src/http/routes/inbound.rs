@@ -7,7 +7,6 @@
 //! number (an Art. 21(3) objection scoped to SMS, recorded against the number itself); START,
 //! UNSTOP, YES lift that stop; HELP answers with help text. Anything else is ignored.
 
-use actix_web::http::header;
 use actix_web::{post, web, HttpMessage, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -15,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::access::Role;
 use crate::domain::{Channel, ContactPoint, EventType, Method};
 use crate::format::{derived_id, to_micros};
+use crate::http::auth::{bearer, Caller};
 use crate::http::error::{redact, ApiError, Kind, Problem};
 use crate::http::pages::escape;
 use crate::http::AppState;
@@ -79,13 +79,7 @@ pub fn classify(body: &str) -> SmsAction {
 }
 
 fn webhook_key(req: &HttpRequest) -> Option<String> {
-    let bearer = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|v| v.trim().to_owned());
-    bearer.or_else(|| {
+    bearer(req).map(str::to_owned).or_else(|| {
         web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
             .ok()
             .and_then(|q| q.get("key").cloned())
@@ -115,19 +109,19 @@ pub async fn create_inbound_sms(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let key = webhook_key(&req).ok_or_else(|| ApiError::new(Kind::Unauthorized, "send the webhook secret"))?;
-    let principal = state
-        .keys
-        .authenticate(&key)
-        .ok_or_else(|| ApiError::new(Kind::Unauthorized, "the webhook secret is not valid"))?;
-    if !principal.has(Role::SmsWebhook) {
-        return Err(ApiError::new(Kind::Forbidden, "this operation needs the role sms-webhook"));
-    }
+    let caller = Caller(
+        state
+            .keys
+            .authenticate(&key)
+            .ok_or_else(|| ApiError::new(Kind::Unauthorized, "the webhook secret is not valid"))?,
+    );
+    let principal = caller.require(&[Role::SmsWebhook])?;
     if body.len() > MAX_SMS_BODY {
         return Err(ApiError::new(Kind::PayloadTooLarge, format!("the body may be at most {MAX_SMS_BODY} bytes")));
     }
     let form = req.content_type().starts_with("application/x-www-form-urlencoded");
     let sms: InboundSms = if form {
-        serde_urlencoded_from(&body)?
+        serde_urlencoded::from_bytes(&body).map_err(|e| ApiError::new(Kind::InvalidJson, redact(&e.to_string())))?
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::new(Kind::InvalidJson, redact(&e.to_string())))?
     };
@@ -155,18 +149,6 @@ pub async fn create_inbound_sms(
             .body(format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response>{message}</Response>")));
     }
     Ok(HttpResponse::Ok().json(InboundReply { action, reply: reply.map(str::to_owned), event_id }))
-}
-
-fn serde_urlencoded_from(body: &[u8]) -> Result<InboundSms, ApiError> {
-    let form = web::Query::<std::collections::HashMap<String, String>>::from_query(&String::from_utf8_lossy(body))
-        .map_err(|_| ApiError::new(Kind::InvalidJson, "the form body does not parse"))?;
-    let get = |names: &[&str]| names.iter().find_map(|n| form.get(*n).cloned());
-    Ok(InboundSms {
-        from: get(&["From", "from"]).ok_or_else(|| ApiError::new(Kind::InvalidJson, "From is missing"))?,
-        to: get(&["To", "to"]),
-        body: get(&["Body", "body"]).ok_or_else(|| ApiError::new(Kind::InvalidJson, "Body is missing"))?,
-        message_sid: get(&["MessageSid", "message_id"]),
-    })
 }
 
 #[cfg(test)]
