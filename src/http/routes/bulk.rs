@@ -86,37 +86,32 @@ impl Reader {
 /// Answers a run of lines: each parsed on its own, then all the good ones decided together
 /// (one batched read of their facts), then written in order.
 fn answer_lines(state: &AppState, controller: &ControllerId, lines: &[Line], now: DateTime<Utc>) -> Vec<u8> {
-    let parsed: Vec<Result<(CheckRequest, CheckInput), ApiError>> = lines
+    let mut inputs: Vec<CheckInput> = Vec::with_capacity(lines.len());
+    let parsed: Vec<Result<CheckRequest, ApiError>> = lines
         .iter()
-        .map(|line| match line {
-            Line::TooLong => Err(ApiError::new(Kind::InvalidJson, format!("the line is longer than {MAX_LINE} bytes"))),
-            Line::Text(text) => serde_json::from_slice::<CheckRequest>(text)
-                .map_err(|e| ApiError::new(Kind::InvalidJson, crate::http::error::redact(&e.to_string())))
-                .and_then(|req| input_of(state, &req).map(|input| (req, input))),
+        .map(|line| {
+            let req = match line {
+                Line::TooLong => {
+                    return Err(ApiError::new(Kind::InvalidJson, format!("the line is longer than {MAX_LINE} bytes")))
+                }
+                Line::Text(text) => serde_json::from_slice::<CheckRequest>(text)
+                    .map_err(|e| ApiError::new(Kind::InvalidJson, crate::http::error::redact(&e.to_string())))?,
+            };
+            inputs.push(input_of(state, &req)?);
+            Ok(req)
         })
         .collect();
-    let mut inputs = Vec::with_capacity(parsed.len());
-    let parsed: Vec<Result<CheckRequest, ApiError>> = parsed
-        .into_iter()
-        .map(|p| {
-            p.map(|(req, input)| {
-                inputs.push(input);
-                req
-            })
-        })
-        .collect();
-    let mut outcomes = state
+    let outcomes = state
         .service
         .check_many(controller, &inputs, now)
-        .unwrap_or_else(|e| (0..inputs.len()).map(|_| Err(ServiceError::Internal(e.to_string()))).collect())
-        .into_iter();
-    let mut inputs = inputs.iter();
+        .unwrap_or_else(|e| (0..inputs.len()).map(|_| Err(ServiceError::Internal(e.to_string()))).collect());
+    // The good lines, in order, with their questions and answers.
+    let mut answered = inputs.iter().zip(outcomes);
     let mut out = Vec::with_capacity(lines.len() * 256);
     for p in parsed {
         let result = p.and_then(|req| {
-            let outcome = outcomes.next().unwrap_or_else(|| Err(ServiceError::Internal("no answer".into())))?;
-            let input = inputs.next().ok_or_else(|| ApiError::from(ServiceError::Internal("no input".into())))?;
-            respond(state, controller, &req, input, outcome, now)
+            let (input, outcome) = answered.next().ok_or_else(|| ApiError::bare(Kind::Internal))?;
+            respond(state, controller, &req, input, outcome?, now)
         });
         let written = match result {
             Ok(answer) => serde_json::to_writer(&mut out, &answer),
