@@ -183,13 +183,30 @@ fn main() {
                         .await
                         .expect("bulk");
                     // Read the answers as a mailing system would, as they stream in.
+                    // Answers are counted by how they start, so the figure is known to be of
+                    // real decisions, not of error lines.
                     let mut resp = resp;
-                    let mut answers = 0usize;
+                    let (mut answers, mut permitted, mut errors) = (0usize, 0usize, 0usize);
+                    const START: usize = 17; // enough to tell `{"permitted":true` from the rest
+                    let mut line_start: Vec<u8> = Vec::with_capacity(START);
                     while let Some(chunk) = resp.chunk().await.expect("bulk body") {
-                        answers += chunk.iter().filter(|b| **b == b'\n').count();
+                        for b in chunk.iter() {
+                            if *b == b'\n' {
+                                answers += 1;
+                                line_start.clear();
+                            } else if line_start.len() < START {
+                                line_start.push(*b);
+                                if line_start.len() == START {
+                                    permitted += usize::from(line_start.starts_with(b"{\"permitted\":true"));
+                                    errors += usize::from(line_start.starts_with(b"{\"error\""));
+                                }
+                            }
+                        }
                     }
                     let secs = start.elapsed().as_secs_f64();
                     assert_eq!(answers, lines, "one answer per line");
+                    assert_eq!(errors, 0, "every line is answered with a decision");
+                    println!("{:<14} {permitted} of {lines} permitted", "bulk answers");
                     println!("{:<14} {:>10.0}/s  {lines} lines in {secs:.2} s", "bulk (ndjson)", lines as f64 / secs);
                 }
                 other => eprintln!("unknown phase {other}"),
