@@ -8,8 +8,9 @@
 //!   purpose covers it, whatever its channel scope. Likewise for a check without a recipient.
 //! - Objections and restrictions are switches held per person (per subject, or per contact
 //!   point for events recorded against the address itself): a `.lifted` ends only the same
-//!   person's `.raised`/`.applied`. Asked by contact point, any active switch of any linked
-//!   subject denies, because a shared household address reaches them all.
+//!   person's `.raised`/`.applied` of the same purpose scope, and only on the channel it
+//!   names (on every channel if it names none). Asked by contact point, any active switch of
+//!   any linked subject denies, because a shared household address reaches them all.
 //! - An objection scoped to a purpose denies that purpose on every basis but legal
 //!   obligation and vital interests.
 //! - A contact point is suppressed when a subject linked to it is erased.
@@ -87,7 +88,7 @@ impl Decision {
 }
 
 /// Who an event speaks for: a subject, or the contact point itself.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Person<'a> {
     Subject(&'a SubjectId),
     Contact(&'a str),
@@ -253,8 +254,6 @@ fn expired(grant: &Fact, purpose: &PurposeDefinition, at: DateTime<Utc>) -> bool
     by_own || by_validity
 }
 
-/// The most recent still-active `raise` among `facts` that `scope` selects, where each person's
-/// `lift` ends only that person's `raise` of the same purpose scope.
 /// The objection to all direct marketing on every channel (Art. 21(3): no purpose, no
 /// channel) that is in force at `at` among `facts`, if any: the switch rule 2 reads, asked
 /// for all channels at once (the tenant page shows it and offers to lift it).
@@ -265,22 +264,31 @@ pub fn objection_to_all_marketing(facts: &[Fact], at: DateTime<Utc>) -> Option<&
     })
 }
 
+/// The most recent still-active `raise` among `facts` that `scope` selects. A `lift` ends the
+/// earlier raises of the same person and the same purpose scope whose channel it covers: a
+/// lift without a channel ends them on every channel, a lift on one channel ends only the
+/// raises on that channel (so lifting an email objection leaves an SMS stop, or an objection
+/// on every channel, in force).
 fn active_switch<'f>(
     facts: &[&'f Fact],
     raise: EventType,
     lift: EventType,
     scope: impl Fn(&Fact) -> bool,
 ) -> Option<&'f Fact> {
-    let mut latest: Vec<((Person<'f>, Option<&'f PurposeId>), &'f Fact)> = Vec::new();
+    let mut active: Vec<&'f Fact> = Vec::new();
     for f in facts.iter().copied().filter(|f| (f.kind == raise || f.kind == lift) && scope(f)) {
         let Some(p) = person(f) else { continue };
-        let key = (p, f.purpose.as_ref());
-        match latest.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = f,
-            None => latest.push((key, f)),
+        if f.kind == raise {
+            active.push(f);
+        } else {
+            active.retain(|r| {
+                let ended =
+                    person(r) == Some(p) && r.purpose == f.purpose && (f.channel.is_none() || f.channel == r.channel);
+                !ended
+            });
         }
     }
-    latest.into_iter().map(|(_, f)| f).filter(|f| f.kind == raise).max_by_key(|f| f.seq)
+    active.last().copied()
 }
 
 #[cfg(test)]
@@ -438,6 +446,41 @@ mod tests {
     }
 
     #[test]
+    fn a_lift_ends_objections_only_on_the_channel_it_names() {
+        let s = sid("T-1");
+        let p = purpose(LawfulBasis::Consent, true, None);
+        let sms = |f: &mut Fact| {
+            f.purpose = None;
+            f.channel = Some(Channel::Sms)
+        };
+        let email = |f: &mut Fact| {
+            f.purpose = None;
+            f.channel = Some(Channel::Email)
+        };
+        let g = Given::default()
+            .event(EventType::ConsentGranted, |_| {})
+            .event(EventType::ObjectionRaised, sms)
+            .event(EventType::ObjectionRaised, email)
+            .event(EventType::ObjectionLifted, email);
+        let by = |k| g.check(&p, Target::Subject(&s), k, t(10));
+        assert!(by(Some(Channel::Email)).permitted, "the email objection is lifted");
+        assert_eq!(by(Some(Channel::Sms)).decided_by, vec![id(2)], "the SMS one still holds");
+        assert_eq!(by(None).reason, Reason::MarketingObjection, "the purpose as a whole is still objected to");
+
+        // An objection on every channel is not ended by lifting one channel.
+        let g = Given::default()
+            .event(EventType::ConsentGranted, |_| {})
+            .event(EventType::ObjectionRaised, |f| f.purpose = None)
+            .event(EventType::ObjectionLifted, email);
+        assert_eq!(g.check(&p, Target::Subject(&s), Some(Channel::Email), t(10)).reason, Reason::MarketingObjection);
+        // A lift without a channel ends them on every channel.
+        let g = g.event(EventType::ObjectionRaised, sms).event(EventType::ObjectionLifted, |f| f.purpose = None);
+        for k in [None, Some(Channel::Email), Some(Channel::Sms)] {
+            assert!(g.check(&p, Target::Subject(&s), k, t(10)).permitted);
+        }
+    }
+
+    #[test]
     fn restriction_denies_all_but_legal_obligation_and_vital_interests() {
         let s = sid("T-1");
         let g = Given::default().event(EventType::RestrictionApplied, |f| f.purpose = None);
@@ -544,8 +587,24 @@ mod tests {
     }
 
     fn arb_facts() -> impl Strategy<Value = Vec<Fact>> {
+        arb_facts_of(arb_kind())
+    }
+
+    /// Mostly objections and restrictions, raised and lifted on different channels and
+    /// scopes, so the way lifts pair with raises is exercised hard.
+    fn arb_switches() -> impl Strategy<Value = Vec<Fact>> {
+        arb_facts_of(prop_oneof![
+            1 => Just(EventType::ConsentGranted),
+            3 => Just(EventType::ObjectionRaised),
+            3 => Just(EventType::ObjectionLifted),
+            1 => Just(EventType::RestrictionApplied),
+            1 => Just(EventType::RestrictionLifted),
+        ])
+    }
+
+    fn arb_facts_of(kinds: impl Strategy<Value = EventType>) -> impl Strategy<Value = Vec<Fact>> {
         let one = (
-            arb_kind(),
+            kinds,
             0..3usize, // subject: T-1, T-2, or none (contact only)
             prop::option::of(prop_oneof![Just(Channel::Email), Just(Channel::Sms)]),
             any::<bool>(),              // purpose-scoped or not (switches)
@@ -563,6 +622,7 @@ mod tests {
                         _ => None,
                     };
                     let is_consent = matches!(kind, EventType::ConsentGranted | EventType::ConsentWithdrawn);
+                    let is_objection = matches!(kind, EventType::ObjectionRaised | EventType::ObjectionLifted);
                     let is_link = matches!(kind, EventType::ContactLinked | EventType::ContactUnlinked);
                     let subject = if is_link || kind == EventType::SubjectErased {
                         subject.or(Some(sid("T-1")))
@@ -579,7 +639,7 @@ mod tests {
                         purpose: (is_consent || scoped)
                             .then(|| pid("newsletter"))
                             .filter(|_| !is_link && kind != EventType::SubjectErased),
-                        channel: if is_consent { channel } else { None },
+                        channel: if is_consent || is_objection { channel } else { None },
                         recipient: None,
                         occurred_at: t(seq as u32),
                         recorded_at: t(seq as u32),
@@ -614,20 +674,23 @@ mod tests {
         facts: &[Fact],
     ) -> (bool, Reason) {
         let mut erased = false;
-        let mut general_objection: bool = false;
+        // The channels of the objections in force (None: every channel), to all marketing
+        // and to the purpose.
+        let mut general: Vec<Option<Channel>> = Vec::new();
+        let mut to_purpose: Vec<Option<Channel>> = Vec::new();
         let mut restricted_all = false;
         let mut restricted_p = false;
-        let mut objection_p = false;
         let mut latest: Option<&Fact> = None;
         for f in facts.iter().filter(|f| f.recorded_at <= at && f.subject.as_ref() == Some(s)) {
             let covers = channel.is_none() || f.channel.is_none() || f.channel == channel;
             let scoped = f.purpose.is_some();
+            let lifts = |c: &Option<Channel>| f.channel.is_none() || *c == f.channel;
             match f.kind {
                 EventType::SubjectErased => erased = true,
-                EventType::ObjectionRaised if !scoped && covers => general_objection = true,
-                EventType::ObjectionLifted if !scoped && covers => general_objection = false,
-                EventType::ObjectionRaised if scoped && covers => objection_p = true,
-                EventType::ObjectionLifted if scoped && covers => objection_p = false,
+                EventType::ObjectionRaised if !scoped => general.push(f.channel),
+                EventType::ObjectionLifted if !scoped => general.retain(|c| !lifts(c)),
+                EventType::ObjectionRaised => to_purpose.push(f.channel),
+                EventType::ObjectionLifted => to_purpose.retain(|c| !lifts(c)),
                 EventType::RestrictionApplied if !scoped => restricted_all = true,
                 EventType::RestrictionLifted if !scoped => restricted_all = false,
                 EventType::RestrictionApplied => restricted_p = true,
@@ -636,6 +699,10 @@ mod tests {
                 _ => {}
             }
         }
+        let in_force =
+            |held: &[Option<Channel>]| held.iter().any(|c| channel.is_none() || c.is_none() || *c == channel);
+        let general_objection = in_force(&general);
+        let objection_p = in_force(&to_purpose);
         let exempt = p.basis.overrides_restriction();
         if erased {
             return (false, Reason::SubjectErased);
@@ -671,6 +738,14 @@ mod tests {
             let s = sid("T-1");
             let d = Given { facts: facts.clone() }.check(&p, Target::Subject(&s), ch, t(day));
             prop_assert_eq!((d.permitted, d.reason), model(&p, &s, ch, t(day), &facts));
+        }
+
+        /// The same, over logs made mostly of switches.
+        #[test]
+        fn switches_match_the_fold_model(facts in arb_switches(), p in arb_purpose(), ch in prop::option::of(prop_oneof![Just(Channel::Email), Just(Channel::Sms)])) {
+            let s = sid("T-1");
+            let d = Given { facts: facts.clone() }.check(&p, Target::Subject(&s), ch, t(60));
+            prop_assert_eq!((d.permitted, d.reason), model(&p, &s, ch, t(60), &facts));
         }
 
         /// "As of" a past moment equals the answer the log gave at that moment, when it held

@@ -448,20 +448,29 @@ impl Service {
     /// Answers many questions at once, each on its own (one bad question does not fail the
     /// others): the targets' facts are read with two batched lookups (the targets', then the
     /// subjects linked to the contact points among them).
-    pub fn check_many(
+    pub fn check_many<'q>(
         &self,
         controller: &ControllerId,
-        qs: &[CheckInput],
+        qs: &'q [CheckInput],
         now: DateTime<Utc>,
     ) -> Result<Vec<Result<CheckOutcome, ServiceError>>, ServiceError> {
-        struct Prepared {
+        /// Whom a question is about, once its contact point (if any) is blind-indexed.
+        enum Whom<'a> {
+            Subject(&'a SubjectId),
+            Contact(ContactRef),
+        }
+        struct Prepared<'a> {
+            q: &'a CheckInput,
+            whom: Whom<'a>,
             pv: Arc<PurposeVersion>,
             at: DateTime<Utc>,
             channel: Option<Channel>,
-            index: Option<String>,
+            key: Vec<u8>,
+            /// The target's own facts, once read.
+            facts: Arc<Vec<Fact>>,
         }
         let log_size = self.ledger.committed_seq();
-        let prepare = |q: &CheckInput| -> Result<(Prepared, Vec<u8>), ServiceError> {
+        let prepare = |q: &'q CheckInput| -> Result<Prepared<'q>, ServiceError> {
             let at = match q.at {
                 Some(t) if t > now => return Err(invalid("at must not be in the future")),
                 Some(t) => t,
@@ -470,7 +479,8 @@ impl Service {
             let pv = self.purpose_at(controller, &q.purpose, q.at)?.ok_or(ServiceError::NotFound("purpose"))?;
             Ok(match &q.target {
                 CheckTarget::Subject(s) => {
-                    (Prepared { pv, at, channel: q.channel, index: None }, facts_key(controller, TargetKey::Subject(s)))
+                    let key = facts_key(controller, TargetKey::Subject(s));
+                    Prepared { q, whom: Whom::Subject(s), pv, at, channel: q.channel, key, facts: Arc::default() }
                 }
                 CheckTarget::Contact(c) => {
                     let channel = q.channel.unwrap_or(c.kind().default_channel());
@@ -482,23 +492,29 @@ impl Service {
                     }
                     let index = self.ledger.blind_index().index(controller, c);
                     let key = facts_key(controller, TargetKey::Contact(&index));
-                    (Prepared { pv, at, channel: Some(channel), index: Some(index) }, key)
+                    let whom = Whom::Contact(ContactRef { kind: c.kind(), index });
+                    Prepared { q, whom, pv, at, channel: Some(channel), key, facts: Arc::default() }
                 }
             })
         };
-        let prepared: Vec<Result<(Prepared, Vec<u8>), ServiceError>> = qs.iter().map(prepare).collect();
-        let keys: Vec<&[u8]> = prepared.iter().filter_map(|p| p.as_ref().ok()).map(|(_, k)| k.as_slice()).collect();
+        let mut prepared: Vec<Result<Prepared<'_>, ServiceError>> = qs.iter().map(prepare).collect();
+        let keys: Vec<&[u8]> = prepared.iter().flatten().map(|p| p.key.as_slice()).collect();
         let proj = self.projections();
-        let mut own = proj.facts_many(&keys)?.into_iter();
+        // One facts row per key, in order: each prepared question takes the next.
+        let rows = proj.facts_many(&keys)?;
+        if rows.len() != keys.len() {
+            return Err(ServiceError::Internal("a facts row is missing".into()));
+        }
+        for (p, facts) in prepared.iter_mut().flatten().zip(rows) {
+            p.facts = facts;
+        }
         // Subjects linked to the contact points, each read once.
-        let own: Vec<Option<Arc<Vec<Fact>>>> =
-            prepared.iter().map(|p| if p.is_ok() { own.next() } else { None }).collect();
         let mut linked_keys: Vec<Vec<u8>> = Vec::new();
         let mut linked_at: HashMap<&SubjectId, usize, foldhash::fast::RandomState> = HashMap::default();
         let mut links: Vec<Vec<usize>> = Vec::with_capacity(qs.len());
-        for (p, facts) in prepared.iter().zip(&own) {
+        for p in &prepared {
             let mut mine = Vec::new();
-            if let (Ok((Prepared { index: Some(_), .. }, _)), Some(facts)) = (p, facts) {
+            if let Ok(Prepared { whom: Whom::Contact(_), facts, .. }) = p {
                 for s in linked_subjects(facts) {
                     let at = *linked_at.entry(s).or_insert_with(|| {
                         linked_keys.push(facts_key(controller, TargetKey::Subject(s)));
@@ -510,49 +526,33 @@ impl Service {
             links.push(mine);
         }
         let linked = if linked_keys.is_empty() { Vec::new() } else { proj.facts_many(&linked_keys)? };
-        let mut answers = Vec::with_capacity(qs.len());
-        for (((q, p), facts), mine) in qs.iter().zip(prepared).zip(own).zip(links) {
-            let (p, facts) = match (p, facts) {
-                (Ok((p, _)), Some(facts)) => (p, facts),
-                (Err(e), _) => {
-                    answers.push(Err(e));
-                    continue;
-                }
-                (Ok(_), None) => {
-                    answers.push(Err(ServiceError::Internal("no facts read".into())));
-                    continue;
-                }
-            };
-            let merged = (!mine.is_empty()).then(|| {
-                merge_facts(std::iter::once(facts.as_slice()).chain(mine.iter().map(|i| linked[*i].as_slice())))
-            });
-            let target = match (&q.target, &p.index) {
-                (CheckTarget::Subject(s), _) => Target::Subject(s),
-                (CheckTarget::Contact(_), Some(i)) => Target::Contact(i),
-                (CheckTarget::Contact(_), None) => {
-                    answers.push(Err(ServiceError::Internal("no index".into())));
-                    continue;
-                }
+        let answer = |p: Prepared<'_>, mine: Vec<usize>| {
+            let target = match &p.whom {
+                Whom::Subject(s) => Target::Subject(s),
+                Whom::Contact(c) => Target::Contact(&c.index),
             };
             let question = Question {
                 target,
-                purpose_id: &q.purpose,
+                purpose_id: &p.q.purpose,
                 purpose: &p.pv.definition,
                 channel: p.channel,
-                recipient: q.recipient.as_ref(),
+                recipient: p.q.recipient.as_ref(),
                 at: p.at,
             };
-            let decision = match &merged {
-                Some(m) => decide_among(&question, m.iter().copied()),
-                None => decide(&question, &facts),
+            let decision = if mine.is_empty() {
+                decide(&question, &p.facts)
+            } else {
+                let merged =
+                    merge_facts(std::iter::once(p.facts.as_slice()).chain(mine.iter().map(|i| linked[*i].as_slice())));
+                decide_among(&question, merged.into_iter())
             };
-            let contact = match (&q.target, p.index) {
-                (CheckTarget::Contact(c), Some(index)) => Some(ContactRef { kind: c.kind(), index }),
-                _ => None,
+            let contact = match p.whom {
+                Whom::Contact(c) => Some(c),
+                Whom::Subject(_) => None,
             };
-            answers.push(Ok(CheckOutcome { decision, channel: p.channel, as_of: p.at, contact, log_size }));
-        }
-        Ok(answers)
+            CheckOutcome { decision, channel: p.channel, as_of: p.at, contact, log_size }
+        };
+        Ok(prepared.into_iter().zip(links).map(|(p, mine)| p.map(|p| answer(p, mine))).collect())
     }
 
     /// Signs a decision so a sender can later prove the message was checked.
