@@ -29,6 +29,10 @@ for c in range(0, 10000, 300):
                                  headers={"Authorization": "Bearer " + key, "content-type": "application/json"})
     urllib.request.urlopen(req).read()
 PY
+# One check by hand first: the load below must be of answered checks, not of errors (wrk
+# prints a "Non-2xx" line when any answer was not a 200).
+curl -sf "localhost:$PORT/v1/check?purpose=newsletter&channel=email&email=person1%40example.org" \
+  -H "Authorization: Bearer $KEY" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("one check:", "permitted" if d["permitted"] else "not permitted", d["reason"])'
 LUA=$(mktemp --suffix=.lua)
 cat > "$LUA" <<'LUA'
 counter = 0
@@ -41,7 +45,7 @@ LUA
 for c in "${@:-4 16 32}"; do
   for conns in $c; do
     echo "== $conns connections, 10 s, 10 000 subjects"
-    wrk -t1 -c"$conns" -d10s --latency -s "$LUA" -H "Authorization: Bearer $KEY" http://127.0.0.1:$PORT | grep -E " 50%| 99%|Requests/sec"
+    wrk -t1 -c"$conns" -d10s --latency -s "$LUA" -H "Authorization: Bearer $KEY" http://127.0.0.1:$PORT | grep -E " 50%| 99%|Requests/sec|Non-2xx|Socket errors"
   done
 done
 rm -f "$LUA"
