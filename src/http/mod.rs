@@ -7,6 +7,7 @@ pub mod openapi;
 pub mod pages;
 pub mod preference_html;
 pub mod routes;
+pub mod spool;
 
 use std::net::TcpListener;
 use std::sync::Arc;

@@ -149,3 +149,54 @@ async fn a_json_checks_body_must_be_json_or_ndjson() {
         .unwrap();
     crate::helpers::assert_problem(r, reqwest::StatusCode::PAYLOAD_TOO_LARGE).await;
 }
+
+/// Most HTTP clients send the whole body before they read the answer. A list far larger than
+/// the sockets' buffers must still be answered in full: the server keeps reading while the
+/// answers wait for the client. (Timeouts turn a stall into a failure, not a hang.)
+#[tokio::test]
+async fn a_client_that_sends_the_whole_list_before_reading_gets_every_answer() {
+    use std::io::{Read, Write};
+    const LINES: usize = 400_000;
+    let app = spawn_app().await;
+    app.with_purposes().await;
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    let key = app.check.clone();
+    let (status_line, answers) = tokio::task::spawn_blocking(move || {
+        let mut body = String::with_capacity(LINES * 56);
+        for i in 0..LINES {
+            body.push_str(&format!("{{\"email\":\"p{i}@example.org\",\"purpose\":\"newsletter\"}}\n"));
+        }
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_write_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
+        let head = format!(
+            "POST /v1/checks HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(body.as_bytes()).expect("the server keeps reading the list");
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).expect("the answers arrive");
+        // The head, then the chunked body.
+        let split = out.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head") + 4;
+        let head = String::from_utf8_lossy(&out[..split]).to_lowercase();
+        assert!(head.contains("transfer-encoding: chunked"), "{head}");
+        let (mut rest, mut body) = (&out[split..], Vec::new());
+        loop {
+            let eol = rest.windows(2).position(|w| w == b"\r\n").expect("a chunk size");
+            let size = usize::from_str_radix(std::str::from_utf8(&rest[..eol]).unwrap().trim(), 16).unwrap();
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&rest[eol + 2..eol + 2 + size]);
+            rest = &rest[eol + 2 + size + 2..];
+        }
+        let text = String::from_utf8(body).unwrap();
+        let no_consent = text.lines().filter(|l| l.starts_with(r#"{"permitted":false,"reason":"no_consent""#)).count();
+        (head.lines().next().unwrap_or_default().to_owned(), (text.lines().count(), no_consent))
+    })
+    .await
+    .unwrap();
+    assert_eq!(status_line, "http/1.1 200 ok");
+    assert_eq!(answers, (LINES, LINES), "one answer per line, each a decision");
+}

@@ -1,6 +1,7 @@
 //! Streaming bulk checks: NDJSON in, NDJSON out, line for line, with memory that stays flat
-//! however long the list. Lines are taken in blocks; each block is answered on every core
-//! off the async workers, and the next block is read only as the client takes the answers.
+//! however long the list. Lines are taken in blocks as they arrive; each block is answered on
+//! every core off the async workers; answers wait for the client in a spool (memory, then a
+//! temporary file).
 
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -9,6 +10,7 @@ use futures_util::StreamExt;
 use crate::domain::ControllerId;
 use crate::format::to_micros;
 use crate::http::error::{ApiError, Kind};
+use crate::http::spool::spool;
 use crate::http::AppState;
 use crate::service::{CheckInput, ServiceError};
 
@@ -138,17 +140,31 @@ fn answer_block(state: &AppState, controller: &ControllerId, lines: &[Line]) -> 
     parts.concat()
 }
 
-/// The streaming response of `POST /v1/checks` with an NDJSON body.
+/// The streaming response of `POST /v1/checks` with an NDJSON body. A task on this worker
+/// reads and answers the lines as they arrive, and the answers wait in a [`spool`] for the
+/// client to take them, so a client that sends its whole list before it reads (most do)
+/// does not stall the server, and one that reads as it sends gets answers at once.
 pub fn stream_checks(state: web::Data<AppState>, controller: ControllerId, payload: web::Payload) -> HttpResponse {
-    let reader = Reader { payload, buf: Vec::new(), pos: 0, eof: false, skipping: false, state, controller };
-    let stream = futures_util::stream::unfold(reader, |mut reader| async move {
-        let lines = reader.block().await;
-        if lines.is_empty() {
-            return None;
+    let mut reader = Reader { payload, buf: Vec::new(), pos: 0, eof: false, skipping: false, state, controller };
+    let (answers, out) = spool();
+    actix_web::rt::spawn(async move {
+        loop {
+            let lines = reader.block().await;
+            if lines.is_empty() {
+                answers.finish();
+                return;
+            }
+            let (state, controller) = (reader.state.clone(), reader.controller.clone());
+            let Ok(block) = web::block(move || answer_block(&state, &controller, &lines)).await else {
+                // Dropping the spool unfinished breaks the response: no answer goes missing
+                // unnoticed.
+                tracing::error!("a block of bulk checks could not be answered");
+                return;
+            };
+            if answers.push(web::Bytes::from(block)).await.is_err() {
+                return; // the client went away
+            }
         }
-        let (state, controller) = (reader.state.clone(), reader.controller.clone());
-        let out = web::block(move || answer_block(&state, &controller, &lines)).await.unwrap_or_default();
-        Some((Ok::<_, actix_web::Error>(web::Bytes::from(out)), reader))
     });
-    HttpResponse::Ok().content_type("application/x-ndjson").streaming(stream)
+    HttpResponse::Ok().content_type("application/x-ndjson").streaming(out)
 }
