@@ -41,11 +41,14 @@ pub fn check_token(what: &'static str, s: &str, max: usize) -> Result<(), IdErro
     }
 }
 
+/// An identifier type: the grammar of [`check_token`] at most `$max` bytes, with the same
+/// grammar as a JSON Schema `$pattern` (`{0,max-1}` after the first character).
 macro_rules! token_newtype {
-    ($(#[$doc:meta])* $name:ident, $what:literal, $max:expr) => {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $max:expr, $pattern:literal) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
         #[serde(try_from = "String", into = "String")]
+        #[schema(pattern = $pattern)]
         pub struct $name(String);
 
         impl $name {
@@ -84,23 +87,23 @@ macro_rules! token_newtype {
 
 token_newtype!(
     /// The organisation that holds the data. Every record belongs to exactly one.
-    ControllerId, "controller", 64
+    ControllerId, "controller", 64, "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 );
 token_newtype!(
     /// A person, by an opaque reference the controller chooses (tenancy reference, UUID).
-    SubjectId, "subject", MAX_ID_LEN
+    SubjectId, "subject", MAX_ID_LEN, "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 );
 token_newtype!(
     /// A purpose in a controller's catalogue, e.g. `newsletter` or `share:contractors`.
-    PurposeId, "purpose", 64
+    PurposeId, "purpose", 64, "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 );
 token_newtype!(
     /// A named third party or category of them that a sharing purpose may disclose to.
-    RecipientId, "recipient", 64
+    RecipientId, "recipient", 64, "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 );
 token_newtype!(
     /// A short opaque token: staff ids, authorities, evidence references, notice versions.
-    Token, "token", MAX_ID_LEN
+    Token, "token", MAX_ID_LEN, "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 );
 
 #[cfg(test)]
@@ -120,6 +123,22 @@ mod tests {
             assert!(SubjectId::parse(bad).is_err(), "{bad}");
         }
         assert!(SubjectId::parse("x".repeat(MAX_ID_LEN + 1)).is_err());
+    }
+
+    fn validator<T: utoipa::PartialSchema>() -> jsonschema::Validator {
+        let schema = serde_json::to_value(T::schema()).unwrap();
+        jsonschema::validator_for(&schema).unwrap()
+    }
+
+    proptest::proptest! {
+        /// The published schema's pattern accepts exactly what `parse` accepts.
+        #[test]
+        fn the_schema_pattern_agrees_with_parse(s in "[a-zA-Z0-9._:@ -]{0,2}[a-z0-9._:-]{0,140}") {
+            let v = serde_json::Value::String(s.clone());
+            proptest::prop_assert_eq!(validator::<SubjectId>().is_valid(&v), SubjectId::parse(s.clone()).is_ok());
+            proptest::prop_assert_eq!(validator::<PurposeId>().is_valid(&v), PurposeId::parse(s.clone()).is_ok());
+            proptest::prop_assert_eq!(validator::<ControllerId>().is_valid(&v), ControllerId::parse(s).is_ok());
+        }
     }
 
     #[test]

@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 use super::contact::Channel;
 use super::ids::RecipientId;
 
-/// Longest purpose title, in bytes.
+/// Longest purpose title, in characters.
 pub const MAX_TITLE_LEN: usize = 200;
-/// Longest purpose description, in bytes.
+/// Longest purpose description, in characters.
 pub const MAX_DESCRIPTION_LEN: usize = 2000;
 /// Longest consent validity we accept (ten years).
 pub const MAX_CONSENT_VALID_DAYS: u32 = 3650;
@@ -51,10 +51,17 @@ impl LawfulBasis {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PurposeDefinition {
-    /// Plain-language title shown to people.
+    /// Plain-language title shown to people: 1 to 200 characters, not blank, no control
+    /// characters (surrounding spaces are trimmed).
+    #[schema(
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub title: String,
-    /// Plain-language description shown to people.
+    /// Plain-language description shown to people: at most 2000 characters, no control
+    /// characters but newlines.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 2000, pattern = r"^[^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*$")]
     pub description: Option<String>,
     pub basis: LawfulBasis,
     /// Direct marketing (PECR / UK GDPR Art. 21(3)): an objection to marketing stops it.
@@ -67,15 +74,18 @@ pub struct PurposeDefinition {
     pub recipients: Vec<RecipientId>,
     /// Days a consent stays valid from when it was given; none means until withdrawn.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 3650)]
     pub consent_valid_days: Option<u32>,
 }
 
 /// Why a purpose definition was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PurposeError {
-    #[error("title must be 1 to {MAX_TITLE_LEN} bytes with no control characters")]
+    #[error("title must be 1 to {MAX_TITLE_LEN} characters with no control characters")]
     Title,
-    #[error("description must be at most {MAX_DESCRIPTION_LEN} bytes with no control characters other than newlines")]
+    #[error(
+        "description must be at most {MAX_DESCRIPTION_LEN} characters with no control characters other than newlines"
+    )]
     Description,
     #[error("channels must not repeat")]
     DuplicateChannel,
@@ -90,12 +100,12 @@ impl PurposeDefinition {
     /// channels and recipients in a stable order.
     pub fn validated(mut self) -> Result<Self, PurposeError> {
         let title = self.title.trim();
-        if title.is_empty() || title.len() > MAX_TITLE_LEN || title.chars().any(char::is_control) {
+        if title.is_empty() || title.chars().count() > MAX_TITLE_LEN || title.chars().any(char::is_control) {
             return Err(PurposeError::Title);
         }
         self.title = title.to_owned();
         if let Some(d) = &self.description {
-            if d.len() > MAX_DESCRIPTION_LEN || d.chars().any(|c| c.is_control() && c != '\n') {
+            if d.chars().count() > MAX_DESCRIPTION_LEN || d.chars().any(|c| c.is_control() && c != '\n') {
                 return Err(PurposeError::Description);
             }
         }
@@ -140,5 +150,54 @@ impl PurposeDefinition {
 
     pub fn allows_recipient(&self, recipient: &RecipientId) -> bool {
         self.recipients.contains(recipient)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn definition(title: &str, description: Option<&str>) -> PurposeDefinition {
+        PurposeDefinition {
+            title: title.into(),
+            description: description.map(Into::into),
+            basis: LawfulBasis::Consent,
+            marketing: true,
+            channels: vec![Channel::Email],
+            recipients: vec![],
+            consent_valid_days: None,
+        }
+    }
+
+    fn property(name: &str) -> jsonschema::Validator {
+        let schema = serde_json::to_value(<PurposeDefinition as utoipa::PartialSchema>::schema()).unwrap();
+        jsonschema::validator_for(&schema["properties"][name]).unwrap()
+    }
+
+    proptest::proptest! {
+        /// What the published schema accepts as a title or description, the ledger accepts
+        /// (the schema may be stricter: it does not trim, so a title with a leading tab
+        /// fails the schema and is trimmed by the ledger).
+        #[test]
+        fn what_the_schema_accepts_is_accepted(s in "[ a-zA-Z\\n\\t\\u{7}\\u{85}\\u{a0}\\u{feff}é]{0,12}", long in 190..210usize) {
+            let v = serde_json::Value::String(s.clone());
+            if property("title").is_valid(&v) {
+                proptest::prop_assert!(definition(&s, None).validated().is_ok());
+            }
+            if property("description").is_valid(&v) {
+                proptest::prop_assert!(definition("t", Some(&s)).validated().is_ok());
+            }
+            let t = "é".repeat(long);
+            proptest::prop_assert_eq!(property("title").is_valid(&serde_json::Value::String(t.clone())), definition(&t, None).validated().is_ok());
+        }
+    }
+
+    #[test]
+    fn the_schema_refuses_what_the_ledger_refuses() {
+        for bad in ["", "   ", "a\u{7}b", "line\nbreak", "\u{85}"] {
+            assert!(!property("title").is_valid(&serde_json::json!(bad)), "{bad:?}");
+            assert!(definition(bad, None).validated().is_err(), "{bad:?}");
+        }
+        assert!(property("title").is_valid(&serde_json::json!("The Voice newsletter")));
     }
 }

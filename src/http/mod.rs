@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod error;
+mod methods;
 pub mod openapi;
 pub mod pages;
 pub mod preference_html;
@@ -49,8 +50,21 @@ async fn openapi_doc() -> HttpResponse {
     HttpResponse::Ok().content_type("application/json").body(openapi::openapi_json())
 }
 
-async fn not_found() -> Result<HttpResponse, error::ApiError> {
-    Err(error::ApiError::new(error::Kind::NotFound, "no such route"))
+/// No route took the request: 405 with `Allow` when the path is a route and only the method
+/// is wrong, else 404.
+async fn no_route(req: actix_web::HttpRequest) -> HttpResponse {
+    use actix_web::ResponseError;
+    match methods::allowed(req.path()) {
+        Some(allow) => {
+            let mut resp = error::ApiError::new(error::Kind::MethodNotAllowed, format!("this route takes {allow}"))
+                .error_response();
+            if let Ok(v) = actix_web::http::header::HeaderValue::from_str(allow) {
+                resp.headers_mut().insert(actix_web::http::header::ALLOW, v);
+            }
+            resp
+        }
+        None => error::ApiError::new(error::Kind::NotFound, "no such route").error_response(),
+    }
 }
 
 impl Application {
@@ -72,6 +86,14 @@ impl Application {
             let json = |limit| web::JsonConfig::default().limit(limit).error_handler(error::json_error);
             App::new()
                 .wrap(actix_web::middleware::ErrorHandlers::new().default_handler(error::actix_errors_as_problems))
+                // HEAD is GET without the body (RFC 9110 §9.3.2): the connection leaves the
+                // body out because the request it read was a HEAD.
+                .wrap_fn(|mut req, srv| {
+                    if req.method() == actix_web::http::Method::HEAD {
+                        req.head_mut().method = actix_web::http::Method::GET;
+                    }
+                    actix_web::dev::Service::call(srv, req)
+                })
                 .app_data(state.clone())
                 .app_data(json(events::MAX_EVENT_BODY))
                 .app_data(web::QueryConfig::default().error_handler(error::query_error))
@@ -88,7 +110,8 @@ impl Application {
                 .service(
                     web::resource("/v1/events/batch")
                         .app_data(json(events::MAX_BATCH_BODY))
-                        .route(web::post().to(events::create_events_batch)),
+                        .route(web::post().to(events::create_events_batch))
+                        .default_service(web::to(no_route)),
                 )
                 .service(events::create_event)
                 .service(events::get_event)
@@ -103,7 +126,8 @@ impl Application {
                 .service(
                     web::resource("/v1/checks")
                         .app_data(json(checks::MAX_CHECKS_BODY))
-                        .route(web::post().to(checks::create_checks)),
+                        .route(web::post().to(checks::create_checks))
+                        .default_service(web::to(no_route)),
                 )
                 .service(subjects::get_subject_permissions)
                 .service(subjects::get_subject_history)
@@ -112,7 +136,7 @@ impl Application {
                 .service(preference_page::post_page)
                 .service(preference_page::get_receipt)
                 .service(preference_page::get_receipt_json)
-                .default_service(web::to(not_found))
+                .default_service(web::to(no_route))
         })
         .listen(listener)?;
         if let Some(w) = options.workers {

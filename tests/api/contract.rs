@@ -89,3 +89,41 @@ async fn the_served_openapi_document_is_the_committed_one() {
     let committed = std::fs::read_to_string(root().join("openapi/openapi.json")).unwrap_or_default();
     assert_eq!(served, committed);
 }
+
+/// A validator for an operation's JSON response, from the committed OpenAPI document.
+fn response_validator(path: &str, method: &str, status: &str) -> jsonschema::Validator {
+    let text = std::fs::read_to_string(root().join("openapi/openapi.json")).expect("openapi");
+    let doc: Value = serde_json::from_str(&text).expect("openapi json");
+    let schema = doc["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"].clone();
+    assert!(!schema.is_null(), "{method} {path} documents no JSON {status} answer");
+    jsonschema::validator_for(&json!({"allOf": [schema], "components": doc["components"]})).expect("valid schema")
+}
+
+#[tokio::test]
+async fn real_answers_match_the_openapi_document() {
+    let app = spawn_app().await;
+    app.with_purposes().await;
+    app.record(json!({"type": "contact.linked", "subject": "T-1", "contact": {"channel": "email", "address": "jane@example.org"}, "actor": staff()}))
+        .await;
+    app.record(json!({"type": "consent.granted", "subject": "T-1", "purpose": "newsletter", "actor": staff()})).await;
+    let get = |path: &'static str, key: String| {
+        let url = app.url(path);
+        let client = app.client.clone();
+        async move {
+            let resp = client.get(url).bearer_auth(key).send().await.expect("send");
+            assert_eq!(resp.status(), 200, "{path}");
+            resp.json::<Value>().await.expect("json")
+        }
+    };
+    for (template, path, key) in [
+        ("/v1/purposes", "/v1/purposes", &app.admin),
+        ("/v1/check", "/v1/check?email=jane@example.org&purpose=newsletter&signed=true&unsubscribe=true", &app.check),
+        ("/v1/feed", "/v1/feed?after=0&limit=10", &app.check),
+        ("/v1/subjects/{subject}/permissions", "/v1/subjects/T-1/permissions", &app.check),
+        ("/v1/subjects/{subject}/history", "/v1/subjects/T-1/history", &app.audit),
+        ("/v1/keys", "/v1/keys", &app.check),
+    ] {
+        let answer = get(path, key.clone()).await;
+        assert_valid(&response_validator(template, "get", "200"), &answer);
+    }
+}

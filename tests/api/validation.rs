@@ -174,10 +174,24 @@ async fn transport_level_problems_are_problem_json_too() {
     assert!(p["detail"].as_str().unwrap_or("").contains("1000"));
     // Unknown route.
     assert_problem(app.client.get(app.url("/v1/nothing")).send().await.expect("send"), StatusCode::NOT_FOUND).await;
-    // A method the route does not take (no route matches), and a raw body over actix's own
-    // limit, are answered as problems too, not with actix's plain-text bodies.
-    let resp = app.client.put(app.url("/v1/check")).bearer_auth(&app.check).send().await.expect("send");
-    assert_problem(resp, StatusCode::NOT_FOUND).await;
+    // A method the route does not take is a 405 problem naming the methods it does take, and
+    // a raw body over actix's own limit is a problem too, not actix's plain-text body.
+    for (method, path, allow) in [
+        (reqwest::Method::PUT, "/v1/check", "GET"),
+        (reqwest::Method::GET, "/v1/checks", "POST"),
+        (reqwest::Method::GET, "/v1/events/batch", "POST"),
+        (reqwest::Method::DELETE, "/v1/events/0195d4c8-7a6e-7b1c-9e4f-3a2b1c0d9e8f", "GET"),
+        (reqwest::Method::DELETE, "/u/some-token", "GET, POST"),
+    ] {
+        let resp = app.client.request(method, app.url(path)).bearer_auth(&app.check).send().await.expect("send");
+        let allowed = resp.headers().get("allow").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        assert_eq!(allowed, allow, "{path}");
+        assert_problem(resp, StatusCode::METHOD_NOT_ALLOWED).await;
+    }
+    // HEAD is GET without the body.
+    let resp = app.client.head(app.url("/v1/purposes")).bearer_auth(&app.check).send().await.expect("send");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.bytes().await.expect("body").is_empty());
     let resp = app
         .client
         .post(app.url("/v1/inbound/sms"))

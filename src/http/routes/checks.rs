@@ -30,11 +30,15 @@ pub const MAX_CHECKS_BODY: usize = 4 * 1024 * 1024;
 #[into_params(parameter_in = Query)]
 pub struct CheckRequest {
     /// Purpose id.
+    #[param(value_type = PurposeId)]
+    #[schema(value_type = PurposeId)]
     pub purpose: String,
     /// Channel to use; by contact point it defaults to the address's own channel (`sms` for
     /// a phone number). Without it, a check by subject asks about the purpose as a whole.
     pub channel: Option<Channel>,
     /// Subject id (only the subject's own events count).
+    #[param(value_type = Option<SubjectId>)]
+    #[schema(value_type = Option<SubjectId>)]
     pub subject: Option<String>,
     /// Email address about to be used (its own events and those of subjects linked to it).
     pub email: Option<String>,
@@ -43,8 +47,12 @@ pub struct CheckRequest {
     /// Postal address about to be used.
     pub post: Option<String>,
     /// Recipient, for sharing purposes.
+    #[param(value_type = Option<RecipientId>)]
+    #[schema(value_type = Option<RecipientId>)]
     pub recipient: Option<String>,
     /// RFC 3339 time to answer "as of" (default: now). In a query string, encode `+` as `%2B`.
+    #[param(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub at: Option<String>,
     /// Answer only from a state that includes the event with this seq (read your writes).
     pub min_seq: Option<u64>,
@@ -245,6 +253,7 @@ pub async fn get_check(
         (status = 404, description = "An item names an unknown purpose", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "JSON body over 4 MiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Neither JSON nor NDJSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A `min_seq` is beyond the log", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]

@@ -128,6 +128,7 @@ impl EventRequest {
         (status = 403, description = "Needs the record role", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The id was used for a different event", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over 16 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The event breaks a rule", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
@@ -161,6 +162,7 @@ pub async fn create_event(
         (status = 403, description = "Needs the record role", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "An id was used for a different event", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over 4 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "An event breaks a rule; nothing was recorded", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
@@ -197,6 +199,7 @@ fn parse_event_id(raw: &str) -> Result<Uuid, ApiError> {
     params(("id" = Uuid, Path, description = "Event id")),
     responses(
         (status = 200, description = "The signed receipt", body = Receipt),
+        (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Needs the record or audit role", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such event for this controller", body = Problem, content_type = "application/problem+json"),
@@ -238,6 +241,7 @@ pub struct ReceiptBundle {
     params(("id" = Uuid, Path, description = "Event id")),
     responses(
         (status = 200, description = "Receipt, checkpoint and inclusion proof", body = ReceiptBundle),
+        (status = 400, description = "The id is not a UUID", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Needs the record or audit role", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such event for this controller", body = Problem, content_type = "application/problem+json"),

@@ -28,7 +28,20 @@ pub struct FeedQuery {
     /// Return events with a seq greater than this (default 0: from the start).
     pub after: Option<u64>,
     /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
+}
+
+/// One message of `GET /v1/feed/stream`, as its server-sent-event fields (documentation only:
+/// the stream is `text/event-stream`, not JSON).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FeedMessage {
+    /// The event's seq (send it back as `Last-Event-ID` to resume).
+    pub id: String,
+    /// The event's type, e.g. `consent.withdrawn`.
+    pub event: String,
+    /// The event's receipt, as JSON (as `GET /v1/feed` gives it).
+    pub data: String,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -85,7 +98,8 @@ fn sse_event(r: &Receipt) -> web::Bytes {
     operation_id = "get_feed_stream",
     params(("after" = Option<u64>, Query, description = "Start after this seq when there is no Last-Event-ID")),
     responses(
-        (status = 200, description = "text/event-stream of receipts", content_type = "text/event-stream", body = String),
+        (status = 200, description = "text/event-stream of receipts, one message per event", content_type = "text/event-stream", body = FeedMessage),
+        (status = 400, description = "Malformed query", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))

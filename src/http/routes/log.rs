@@ -38,6 +38,7 @@ pub struct InclusionProof {
 #[into_params(parameter_in = Query)]
 pub struct ConsistencyQuery {
     /// The older tree size (≥ 1).
+    #[param(minimum = 1)]
     pub from: u64,
     /// The newer tree size; default the latest checkpoint's.
     pub to: Option<u64>,

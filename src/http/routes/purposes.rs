@@ -5,18 +5,28 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::access::Role;
-use crate::domain::{PurposeDefinition, PurposeId};
+use crate::domain::{Channel, LawfulBasis, PurposeDefinition, PurposeId, RecipientId};
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, Kind};
 use crate::http::AppState;
 use crate::projection::PurposeVersion;
 
-/// A purpose in the catalogue with the log position of its current version.
+/// A purpose in the catalogue with the log position of its current version: the fields of
+/// its definition, then where it was defined. (Spelled out rather than flattened: the
+/// definition's schema is closed, so a flattened one would not validate.)
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PurposeView {
     pub id: PurposeId,
-    #[serde(flatten)]
-    pub definition: PurposeDefinition,
+    pub title: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub basis: LawfulBasis,
+    pub marketing: bool,
+    pub channels: Vec<Channel>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub recipients: Vec<RecipientId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consent_valid_days: Option<u32>,
     /// Seq of the `purpose.defined` event of this version.
     pub version_seq: u64,
     pub defined_at: DateTime<Utc>,
@@ -24,7 +34,20 @@ pub struct PurposeView {
 
 impl From<PurposeVersion> for PurposeView {
     fn from(v: PurposeVersion) -> Self {
-        Self { id: v.id, definition: v.definition, version_seq: v.seq, defined_at: v.recorded_at }
+        let PurposeDefinition { title, description, basis, marketing, channels, recipients, consent_valid_days } =
+            v.definition;
+        Self {
+            id: v.id,
+            title,
+            description,
+            basis,
+            marketing,
+            channels,
+            recipients,
+            consent_valid_days,
+            version_seq: v.seq,
+            defined_at: v.recorded_at,
+        }
     }
 }
 
@@ -44,13 +67,14 @@ pub fn parse_purpose(raw: &str) -> Result<PurposeId, ApiError> {
     path = "/v1/purposes/{purpose}",
     tag = "purposes",
     operation_id = "put_purpose",
-    params(("purpose" = String, Path, description = "Purpose id, e.g. `newsletter` or `share:contractors`")),
+    params(("purpose" = PurposeId, Path, description = "Purpose id, e.g. `newsletter` or `share:contractors`")),
     request_body = PurposeDefinition,
     responses(
         (status = 200, description = "The purpose as now defined", body = PurposeView),
         (status = 400, description = "Malformed body", body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "Needs the admin role", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json", body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "The definition breaks a rule", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))

@@ -19,6 +19,7 @@ use crate::http::AppState;
 #[into_params(parameter_in = Query)]
 pub struct AtQuery {
     /// RFC 3339 time to answer "as of" (default: now). Encode `+` as `%2B`.
+    #[param(value_type = Option<String>, format = DateTime)]
     pub at: Option<String>,
 }
 
@@ -61,12 +62,13 @@ fn parse_subject(raw: &str) -> Result<SubjectId, ApiError> {
     path = "/v1/subjects/{subject}/permissions",
     tag = "subjects",
     operation_id = "get_subject_permissions",
-    params(("subject" = String, Path, description = "Subject id"), AtQuery),
+    params(("subject" = SubjectId, Path, description = "Subject id"), AtQuery),
     responses(
         (status = 200, description = "The subject's permissions", body = Permissions),
         (status = 400, description = "Malformed path or query", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Needs the check, record or audit role", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`at` is in the future", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -103,7 +105,7 @@ pub async fn get_subject_permissions(
     path = "/v1/subjects/{subject}/history",
     tag = "subjects",
     operation_id = "get_subject_history",
-    params(("subject" = String, Path, description = "Subject id"), AtQuery),
+    params(("subject" = SubjectId, Path, description = "Subject id"), AtQuery),
     responses(
         (status = 200, description = "The subject's events with their receipts", body = History),
         (status = 400, description = "Malformed path or query", body = Problem, content_type = "application/problem+json"),
@@ -132,6 +134,7 @@ pub async fn get_subject_history(
 #[serde(deny_unknown_fields)]
 pub struct PreferenceLinkRequest {
     /// Days the link works (1 to 90; default: the server's `--preference-link-days`, 14).
+    #[schema(minimum = 1, maximum = 90)]
     pub valid_for_days: Option<u32>,
 }
 
@@ -149,7 +152,7 @@ pub struct PreferenceLink {
     path = "/v1/subjects/{subject}/preference-links",
     tag = "subjects",
     operation_id = "create_preference_link",
-    params(("subject" = String, Path, description = "Subject id")),
+    params(("subject" = SubjectId, Path, description = "Subject id")),
     request_body(content = Option<PreferenceLinkRequest>, description = "Optional; an empty body takes the defaults"),
     responses(
         (status = 201, description = "The link", body = PreferenceLink),
@@ -169,11 +172,13 @@ pub async fn create_preference_link(
 ) -> Result<HttpResponse, ApiError> {
     let p = caller.require(&[Role::Record])?;
     let subject = parse_subject(&path)?;
+    // No body, or JSON `null`, takes the defaults.
     let req: PreferenceLinkRequest = if body.iter().all(u8::is_ascii_whitespace) {
         PreferenceLinkRequest::default()
     } else {
-        serde_json::from_slice(&body)
+        serde_json::from_slice::<Option<PreferenceLinkRequest>>(&body)
             .map_err(|e| ApiError::new(Kind::InvalidJson, crate::http::error::redact(&e.to_string())))?
+            .unwrap_or_default()
     };
     let days = req.valid_for_days.unwrap_or(state.preference_link_days);
     let (token, expires_at) = state.service.preference_link(&p.controller, &subject, days, Utc::now())?;
