@@ -136,7 +136,10 @@ def main():
     binary = os.path.join(target_dir(), "release", "consent-ledger")
     if not os.path.exists(binary):
         raise SystemExit("build the release binary first: cargo build --release")
-    data = tempfile.mkdtemp(prefix="mailing-run-")
+    # KEEP_DATA=DIR runs in DIR (empty or new) and leaves the ledger there, e.g. to time a
+    # rebuild or an export of a store of this size.
+    keep = os.environ.get("KEEP_DATA")
+    data = keep or tempfile.mkdtemp(prefix="mailing-run-")
     server = None
     try:
         def apikey(*roles):
@@ -340,7 +343,8 @@ def main():
         if server:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)
-        shutil.rmtree(data, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(data, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
-//! The command line: `serve`, `apikey create`, `verify` and `generate`. One file per command.
+//! The command line: `serve`, `apikey`, `verify`, `keys`, `export`, `rebuild` and `generate`.
+//! One file per command.
 
 pub mod apikey;
 pub mod export;
 pub mod generate;
 pub mod keys;
+pub mod rebuild;
 pub mod serve;
 pub mod verify;
 
@@ -47,6 +49,9 @@ pub enum Command {
     },
     /// Export a controller's signed events with the leaf hashes, checkpoints and keys.
     Export(export::ExportArgs),
+    /// Recompute every projection (permissions, contact index, history, feed, tree) from the
+    /// log, with the server stopped, then verify the store.
+    Rebuild(rebuild::RebuildArgs),
     /// Write the OpenAPI document and JSON Schemas (openapi/, schemas/).
     Generate(generate::GenerateArgs),
 }
@@ -66,6 +71,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Generate(args) => generate::run(args),
         Command::Export(args) => export::run(args),
         Command::Keys { command } => keys::run(command),
+        Command::Rebuild(args) => rebuild::run(args),
     }
 }
 

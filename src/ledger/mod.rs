@@ -4,6 +4,7 @@
 pub mod commit;
 pub mod export;
 pub mod keys;
+pub mod rebuild;
 pub mod verify;
 
 use std::path::{Path, PathBuf};
@@ -47,6 +48,8 @@ pub enum OpenError {
     Format(String),
     #[error("the last stored event or the tree edge does not decode")]
     Corrupt,
+    #[error("a rebuild of the projections was interrupted; run `consent-ledger rebuild` before serving")]
+    RebuildInterrupted,
 }
 
 /// Paths inside a data directory.
@@ -322,8 +325,17 @@ const FORMAT_KEY: &[u8] = b"format";
 /// 1: facts per target and seq (prefix scans); 2: one appended facts row per target.
 pub const STORE_FORMAT: u32 = 2;
 
-/// Records the format version in a new store, and refuses a store written in another one.
+/// Records the format version in a new store, and refuses a store written in another one,
+/// or one whose projections are half rebuilt.
 fn check_format(store: &Store) -> Result<(), OpenError> {
+    if store.get(Cf::Meta, rebuild::REBUILDING_KEY)?.is_some() {
+        return Err(OpenError::RebuildInterrupted);
+    }
+    check_store_format(store)
+}
+
+/// Records the format version in a new store, and refuses a store written in another one.
+fn check_store_format(store: &Store) -> Result<(), OpenError> {
     let ours = STORE_FORMAT.to_string();
     match store.get(Cf::Meta, FORMAT_KEY)? {
         Some(v) if v == ours.as_bytes() => Ok(()),

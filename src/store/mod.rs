@@ -88,6 +88,7 @@ pub enum StoreError {
 pub enum Op {
     Put,
     Append,
+    Delete,
 }
 
 /// A set of writes applied atomically.
@@ -105,6 +106,11 @@ impl Batch {
     /// Appends `value` to a row of an appending column family (creating it if need be).
     pub fn append(&mut self, cf: Cf, key: Vec<u8>, value: Vec<u8>) {
         self.ops.push((cf, key, value, Op::Append));
+    }
+
+    /// Deletes a row.
+    pub fn delete(&mut self, cf: Cf, key: Vec<u8>) {
+        self.ops.push((cf, key, Vec::new(), Op::Delete));
     }
 
     /// A projection row as its column family takes it.
@@ -196,6 +202,7 @@ impl Store {
             match op {
                 Op::Put => wb.put_cf(self.cf(*cf)?, k, v),
                 Op::Append => wb.merge_cf(self.cf(*cf)?, k, v),
+                Op::Delete => wb.delete_cf(self.cf(*cf)?, k),
             }
         }
         let mut wo = WriteOptions::default();

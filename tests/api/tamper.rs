@@ -122,3 +122,73 @@ fn a_store_of_another_format_is_refused_not_misread() {
     let err = consent_ledger::ledger::Ledger::open(&data, "t/ledger").err().expect("refused");
     assert!(err.to_string().contains("format 99") && err.to_string().contains("store format 2"), "{err}");
 }
+
+/// Every projection row of a store, by column family, in key order.
+fn projections(dir: &std::path::Path) -> Vec<(Cf, Vec<u8>, Vec<u8>)> {
+    let store = Store::open_read_only(&DataDir::new(dir).db()).expect("open");
+    let mut rows = Vec::new();
+    for cf in Cf::PROJECTIONS {
+        for item in store.iter_from(cf, &[]).expect("iter") {
+            let (k, v) = item.expect("row");
+            rows.push((cf, k.to_vec(), v.to_vec()));
+        }
+    }
+    rows
+}
+
+fn rebuild(dir: &std::path::Path) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
+        .args(["rebuild", "--data-dir"])
+        .arg(dir)
+        .output()
+        .expect("run rebuild");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[tokio::test]
+async fn rebuild_restores_damaged_projections_exactly_and_a_cut_off_rebuild_is_refused_until_redone() {
+    let (app, dir) = ledger_with_events().await;
+    // A rebuild needs the store alone: with the server running it refuses. (Checked before
+    // any snapshot: copying the LOCK file closes a descriptor of it in this process, which
+    // drops this process's POSIX lock.)
+    let (ok, out) = rebuild(&dir);
+    assert!(!ok, "the running server holds the store: {out}");
+    app.record(json!({"type": "contact.linked", "subject": "T-1", "contact": {"channel": "email", "address": "jane@example.org"}, "actor": staff()}))
+        .await;
+    app.record(json!({"type": "consent.withdrawn", "subject": "T-1", "purpose": "newsletter", "actor": staff()})).await;
+    let copy = snapshot(&dir);
+    let before = projections(copy.path());
+    assert!(before.iter().any(|(cf, ..)| *cf == Cf::Merkle) && before.iter().any(|(cf, ..)| *cf == Cf::Facts));
+
+    // Damage: a withdrawal's facts row emptied, a feed row dropped, a stray row added.
+    {
+        let store = Store::open(&DataDir::new(copy.path()).db()).expect("open");
+        let mut b = Batch::default();
+        b.put(Cf::Facts, b"council\0sT-1\0".to_vec(), Vec::new());
+        let (feed_key, _) = store.last(Cf::Feed).expect("last").expect("a feed row");
+        b.delete(Cf::Feed, feed_key.to_vec());
+        b.put(Cf::EventIds, vec![0xff; 16], 9u64.to_be_bytes().to_vec());
+        store.write_synced(&b).expect("write");
+    }
+    assert!(!verify(copy.path()).0);
+    let (ok, out) = rebuild(copy.path());
+    assert!(ok, "{out}");
+    assert!(out.contains("rebuilt from 9 events") && out.contains("verifies"), "{out}");
+    assert!(projections(copy.path()) == before, "the rebuilt projections are the ones the writer wrote");
+    assert!(verify(copy.path()).0);
+
+    // A rebuild cut off half way (its marker left behind) keeps the server from starting.
+    {
+        let store = Store::open(&DataDir::new(copy.path()).db()).expect("open");
+        let mut b = Batch::default();
+        b.put(Cf::Meta, b"rebuilding".to_vec(), b"1".to_vec());
+        store.write_synced(&b).expect("write");
+    }
+    let data = DataDir::new(copy.path());
+    let err = consent_ledger::ledger::Ledger::open(&data, "test.example/consent-ledger").err().expect("refused");
+    assert!(err.to_string().contains("consent-ledger rebuild"), "{err}");
+    let (ok, out) = rebuild(copy.path());
+    assert!(ok, "{out}");
+    assert!(projections(copy.path()) == before);
+    drop(consent_ledger::ledger::Ledger::open(&data, "test.example/consent-ledger").expect("opens after the rebuild"));
+}
