@@ -10,6 +10,7 @@ pub mod format;
 pub mod http;
 pub mod ledger;
 pub mod log;
+pub mod metrics;
 pub mod projection;
 pub mod secrets;
 pub mod service;

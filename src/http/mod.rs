@@ -94,21 +94,41 @@ impl Application {
                     }
                     actix_web::dev::Service::call(srv, req)
                 })
+                // Counted last, so the status is the one sent. Streaming answers (bulk
+                // checks, the feed stream) count the time to their first byte.
+                .wrap_fn(|req, srv| {
+                    let started = std::time::Instant::now();
+                    let method = req.method().clone();
+                    let answer = actix_web::dev::Service::call(srv, req);
+                    async move {
+                        let res = answer.await?;
+                        let route = res.request().match_name().unwrap_or("unmatched");
+                        crate::metrics::METRICS.http_request(
+                            route,
+                            method.as_str(),
+                            res.status().as_u16(),
+                            started.elapsed(),
+                        );
+                        Ok(res)
+                    }
+                })
                 .app_data(state.clone())
                 .app_data(json(events::MAX_EVENT_BODY))
                 .app_data(web::QueryConfig::default().error_handler(error::query_error))
                 .app_data(web::PathConfig::default().error_handler(error::path_error))
                 .service(health::get_healthz)
                 .service(health::get_readyz)
+                .service(health::get_metrics)
                 .service(keys::list_keys)
                 .service(log::get_checkpoint)
                 .service(log::get_inclusion_proof)
                 .service(log::get_consistency_proof)
-                .route("/openapi.json", web::get().to(openapi_doc))
+                .service(web::resource("/openapi.json").name("openapi").route(web::get().to(openapi_doc)))
                 .service(purposes::put_purpose)
                 .service(purposes::list_purposes)
                 .service(
                     web::resource("/v1/events/batch")
+                        .name("create_events_batch")
                         .app_data(json(events::MAX_BATCH_BODY))
                         .route(web::post().to(events::create_events_batch))
                         .default_service(web::to(no_route)),
@@ -125,6 +145,7 @@ impl Application {
                 .service(checks::get_check)
                 .service(
                     web::resource("/v1/checks")
+                        .name("create_checks")
                         .app_data(json(checks::MAX_CHECKS_BODY))
                         .route(web::post().to(checks::create_checks))
                         .default_service(web::to(no_route)),

@@ -87,6 +87,7 @@ impl Writer {
     }
 
     fn commit_group(&mut self, jobs: Vec<Job>) {
+        let started = std::time::Instant::now();
         let start_seq = self.next_seq;
         let start_recorded = self.last_recorded;
         let start_frontier = self.frontier.clone();
@@ -114,6 +115,10 @@ impl Writer {
             self.caches.invalidate(pending.values().map(|(_, doc)| doc));
             self.committed.store(self.next_seq - 1, Ordering::Release);
             self.notify.send_replace(self.next_seq - 1);
+            let m = &crate::metrics::METRICS;
+            m.commits.fetch_add(1, Ordering::Relaxed);
+            m.events.fetch_add(self.next_seq - start_seq, Ordering::Relaxed);
+            m.commit_latency.observe(started.elapsed());
         }
         for (reply, result) in answers {
             let _ = reply.send(result);

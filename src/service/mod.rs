@@ -546,6 +546,7 @@ impl Service {
                     merge_facts(std::iter::once(p.facts.as_slice()).chain(mine.iter().map(|i| linked[*i].as_slice())));
                 decide_among(&question, merged.into_iter())
             };
+            crate::metrics::METRICS.decision(decision.permitted);
             let contact = match p.whom {
                 Whom::Contact(c) => Some(c),
                 Whom::Subject(_) => None,

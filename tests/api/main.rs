@@ -12,6 +12,7 @@ mod format_doc;
 mod helpers;
 mod log;
 mod mailing;
+mod metrics;
 mod preferences;
 mod rotation;
 mod scenario;

@@ -129,6 +129,7 @@ fn answer_lines(state: &AppState, controller: &ControllerId, lines: &[Line], now
 
 /// Answers a block on every core, in order.
 fn answer_block(state: &AppState, controller: &ControllerId, lines: &[Line]) -> Vec<u8> {
+    crate::metrics::METRICS.bulk_lines.fetch_add(lines.len() as u64, std::sync::atomic::Ordering::Relaxed);
     let now = to_micros(Utc::now());
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).max(1);
     let per = lines.len().div_ceil(threads).max(1);

@@ -22,6 +22,20 @@ pub async fn get_healthz() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok".into(), log_size: None })
 }
 
+/// Counters and latency histograms in the Prometheus text format: log and checkpoint size,
+/// group commits and their time, decisions, bulk lines, HTTP requests by route name. Public,
+/// like the health checks: it holds counts only, never an identifier.
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "get_metrics",
+    responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain", body = String)))]
+#[get("/metrics")]
+pub async fn get_metrics(state: web::Data<AppState>) -> HttpResponse {
+    let ledger = state.service.ledger();
+    let checkpoint = crate::ledger::latest_checkpoint(ledger.store()).ok().flatten().map_or(0, |(size, _)| size);
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(crate::metrics::METRICS.render(ledger.committed_seq(), checkpoint))
+}
+
 /// Readiness: the store answers a read.
 #[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "get_readyz",
     responses(

@@ -1,0 +1,215 @@
+//! Process-wide counters and histograms, written out in the Prometheus text format
+//! (`GET /metrics`). Labels are fixed words and route names (the handler, `get_event`), never
+//! a path, an identifier or an address, so nothing personal can reach a scrape.
+//!
+//! Everything is atomics but the HTTP table (a mutex around a small map); a leaf module, so
+//! the writer, the service and the HTTP layer can all record into it.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, Mutex};
+use std::time::Duration;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 12] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
+
+/// A latency histogram with fixed buckets.
+#[derive(Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    fn write(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (b, n) in BUCKETS.iter().zip(&self.buckets) {
+            cumulative += n.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {cumulative}");
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+        let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum{braces} {sum}");
+        let _ = writeln!(out, "{name}_count{braces} {count}");
+    }
+}
+
+/// A route's requests by method and status class.
+type RouteSeen = Vec<(String, &'static str, Histogram)>;
+
+/// Everything measured.
+#[derive(Default)]
+pub struct Metrics {
+    /// Group commits written (each one synced write batch).
+    pub commits: AtomicU64,
+    /// Events made durable.
+    pub events: AtomicU64,
+    /// Time of each group commit: staging, signing and the synced write.
+    pub commit_latency: Histogram,
+    /// Decisions answered, permitted and not.
+    pub permitted: AtomicU64,
+    pub denied: AtomicU64,
+    /// Bulk NDJSON lines answered (decisions and errors alike).
+    pub bulk_lines: AtomicU64,
+    /// By route name, then method and status class (a handful each, so a short list).
+    http: Mutex<BTreeMap<String, RouteSeen>>,
+}
+
+/// The one set of metrics of this process.
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::default);
+
+/// The status class of an HTTP status code, as a label.
+fn class(status: u16) -> &'static str {
+    match status {
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+impl Metrics {
+    /// Records one HTTP request. `route` names the route (its handler), or is `"unmatched"`.
+    /// Allocates only the first time a route, method and class is seen.
+    pub fn http_request(&self, route: &str, method: &str, status: u16, took: Duration) {
+        let class = class(status);
+        let Ok(mut table) = self.http.lock() else { return };
+        if !table.contains_key(route) {
+            table.insert(route.to_owned(), Vec::new());
+        }
+        let Some(seen) = table.get_mut(route) else { return };
+        match seen.iter().find(|(m, c, _)| m == method && *c == class) {
+            Some((_, _, h)) => h.observe(took),
+            None => {
+                let h = Histogram::default();
+                h.observe(took);
+                seen.push((method.to_owned(), class, h));
+            }
+        }
+    }
+
+    /// Records one decision.
+    pub fn decision(&self, permitted: bool) {
+        if permitted {
+            self.permitted.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.denied.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The text exposition, with the gauges the caller reads at scrape time.
+    pub fn render(&self, log_size: u64, checkpoint_size: u64) -> String {
+        let mut out = String::with_capacity(4096);
+        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        };
+        let _ = writeln!(
+            out,
+            "# HELP consent_ledger_log_size Events in the log (durable).\n# TYPE consent_ledger_log_size gauge\nconsent_ledger_log_size {log_size}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP consent_ledger_checkpoint_size Tree size of the latest signed checkpoint.\n# TYPE consent_ledger_checkpoint_size gauge\nconsent_ledger_checkpoint_size {checkpoint_size}"
+        );
+        counter(
+            &mut out,
+            "consent_ledger_commits_total",
+            "Group commits written.",
+            self.commits.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "consent_ledger_events_total",
+            "Events made durable by this process.",
+            self.events.load(Ordering::Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP consent_ledger_commit_seconds Time of a group commit, synced write included.\n# TYPE consent_ledger_commit_seconds histogram"
+        );
+        self.commit_latency.write(&mut out, "consent_ledger_commit_seconds", "");
+        let _ = writeln!(
+            out,
+            "# HELP consent_ledger_decisions_total Permission decisions answered.\n# TYPE consent_ledger_decisions_total counter"
+        );
+        let _ = writeln!(
+            out,
+            "consent_ledger_decisions_total{{permitted=\"true\"}} {}",
+            self.permitted.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "consent_ledger_decisions_total{{permitted=\"false\"}} {}",
+            self.denied.load(Ordering::Relaxed)
+        );
+        counter(
+            &mut out,
+            "consent_ledger_bulk_lines_total",
+            "Lines of bulk NDJSON checks answered.",
+            self.bulk_lines.load(Ordering::Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP consent_ledger_http_request_seconds HTTP requests by route (handler name), method and status class.\n# TYPE consent_ledger_http_request_seconds histogram"
+        );
+        if let Ok(table) = self.http.lock() {
+            for (route, seen) in table.iter() {
+                for (method, status, h) in seen {
+                    let labels = format!("route=\"{}\",method=\"{method}\",status=\"{status}\"", escape(route));
+                    h.write(&mut out, "consent_ledger_http_request_seconds", &labels);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A label value with `\`, `"` and newlines escaped.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_are_cumulative_and_the_text_is_well_formed() {
+        let m = Metrics::default();
+        m.commit_latency.observe(Duration::from_micros(50));
+        m.commit_latency.observe(Duration::from_millis(3));
+        m.commit_latency.observe(Duration::from_secs(2));
+        m.http_request("get_event", "GET", 404, Duration::from_millis(1));
+        m.http_request("get_event", "GET", 404, Duration::from_millis(1));
+        m.decision(true);
+        let text = m.render(7, 5);
+        assert!(text.contains("consent_ledger_commit_seconds_bucket{le=\"0.0001\"} 1\n"), "{text}");
+        assert!(text.contains("consent_ledger_commit_seconds_bucket{le=\"0.005\"} 2\n"), "{text}");
+        assert!(text.contains("consent_ledger_commit_seconds_bucket{le=\"+Inf\"} 3\n"), "{text}");
+        assert!(text.contains("consent_ledger_commit_seconds_count 3\n"), "{text}");
+        assert!(text.contains(
+            "consent_ledger_http_request_seconds_count{route=\"get_event\",method=\"GET\",status=\"4xx\"} 2\n"
+        ));
+        assert!(text.contains("consent_ledger_decisions_total{permitted=\"true\"} 1\n"));
+        assert!(text.contains("consent_ledger_log_size 7\n"));
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let value = line.rsplit(' ').next().unwrap_or_default();
+            assert!(value.parse::<f64>().is_ok(), "{line}");
+            assert!(line.starts_with("consent_ledger_"), "{line}");
+        }
+    }
+}
