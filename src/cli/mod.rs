@@ -1,7 +1,8 @@
-//! The command line: `serve`, `apikey`, `verify`, `keys`, `export`, `rebuild` and `generate`.
+//! The command line: `serve`, `apikey`, `verify`, `keys`, `export`, `rebuild`, `backup` and `generate`.
 //! One file per command.
 
 pub mod apikey;
+pub mod backup;
 pub mod export;
 pub mod generate;
 pub mod keys;
@@ -49,6 +50,8 @@ pub enum Command {
     },
     /// Export a controller's signed events with the leaf hashes, checkpoints and keys.
     Export(export::ExportArgs),
+    /// Back up a stopped ledger into a new directory (while serving: POST /v1/backups).
+    Backup(backup::BackupArgs),
     /// Recompute every projection (permissions, contact index, history, feed, tree) from the
     /// log, with the server stopped, then verify the store.
     Rebuild(rebuild::RebuildArgs),
@@ -72,6 +75,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(args) => export::run(args),
         Command::Keys { command } => keys::run(command),
         Command::Rebuild(args) => rebuild::run(args),
+        Command::Backup(args) => backup::run(args),
     }
 }
 

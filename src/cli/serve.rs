@@ -38,6 +38,10 @@ pub struct ServeArgs {
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "CONSENT_LEDGER_WORKERS")]
     pub workers: Option<usize>,
+    /// Where `POST /v1/backups` writes backups, one new directory each (default
+    /// `<data dir>/backups`; put it on another disk, or ship what it holds elsewhere).
+    #[arg(long, env = "CONSENT_LEDGER_BACKUP_DIR")]
+    pub backup_dir: Option<std::path::PathBuf>,
 }
 
 /// `<host name>/consent-ledger`, the default signing-key name.
@@ -68,6 +72,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             workers: args.workers,
             public_url: args.public_url.clone(),
             preference_link_days: Some(args.preference_link_days),
+            backup_dir: args.backup_dir.clone(),
         };
         let app = Application::build(listener, service.clone(), Arc::new(keys), http)?;
         println!("listening on http://{addr}");

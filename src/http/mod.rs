@@ -27,6 +27,8 @@ pub struct AppState {
     pub public_url: String,
     /// Days a preference link works unless its request says otherwise.
     pub preference_link_days: u32,
+    /// Where `POST /v1/backups` writes backups.
+    pub backup_dir: std::path::PathBuf,
 }
 
 /// How the HTTP server runs.
@@ -38,6 +40,8 @@ pub struct HttpOptions {
     pub public_url: Option<String>,
     /// Days a preference link works by default (default 14).
     pub preference_link_days: Option<u32>,
+    /// Where backups go (default `<data dir>/backups`).
+    pub backup_dir: Option<std::path::PathBuf>,
 }
 
 /// A bound, running server.
@@ -80,7 +84,8 @@ impl Application {
         let public_url =
             options.public_url.unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_owned();
         let preference_link_days = options.preference_link_days.unwrap_or(crate::service::DEFAULT_LINK_DAYS);
-        let state = web::Data::new(AppState { service, keys, public_url, preference_link_days });
+        let backup_dir = options.backup_dir.unwrap_or_else(|| service.ledger().data_dir().root().join("backups"));
+        let state = web::Data::new(AppState { service, keys, public_url, preference_link_days, backup_dir });
         let mut server = HttpServer::new(move || {
             use routes::*;
             let json = |limit| web::JsonConfig::default().limit(limit).error_handler(error::json_error);
@@ -119,6 +124,7 @@ impl Application {
                 .service(health::get_healthz)
                 .service(health::get_readyz)
                 .service(health::get_metrics)
+                .service(backups::create_backup)
                 .service(keys::list_keys)
                 .service(log::get_checkpoint)
                 .service(log::get_inclusion_proof)

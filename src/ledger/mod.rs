@@ -1,6 +1,7 @@
 //! The ledger: the data directory (database, signing key, blind-index secret), the
 //! group-commit writer and the integrity verifier.
 
+pub mod backup;
 pub mod commit;
 pub mod export;
 pub mod keys;
@@ -134,6 +135,7 @@ pub struct Ledger {
     stop_checkpoints: Option<mpsc::Sender<()>>,
     checkpointer: Option<JoinHandle<()>>,
     checkpoint_interval: Duration,
+    data: PathBuf,
 }
 
 impl Ledger {
@@ -205,7 +207,18 @@ impl Ledger {
             stop_checkpoints: Some(stop_tx),
             checkpointer: Some(checkpointer),
             checkpoint_interval: interval,
+            data: dir.root().to_path_buf(),
         })
+    }
+
+    /// Backs the running ledger up into the new directory `to` (see [`backup`]).
+    pub fn backup(&self, to: &Path) -> Result<backup::BackupInfo, backup::BackupError> {
+        backup::backup(&DataDir::new(&self.data), &self.store, to)
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> DataDir {
+        DataDir::new(&self.data)
     }
 
     pub fn checkpoint_interval(&self) -> Duration {

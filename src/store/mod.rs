@@ -262,6 +262,13 @@ impl Store {
         }
     }
 
+    /// Writes a consistent checkpoint of the whole database into the new directory `path`
+    /// (RocksDB's checkpoint: hard links to the table files where it can, the rest copied).
+    pub fn checkpoint_to(&self, path: &Path) -> Result<(), StoreError> {
+        rocksdb::checkpoint::Checkpoint::new(&self.db)?.create_checkpoint(path)?;
+        Ok(())
+    }
+
     /// Iterates every pair of `cf` from `start` (inclusive) in key order.
     pub fn iter_from<'a>(
         &'a self,

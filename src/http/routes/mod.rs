@@ -1,5 +1,6 @@
 //! One file per resource.
 
+pub mod backups;
 pub mod bulk;
 pub mod checks;
 pub mod events;

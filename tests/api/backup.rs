@@ -1,0 +1,80 @@
+//! Backups: `POST /v1/backups` while serving and `consent-ledger backup` when stopped write a
+//! complete data directory holding every acknowledged event; it verifies, and a server started
+//! on it answers as the ledger did when the backup was taken.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app, staff};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
+}
+
+#[tokio::test]
+async fn a_backup_taken_while_serving_restores_the_ledger_as_it_was() {
+    let app = spawn_app().await;
+    app.with_purposes().await;
+    app.record(json!({"type": "contact.linked", "subject": "T-1", "contact": {"channel": "email", "address": "jane@example.org"}, "actor": staff()}))
+        .await;
+    app.record(json!({"type": "consent.granted", "subject": "T-1", "purpose": "newsletter", "actor": staff()})).await;
+
+    let post = |key: String| app.client.post(app.url("/v1/backups")).bearer_auth(key).send();
+    assert_eq!(post(app.check.clone()).await.expect("send").status(), StatusCode::FORBIDDEN);
+    let resp = post(app.admin.clone()).await.expect("send");
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let backup: Value = resp.json().await.expect("json");
+    let path = backup["path"].as_str().expect("path").to_owned();
+    assert_eq!(backup["log_size"].as_u64(), Some(app.log_size().await));
+    assert!(path.starts_with(app.dir.path().join("backups").to_str().expect("utf-8")), "{path}");
+
+    // The live ledger moves on: the tenant withdraws.
+    app.record(json!({"type": "consent.withdrawn", "subject": "T-1", "purpose": "newsletter", "actor": staff()})).await;
+    let q = [("email", "jane@example.org"), ("purpose", "newsletter")];
+    assert_eq!(app.check(&q).await["permitted"], false);
+
+    // The backup verifies on its own.
+    let out = bin().args(["verify", "--data-dir", &path]).output().expect("verify");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains(&format!("{} events", backup["log_size"])), "{text}");
+
+    // A server on the backup answers as the ledger did then, with the same keys and secrets
+    // (the API key works, the address's blind index is the same).
+    let mut child = bin()
+        .args(["serve", "--data-dir", &path, "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
+    let base = line.trim().trim_start_matches("listening on ").to_owned();
+    let restored: Value = app
+        .client
+        .get(format!("{base}/v1/check?email=jane@example.org&purpose=newsletter"))
+        .bearer_auth(&app.check)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(restored["permitted"], true, "{restored}");
+    assert_eq!(restored["log_size"], backup["log_size"]);
+
+    // With the server stopped, the command line backs up; it never writes over a directory.
+    let copy = tempfile::tempdir().expect("tempdir");
+    let to = copy.path().join("again");
+    let out = bin().args(["backup", "--data-dir", &path, "--to"]).arg(&to).output().expect("backup");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("ok: {} events", backup["log_size"])));
+    let out = bin().args(["backup", "--data-dir", &path, "--to"]).arg(&to).output().expect("backup");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+}
