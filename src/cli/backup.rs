@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::ledger::backup::backup;
-use crate::ledger::DataDir;
 use crate::store::Store;
 
 use super::DataDirArg;
@@ -22,10 +21,7 @@ pub struct BackupArgs {
 }
 
 pub fn run(args: BackupArgs) -> anyhow::Result<ExitCode> {
-    let dir = DataDir::new(&args.data.data_dir);
-    if !dir.db().exists() {
-        anyhow::bail!("no ledger in {}", dir.root().display());
-    }
+    let dir = args.data.existing()?;
     let store = Store::open(&dir.db())
         .context("opening the store (if the server is running, ask it: POST /v1/backups with an admin key)")?;
     let info = backup(&dir, &store, &args.to).context("backing up")?;

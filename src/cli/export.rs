@@ -11,7 +11,6 @@ use anyhow::Context;
 use crate::domain::ControllerId;
 use crate::ledger::export::export;
 use crate::ledger::keys::read_valid_keys;
-use crate::ledger::DataDir;
 use crate::store::Store;
 
 use super::{progress_bar, DataDirArg};
@@ -30,10 +29,7 @@ pub struct ExportArgs {
 
 pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let controller = ControllerId::parse(args.controller).context("--controller")?;
-    let dir = DataDir::new(&args.data.data_dir);
-    if !dir.db().exists() {
-        anyhow::bail!("no ledger in {}", dir.root().display());
-    }
+    let dir = args.data.existing()?;
     let keys = read_valid_keys(&dir).context("reading the signing keys")?;
     let store = Store::open_read_only(&dir.db()).context("opening the store")?;
     let sink: Box<dyn Write> = match &args.out {

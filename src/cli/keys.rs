@@ -41,10 +41,7 @@ pub fn run(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         KeysCommand::Rotate { data } => {
-            let dir = DataDir::new(&data.data_dir);
-            if !dir.db().exists() {
-                anyhow::bail!("no ledger in {}", dir.root().display());
-            }
+            let dir = data.existing()?;
             let r = rotate_key(&dir).context("rotating the key (is the server still running? stop it first)")?;
             println!("old key {} signed its last event, the rotation, at seq {}", r.old_vkey, r.seq);
             println!("new key {}", r.new_vkey);

@@ -31,6 +31,17 @@ pub struct DataDirArg {
     pub data_dir: PathBuf,
 }
 
+impl DataDirArg {
+    /// The data directory, which must already hold a ledger.
+    pub fn existing(&self) -> anyhow::Result<crate::ledger::DataDir> {
+        let dir = crate::ledger::DataDir::new(&self.data_dir);
+        if !dir.db().exists() {
+            anyhow::bail!("no ledger in {}", dir.root().display());
+        }
+        Ok(dir)
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP API on the embedded store.

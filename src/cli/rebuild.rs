@@ -5,12 +5,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::ledger::keys::read_valid_keys;
+use crate::ledger::log_size;
 use crate::ledger::rebuild::{rebuild, Phase};
-use crate::ledger::verify::verify;
-use crate::ledger::DataDir;
-use crate::store::{Cf, Store};
+use crate::store::Store;
 
+use super::verify::verify_with_progress;
 use super::{progress_bar, DataDirArg};
 
 #[derive(Debug, clap::Args)]
@@ -20,19 +19,11 @@ pub struct RebuildArgs {
 }
 
 pub fn run(args: RebuildArgs) -> anyhow::Result<ExitCode> {
-    let dir = DataDir::new(&args.data.data_dir);
-    if !dir.db().exists() {
-        anyhow::bail!("no ledger in {}", dir.root().display());
-    }
-    let keys = read_valid_keys(&dir).context("reading the signing keys")?;
+    let dir = args.data.existing()?;
     let store =
         Store::open(&dir.db()).context("opening the store (stop the server first: a rebuild needs it alone)")?;
-    let total = match store.last(Cf::Events)? {
-        Some((k, _)) => <[u8; 8]>::try_from(k.as_ref()).map(u64::from_be_bytes).unwrap_or(0),
-        None => 0,
-    };
     let bar = progress_bar("rebuilding");
-    bar.set_length(total);
+    bar.set_length(log_size(&store)?);
     let events = rebuild(&store, |phase, n| match phase {
         Phase::Deleting => bar.set_message(format!("clearing ({n} rows)")),
         Phase::Replaying => {
@@ -42,11 +33,7 @@ pub fn run(args: RebuildArgs) -> anyhow::Result<ExitCode> {
     })
     .context("rebuilding")?;
     bar.finish_and_clear();
-    let bar = progress_bar("verifying");
-    bar.set_length(total);
-    let report = verify(&store, &keys, |seq| bar.set_position(seq))?;
-    bar.finish_and_clear();
-    match report.failure {
+    match verify_with_progress(&dir, &store)?.failure {
         None => {
             println!("ok: projections rebuilt from {events} events; the store verifies");
             Ok(ExitCode::SUCCESS)

@@ -10,10 +10,11 @@ use anyhow::Context;
 
 use crate::audit::audit_export;
 use crate::ledger::keys::read_valid_keys;
-use crate::ledger::verify::verify;
+use crate::ledger::log_size;
+use crate::ledger::verify::{verify, Report};
 use crate::ledger::DataDir;
 use crate::signing::Ed25519Verifier;
-use crate::store::{Cf, Store};
+use crate::store::Store;
 
 use super::{progress_bar, DataDirArg};
 
@@ -79,18 +80,9 @@ fn verify_export(path: &PathBuf, args: &VerifyArgs) -> anyhow::Result<ExitCode> 
 }
 
 fn verify_store(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
-    let dir = DataDir::new(&args.data.data_dir);
-    if !dir.db().exists() {
-        anyhow::bail!("no ledger in {}", dir.root().display());
-    }
-    let keys = read_valid_keys(&dir).context("reading the signing keys")?;
+    let dir = args.data.existing()?;
     let store = Store::open_read_only(&dir.db()).context("opening the store")?;
-    let bar = progress_bar("verifying");
-    if let Ok(Some((k, _))) = store.last(Cf::Events) {
-        bar.set_length(<[u8; 8]>::try_from(k.as_ref()).map(u64::from_be_bytes).unwrap_or(0));
-    }
-    let report = verify(&store, &keys, |seq| bar.set_position(seq))?;
-    bar.finish_and_clear();
+    let report = verify_with_progress(&dir, &store)?;
     match report.failure {
         None => {
             println!("ok: {} events verified; signatures, leaf hashes, tree and projections hold", report.events);
@@ -101,4 +93,14 @@ fn verify_store(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// Verifies the store of `dir` against its keyring, with a progress bar on a terminal.
+pub(super) fn verify_with_progress(dir: &DataDir, store: &Store) -> anyhow::Result<Report> {
+    let keys = read_valid_keys(dir).context("reading the signing keys")?;
+    let bar = progress_bar("verifying");
+    bar.set_length(log_size(store)?);
+    let report = verify(store, &keys, |seq| bar.set_position(seq))?;
+    bar.finish_and_clear();
+    Ok(report)
 }

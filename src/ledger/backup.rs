@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::store::{Cf, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 use super::DataDir;
 
@@ -67,11 +67,7 @@ fn write_backup(dir: &DataDir, store: &Store, target: &DataDir) -> Result<Backup
         }
     }
     // The size is read from the backup itself: it is what a restore will serve.
-    let copy = Store::open_read_only(&target.db())?;
-    let log_size = match copy.last(Cf::Events)? {
-        Some((k, _)) => <[u8; 8]>::try_from(k.as_ref()).map(u64::from_be_bytes).unwrap_or(0),
-        None => 0,
-    };
+    let log_size = super::log_size(&Store::open_read_only(&target.db())?)?;
     Ok(BackupInfo { path: target.root().to_path_buf(), log_size })
 }
 

@@ -17,8 +17,7 @@ use uuid::Uuid;
 use crate::canonical::to_canonical_bytes;
 use crate::format::{leaf_hash, to_micros, EventDoc, Receipt, StoredEvent};
 use crate::log::merkle::Frontier;
-use crate::log::node_key;
-use crate::projection::{project, seq_key, Caches};
+use crate::projection::{seq_key, Caches};
 use crate::signing::Signer;
 use crate::store::{Batch, Cf, Store};
 
@@ -151,10 +150,7 @@ impl Writer {
                 Slot::New(i) => {
                     let (stored, doc) = self.seal(&drafts[i])?;
                     batch.put(Cf::Events, seq_key(doc.seq).to_vec(), stored.encode());
-                    for (level, index, hash) in self.frontier.push(stored.leaf_hash) {
-                        batch.put(Cf::Merkle, node_key(level, index).to_vec(), hash.to_vec());
-                    }
-                    for (cf, k, v) in project(&doc) {
+                    for (cf, k, v) in super::derived_rows(&doc, stored.leaf_hash, &mut self.frontier) {
                         batch.row(cf, k, v);
                     }
                     receipts.push(stored.receipt(doc.clone()));

@@ -361,6 +361,26 @@ fn check_store_format(store: &Store) -> Result<(), OpenError> {
     }
 }
 
+/// The rows one event adds besides itself: its projection rows (`project`) and the Merkle
+/// nodes it completes (`tree` is the frontier before it, and is advanced). The writer, `verify`
+/// and `rebuild` all derive rows here, so they cannot disagree on what an event implies.
+pub(crate) fn derived_rows(
+    doc: &crate::format::EventDoc,
+    leaf_hash: Hash,
+    tree: &mut Frontier,
+) -> Vec<(Cf, Vec<u8>, Vec<u8>)> {
+    let mut rows = crate::projection::project(doc);
+    for (level, index, hash) in tree.push(leaf_hash) {
+        rows.push((Cf::Merkle, crate::log::node_key(level, index).to_vec(), hash.to_vec()));
+    }
+    rows
+}
+
+/// Events in the log of `store` (the seq of the last one).
+pub fn log_size(store: &Store) -> Result<u64, StoreError> {
+    Ok(store.last(Cf::Events)?.and_then(|(k, _)| <[u8; 8]>::try_from(k.as_ref()).ok()).map_or(0, u64::from_be_bytes))
+}
+
 /// The latest signed checkpoint of a store: its tree size and C2SP signed note.
 pub fn latest_checkpoint(store: &Store) -> Result<Option<(u64, String)>, StoreError> {
     Ok(store.last(Cf::Checkpoints)?.and_then(|(k, v)| {

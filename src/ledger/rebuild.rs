@@ -1,14 +1,12 @@
 //! Rebuilding the projections from the log (`consent-ledger rebuild`). Every projection row is
-//! deleted, then re-derived from the stored events in seq order with the same `project` and
-//! `Frontier` the writer uses, so the rows come out as the writer wrote them (`verify`
+//! deleted, then re-derived from the stored events in seq order with the writer's own
+//! `derived_rows`, so the rows come out as the writer wrote them (`verify`
 //! confirms it). A marker in `meta` is written before the first row is deleted and removed
 //! with the last row written: a store whose rebuild was cut off is refused by
 //! `Ledger::open` until a rebuild completes, so no server ever answers from half a rebuild.
 
 use crate::format::StoredEvent;
 use crate::log::merkle::Frontier;
-use crate::log::node_key;
-use crate::projection::project;
 use crate::store::{Batch, Cf, Store};
 
 use super::OpenError;
@@ -54,11 +52,8 @@ pub fn rebuild(store: &Store, mut progress: impl FnMut(Phase, u64)) -> Result<u6
         let (_, v) = item?;
         let stored = StoredEvent::decode(&v).map_err(|_| OpenError::Corrupt)?;
         let doc = stored.doc().map_err(|_| OpenError::Corrupt)?;
-        for (cf, k, v) in project(&doc) {
+        for (cf, k, v) in super::derived_rows(&doc, stored.leaf_hash, &mut tree) {
             batch.row(cf, k, v);
-        }
-        for (level, index, hash) in tree.push(stored.leaf_hash) {
-            batch.put(Cf::Merkle, node_key(level, index).to_vec(), hash.to_vec());
         }
         events += 1;
         if events % CHUNK as u64 == 0 {

@@ -8,8 +8,7 @@ use std::fmt;
 use crate::canonical::to_canonical_bytes;
 use crate::format::{leaf_hash, StoredEvent};
 use crate::log::merkle::Frontier;
-use crate::log::node_key;
-use crate::projection::{project, seq_key};
+use crate::projection::seq_key;
 use crate::signing::Verifier;
 
 use super::keys::ValidKey;
@@ -109,15 +108,12 @@ pub fn verify(store: &Store, keys: &[ValidKey], mut progress: impl FnMut(u64)) -
         if !key.verifier.verify(&stored.bytes, &stored.signature) {
             return fail("signature does not verify");
         }
-        for (cf, k, v) in project(&doc) {
+        for (cf, k, v) in super::derived_rows(&doc, stored.leaf_hash, &mut tree) {
             if cf.appends() {
                 expected.entry((cf, k)).or_default().extend_from_slice(&v);
             } else {
                 expected.insert((cf, k), v);
             }
-        }
-        for (level, index, hash) in tree.push(stored.leaf_hash) {
-            expected.insert((Cf::Merkle, node_key(level, index).to_vec()), hash.to_vec());
         }
         progress(seq);
     }
