@@ -102,69 +102,42 @@ impl Metrics {
         }
     }
 
-    /// Records one decision.
-    pub fn decision(&self, permitted: bool) {
-        if permitted {
-            self.permitted.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.denied.fetch_add(1, Ordering::Relaxed);
-        }
+    /// Records the decisions of one check call (one request, or one block of a bulk list):
+    /// two atomic additions per call, not per decision.
+    pub fn decisions(&self, permitted: u64, denied: u64) {
+        self.permitted.fetch_add(permitted, Ordering::Relaxed);
+        self.denied.fetch_add(denied, Ordering::Relaxed);
     }
 
     /// The text exposition, with the gauges the caller reads at scrape time.
     pub fn render(&self, log_size: u64, checkpoint_size: u64) -> String {
         let mut out = String::with_capacity(4096);
-        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
-        };
-        let _ = writeln!(
-            out,
-            "# HELP consent_ledger_log_size Events in the log (durable).\n# TYPE consent_ledger_log_size gauge\nconsent_ledger_log_size {log_size}"
-        );
-        let _ = writeln!(
-            out,
-            "# HELP consent_ledger_checkpoint_size Tree size of the latest signed checkpoint.\n# TYPE consent_ledger_checkpoint_size gauge\nconsent_ledger_checkpoint_size {checkpoint_size}"
-        );
-        counter(
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        header(&mut out, "consent_ledger_log_size", "gauge", "Events in the log (durable).");
+        let _ = writeln!(out, "consent_ledger_log_size {log_size}");
+        header(&mut out, "consent_ledger_checkpoint_size", "gauge", "Tree size of the latest signed checkpoint.");
+        let _ = writeln!(out, "consent_ledger_checkpoint_size {checkpoint_size}");
+        header(&mut out, "consent_ledger_commits_total", "counter", "Group commits written.");
+        let _ = writeln!(out, "consent_ledger_commits_total {}", load(&self.commits));
+        header(&mut out, "consent_ledger_events_total", "counter", "Events made durable by this process.");
+        let _ = writeln!(out, "consent_ledger_events_total {}", load(&self.events));
+        header(
             &mut out,
-            "consent_ledger_commits_total",
-            "Group commits written.",
-            self.commits.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
-            "consent_ledger_events_total",
-            "Events made durable by this process.",
-            self.events.load(Ordering::Relaxed),
-        );
-        let _ = writeln!(
-            out,
-            "# HELP consent_ledger_commit_seconds Time of a group commit, synced write included.\n# TYPE consent_ledger_commit_seconds histogram"
+            "consent_ledger_commit_seconds",
+            "histogram",
+            "Time of a group commit, synced write included.",
         );
         self.commit_latency.write(&mut out, "consent_ledger_commit_seconds", "");
-        let _ = writeln!(
-            out,
-            "# HELP consent_ledger_decisions_total Permission decisions answered.\n# TYPE consent_ledger_decisions_total counter"
-        );
-        let _ = writeln!(
-            out,
-            "consent_ledger_decisions_total{{permitted=\"true\"}} {}",
-            self.permitted.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "consent_ledger_decisions_total{{permitted=\"false\"}} {}",
-            self.denied.load(Ordering::Relaxed)
-        );
-        counter(
+        header(&mut out, "consent_ledger_decisions_total", "counter", "Permission decisions answered.");
+        let _ = writeln!(out, "consent_ledger_decisions_total{{permitted=\"true\"}} {}", load(&self.permitted));
+        let _ = writeln!(out, "consent_ledger_decisions_total{{permitted=\"false\"}} {}", load(&self.denied));
+        header(&mut out, "consent_ledger_bulk_lines_total", "counter", "Lines of bulk NDJSON checks answered.");
+        let _ = writeln!(out, "consent_ledger_bulk_lines_total {}", load(&self.bulk_lines));
+        header(
             &mut out,
-            "consent_ledger_bulk_lines_total",
-            "Lines of bulk NDJSON checks answered.",
-            self.bulk_lines.load(Ordering::Relaxed),
-        );
-        let _ = writeln!(
-            out,
-            "# HELP consent_ledger_http_request_seconds HTTP requests by route (handler name), method and status class.\n# TYPE consent_ledger_http_request_seconds histogram"
+            "consent_ledger_http_request_seconds",
+            "histogram",
+            "HTTP requests by route (handler name), method and status class.",
         );
         if let Ok(table) = self.http.lock() {
             for (route, seen) in table.iter() {
@@ -176,6 +149,11 @@ impl Metrics {
         }
         out
     }
+}
+
+/// The `# HELP` and `# TYPE` lines of a metric.
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
 /// A label value with `\`, `"` and newlines escaped.
@@ -195,7 +173,7 @@ mod tests {
         m.commit_latency.observe(Duration::from_secs(2));
         m.http_request("get_event", "GET", 404, Duration::from_millis(1));
         m.http_request("get_event", "GET", 404, Duration::from_millis(1));
-        m.decision(true);
+        m.decisions(1, 0);
         let text = m.render(7, 5);
         assert!(text.contains("consent_ledger_commit_seconds_bucket{le=\"0.0001\"} 1\n"), "{text}");
         assert!(text.contains("consent_ledger_commit_seconds_bucket{le=\"0.005\"} 2\n"), "{text}");

@@ -91,29 +91,23 @@ impl Application {
             let json = |limit| web::JsonConfig::default().limit(limit).error_handler(error::json_error);
             App::new()
                 .wrap(actix_web::middleware::ErrorHandlers::new().default_handler(error::actix_errors_as_problems))
-                // HEAD is GET without the body (RFC 9110 §9.3.2): the connection leaves the
-                // body out because the request it read was a HEAD.
+                // One layer around every request. HEAD is GET without the body (RFC 9110
+                // §9.3.2): the connection leaves the body out because the request it read was
+                // a HEAD. Then the request is counted for /metrics, outside the error handlers
+                // so the status is the one sent (streaming answers count the time to their
+                // first byte).
                 .wrap_fn(|mut req, srv| {
-                    if req.method() == actix_web::http::Method::HEAD {
-                        req.head_mut().method = actix_web::http::Method::GET;
-                    }
-                    actix_web::dev::Service::call(srv, req)
-                })
-                // Counted last, so the status is the one sent. Streaming answers (bulk
-                // checks, the feed stream) count the time to their first byte.
-                .wrap_fn(|req, srv| {
                     let started = std::time::Instant::now();
                     let method = req.method().clone();
+                    if method == actix_web::http::Method::HEAD {
+                        req.head_mut().method = actix_web::http::Method::GET;
+                    }
                     let answer = actix_web::dev::Service::call(srv, req);
                     async move {
                         let res = answer.await?;
                         let route = res.request().match_name().unwrap_or("unmatched");
-                        crate::metrics::METRICS.http_request(
-                            route,
-                            method.as_str(),
-                            res.status().as_u16(),
-                            started.elapsed(),
-                        );
+                        let took = started.elapsed();
+                        crate::metrics::METRICS.http_request(route, method.as_str(), res.status().as_u16(), took);
                         Ok(res)
                     }
                 })

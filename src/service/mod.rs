@@ -546,14 +546,18 @@ impl Service {
                     merge_facts(std::iter::once(p.facts.as_slice()).chain(mine.iter().map(|i| linked[*i].as_slice())));
                 decide_among(&question, merged.into_iter())
             };
-            crate::metrics::METRICS.decision(decision.permitted);
             let contact = match p.whom {
                 Whom::Contact(c) => Some(c),
                 Whom::Subject(_) => None,
             };
             CheckOutcome { decision, channel: p.channel, as_of: p.at, contact, log_size }
         };
-        Ok(prepared.into_iter().zip(links).map(|(p, mine)| p.map(|p| answer(p, mine))).collect())
+        let answers: Vec<Result<CheckOutcome, ServiceError>> =
+            prepared.into_iter().zip(links).map(|(p, mine)| p.map(|p| answer(p, mine))).collect();
+        let permitted = answers.iter().flatten().filter(|a| a.decision.permitted).count() as u64;
+        let decided = answers.iter().flatten().count() as u64;
+        crate::metrics::METRICS.decisions(permitted, decided - permitted);
+        Ok(answers)
     }
 
     /// Signs a decision so a sender can later prove the message was checked.

@@ -45,13 +45,13 @@ pub async fn create_backup(state: web::Data<AppState>, caller: Caller) -> Result
     let dir = state.backup_dir.clone();
     let info = web::block(move || {
         std::fs::create_dir_all(&dir)?;
-        service.ledger().backup(&to).map_err(std::io::Error::other)
+        service.ledger().backup(&to)
     })
     .await
     .map_err(|_| ApiError::bare(Kind::Internal))?
-    .map_err(|e| match e.get_ref().and_then(|inner| inner.downcast_ref::<BackupError>()) {
-        Some(BackupError::Exists) => ApiError::new(Kind::Conflict, "a backup of that name exists; try again"),
-        _ => {
+    .map_err(|e| match e {
+        BackupError::Exists => ApiError::new(Kind::Conflict, "a backup of that name exists; try again"),
+        e => {
             tracing::error!(error = %e, "backup failed");
             ApiError::bare(Kind::Internal)
         }

@@ -30,8 +30,6 @@ struct Reader {
     eof: bool,
     /// Dropping the rest of an over-long line.
     skipping: bool,
-    state: web::Data<AppState>,
-    controller: ControllerId,
 }
 
 /// One input line, or a line that was too long.
@@ -146,7 +144,7 @@ fn answer_block(state: &AppState, controller: &ControllerId, lines: &[Line]) -> 
 /// client to take them, so a client that sends its whole list before it reads (most do)
 /// does not stall the server, and one that reads as it sends gets answers at once.
 pub fn stream_checks(state: web::Data<AppState>, controller: ControllerId, payload: web::Payload) -> HttpResponse {
-    let mut reader = Reader { payload, buf: Vec::new(), pos: 0, eof: false, skipping: false, state, controller };
+    let mut reader = Reader { payload, buf: Vec::new(), pos: 0, eof: false, skipping: false };
     let (answers, out) = spool();
     actix_web::rt::spawn(async move {
         loop {
@@ -155,7 +153,7 @@ pub fn stream_checks(state: web::Data<AppState>, controller: ControllerId, paylo
                 answers.finish();
                 return;
             }
-            let (state, controller) = (reader.state.clone(), reader.controller.clone());
+            let (state, controller) = (state.clone(), controller.clone());
             let Ok(block) = web::block(move || answer_block(&state, &controller, &lines)).await else {
                 // Dropping the spool unfinished breaks the response: no answer goes missing
                 // unnoticed.
