@@ -197,6 +197,17 @@ async fn sms_stop_and_start_follow_the_keywords() {
         .await
         .unwrap();
     assert_problem(r, StatusCode::BAD_REQUEST).await;
+    // Neither a form nor JSON.
+    let r = app
+        .client
+        .post(app.url("/v1/inbound/sms"))
+        .bearer_auth(&webhook)
+        .header("content-type", "text/plain")
+        .body("From=%2B447700900123&Body=STOP")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
     assert_eq!(app.log_size().await, size);
     assert_eq!(app.check(&sms).await["permitted"], true);
 }

@@ -99,6 +99,8 @@ fn webhook_key(req: &HttpRequest) -> Option<String> {
         (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid webhook secret", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key is not a webhook secret", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Neither a form nor JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The sender is not an E.164 number", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -120,6 +122,12 @@ pub async fn create_inbound_sms(
         return Err(ApiError::new(Kind::PayloadTooLarge, format!("the body may be at most {MAX_SMS_BODY} bytes")));
     }
     let form = req.content_type().starts_with("application/x-www-form-urlencoded");
+    if !form && !req.content_type().starts_with("application/json") {
+        return Err(ApiError::new(
+            Kind::UnsupportedMediaType,
+            "send the provider's form (application/x-www-form-urlencoded) or application/json",
+        ));
+    }
     let sms: InboundSms = if form {
         serde_urlencoded::from_bytes(&body).map_err(|e| ApiError::new(Kind::InvalidJson, redact(&e.to_string())))?
     } else {
