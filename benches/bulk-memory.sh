@@ -4,18 +4,8 @@
 # http.client), on an empty ledger. Prints the server's VmHWM after each. Needs python3, curl.
 # Usage: benches/bulk-memory.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
-cargo build --release -q
-BIN="$(cargo metadata --format-version 1 --no-deps | python3 -c "import json,sys; print(json.load(sys.stdin)['target_directory'])")/release/consent-ledger"
-DIR=$(mktemp -d)
 PORT=18282
-KEY=$("$BIN" apikey create --data-dir "$DIR" --controller council --role admin --role check)
-"$BIN" serve --data-dir "$DIR" --listen 127.0.0.1:$PORT >/dev/null 2>&1 &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null; rm -rf "$DIR"' EXIT
-sleep 1
-curl -sf -X PUT localhost:$PORT/v1/purposes/newsletter -H "Authorization: Bearer $KEY" -H 'content-type: application/json' \
-  -d '{"title":"Newsletter","basis":"consent","marketing":true,"channels":["email","post","sms"]}' >/dev/null
+source "$(dirname "$0")/server.sh"
 for n in 1000000 5000000; do
   python3 -c "
 import sys

@@ -3,18 +3,8 @@
 # generator, lighter than the Rust client of benches/load.rs). Needs wrk (apt-get install wrk)
 # and python3. Usage: [WORKERS=N] benches/check-wrk.sh [CONNECTIONS...]   (default: 4 16 32)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-cargo build --release -q
-BIN="$(cargo metadata --format-version 1 --no-deps | python3 -c "import json,sys; print(json.load(sys.stdin)['target_directory'])")/release/consent-ledger"
-DIR=$(mktemp -d)
 PORT=18181
-KEY=$("$BIN" apikey create --data-dir "$DIR" --controller council --role admin --role record --role check)
-"$BIN" serve --data-dir "$DIR" --listen 127.0.0.1:$PORT ${WORKERS:+--workers "$WORKERS"} >/dev/null 2>&1 &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null; rm -rf "$DIR"' EXIT
-sleep 1
-curl -sf -X PUT localhost:$PORT/v1/purposes/newsletter -H "Authorization: Bearer $KEY" -H 'content-type: application/json' \
-  -d '{"title":"Newsletter","basis":"consent","marketing":true,"channels":["email","post","sms"],"consent_valid_days":730}' >/dev/null
+source "$(dirname "$0")/server.sh"
 KEY="$KEY" PORT="$PORT" python3 - <<'PY'
 import json, os, urllib.request
 key, port = os.environ["KEY"], os.environ["PORT"]
