@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use consent_ledger::audit::audit_export;
 use consent_ledger::canonical::to_canonical_bytes;
+use consent_ledger::format::export::ExportLine;
 use consent_ledger::format::leaf_hash;
-use consent_ledger::ledger::export::ExportLine;
 use consent_ledger::log::checkpoint::Checkpoint;
 use consent_ledger::log::merkle::Frontier;
 use consent_ledger::signing::{Ed25519Signer, Signer};

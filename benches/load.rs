@@ -13,10 +13,10 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use consent_ledger::access::{KeyStore, Role};
 use consent_ledger::domain::ControllerId;
 use consent_ledger::http::{Application, HttpOptions};
 use consent_ledger::ledger::{DataDir, Ledger};
+use consent_ledger::service::access::{KeyStore, Role};
 use consent_ledger::service::Service;
 use serde_json::json;
 

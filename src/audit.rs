@@ -15,8 +15,8 @@ use base64::Engine;
 use ed25519_dalek::{Signature, VerifyingKey};
 
 use crate::canonical::to_canonical_bytes;
+use crate::format::export::{ExportLine, EXPORT_FORMAT, EXPORT_VERSION};
 use crate::format::leaf_hash;
-use crate::ledger::export::{ExportLine, EXPORT_FORMAT, EXPORT_VERSION};
 use crate::log::checkpoint::{open_note, Checkpoint, NoteError};
 use crate::log::merkle::{Frontier, Hash};
 use crate::signing::{Ed25519Verifier, Verifier};

@@ -1,7 +1,6 @@
 //! consent-ledger: the system of record for consent and communication preferences.
 //! See `ARCHITECTURE.md` for the map of modules and the rules between them.
 
-pub mod access;
 pub mod audit;
 pub mod canonical;
 pub mod cli;
@@ -17,6 +16,9 @@ pub mod service;
 pub mod signing;
 pub mod store;
 pub mod tokens;
+
+#[cfg(test)]
+mod layering;
 
 /// mimalloc for every binary built on this crate (the server, tests, benches): checks and
 /// bulk answers make many small, short-lived allocations across threads, where it is much

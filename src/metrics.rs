@@ -65,6 +65,9 @@ pub struct Metrics {
     pub denied: AtomicU64,
     /// Bulk NDJSON lines answered (decisions and errors alike).
     pub bulk_lines: AtomicU64,
+    /// Checkpoints not signed because the new tree head was not consistent with the last
+    /// signed one (should never move from 0).
+    pub checkpoints_refused: AtomicU64,
     /// By route name, then method and status class (a handful each, so a short list).
     http: Mutex<BTreeMap<String, RouteSeen>>,
 }
@@ -82,11 +85,24 @@ fn class(status: u16) -> &'static str {
     }
 }
 
+/// The label of a request's method: one of a fixed set, so a client sending made-up methods
+/// cannot add series.
+pub fn method_label(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        _ => "other",
+    }
+}
+
 impl Metrics {
     /// Records one HTTP request. `route` names the route (its handler), or is `"unmatched"`.
     /// Allocates only the first time a route, method and class is seen.
     pub fn http_request(&self, route: &str, method: &str, status: u16, took: Duration) {
         let class = class(status);
+        let method = method_label(method);
         let Ok(mut table) = self.http.lock() else { return };
         if !table.contains_key(route) {
             table.insert(route.to_owned(), Vec::new());
@@ -131,6 +147,13 @@ impl Metrics {
         header(&mut out, "consent_ledger_decisions_total", "counter", "Permission decisions answered.");
         let _ = writeln!(out, "consent_ledger_decisions_total{{permitted=\"true\"}} {}", load(&self.permitted));
         let _ = writeln!(out, "consent_ledger_decisions_total{{permitted=\"false\"}} {}", load(&self.denied));
+        header(
+            &mut out,
+            "consent_ledger_checkpoints_refused_total",
+            "counter",
+            "Checkpoints not signed: the new tree head was not consistent with the last signed one.",
+        );
+        let _ = writeln!(out, "consent_ledger_checkpoints_refused_total {}", load(&self.checkpoints_refused));
         header(&mut out, "consent_ledger_bulk_lines_total", "counter", "Lines of bulk NDJSON checks answered.");
         let _ = writeln!(out, "consent_ledger_bulk_lines_total {}", load(&self.bulk_lines));
         header(

@@ -68,17 +68,26 @@ pub struct PurposeVersion {
     pub definition: PurposeDefinition,
 }
 
+/// One row an event adds: its column family, key and value.
+pub type Row = (Cf, Vec<u8>, Vec<u8>);
+
+/// An event whose projection rows cannot be written (a value failed to serialise). The
+/// event is then not written either: a projection never silently lacks a row.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the projection rows of event seq {0} could not be serialised")]
+pub struct ProjectError(pub u64);
+
 /// The projection rows for one event. Rows of appending column families ([`Cf::appends`])
 /// are appended to, the others set.
-pub fn project(doc: &EventDoc) -> Vec<(Cf, Vec<u8>, Vec<u8>)> {
+pub fn project(doc: &EventDoc) -> Result<Vec<Row>, ProjectError> {
     let mut rows = vec![(Cf::EventIds, doc.id.as_bytes().to_vec(), seq_key(doc.seq).to_vec())];
     let Some(controller) = &doc.controller else {
-        return rows;
+        return Ok(rows);
     };
     let mut k = controller_prefix(controller);
     k.extend_from_slice(&seq_key(doc.seq));
     rows.push((Cf::Feed, k, Vec::new()));
-    let mut fact = serde_json::to_vec(&doc.fact()).unwrap_or_default();
+    let mut fact = serde_json::to_vec(&doc.fact()).map_err(|_| ProjectError(doc.seq))?;
     fact.push(b'\n');
     if let Some(s) = &doc.subject {
         rows.push((Cf::Facts, facts_key(controller, TargetKey::Subject(s)), fact.clone()));
@@ -90,9 +99,9 @@ pub fn project(doc: &EventDoc) -> Vec<(Cf, Vec<u8>, Vec<u8>)> {
         let mut k = purpose_prefix(controller, p);
         k.extend_from_slice(&seq_key(doc.seq));
         let v = PurposeVersion { id: p.clone(), seq: doc.seq, recorded_at: doc.recorded_at, definition: def.clone() };
-        rows.push((Cf::Purposes, k, serde_json::to_vec(&v).unwrap_or_default()));
+        rows.push((Cf::Purposes, k, serde_json::to_vec(&v).map_err(|_| ProjectError(doc.seq))?));
     }
-    rows
+    Ok(rows)
 }
 
 /// The subjects ever linked to a contact point, from its own facts (the rules decide which
@@ -145,8 +154,8 @@ struct FactsCache {
     map: RwLock<HashMap<Vec<u8>, Arc<Vec<Fact>>, foldhash::fast::RandomState>>,
 }
 
-/// controller -> purpose id -> the version in force (`None`: known not to exist).
-type PurposesByController = HashMap<String, HashMap<String, Option<Arc<PurposeVersion>>>>;
+/// controller -> purpose id -> the version in force (only purposes that exist).
+type PurposesByController = HashMap<String, HashMap<String, Arc<PurposeVersion>>>;
 
 /// Current purpose versions by controller, then purpose id (looked up by `&str`, so a check
 /// allocates nothing to find its purpose).
@@ -244,10 +253,14 @@ impl<'a> Projections<'a> {
         let cached =
             |map: &PurposesByController| map.get(controller.as_str()).and_then(|m| m.get(purpose.as_str())).cloned();
         if let Some(hit) = self.caches.purposes.map.read().ok().and_then(|m| cached(&m)) {
-            return Ok(hit);
+            return Ok(Some(hit));
         }
         let generation = self.caches.generation.load(Ordering::Acquire);
-        let found = self.purpose(controller, purpose, None)?.map(Arc::new);
+        // Only purposes that exist are cached: a name is the client's to choose, so caching
+        // misses would let one client grow the cache without bound.
+        let Some(found) = self.purpose(controller, purpose, None)?.map(Arc::new) else {
+            return Ok(None);
+        };
         if let Ok(mut map) = self.caches.purposes.map.write() {
             if self.caches.generation.load(Ordering::Acquire) == generation {
                 map.entry(controller.as_str().to_owned())
@@ -255,7 +268,7 @@ impl<'a> Projections<'a> {
                     .insert(purpose.as_str().to_owned(), found.clone());
             }
         }
-        Ok(found)
+        Ok(Some(found))
     }
 
     /// The facts of many targets (keys from [`facts_key`]) at once: cache hits first,

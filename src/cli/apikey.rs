@@ -1,12 +1,14 @@
-//! `consent-ledger apikey create`: make an API key for one controller and print it once.
+//! `consent-ledger apikey create|list|revoke`: make an API key for one controller and print it
+//! once; list the keys (never a secret); revoke one (a running server stops taking it within a
+//! second).
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::access::{KeyStore, Role};
 use crate::domain::ControllerId;
 use crate::ledger::DataDir;
+use crate::service::access::{KeyStore, Role};
 
 use super::DataDirArg;
 
@@ -23,6 +25,20 @@ pub enum ApikeyCommand {
         #[arg(long = "role", value_enum, required = true)]
         roles: Vec<Role>,
     },
+    /// List every key: id, controller, roles, created, last used, revoked. Never a secret.
+    List {
+        #[command(flatten)]
+        data: DataDirArg,
+        /// Print JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by its id (the 16 hex digits after `clk_`); works while the server runs.
+    Revoke {
+        #[command(flatten)]
+        data: DataDirArg,
+        id: String,
+    },
 }
 
 pub fn run(cmd: ApikeyCommand) -> anyhow::Result<ExitCode> {
@@ -33,6 +49,48 @@ pub fn run(cmd: ApikeyCommand) -> anyhow::Result<ExitCode> {
             dir.ensure().context("creating the data directory")?;
             let store = KeyStore::open(dir.api_keys())?;
             println!("{}", store.create(&controller, &roles)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        ApikeyCommand::List { data, json } => {
+            let store = KeyStore::open(data.existing()?.api_keys())?;
+            let keys = store.list()?;
+            let day = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                t.map_or_else(|| "-".to_owned(), |t| t.format("%Y-%m-%d %H:%M").to_string())
+            };
+            if !json {
+                println!(
+                    "{:<16}  {:<20}  {:<28}  {:<16}  {:<16}  REVOKED",
+                    "ID", "CONTROLLER", "ROLES", "CREATED", "LAST USED"
+                );
+            }
+            for k in keys {
+                if json {
+                    println!("{}", serde_json::to_string(&k)?);
+                    continue;
+                }
+                let roles: Vec<String> = k
+                    .roles
+                    .iter()
+                    .map(|r| {
+                        serde_json::to_value(r).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+                    })
+                    .collect();
+                println!(
+                    "{:<16}  {:<20}  {:<28}  {:<16}  {:<16}  {}",
+                    k.id,
+                    k.controller.as_str(),
+                    roles.join(","),
+                    day(Some(k.created_at)),
+                    day(k.last_used),
+                    day(k.revoked_at)
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ApikeyCommand::Revoke { data, id } => {
+            let store = KeyStore::open(data.existing()?.api_keys())?;
+            let at = store.revoke(&id).with_context(|| "revoking the key (give the 16 hex digits after clk_)")?;
+            println!("revoked {id} at {}", at.to_rfc3339());
             Ok(ExitCode::SUCCESS)
         }
     }

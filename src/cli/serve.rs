@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::access::KeyStore;
 use crate::http::{Application, HttpOptions};
 use crate::ledger::{DataDir, Ledger, Options};
+use crate::service::access::KeyStore;
 use crate::service::Service;
 
 use super::DataDirArg;
@@ -58,8 +58,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let dir = DataDir::new(&args.data.data_dir);
     let name = args.log_name.unwrap_or_else(default_log_name);
     let options = Options {
-        key_name: name,
         checkpoint_interval: std::time::Duration::from_millis(args.checkpoint_interval_ms.max(1)),
+        ..Options::new(&name)
     };
     let ledger = Ledger::open_with(&dir, options).context("opening the ledger")?;
     let keys = KeyStore::open(dir.api_keys()).context("opening the API key store")?;
@@ -76,7 +76,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         };
         let app = Application::build(listener, service.clone(), Arc::new(keys), http)?;
         println!("listening on http://{addr}");
-        tracing::info!(%addr, log_size = service.ledger().committed_seq(), "consent-ledger serving");
+        tracing::info!(%addr, log_size = service.log_size(), "consent-ledger serving");
         app.run_until_stopped().await
     })?;
     tracing::info!("stopped");

@@ -7,6 +7,7 @@ pub mod fact;
 pub mod ids;
 pub mod purpose;
 pub mod rules;
+pub mod shape;
 
 pub use contact::{Channel, ContactError, ContactKind, ContactPoint};
 pub use event::{Actor, ActorKind, EventType, Evidence, Format, Method, Preference, Representative};
@@ -14,3 +15,4 @@ pub use fact::Fact;
 pub use ids::{ControllerId, IdError, PurposeId, RecipientId, SubjectId, Token};
 pub use purpose::{LawfulBasis, PurposeDefinition, PurposeError};
 pub use rules::{decide, decide_among, objection_to_all_marketing, Decision, Question, Reason, Target};
+pub use shape::{Member, Need, Present, RecordedBy, Shape, ShapeError};

@@ -5,6 +5,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::domain::ShapeError;
 use crate::service::ServiceError;
 
 /// The problem document.
@@ -35,6 +36,8 @@ pub enum Kind {
     MethodNotAllowed,
     BadRequest,
     Unavailable,
+    /// Too much is queued: retry after the `Retry-After` seconds.
+    Busy,
     Internal,
 }
 
@@ -65,6 +68,9 @@ impl Kind {
             }
             BadRequest => (StatusCode::BAD_REQUEST, "bad-request", "The request is not valid"),
             Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "The ledger is not accepting requests"),
+            Busy => {
+                (StatusCode::SERVICE_UNAVAILABLE, "busy", "The ledger is busy; retry after the Retry-After seconds")
+            }
             Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
     }
@@ -147,6 +153,9 @@ impl ResponseError for ApiError {
         if self.kind == Kind::Unauthorized {
             resp.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
+        if self.kind == Kind::Busy {
+            resp.insert_header((header::RETRY_AFTER, "1"));
+        }
         resp.body(serde_json::to_string(&self.problem()).unwrap_or_default())
     }
 }
@@ -155,9 +164,24 @@ impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
             ServiceError::Invalid(m) => ApiError::new(Kind::Validation, m),
+            ServiceError::Shape { index, error } => {
+                // The domain names no route; the HTTP layer says where such an event comes from.
+                let m = match error {
+                    ShapeError::ByPurposeCatalogue(k) => {
+                        format!("{} is recorded through PUT /v1/purposes/{{purpose}}", k.as_str())
+                    }
+                    ShapeError::ByKeyRotation(k) => {
+                        format!("{} is recorded by `consent-ledger keys rotate`", k.as_str())
+                    }
+                    other => other.to_string(),
+                };
+                ApiError::new(Kind::Validation, index.map_or(m.clone(), |i| format!("event {i}: {m}")))
+            }
             ServiceError::NotFound(what) => ApiError::new(Kind::NotFound, format!("{what} not found")),
             ServiceError::Conflict(m) => ApiError::new(Kind::Conflict, m),
             ServiceError::Unavailable => ApiError::bare(Kind::Unavailable),
+            ServiceError::Busy => ApiError::new(Kind::Busy, "too many writes are waiting; retry shortly"),
+            ServiceError::NotYet(m) => ApiError::new(Kind::Unavailable, m),
             ServiceError::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 ApiError::bare(Kind::Internal)
@@ -169,18 +193,27 @@ impl From<ServiceError> for ApiError {
 /// Removes quoted values from a parser message, so a value a client sent in the wrong field
 /// (perhaps an address) is never echoed back or logged.
 pub fn redact(msg: &str) -> String {
+    // serde quotes a value the client sent in double quotes, and a variant or field name the
+    // client sent in backticks after "unknown variant" / "unknown field"; other backticked
+    // names (a missing field, what was expected) are ours, and stay.
     let mut out = String::with_capacity(msg.len());
-    let mut in_quotes = false;
-    for c in msg.chars() {
-        if c == '"' {
-            if in_quotes {
-                out.push_str("…\"");
-            } else {
-                out.push('"');
-            }
-            in_quotes = !in_quotes;
-        } else if !in_quotes {
+    let mut rest = msg;
+    while let Some(c) = rest.chars().next() {
+        let theirs = c == '"' || (c == '`' && (out.ends_with("unknown variant ") || out.ends_with("unknown field ")));
+        if !theirs {
             out.push(c);
+            rest = &rest[c.len_utf8()..];
+            continue;
+        }
+        // The quoted value becomes `…`, between its own quotes (the closing one if any).
+        out.push(c);
+        out.push('…');
+        match rest[1..].find(c) {
+            Some(end) => {
+                out.push(c);
+                rest = &rest[end + 2..];
+            }
+            None => rest = "",
         }
     }
     out
@@ -220,5 +253,16 @@ mod tests {
             redact("invalid type: string \"jane@example.org\", expected u64 at line 1"),
             "invalid type: string \"…\", expected u64 at line 1"
         );
+        // A value sent where a variant or field name goes comes back in backticks.
+        assert_eq!(
+            redact("unknown variant `jane@example.org`, expected one of `email`, `sms`"),
+            "unknown variant `…`, expected one of `email`, `sms`"
+        );
+        assert_eq!(
+            redact("unknown field `jane@example.org`, expected `purpose`"),
+            "unknown field `…`, expected `purpose`"
+        );
+        assert!(!redact("unknown variant `07700 900123`").contains("07700"));
+        assert_eq!(redact("missing field `Body`"), "missing field `Body`");
     }
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpResponse, HttpServer};
 
-use crate::access::KeyStore;
+use crate::service::access::KeyStore;
 use crate::service::Service;
 
 /// What every handler can reach.
@@ -27,8 +27,8 @@ pub struct AppState {
     pub public_url: String,
     /// Days a preference link works unless its request says otherwise.
     pub preference_link_days: u32,
-    /// Where `POST /v1/backups` writes backups.
-    pub backup_dir: std::path::PathBuf,
+    /// Where `POST /v1/backups` writes backups (default `<data dir>/backups`).
+    pub backup_dir: Option<std::path::PathBuf>,
 }
 
 /// How the HTTP server runs.
@@ -84,7 +84,7 @@ impl Application {
         let public_url =
             options.public_url.unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_owned();
         let preference_link_days = options.preference_link_days.unwrap_or(crate::service::DEFAULT_LINK_DAYS);
-        let backup_dir = options.backup_dir.unwrap_or_else(|| service.ledger().data_dir().root().join("backups"));
+        let backup_dir = options.backup_dir;
         let state = web::Data::new(AppState { service, keys, public_url, preference_link_days, backup_dir });
         let mut server = HttpServer::new(move || {
             use routes::*;

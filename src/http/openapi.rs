@@ -57,7 +57,7 @@ Errors are RFC 9457 application/problem+json with a stable `type` per kind.",
         routes::health::get_metrics,
         routes::backups::create_backup,
     ),
-    components(schemas(crate::format::EventDoc, crate::format::Receipt, crate::format::SignedDecision, crate::http::error::Problem)),
+    components(schemas(crate::service::EventDoc, crate::service::Receipt, crate::service::SignedDecision, crate::http::error::Problem)),
     modifiers(&ApiKeyAuth),
     tags(
         (name = "purposes", description = "The controller's purpose catalogue"),
@@ -72,18 +72,82 @@ Errors are RFC 9457 application/problem+json with a stable `type` per kind.",
 )]
 pub struct ApiDoc;
 
-/// The document as pretty JSON with a trailing newline, as committed.
+/// The document as pretty JSON with a trailing newline, as committed: the handlers' paths and
+/// schemas, with each event type's shape added to the event request as a `oneOf` (see
+/// [`event_shapes`]). The alternatives are written into utoipa's own text, so the rest of the
+/// document keeps its order.
 pub fn openapi_json() -> String {
     let mut s = ApiDoc::openapi().to_pretty_json().unwrap_or_default();
+    let marker = "\n      \"EventRequest\": {\n";
+    if let Some(at) = s.find(marker) {
+        let shapes = serde_json::to_string_pretty(&event_shapes()).unwrap_or_default();
+        let indented = shapes.lines().collect::<Vec<_>>().join("\n        ");
+        s.insert_str(at + marker.len(), &format!("        \"oneOf\": {indented},\n"));
+    }
     s.push('\n');
     s
+}
+
+/// The document as JSON.
+pub fn document() -> serde_json::Value {
+    serde_json::from_str(&openapi_json()).unwrap_or_default()
+}
+
+/// One alternative per event type a client may record, from the domain's shape table: its
+/// `type`, the members it needs (present and not null), the members it takes no part of
+/// (absent or null), and "a subject, a contact, or both". Types only the ledger records
+/// (`purpose.defined`, `key.rotated`) have no alternative, so the document refuses them as
+/// the server does.
+fn event_shapes() -> serde_json::Value {
+    use crate::domain::{EventType, Need, RecordedBy};
+    use serde_json::json;
+    let alternatives: Vec<serde_json::Value> = EventType::ALL
+        .into_iter()
+        .filter(|k| k.shape().recorded_by == RecordedBy::Client)
+        .map(|k| {
+            let shape = k.shape();
+            let members = [
+                ("subject", shape.subject),
+                ("contact", shape.contact),
+                ("purpose", shape.purpose),
+                ("channel", shape.channel),
+                ("preference", shape.preference),
+                ("representative", shape.representative),
+                ("expires_at", shape.expires_at),
+            ];
+            let mut required = vec![json!("type")];
+            let mut properties = serde_json::Map::new();
+            properties.insert("type".into(), json!({ "const": k.as_str() }));
+            for (name, need) in members {
+                match need {
+                    Need::Required => {
+                        required.push(json!(name));
+                        properties.insert(name.into(), json!({ "not": { "type": "null" } }));
+                    }
+                    Need::Forbidden => {
+                        properties.insert(name.into(), json!({ "type": "null" }));
+                    }
+                    Need::Allowed => {}
+                }
+            }
+            let mut alt = json!({ "title": k.as_str(), "required": required, "properties": properties });
+            if shape.subject != Need::Required && shape.contact != Need::Required {
+                alt["anyOf"] = json!([
+                    { "required": ["subject"], "properties": { "subject": { "not": { "type": "null" } } } },
+                    { "required": ["contact"], "properties": { "contact": { "not": { "type": "null" } } } },
+                ]);
+            }
+            alt
+        })
+        .collect();
+    serde_json::Value::Array(alternatives)
 }
 
 /// The JSON Schema (2020-12) documents committed under `schemas/`: file name and content.
 /// Each is cut from the OpenAPI components (OpenAPI 3.1 schemas are JSON Schema 2020-12),
 /// keeping the referenced definitions under `$defs`.
 pub fn json_schemas() -> Vec<(&'static str, String)> {
-    let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    let doc = document();
     let all = doc.pointer("/components/schemas").cloned().unwrap_or_default();
     [
         ("event.schema.json", "EventDoc", "A signed consent-ledger event (format v1)"),

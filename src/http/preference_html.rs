@@ -7,8 +7,8 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{ActorKind, Channel, EventType, Format, Method, PurposeId, Reason};
-use crate::format::{EventDoc, Receipt};
 use crate::http::pages::escape;
+use crate::service::{EventDoc, Receipt};
 use crate::service::{PreferenceState, PurposeSection};
 
 /// Languages offered on the page (BCP 47 tag, name in that language): those most asked for

@@ -40,6 +40,8 @@ pub enum CommitError {
     Storage,
     #[error("the ledger is shutting down")]
     Closed,
+    #[error("the writer's queue is full; retry shortly")]
+    Busy,
 }
 
 pub(crate) struct Job {
@@ -60,6 +62,7 @@ pub(crate) struct Writer {
     /// What checks read from memory; a commit invalidates what it changed before it is
     /// published.
     pub caches: Arc<Caches>,
+    pub clock: super::Clock,
 }
 
 enum Slot {
@@ -150,7 +153,9 @@ impl Writer {
                 Slot::New(i) => {
                     let (stored, doc) = self.seal(&drafts[i])?;
                     batch.put(Cf::Events, seq_key(doc.seq).to_vec(), stored.encode());
-                    for (cf, k, v) in super::derived_rows(&doc, stored.leaf_hash, &mut self.frontier) {
+                    for (cf, k, v) in super::derived_rows(&doc, stored.leaf_hash, &mut self.frontier)
+                        .map_err(|_| CommitError::Storage)?
+                    {
                         batch.row(cf, k, v);
                     }
                     receipts.push(stored.receipt(doc.clone()));
@@ -180,7 +185,7 @@ impl Writer {
 
     /// Gives a draft its seq and time, and signs it.
     fn seal(&mut self, draft: &Draft) -> Result<(StoredEvent, EventDoc), CommitError> {
-        let now = to_micros(Utc::now()).max(self.last_recorded);
+        let now = to_micros(self.clock.now()).max(self.last_recorded);
         let mut doc = draft.doc.clone();
         doc.seq = self.next_seq;
         doc.recorded_at = now;

@@ -64,6 +64,7 @@ impl Keyring {
             f.sync_all()?;
         }
         fs::rename(&tmp, path)?;
+        crate::signing::sync_parent(path)?;
         Ok(())
     }
 
@@ -144,6 +145,7 @@ pub fn finish_rotation(dir: &DataDir, rotation_seq: u64, next_vkey: String) -> R
         ring.save(&dir.keyring())?;
     }
     fs::rename(dir.next_signing_key(), dir.signing_key())?;
+    crate::signing::sync_parent(&dir.signing_key())?;
     Ok(())
 }
 

@@ -6,6 +6,7 @@ pub mod commit;
 pub mod export;
 pub mod keys;
 pub mod rebuild;
+mod tree;
 pub mod verify;
 
 use std::path::{Path, PathBuf};
@@ -22,18 +23,23 @@ use crate::format::{Receipt, StoredEvent};
 use crate::log::checkpoint::Checkpoint;
 use crate::log::merkle::Frontier;
 use crate::log::merkle::{self, Hash, ProofError};
-use crate::log::StoredTree;
 use crate::projection::{Caches, Projections};
 use crate::secrets::BlindIndexKey;
 use crate::signing::{Ed25519Signer, Ed25519Verifier, KeyError};
 use crate::store::{Batch, Cf, Store, StoreError};
 use crate::tokens::TokenKey;
 use keys::ValidKey;
+use tree::StoredTree;
 
 use commit::{CommitError, Draft, Job, Writer};
 
 /// Most events one append (a batch request) may carry.
 pub const MAX_APPEND_EVENTS: usize = 1000;
+
+/// Most appends waiting for the group-commit writer. Past it an append is refused at once
+/// (busy, retry shortly) rather than queued without bound: a flood from one client cannot
+/// grow the server's memory or delay every other writer's "ok" indefinitely.
+pub const WRITER_QUEUE: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -51,6 +57,11 @@ pub enum OpenError {
     Corrupt,
     #[error("a rebuild of the projections was interrupted; run `consent-ledger rebuild` before serving")]
     RebuildInterrupted,
+    #[error(
+        "the log holds events but {0} is missing from the data directory; restore it from a backup of this \
+         ledger (a new one would make recorded opt-outs stop matching, or change who signed the log)"
+    )]
+    MissingSecret(&'static str),
 }
 
 /// Paths inside a data directory.
@@ -117,6 +128,42 @@ pub struct Options {
     pub key_name: String,
     /// At most one checkpoint is signed per interval, and only when the log grew.
     pub checkpoint_interval: Duration,
+    /// Where the writer reads the time it gives `recorded_at` (the system clock unless a test
+    /// needs a repeatable one).
+    pub clock: Clock,
+}
+
+impl Options {
+    pub fn new(key_name: &str) -> Self {
+        Self { key_name: key_name.to_owned(), checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL, clock: Clock::System }
+    }
+}
+
+/// The writer's clock.
+#[derive(Clone, Default)]
+pub enum Clock {
+    #[default]
+    System,
+    /// A clock a test drives: each read returns the function's answer.
+    Fixed(Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>),
+}
+
+impl Clock {
+    pub fn now(&self) -> DateTime<Utc> {
+        match self {
+            Clock::System => Utc::now(),
+            Clock::Fixed(f) => f(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Clock::System => "Clock::System",
+            Clock::Fixed(_) => "Clock::Fixed",
+        })
+    }
 }
 
 /// An open ledger with its writer and checkpointer running.
@@ -127,7 +174,7 @@ pub struct Ledger {
     signer: Arc<Ed25519Signer>,
     blind: BlindIndexKey,
     tokens: TokenKey,
-    tx: Option<mpsc::Sender<Job>>,
+    tx: Option<mpsc::SyncSender<Job>>,
     writer: Option<JoinHandle<()>>,
     committed: Arc<AtomicU64>,
     notify: tokio::sync::watch::Receiver<u64>,
@@ -136,22 +183,31 @@ pub struct Ledger {
     checkpointer: Option<JoinHandle<()>>,
     checkpoint_interval: Duration,
     data: PathBuf,
+    /// Set by the checkpointer when a new tree head is not consistent with the signed one.
+    inconsistent: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Ledger {
     /// Opens (creating on first start) the ledger in `dir`. `key_name` names a new signing key.
     pub fn open(dir: &DataDir, key_name: &str) -> Result<Self, OpenError> {
-        Self::open_with(
-            dir,
-            Options { key_name: key_name.to_owned(), checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL },
-        )
+        Self::open_with(dir, Options::new(key_name))
     }
 
+    /// Opens the ledger in `dir` on its RocksDB store (`dir/db`).
     pub fn open_with(dir: &DataDir, options: Options) -> Result<Self, OpenError> {
         dir.ensure().map_err(OpenError::Dir)?;
-        let store = Arc::new(Store::open(&dir.db())?);
+        let store = Store::open(&dir.db())?;
+        Self::open_on(dir, store, options)
+    }
+
+    /// Opens the ledger with its keys and secrets in `dir` and its log and projections in
+    /// `store` (any engine behind the storage boundary).
+    pub fn open_on(dir: &DataDir, store: Store, options: Options) -> Result<Self, OpenError> {
+        dir.ensure().map_err(OpenError::Dir)?;
+        let store = Arc::new(store);
         check_format(&store)?;
         keys::recover_rotation(dir, &store)?;
+        refuse_lost_secrets(dir, &store)?;
         let signer = Ed25519Signer::load_or_create(&dir.signing_key(), &options.key_name)?;
         let keys = keys::load_keyring(dir, &signer)?.valid_keys()?;
         let blind = BlindIndexKey::load_or_create(&dir.blind_index_key()).map_err(OpenError::Secret)?;
@@ -178,15 +234,26 @@ impl Ledger {
             last_recorded,
             committed: committed.clone(),
             frontier,
+            clock: options.clock.clone(),
         };
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = mpsc::sync_channel(WRITER_QUEUE);
         let handle = std::thread::Builder::new()
             .name("group-commit".into())
             .spawn(move || writer.run(rx))
             .map_err(OpenError::Dir)?;
         let (stop_tx, stop_rx) = mpsc::channel();
-        let checkpoints = Checkpointer { store: store.clone(), signer: signer.clone(), committed: committed.clone() };
-        checkpoints.sign_if_grown().map_err(|_| OpenError::Corrupt)?;
+        let inconsistent = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let checkpoints = Checkpointer {
+            store: store.clone(),
+            signer: signer.clone(),
+            committed: committed.clone(),
+            inconsistent: inconsistent.clone(),
+        };
+        match checkpoints.sign_if_grown() {
+            // Served, but not ready and signing nothing (see `Checkpointer`).
+            Ok(()) | Err(CheckpointError::Inconsistent { .. }) => {}
+            Err(_) => return Err(OpenError::Corrupt),
+        }
         let interval = options.checkpoint_interval;
         let checkpointer = std::thread::Builder::new()
             .name("checkpoints".into())
@@ -208,6 +275,7 @@ impl Ledger {
             checkpointer: Some(checkpointer),
             checkpoint_interval: interval,
             data: dir.root().to_path_buf(),
+            inconsistent,
         })
     }
 
@@ -226,8 +294,8 @@ impl Ledger {
     }
 
     /// The latest signed checkpoint: its tree size and C2SP signed note.
-    pub fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
-        latest_checkpoint(&self.store)
+    pub fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, ReadError> {
+        Ok(latest_checkpoint(&self.store)?)
     }
 
     /// The audit path of leaf `index` in the tree of `size` leaves (size ≤ the durable log).
@@ -252,10 +320,6 @@ impl Ledger {
             return Err(ProofError::OutOfRange);
         }
         merkle::root(&StoredTree(&self.store), size)
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.store
     }
 
     /// The current signing key.
@@ -321,13 +385,100 @@ impl Ledger {
     pub async fn append(&self, drafts: Vec<Draft>) -> Result<Vec<Receipt>, CommitError> {
         let (reply, rx) = oneshot::channel();
         let tx = self.tx.as_ref().ok_or(CommitError::Closed)?;
-        tx.send(Job { drafts, reply }).map_err(|_| CommitError::Closed)?;
+        tx.try_send(Job { drafts, reply }).map_err(|e| match e {
+            mpsc::TrySendError::Full(_) => CommitError::Busy,
+            mpsc::TrySendError::Disconnected(_) => CommitError::Closed,
+        })?;
         rx.await.map_err(|_| CommitError::Closed)?
     }
 
     /// Reads one stored event by seq.
-    pub fn event(&self, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
-        Ok(self.store.get(Cf::Events, &seq.to_be_bytes())?.and_then(|raw| StoredEvent::decode(&raw).ok()))
+    pub fn event(&self, seq: u64) -> Result<Option<StoredEvent>, ReadError> {
+        self.store.get(Cf::Events, &seq.to_be_bytes())?.map(|raw| decode_event(seq, &raw)).transpose()
+    }
+
+    /// The receipt of one event by seq.
+    pub fn receipt(&self, seq: u64) -> Result<Option<Receipt>, ReadError> {
+        self.event(seq)?.map(|stored| receipt_of(seq, stored)).transpose()
+    }
+
+    /// Receipts of many events by seq (one batched read), in the order given.
+    pub fn receipts(&self, seqs: &[u64]) -> Result<Vec<Option<Receipt>>, ReadError> {
+        let keys: Vec<[u8; 8]> = seqs.iter().map(|s| s.to_be_bytes()).collect();
+        self.store
+            .multi_get(Cf::Events, &keys)?
+            .into_iter()
+            .zip(seqs)
+            .map(|(raw, seq)| raw.map(|raw| receipt_of(*seq, decode_event(*seq, &raw)?)).transpose())
+            .collect()
+    }
+
+    /// The seq of the event with this id, if the log holds it.
+    pub fn seq_of(&self, id: uuid::Uuid) -> Result<Option<u64>, ReadError> {
+        self.store
+            .get(Cf::EventIds, id.as_bytes())?
+            .map(|v| <[u8; 8]>::try_from(v.as_slice()).map(u64::from_be_bytes).map_err(|_| ReadError::CorruptId))
+            .transpose()
+    }
+
+    /// Writes the audit export of `controller` (see [`export`]).
+    pub fn export(
+        &self,
+        controller: &str,
+        out: impl FnMut(&crate::format::export::ExportLine) -> std::io::Result<()>,
+    ) -> Result<u64, export::ExportError> {
+        export::export(&self.store, &self.keys, controller, out, |_, _| {})
+    }
+
+    /// Whether the ledger can serve: the store answers a read of the last event, and the
+    /// checkpointer has not found the tree inconsistent with a signed checkpoint.
+    pub fn readable(&self) -> Result<(), ReadError> {
+        if self.inconsistent.load(Ordering::Acquire) {
+            return Err(ReadError::Inconsistent);
+        }
+        self.event(self.committed_seq().max(1)).map(|_| ())
+    }
+}
+
+/// A read of the log that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stored event {0} does not decode")]
+    Corrupt(u64),
+    #[error("an event id row does not hold a seq")]
+    CorruptId,
+    #[error("the log's tree is not consistent with its last signed checkpoint")]
+    Inconsistent,
+}
+
+fn decode_event(seq: u64, raw: &[u8]) -> Result<StoredEvent, ReadError> {
+    StoredEvent::decode(raw).map_err(|_| ReadError::Corrupt(seq))
+}
+
+fn receipt_of(seq: u64, stored: StoredEvent) -> Result<Receipt, ReadError> {
+    let doc = stored.doc().map_err(|_| ReadError::Corrupt(seq))?;
+    Ok(stored.receipt(doc))
+}
+
+/// Secrets are created only with a new, empty log. On a log that holds events, a missing
+/// secret is refused by name: a new blind-index secret would stop every opt-out recorded
+/// against an address from matching, a new signing key or keyring would change who signed
+/// seq 1 without a rotation, and a new token secret would void every link sent.
+fn refuse_lost_secrets(dir: &DataDir, store: &Store) -> Result<(), OpenError> {
+    if log_size(store)? == 0 {
+        return Ok(());
+    }
+    let files = [
+        (dir.signing_key(), "signing-key.json"),
+        (dir.keyring(), "keyring.json"),
+        (dir.blind_index_key(), "blind-index.key"),
+        (dir.token_key(), "token.key"),
+    ];
+    match files.into_iter().find(|(path, _)| !path.exists()) {
+        Some((_, name)) => Err(OpenError::MissingSecret(name)),
+        None => Ok(()),
     }
 }
 
@@ -368,12 +519,12 @@ pub(crate) fn derived_rows(
     doc: &crate::format::EventDoc,
     leaf_hash: Hash,
     tree: &mut Frontier,
-) -> Vec<(Cf, Vec<u8>, Vec<u8>)> {
-    let mut rows = crate::projection::project(doc);
+) -> Result<Vec<crate::projection::Row>, crate::projection::ProjectError> {
+    let mut rows = crate::projection::project(doc)?;
     for (level, index, hash) in tree.push(leaf_hash) {
-        rows.push((Cf::Merkle, crate::log::node_key(level, index).to_vec(), hash.to_vec()));
+        rows.push((Cf::Merkle, tree::node_key(level, index).to_vec(), hash.to_vec()));
     }
-    rows
+    Ok(rows)
 }
 
 /// Events in the log of `store` (the seq of the last one).
@@ -407,12 +558,31 @@ pub fn stored_event(store: &Store, seq: u64) -> Result<Option<StoredEvent>, Stor
 }
 
 /// Signs a checkpoint of the durable log, at most once per interval and only when it grew.
-/// Tree heads come from the append-only stored tree and sizes only increase, so two
-/// checkpoints it signs are always consistent.
+/// Tree heads come from the append-only stored tree and sizes only increase; before signing,
+/// the new head is proved consistent with the last signed one from the stored nodes. If that
+/// ever fails, nothing is signed again: the failure is logged, counted in the metrics, and
+/// `/readyz` fails, because a signed inconsistent head would be proof of a rewritten history.
 struct Checkpointer {
     store: Arc<Store>,
     signer: Arc<Ed25519Signer>,
     committed: Arc<AtomicU64>,
+    /// Set once a new head was found inconsistent with the last signed one.
+    inconsistent: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Why no checkpoint was signed.
+#[derive(Debug, thiserror::Error)]
+enum CheckpointError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("tree: {0}")]
+    Tree(#[from] ProofError),
+    #[error("the last signed checkpoint does not parse")]
+    LastNote,
+    #[error("the tree head at {new} is not consistent with the checkpoint signed at {old}")]
+    Inconsistent { old: u64, new: u64 },
+    #[error("an earlier inconsistency stopped checkpoint signing")]
+    Stopped,
 }
 
 impl Checkpointer {
@@ -421,7 +591,9 @@ impl Checkpointer {
             match stop.recv_timeout(interval) {
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     if let Err(e) = self.sign_if_grown() {
-                        tracing::error!(error = %e, "could not sign a checkpoint");
+                        if !matches!(e, CheckpointError::Stopped) {
+                            tracing::error!(error = %e, "could not sign a checkpoint");
+                        }
                     }
                 }
                 _ => {
@@ -433,19 +605,34 @@ impl Checkpointer {
         }
     }
 
-    fn sign_if_grown(&self) -> Result<(), String> {
+    fn sign_if_grown(&self) -> Result<(), CheckpointError> {
+        if self.inconsistent.load(Ordering::Acquire) {
+            return Err(CheckpointError::Stopped);
+        }
         let size = self.committed.load(Ordering::Acquire);
-        let last = self.store.last(Cf::Checkpoints).map_err(|e| e.to_string())?;
-        let last_size = last.and_then(|(k, _)| <[u8; 8]>::try_from(k.as_ref()).ok()).map(u64::from_be_bytes);
-        if last_size.is_some_and(|s| s >= size) {
+        let last = latest_checkpoint(&self.store)?;
+        if last.as_ref().is_some_and(|(s, _)| *s >= size) {
             return Ok(());
         }
-        let root = merkle::root(&StoredTree(&self.store), size).map_err(|e| e.to_string())?;
+        let tree = StoredTree(&self.store);
+        let root = merkle::root(&tree, size)?;
+        if let Some((old, note)) = last.filter(|(s, _)| *s > 0) {
+            let text = note.split_once("\n\n").map(|(t, _)| format!("{t}\n")).ok_or(CheckpointError::LastNote)?;
+            let signed = Checkpoint::parse_text(&text).map_err(|_| CheckpointError::LastNote)?;
+            let proof = merkle::consistency_proof(&tree, old, size)?;
+            if signed.size != old || !merkle::verify_consistency(old, size, &signed.root, &root, &proof) {
+                self.inconsistent.store(true, Ordering::Release);
+                crate::metrics::METRICS.checkpoints_refused.fetch_add(1, Ordering::Relaxed);
+                let e = CheckpointError::Inconsistent { old, new: size };
+                tracing::error!(error = %e, "checkpoint signing stopped: the log's tree does not extend the signed one");
+                return Err(e);
+            }
+        }
         let checkpoint = Checkpoint { origin: self.signer.name().to_owned(), size, root };
         let note = checkpoint.sign(self.signer.name(), self.signer.as_ref());
         let mut batch = Batch::default();
         batch.put(Cf::Checkpoints, size.to_be_bytes().to_vec(), note.into_bytes());
-        self.store.write_synced(&batch).map_err(|e| e.to_string())
+        Ok(self.store.write_synced(&batch)?)
     }
 }
 

@@ -52,7 +52,7 @@ pub fn rebuild(store: &Store, mut progress: impl FnMut(Phase, u64)) -> Result<u6
         let (_, v) = item?;
         let stored = StoredEvent::decode(&v).map_err(|_| OpenError::Corrupt)?;
         let doc = stored.doc().map_err(|_| OpenError::Corrupt)?;
-        for (cf, k, v) in super::derived_rows(&doc, stored.leaf_hash, &mut tree) {
+        for (cf, k, v) in super::derived_rows(&doc, stored.leaf_hash, &mut tree).map_err(|_| OpenError::Corrupt)? {
             batch.row(cf, k, v);
         }
         events += 1;

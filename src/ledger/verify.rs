@@ -108,7 +108,10 @@ pub fn verify(store: &Store, keys: &[ValidKey], mut progress: impl FnMut(u64)) -
         if !key.verifier.verify(&stored.bytes, &stored.signature) {
             return fail("signature does not verify");
         }
-        for (cf, k, v) in super::derived_rows(&doc, stored.leaf_hash, &mut tree) {
+        let Ok(rows) = super::derived_rows(&doc, stored.leaf_hash, &mut tree) else {
+            return fail("its projection rows cannot be derived");
+        };
+        for (cf, k, v) in rows {
             if cf.appends() {
                 expected.entry((cf, k)).or_default().extend_from_slice(&v);
             } else {

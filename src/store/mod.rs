@@ -1,14 +1,16 @@
-//! Storage: the RocksDB database, its column families and atomic, synced write batches.
+//! Storage: an ordered key-value store of column families with atomic, synced write batches,
+//! point and batched reads, and ordered scans. [`KvStore`] is the boundary: the ledger and the
+//! projections speak only to it, through [`Store`]. Two engines implement it: RocksDB on
+//! disk ([`rocks`], the embedded default) and an in-memory model ([`memory`]) that tests run
+//! the same operations against.
 //!
-//! This is the only module that imports `rocksdb`. Everything above it speaks in column
-//! families, keys and values; key layouts belong to `crate::projection` and `crate::ledger`.
+//! Only `store::rocks` imports `rocksdb`. Key layouts belong to `crate::projection` and
+//! `crate::ledger`.
+
+pub mod memory;
+mod rocks;
 
 use std::path::Path;
-
-use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode, Options, WriteBatch,
-    WriteOptions, DB,
-};
 
 /// The column families.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -57,22 +59,16 @@ impl Cf {
     pub fn appends(self) -> bool {
         matches!(self, Cf::Facts)
     }
-}
 
-/// The merge operator of appending column families: values are concatenated in order.
-/// Concatenation is associative, so it serves as partial merge too.
-fn append_merge(_key: &[u8], existing: Option<&[u8]>, operands: &rocksdb::MergeOperands) -> Option<Vec<u8>> {
-    let mut out = existing.map(<[u8]>::to_vec).unwrap_or_default();
-    for op in operands {
-        out.extend_from_slice(op);
+    fn index(self) -> usize {
+        self as usize
     }
-    Some(out)
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("storage error: {0}")]
-    Db(#[from] rocksdb::Error),
+    Db(String),
     #[error("column family {0} is missing")]
     MissingCf(&'static str),
     #[error("io: {0}")]
@@ -81,6 +77,8 @@ pub enum StoreError {
         "the database was written in another store layout (it has column family {0}); this version cannot read it"
     )]
     OtherLayout(String),
+    #[error("the {0} store cannot do this")]
+    Unsupported(&'static str),
 }
 
 /// How a batch writes one row.
@@ -125,110 +123,87 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }
+
+    /// The writes in the order they were added.
+    pub fn ops(&self) -> impl Iterator<Item = (Cf, &[u8], &[u8], Op)> {
+        self.ops.iter().map(|(cf, k, v, op)| (*cf, k.as_slice(), v.as_slice(), *op))
+    }
 }
 
 pub type Pair = (Box<[u8]>, Box<[u8]>);
 
-/// The database.
+/// Pairs of one column family in key order.
+pub type PairIter<'a> = Box<dyn Iterator<Item = Result<Pair, StoreError>> + 'a>;
+
+/// The storage boundary: an ordered key-value store of column families. Every write goes
+/// through [`KvStore::write_synced`], which applies a whole batch atomically and returns only
+/// once it is durable; reads see whole batches or none of them.
+pub trait KvStore: Send + Sync {
+    /// Applies `batch` atomically, durable (for an on-disk engine: the WAL synced) before it
+    /// returns.
+    fn write_synced(&self, batch: &Batch) -> Result<(), StoreError>;
+
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Values of many keys in one batched lookup, in the order given.
+    fn multi_get(&self, cf: Cf, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, StoreError>;
+
+    /// Every pair of `cf` from `start` (inclusive) in key order.
+    fn iter_from<'a>(&'a self, cf: Cf, start: &[u8]) -> Result<PairIter<'a>, StoreError>;
+
+    /// The last pair whose key is below `bound` (all keys when `None`).
+    fn last_before(&self, cf: Cf, bound: Option<&[u8]>) -> Result<Option<Pair>, StoreError>;
+
+    /// Writes a consistent copy of the whole store into the new directory `path`.
+    fn checkpoint_to(&self, path: &Path) -> Result<(), StoreError>;
+}
+
+/// The store the ledger runs on: one engine behind the [`KvStore`] boundary, with the typed
+/// helpers every caller shares.
 pub struct Store {
-    db: DB,
+    engine: Box<dyn KvStore>,
 }
 
 impl Store {
-    fn options() -> (Options, Vec<ColumnFamilyDescriptor>) {
-        let mut db_opts = Options::default();
-        db_opts.create_if_missing(true);
-        db_opts.create_missing_column_families(true);
-        db_opts.set_max_background_jobs(2);
-        db_opts.set_bytes_per_sync(1 << 20);
-        let cache = Cache::new_lru_cache(128 << 20);
-        let cfs = Cf::ALL
-            .iter()
-            .map(|cf| {
-                let mut block = BlockBasedOptions::default();
-                block.set_block_cache(&cache);
-                block.set_bloom_filter(10.0, false);
-                let mut o = Options::default();
-                o.set_block_based_table_factory(&block);
-                o.set_compression_type(DBCompressionType::Lz4);
-                // A bloom filter on the memtable too, so a lookup of a key that was never
-                // written (most addresses of a campaign list) skips the skiplist.
-                o.set_memtable_prefix_bloom_ratio(0.05);
-                o.set_memtable_whole_key_filtering(true);
-                if cf.appends() {
-                    o.set_merge_operator_associative("consent-ledger-append", append_merge);
-                }
-                ColumnFamilyDescriptor::new(cf.name(), o)
-            })
-            .collect();
-        (db_opts, cfs)
+    /// Runs on any engine.
+    pub fn on(engine: impl KvStore + 'static) -> Self {
+        Self { engine: Box::new(engine) }
     }
 
-    /// Refuses a database with column families this version does not know (an older or
-    /// newer layout), before RocksDB would refuse it less clearly.
-    fn check_layout(opts: &Options, dir: &Path) -> Result<(), StoreError> {
-        let Ok(names) = DB::list_cf(opts, dir) else {
-            return Ok(()); // no database yet
-        };
-        match names.into_iter().find(|n| n != "default" && !Cf::ALL.iter().any(|c| c.name() == n)) {
-            Some(unknown) => Err(StoreError::OtherLayout(unknown)),
-            None => Ok(()),
-        }
-    }
-
-    /// Opens (creating if needed) the database in `dir` for reading and writing.
+    /// Opens (creating if needed) the RocksDB database in `dir` for reading and writing.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let (opts, cfs) = Self::options();
-        Self::check_layout(&opts, dir)?;
-        Ok(Self { db: DB::open_cf_descriptors(&opts, dir, cfs)? })
+        Ok(Self::on(rocks::RocksStore::open(dir)?))
     }
 
-    /// Opens the database read-only; works while a server holds it open.
+    /// Opens the RocksDB database in `dir` read-only; works while a server holds it open.
     pub fn open_read_only(dir: &Path) -> Result<Self, StoreError> {
-        let (mut opts, cfs) = Self::options();
-        opts.create_if_missing(false);
-        Self::check_layout(&opts, dir)?;
-        Ok(Self { db: DB::open_cf_descriptors_read_only(&opts, dir, cfs, false)? })
+        Ok(Self::on(rocks::RocksStore::open_read_only(dir)?))
     }
 
-    fn cf(&self, cf: Cf) -> Result<&rocksdb::ColumnFamily, StoreError> {
-        self.db.cf_handle(cf.name()).ok_or(StoreError::MissingCf(cf.name()))
+    /// A store in memory (see [`memory::MemoryStore`]); clones of `engine` share its data.
+    pub fn memory(engine: &memory::MemoryStore) -> Self {
+        Self::on(engine.clone())
     }
 
-    /// Applies `batch` atomically with the write-ahead log synced to disk before returning.
+    /// Applies `batch` atomically, durable before it returns.
     pub fn write_synced(&self, batch: &Batch) -> Result<(), StoreError> {
-        let mut wb = WriteBatch::default();
-        for (cf, k, v, op) in &batch.ops {
-            match op {
-                Op::Put => wb.put_cf(self.cf(*cf)?, k, v),
-                Op::Append => wb.merge_cf(self.cf(*cf)?, k, v),
-                Op::Delete => wb.delete_cf(self.cf(*cf)?, k),
-            }
-        }
-        let mut wo = WriteOptions::default();
-        wo.set_sync(true);
-        self.db.write_opt(wb, &wo)?;
-        Ok(())
+        self.engine.write_synced(batch)
     }
 
     pub fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.db.get_cf(self.cf(cf)?, key)?)
+        self.engine.get(cf, key)
     }
 
     /// Values of many keys in one batched lookup, in the order given.
     pub fn multi_get<K: AsRef<[u8]>>(&self, cf: Cf, keys: &[K]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        let h = self.cf(cf)?;
-        self.db
-            .batched_multi_get_cf(h, keys.iter(), false)
-            .into_iter()
-            .map(|r| r.map(|o| o.map(|p| p.to_vec())).map_err(StoreError::from))
-            .collect()
+        let keys: Vec<&[u8]> = keys.iter().map(AsRef::as_ref).collect();
+        self.engine.multi_get(cf, &keys)
     }
 
     /// Every pair whose key starts with `prefix`, in key order.
     pub fn scan_prefix(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<Pair>, StoreError> {
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(cf)?, IteratorMode::From(prefix, Direction::Forward)) {
+        for item in self.engine.iter_from(cf, prefix)? {
             let (k, v) = item?;
             if !k.starts_with(prefix) {
                 break;
@@ -244,62 +219,24 @@ impl Store {
         // them all.
         let mut upper = prefix.to_vec();
         upper.extend_from_slice(&[0xff; 9]);
-        let mut iter = self.db.iterator_cf(self.cf(cf)?, IteratorMode::From(&upper, Direction::Reverse));
-        match iter.next() {
-            Some(item) => {
-                let (k, v) = item?;
-                Ok(k.starts_with(prefix).then_some((k, v)))
-            }
-            None => Ok(None),
-        }
+        Ok(self.engine.last_before(cf, Some(&upper))?.filter(|(k, _)| k.starts_with(prefix)))
     }
 
     /// The pair with the greatest key.
     pub fn last(&self, cf: Cf) -> Result<Option<Pair>, StoreError> {
-        match self.db.iterator_cf(self.cf(cf)?, IteratorMode::End).next() {
-            Some(item) => Ok(Some(item?)),
-            None => Ok(None),
-        }
+        self.engine.last_before(cf, None)
     }
 
-    /// Writes a consistent checkpoint of the whole database into the new directory `path`
-    /// (RocksDB's checkpoint: hard links to the table files where it can, the rest copied).
+    /// Writes a consistent checkpoint of the whole store into the new directory `path`.
     pub fn checkpoint_to(&self, path: &Path) -> Result<(), StoreError> {
-        rocksdb::checkpoint::Checkpoint::new(&self.db)?.create_checkpoint(path)?;
-        Ok(())
+        self.engine.checkpoint_to(path)
     }
 
     /// Iterates every pair of `cf` from `start` (inclusive) in key order.
-    pub fn iter_from<'a>(
-        &'a self,
-        cf: Cf,
-        start: &[u8],
-    ) -> Result<impl Iterator<Item = Result<Pair, StoreError>> + 'a, StoreError> {
-        Ok(self
-            .db
-            .iterator_cf(self.cf(cf)?, IteratorMode::From(start, Direction::Forward))
-            .map(|r| r.map_err(StoreError::from)))
+    pub fn iter_from<'a>(&'a self, cf: Cf, start: &[u8]) -> Result<PairIter<'a>, StoreError> {
+        self.engine.iter_from(cf, start)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_database_of_another_layout_is_refused_by_name() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let mut opts = Options::default();
-            opts.create_if_missing(true);
-            opts.create_missing_column_families(true);
-            let db = DB::open_cf(&opts, dir.path(), ["events", "history"]).unwrap();
-            drop(db);
-        }
-        let err = Store::open(dir.path()).err().expect("refused");
-        assert!(err.to_string().contains("history"), "{err}");
-        assert!(Store::open_read_only(dir.path()).is_err());
-        let fresh = tempfile::tempdir().unwrap();
-        assert!(Store::open(fresh.path()).is_ok());
-    }
-}
+mod tests;

@@ -127,3 +127,39 @@ async fn real_answers_match_the_openapi_document() {
         assert_valid(&response_validator(template, "get", "200"), &answer);
     }
 }
+
+#[tokio::test]
+async fn the_document_and_the_server_agree_on_each_event_types_shape() {
+    let text = std::fs::read_to_string(root().join("openapi/openapi.json")).expect("openapi");
+    let doc: Value = serde_json::from_str(&text).expect("openapi json");
+    let schema = json!({"allOf": [{"$ref": "#/components/schemas/EventRequest"}], "components": doc["components"]});
+    let v = jsonschema::validator_for(&schema).expect("valid schema");
+    let app = spawn_app().await;
+    app.with_purposes().await;
+    let s = staff();
+    let email = json!({"channel": "email", "address": "jane@example.org"});
+    let cases = [
+        json!({"type": "consent.granted", "subject": "T-1", "purpose": "newsletter", "actor": s}),
+        json!({"type": "consent.granted", "contact": email, "purpose": "newsletter", "channel": "email", "actor": s}),
+        json!({"type": "objection.raised", "subject": "T-1", "actor": s}),
+        json!({"type": "contact.linked", "subject": "T-1", "contact": email, "actor": s}),
+        json!({"type": "subject.erased", "subject": "T-2", "actor": s}),
+        // Refused by both: the shapes.
+        json!({"type": "consent.granted", "purpose": "newsletter", "actor": s}),
+        json!({"type": "consent.granted", "subject": "T-1", "actor": s}),
+        json!({"type": "consent.granted", "subject": "T-1", "purpose": null, "actor": s}),
+        json!({"type": "purpose.defined", "subject": "T-1", "actor": s}),
+        json!({"type": "key.rotated", "subject": "T-1", "actor": s}),
+        json!({"type": "contact.linked", "subject": "T-1", "actor": s}),
+        json!({"type": "subject.erased", "subject": "T-1", "purpose": "newsletter", "actor": s}),
+        json!({"type": "subject.erased", "subject": "T-1", "contact": email, "actor": s}),
+        json!({"type": "restriction.applied", "contact": email, "actor": s}),
+        json!({"type": "consent.withdrawn", "subject": "T-1", "purpose": "newsletter", "expires_at": "2030-01-01T00:00:00Z", "actor": s}),
+        json!({"type": "preference.set", "subject": "T-1", "actor": s}),
+    ];
+    for body in cases {
+        let schema_valid = v.is_valid(&body);
+        let status = app.post_event(&app.record, &body).await.status();
+        assert_eq!(schema_valid, status.is_success(), "{body}: the document says {schema_valid}, the server {status}");
+    }
+}

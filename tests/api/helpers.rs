@@ -6,10 +6,10 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
-use consent_ledger::access::{KeyStore, Role};
 use consent_ledger::domain::ControllerId;
 use consent_ledger::http::{Application, HttpOptions};
 use consent_ledger::ledger::{DataDir, Ledger};
+use consent_ledger::service::access::{KeyStore, Role};
 use consent_ledger::service::Service;
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
@@ -248,6 +248,14 @@ impl TestApp {
 pub struct Server {
     pub child: Child,
     pub address: String,
+}
+
+impl Server {
+    /// Stops the server (kill -9: every acknowledged event is already durable).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 pub fn start_server(dir: &std::path::Path) -> Server {

@@ -53,3 +53,27 @@ async fn metrics_count_commits_decisions_and_requests_without_personal_data() {
         assert!(!after.contains(secret), "{secret} in the metrics");
     }
 }
+
+#[tokio::test]
+async fn made_up_methods_add_no_series() {
+    let app = spawn_app().await;
+    let count =
+        |text: &str| text.lines().filter(|l| l.starts_with("consent_ledger_http_request_seconds_count")).count();
+    let before = count(&app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap());
+    for i in 0..20 {
+        let method = reqwest::Method::from_bytes(format!("BREW{i}").as_bytes()).unwrap();
+        let r = app.client.request(method, app.url("/v1/check")).send().await.unwrap();
+        assert_eq!(r.status(), 405);
+    }
+    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(!text.contains("BREW"), "a made-up method became a label");
+    assert!(text.contains("method=\"other\""), "{text}");
+    // Every label value of method is one of the fixed set.
+    for line in text.lines().filter(|l| l.contains("method=\"")) {
+        let m = line.split("method=\"").nth(1).and_then(|r| r.split('"').next()).unwrap();
+        assert!(["GET", "HEAD", "POST", "PUT", "other"].contains(&m), "{line}");
+    }
+    // The process's metrics are shared with other tests' servers: at most the one series of
+    // these requests (and the scrape's own) can be new.
+    assert!(count(&text) <= before + 2, "{} series after, {before} before", count(&text));
+}

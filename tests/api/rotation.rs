@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use consent_ledger::access::Role;
+use consent_ledger::service::access::Role;
 use serde_json::{json, Value};
 
 use crate::helpers::{new_keys, newsletter, staff, start_server};

@@ -4,11 +4,10 @@ use actix_web::{post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::access::Role;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, Kind, Problem};
 use crate::http::AppState;
-use crate::ledger::backup::BackupError;
+use crate::service::access::Role;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Backup {
@@ -40,22 +39,11 @@ pub struct Backup {
 pub async fn create_backup(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Admin])?;
     let created_at = Utc::now();
-    let to = state.backup_dir.join(created_at.format("%Y%m%dT%H%M%S%.3fZ").to_string());
     let service = state.service.clone();
     let dir = state.backup_dir.clone();
-    let info = web::block(move || {
-        std::fs::create_dir_all(&dir)?;
-        service.ledger().backup(&to)
-    })
-    .await
-    .map_err(|_| ApiError::bare(Kind::Internal))?
-    .map_err(|e| match e {
-        BackupError::Exists => ApiError::new(Kind::Conflict, "a backup of that name exists; try again"),
-        e => {
-            tracing::error!(error = %e, "backup failed");
-            ApiError::bare(Kind::Internal)
-        }
-    })?;
+    let info = web::block(move || service.backup(dir.as_deref(), created_at))
+        .await
+        .map_err(|_| ApiError::bare(Kind::Internal))??;
     tracing::info!(log_size = info.log_size, "backup written");
     Ok(HttpResponse::Created().json(Backup {
         path: info.path.display().to_string(),

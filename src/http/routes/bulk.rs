@@ -8,13 +8,12 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 
 use crate::domain::ControllerId;
-use crate::format::to_micros;
 use crate::http::error::{ApiError, Kind};
 use crate::http::spool::spool;
 use crate::http::AppState;
-use crate::service::{CheckInput, ServiceError};
+use crate::service::{CheckQuery, ServiceError};
 
-use super::checks::{input_of, respond, CheckRequest};
+use super::checks::{respond, CheckRequest};
 
 /// Lines answered per block.
 const BLOCK_LINES: usize = 8192;
@@ -86,32 +85,27 @@ impl Reader {
 /// Answers a run of lines: each parsed on its own, then all the good ones decided together
 /// (one batched read of their facts), then written in order.
 fn answer_lines(state: &AppState, controller: &ControllerId, lines: &[Line], now: DateTime<Utc>) -> Vec<u8> {
-    let mut inputs: Vec<CheckInput> = Vec::with_capacity(lines.len());
-    let parsed: Vec<Result<CheckRequest, ApiError>> = lines
+    let parsed: Vec<Result<CheckQuery, ApiError>> = lines
         .iter()
-        .map(|line| {
-            let req = match line {
-                Line::TooLong => {
-                    return Err(ApiError::new(Kind::InvalidJson, format!("the line is longer than {MAX_LINE} bytes")))
-                }
-                Line::Text(text) => serde_json::from_slice::<CheckRequest>(text)
-                    .map_err(|e| ApiError::new(Kind::InvalidJson, crate::http::error::redact(&e.to_string())))?,
-            };
-            inputs.push(input_of(state, &req)?);
-            Ok(req)
+        .map(|line| match line {
+            Line::TooLong => Err(ApiError::new(Kind::InvalidJson, format!("the line is longer than {MAX_LINE} bytes"))),
+            Line::Text(text) => serde_json::from_slice::<CheckRequest>(text)
+                .map_err(|e| ApiError::new(Kind::InvalidJson, crate::http::error::redact(&e.to_string())))?
+                .parse(),
         })
         .collect();
-    let outcomes = state
+    let queries: Vec<&CheckQuery> = parsed.iter().flatten().collect();
+    let answers = state
         .service
-        .check_many(controller, &inputs, now)
-        .unwrap_or_else(|e| (0..inputs.len()).map(|_| Err(ServiceError::Internal(e.to_string()))).collect());
+        .check_batch(controller, &queries, now)
+        .unwrap_or_else(|e| (0..queries.len()).map(|_| Err(ServiceError::Internal(e.to_string()))).collect());
     // The good lines, in order, with their questions and answers.
-    let mut answered = inputs.iter().zip(outcomes);
+    let mut answered = queries.iter().zip(answers);
     let mut out = Vec::with_capacity(lines.len() * 256);
-    for p in parsed {
-        let result = p.and_then(|req| {
-            let (input, outcome) = answered.next().ok_or_else(|| ApiError::bare(Kind::Internal))?;
-            respond(state, controller, &req, input, outcome?, now)
+    for p in &parsed {
+        let result = p.as_ref().map_err(Clone::clone).and_then(|_| {
+            let (q, answer) = answered.next().ok_or_else(|| ApiError::bare(Kind::Internal))?;
+            Ok(respond(state, q, answer?))
         });
         let written = match result {
             Ok(answer) => serde_json::to_writer(&mut out, &answer),
@@ -125,18 +119,23 @@ fn answer_lines(state: &AppState, controller: &ControllerId, lines: &[Line], now
     out
 }
 
-/// Answers a block on every core, in order.
-fn answer_block(state: &AppState, controller: &ControllerId, lines: &[Line]) -> Vec<u8> {
+/// A part of a block whose thread failed: the block cannot be answered line for line.
+#[derive(Debug)]
+struct BlockFailed;
+
+/// Answers a block on every core, in order. A part that fails fails the whole block: its
+/// lines are never dropped silently, which would shift later answers onto the wrong lines.
+fn answer_block(state: &AppState, controller: &ControllerId, lines: &[Line]) -> Result<Vec<u8>, BlockFailed> {
     crate::metrics::METRICS.bulk_lines.fetch_add(lines.len() as u64, std::sync::atomic::Ordering::Relaxed);
-    let now = to_micros(Utc::now());
+    let now = crate::service::now();
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).max(1);
     let per = lines.len().div_ceil(threads).max(1);
     let parts: Vec<Vec<u8>> = std::thread::scope(|s| {
         let handles: Vec<_> =
             lines.chunks(per).map(|chunk| s.spawn(move || answer_lines(state, controller, chunk, now))).collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
-    });
-    parts.concat()
+        handles.into_iter().map(|h| h.join().map_err(|_| BlockFailed)).collect::<Result<_, _>>()
+    })?;
+    Ok(parts.concat())
 }
 
 /// The streaming response of `POST /v1/checks` with an NDJSON body. A task on this worker
@@ -154,7 +153,7 @@ pub fn stream_checks(state: web::Data<AppState>, controller: ControllerId, paylo
                 return;
             }
             let (state, controller) = (state.clone(), controller.clone());
-            let Ok(block) = web::block(move || answer_block(&state, &controller, &lines)).await else {
+            let Ok(Ok(block)) = web::block(move || answer_block(&state, &controller, &lines)).await else {
                 // Dropping the spool unfinished breaks the response: no answer goes missing
                 // unnoticed.
                 tracing::error!("a block of bulk checks could not be answered");

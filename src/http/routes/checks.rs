@@ -7,16 +7,13 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::access::Role;
-use crate::domain::{
-    Channel, ContactKind, ContactPoint, ControllerId, LawfulBasis, PurposeId, Reason, RecipientId, SubjectId,
-};
-use crate::format::to_micros;
-use crate::format::SignedDecision;
+use crate::domain::{Channel, ContactPoint, LawfulBasis, PurposeId, Reason, RecipientId, SubjectId};
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, Kind, Problem};
 use crate::http::AppState;
-use crate::service::{CheckInput, CheckTarget};
+use crate::service::access::Role;
+use crate::service::SignedDecision;
+use crate::service::{CheckAnswer, CheckInput, CheckQuery, CheckTarget};
 
 /// Most targets one `POST /v1/checks` may carry.
 pub const MAX_CHECKS: usize = 10_000;
@@ -105,7 +102,8 @@ pub fn parse_at(raw: &str) -> Result<DateTime<Utc>, ApiError> {
 }
 
 impl CheckRequest {
-    pub fn parse(&self) -> Result<CheckInput, ApiError> {
+    /// The question this request asks, with the extras it wants.
+    pub fn parse(&self) -> Result<CheckQuery, ApiError> {
         let purpose = PurposeId::parse(self.purpose.as_str()).map_err(|e| bad(e.to_string()))?;
         let contact = |channel: Channel, raw: &str| {
             ContactPoint::parse(channel, raw).map(CheckTarget::Contact).map_err(|e| bad(e.to_string()))
@@ -122,84 +120,39 @@ impl CheckRequest {
         let recipient =
             self.recipient.as_deref().map(RecipientId::parse).transpose().map_err(|e| bad(e.to_string()))?;
         let at = self.at.as_deref().map(parse_at).transpose()?;
-        Ok(CheckInput { target, purpose, channel: self.channel, recipient, at })
+        Ok(CheckQuery {
+            input: CheckInput { target, purpose, channel: self.channel, recipient, at },
+            min_seq: self.min_seq,
+            signed: self.signed == Some(true),
+            unsubscribe: self.unsubscribe == Some(true),
+        })
     }
 }
 
-/// Answers one check with the extras it asked for.
-pub async fn answer(
-    state: &AppState,
-    controller: &ControllerId,
-    req: &CheckRequest,
-    now: DateTime<Utc>,
-) -> Result<CheckResponse, ApiError> {
-    if let Some(seq) = req.min_seq {
-        if !state.service.ledger().wait_for(seq, MIN_SEQ_WAIT).await {
-            return Err(ApiError::new(Kind::Validation, "min_seq is beyond the log"));
-        }
-    }
-    answer_now(state, controller, req, now)
-}
-
-/// Answers one check without waiting: a `min_seq` beyond the log is an error at once.
-pub fn answer_now(
-    state: &AppState,
-    controller: &ControllerId,
-    req: &CheckRequest,
-    now: DateTime<Utc>,
-) -> Result<CheckResponse, ApiError> {
-    let input = input_of(state, req)?;
-    let out = state.service.check(controller, &input, now)?;
-    respond(state, controller, req, &input, out, now)
-}
-
-/// The question a request asks, if the log already holds its `min_seq`.
-pub fn input_of(state: &AppState, req: &CheckRequest) -> Result<CheckInput, ApiError> {
-    let input = req.parse()?;
-    if req.min_seq.is_some_and(|seq| seq > state.service.ledger().committed_seq()) {
-        return Err(ApiError::new(Kind::Validation, "min_seq is beyond the log"));
-    }
-    Ok(input)
-}
-
-/// The answer to a request: the decision, with a signed decision and unsubscribe headers
-/// when asked for.
-pub fn respond(
-    state: &AppState,
-    controller: &ControllerId,
-    req: &CheckRequest,
-    input: &CheckInput,
-    out: crate::service::CheckOutcome,
-    now: DateTime<Utc>,
-) -> Result<CheckResponse, ApiError> {
-    let signed_decision = match req.signed {
-        Some(true) => Some(state.service.sign_decision(controller, input, &out, now)?),
-        _ => None,
-    };
-    let (list_unsubscribe, list_unsubscribe_post) = match (req.unsubscribe, &out.contact) {
-        (Some(true), Some(contact)) if contact.kind == ContactKind::Email => {
-            let token = state.service.unsubscribe_token(controller, contact, &input.purpose, now);
+/// The response to a query from the service's answer: the decision, with a signed decision
+/// and unsubscribe headers when asked for.
+pub fn respond(state: &AppState, q: &CheckQuery, answer: CheckAnswer) -> CheckResponse {
+    let (list_unsubscribe, list_unsubscribe_post) = match answer.unsubscribe_token {
+        Some(token) => {
             (Some(format!("<{}/u/{token}>", state.public_url)), Some("List-Unsubscribe=One-Click".to_owned()))
         }
-        (Some(true), _) => {
-            return Err(ApiError::new(Kind::Validation, "unsubscribe links are made for checks by email"))
-        }
-        _ => (None, None),
+        None => (None, None),
     };
-    Ok(CheckResponse {
+    let out = answer.outcome;
+    CheckResponse {
         permitted: out.decision.permitted,
         reason: out.decision.reason,
         basis: out.decision.basis,
         decided_by: out.decision.decided_by,
         as_of: out.as_of,
-        purpose: input.purpose.clone(),
+        purpose: q.input.purpose.clone(),
         channel: out.channel,
-        recipient: input.recipient.clone(),
+        recipient: q.input.recipient.clone(),
         log_size: out.log_size,
-        signed_decision,
+        signed_decision: answer.signed,
         list_unsubscribe,
         list_unsubscribe_post,
-    })
+    }
 }
 
 /// Is this contact or share permitted?
@@ -226,7 +179,14 @@ pub async fn get_check(
     query: web::Query<CheckRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let p = caller.require(&[Role::Check])?;
-    Ok(HttpResponse::Ok().json(answer(&state, &p.controller, &query, to_micros(Utc::now())).await?))
+    let q = query.parse()?;
+    let answer = state
+        .service
+        .check_waiting(&p.controller, std::slice::from_ref(&q), crate::service::now(), MIN_SEQ_WAIT)
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::bare(Kind::Internal))??;
+    Ok(HttpResponse::Ok().json(respond(&state, &q, answer)))
 }
 
 /// Many checks at once, answered in request order. As a JSON array (at most 10 000; any bad
@@ -287,12 +247,20 @@ pub async fn create_checks(
     if items.len() > MAX_CHECKS {
         return Err(ApiError::new(Kind::InvalidJson, format!("at most {MAX_CHECKS} checks per request")));
     }
-    let now = to_micros(Utc::now());
+    // Every item parsed, the good ones answered in one batch; the first item (in order) that
+    // fails, by parse or by answer, refuses the whole request.
+    let parsed: Vec<Result<CheckQuery, ApiError>> = items.iter().map(CheckRequest::parse).collect();
+    let queries: Vec<CheckQuery> = parsed.iter().flatten().cloned().collect();
+    let mut answers =
+        state.service.check_waiting(&p.controller, &queries, crate::service::now(), MIN_SEQ_WAIT).await?.into_iter();
     let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
+    let mut queries = queries.iter();
+    for (i, item) in parsed.into_iter().enumerate() {
         let prefix =
             |e: ApiError| ApiError::new(e.kind, format!("check {i}: {}", e.detail.clone().unwrap_or_default()));
-        out.push(answer(&state, &p.controller, item, now).await.map_err(prefix)?);
+        item.map_err(prefix)?;
+        let (q, answer) = queries.next().zip(answers.next()).ok_or_else(|| ApiError::bare(Kind::Internal))?;
+        out.push(respond(&state, q, answer.map_err(|e| prefix(e.into()))?));
     }
     Ok(HttpResponse::Ok().json(out))
 }

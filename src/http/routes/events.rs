@@ -6,15 +6,15 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::access::Role;
 use crate::domain::{
     Actor, Channel, ContactPoint, EventType, Evidence, Method, Preference, PurposeId, RecipientId, Representative,
     SubjectId, Token,
 };
-use crate::format::Receipt;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, Kind, Problem};
 use crate::http::AppState;
+use crate::service::access::Role;
+use crate::service::Receipt;
 use crate::service::{ContactInput, EventInput};
 
 /// Largest body of `POST /v1/events`, in bytes.
@@ -141,10 +141,9 @@ pub async fn create_event(
 ) -> Result<HttpResponse, ApiError> {
     let p = caller.require(&[Role::Record])?;
     let input = body.into_inner().into_input()?;
-    let before = state.service.ledger().committed_seq();
-    let mut receipts = state.service.record(&p.controller, vec![input], Utc::now()).await?;
-    let r = receipts.pop().ok_or_else(|| ApiError::bare(Kind::Internal))?;
-    let mut resp = if r.seq > before { HttpResponse::Created() } else { HttpResponse::Ok() };
+    let mut recorded = state.service.record_new(&p.controller, vec![input], Utc::now()).await?;
+    let r = recorded.receipts.pop().ok_or_else(|| ApiError::bare(Kind::Internal))?;
+    let mut resp = if recorded.new { HttpResponse::Created() } else { HttpResponse::Ok() };
     Ok(resp.json(r))
 }
 
@@ -257,25 +256,12 @@ pub async fn get_event_receipt(
 ) -> Result<HttpResponse, ApiError> {
     let p = caller.require(&[Role::Record, Role::Audit])?;
     let id = parse_event_id(&path)?;
-    let receipt = state.service.receipt(&p.controller, id)?;
-    let ledger = state.service.ledger();
-    // A checkpoint covering a new event is signed within one interval; wait up to two.
-    let deadline = std::time::Instant::now() + ledger.checkpoint_interval() * 2 + std::time::Duration::from_millis(200);
-    let (tree_size, checkpoint) = loop {
-        match ledger.latest_checkpoint().map_err(|_| ApiError::bare(Kind::Internal))? {
-            Some((size, note)) if size >= receipt.seq => break (size, note),
-            _ if std::time::Instant::now() >= deadline => {
-                return Err(ApiError::new(Kind::Unavailable, "no checkpoint covers this event yet; retry shortly"))
-            }
-            _ => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-        }
-    };
-    let proof = ledger.inclusion_proof(receipt.leaf_index, tree_size).map_err(|_| ApiError::bare(Kind::Internal))?;
+    let b = state.service.receipt_bundle(&p.controller, id).await?;
     Ok(HttpResponse::Ok().json(ReceiptBundle {
-        receipt,
-        checkpoint,
-        tree_size,
-        inclusion_proof: crate::http::routes::log::hexes(proof),
-        vkey: ledger.verifier().vkey(),
+        receipt: b.receipt,
+        checkpoint: b.checkpoint,
+        tree_size: b.tree_size,
+        inclusion_proof: crate::http::routes::log::hexes(b.inclusion_proof),
+        vkey: b.vkey,
     }))
 }

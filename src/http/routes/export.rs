@@ -2,11 +2,10 @@
 
 use actix_web::{get, web, HttpResponse};
 
-use crate::access::Role;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, Problem};
 use crate::http::AppState;
-use crate::ledger::export::export;
+use crate::service::access::Role;
 
 /// Lines buffered between the reader thread and the response.
 const EXPORT_BUFFER_LINES: usize = 1024;
@@ -30,18 +29,11 @@ pub async fn get_export(state: web::Data<AppState>, caller: Caller) -> Result<Ht
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<web::Bytes, std::io::Error>>(EXPORT_BUFFER_LINES);
     let service = state.service.clone();
     tokio::task::spawn_blocking(move || {
-        let ledger = service.ledger();
-        let result = export(
-            ledger.store(),
-            ledger.keys(),
-            controller.as_str(),
-            |line| {
-                let mut bytes = serde_json::to_vec(line).map_err(std::io::Error::other)?;
-                bytes.push(b'\n');
-                tx.blocking_send(Ok(web::Bytes::from(bytes))).map_err(|_| std::io::Error::other("client went away"))
-            },
-            |_, _| {},
-        );
+        let result = service.export(&controller, |line| {
+            let mut bytes = serde_json::to_vec(line).map_err(std::io::Error::other)?;
+            bytes.push(b'\n');
+            tx.blocking_send(Ok(web::Bytes::from(bytes))).map_err(|_| std::io::Error::other("client went away"))
+        });
         if let Err(e) = result {
             tracing::error!(error = %e, "export failed");
             let _ = tx.blocking_send(Err(std::io::Error::other("export failed")));

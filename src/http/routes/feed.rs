@@ -7,15 +7,17 @@ use std::time::Duration;
 use actix_web::{get, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use crate::access::Role;
-use crate::format::Receipt;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, Kind, Problem};
 use crate::http::AppState;
+use crate::service::access::Role;
+use crate::service::Receipt;
 
 /// Default and largest page of `GET /v1/feed`.
 pub const DEFAULT_FEED_LIMIT: usize = 100;
 pub const MAX_FEED_LIMIT: usize = 1000;
+/// The greatest seq a query may name (2^63 - 1), as the OpenAPI document says.
+const MAX_SEQ: u64 = i64::MAX as u64;
 /// Events sent per read while a stream catches up.
 const STREAM_PAGE: usize = 500;
 /// A comment line keeps idle streams open through proxies.
@@ -25,7 +27,9 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct FeedQuery {
-    /// Return events with a seq greater than this (default 0: from the start).
+    /// Return events with a seq greater than this (default 0: from the start). Seqs are
+    /// below 2^63.
+    #[param(minimum = 0, maximum = 9223372036854775807_i64)]
     pub after: Option<u64>,
     /// Page size, 1 to 1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
@@ -79,6 +83,9 @@ pub async fn get_feed(
         return Err(ApiError::new(Kind::InvalidQuery, format!("limit must be 1 to {MAX_FEED_LIMIT}")));
     }
     let after = query.after.unwrap_or(0);
+    if after > MAX_SEQ {
+        return Err(ApiError::new(Kind::InvalidQuery, format!("after must be 0 to {MAX_SEQ}")));
+    }
     let (events, has_more) = state.service.feed(&p.controller, after, limit)?;
     let next_after = events.last().map(|r| r.seq).unwrap_or(after);
     Ok(HttpResponse::Ok().json(FeedPage { events, next_after, has_more }))
@@ -120,8 +127,11 @@ pub async fn get_feed_stream(
             .ok_or_else(|| ApiError::new(Kind::InvalidQuery, "Last-Event-ID must be a seq"))?,
         None => query.after.unwrap_or(0),
     };
+    if after > MAX_SEQ {
+        return Err(ApiError::new(Kind::InvalidQuery, format!("after must be 0 to {MAX_SEQ}")));
+    }
     let service = state.service.clone();
-    let rx = service.ledger().subscribe();
+    let rx = service.subscribe();
     let stream = futures_util::stream::unfold(
         (after, rx, service, controller),
         |(after, mut rx, service, controller)| async move {

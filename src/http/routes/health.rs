@@ -29,11 +29,7 @@ pub async fn get_healthz() -> HttpResponse {
     responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain", body = String)))]
 #[get("/metrics")]
 pub async fn get_metrics(state: web::Data<AppState>) -> HttpResponse {
-    let ledger = state.service.ledger();
-    let checkpoint = crate::ledger::latest_checkpoint(ledger.store()).ok().flatten().map_or(0, |(size, _)| size);
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(crate::metrics::METRICS.render(ledger.committed_seq(), checkpoint))
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.service.metrics_text())
 }
 
 /// Readiness: the store answers a read.
@@ -44,7 +40,6 @@ pub async fn get_metrics(state: web::Data<AppState>) -> HttpResponse {
     ))]
 #[get("/readyz")]
 pub async fn get_readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let ledger = state.service.ledger();
-    ledger.event(ledger.committed_seq().max(1)).map_err(|_| ApiError::bare(Kind::Unavailable))?;
-    Ok(HttpResponse::Ok().json(Health { status: "ready".into(), log_size: Some(ledger.committed_seq()) }))
+    let log_size = state.service.ready().map_err(|_| ApiError::bare(Kind::Unavailable))?;
+    Ok(HttpResponse::Ok().json(Health { status: "ready".into(), log_size: Some(log_size) }))
 }

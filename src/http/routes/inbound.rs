@@ -5,26 +5,26 @@
 //!
 //! STOP, STOPALL, UNSUBSCRIBE, END, QUIT, CANCEL, REVOKE, OPTOUT stop all marketing SMS to the
 //! number (an Art. 21(3) objection scoped to SMS, recorded against the number itself); START,
-//! UNSTOP, YES lift that stop; HELP answers with help text. Anything else is ignored.
+//! UNSTOP lift that stop (not YES: a reply to an unrelated text); HELP answers with help text.
+//! Anything else is ignored.
 
 use actix_web::{post, web, HttpMessage, HttpRequest, HttpResponse};
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use crate::access::Role;
-use crate::domain::{Channel, ContactPoint, EventType, Method};
-use crate::format::{derived_id, to_micros};
+use crate::domain::{Channel, ContactPoint, EventType};
 use crate::http::auth::{bearer, Caller};
 use crate::http::error::{redact, ApiError, Kind, Problem};
 use crate::http::pages::escape;
 use crate::http::AppState;
-use crate::service::{ContactInput, EventInput};
+use crate::service::access::Role;
 
 /// Largest webhook body accepted, in bytes.
 pub const MAX_SMS_BODY: usize = 16 * 1024;
 
 const STOP_WORDS: [&str; 8] = ["STOP", "STOPALL", "UNSUBSCRIBE", "END", "QUIT", "CANCEL", "REVOKE", "OPTOUT"];
-const START_WORDS: [&str; 3] = ["START", "UNSTOP", "YES"];
+/// The opt-in words. Not YES: people answer YES to unrelated texts ("Is Tuesday fine for the
+/// repair?"), and that must never lift a STOP.
+const START_WORDS: [&str; 2] = ["START", "UNSTOP"];
 const STOPPED: &str = "You will get no more marketing texts from us. Reply START to opt back in.";
 const STARTED: &str = "You can get marketing texts from us again. Reply STOP to opt out.";
 const HELP: &str =
@@ -144,11 +144,11 @@ pub async fn create_inbound_sms(
     if let Some(kind) = kind {
         let contact =
             ContactPoint::parse(Channel::Sms, &sms.from).map_err(|e| ApiError::new(Kind::Validation, e.to_string()))?;
-        let id =
-            sms.message_sid.as_ref().map(|sid| derived_id(format!("sms\0{}\0{sid}", principal.controller).as_bytes()));
-        let input = EventInput::by_contact(id, kind, ContactInput::Address(contact), Channel::Sms, Method::SmsKeyword);
-        let receipts = state.service.record(&principal.controller, vec![input], to_micros(Utc::now())).await?;
-        event_id = receipts.first().map(|r| r.event.id);
+        let receipt = state
+            .service
+            .sms_keyword(&principal.controller, contact, kind, sms.message_sid.as_deref(), crate::service::now())
+            .await?;
+        event_id = Some(receipt.event.id);
     }
     if form {
         let message = reply.map(|r| format!("<Message>{}</Message>", escape(r))).unwrap_or_default();
@@ -168,9 +168,11 @@ mod tests {
         for w in ["stop", " Stop ", "STOPALL", "unsubscribe", "end", "Quit", "cancel", "revoke", "optout"] {
             assert_eq!(classify(w), SmsAction::Stop, "{w}");
         }
-        for w in ["start", " UNSTOP", "yes "] {
+        for w in ["start", " UNSTOP"] {
             assert_eq!(classify(w), SmsAction::Start, "{w}");
         }
+        // YES answers other texts; it never lifts a STOP.
+        assert_eq!(classify("yes "), SmsAction::Ignored);
         assert_eq!(classify(" help "), SmsAction::Help);
         assert_eq!(classify("stop please"), SmsAction::Ignored);
         assert_eq!(classify("what time is my repair"), SmsAction::Ignored);

@@ -1,12 +1,9 @@
 //! `GET /v1/keys`: the ledger's public keys in C2SP verifier-key form. Public.
 
 use actix_web::{get, web, HttpResponse};
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
 use serde::Serialize;
 
 use crate::http::AppState;
-use crate::signing::Verifier;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct KeyView {
@@ -44,22 +41,17 @@ pub struct KeyList {
 pub async fn list_keys(state: web::Data<AppState>) -> HttpResponse {
     let keys = state
         .service
-        .ledger()
         .keys()
-        .iter()
-        .rev()
-        .map(|k| {
-            let v = &k.verifier;
-            KeyView {
-                key_id: hex::encode(v.key_id()),
-                vkey: v.vkey(),
-                name: v.name().to_owned(),
-                algorithm: "ed25519".into(),
-                public_key: B64.encode(v.public_key().as_bytes()),
-                current: k.last_seq.is_none(),
-                first_seq: k.first_seq,
-                last_seq: k.last_seq,
-            }
+        .into_iter()
+        .map(|k| KeyView {
+            key_id: k.key_id,
+            vkey: k.vkey,
+            name: k.name,
+            algorithm: "ed25519".into(),
+            public_key: k.public_key,
+            current: k.current,
+            first_seq: k.first_seq,
+            last_seq: k.last_seq,
         })
         .collect();
     HttpResponse::Ok().json(KeyList { keys })

@@ -8,8 +8,7 @@ use uuid::Uuid;
 
 use crate::http::error::{ApiError, Kind, Problem};
 use crate::http::AppState;
-use crate::log::merkle::ProofError;
-use crate::store::Cf;
+use crate::service::{InclusionBy, LogError};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -52,19 +51,18 @@ pub struct ConsistencyProof {
     pub hashes: Vec<String>,
 }
 
-fn proof_error(e: ProofError) -> ApiError {
-    match e {
-        ProofError::OutOfRange => ApiError::new(Kind::InvalidQuery, "the sizes or index are outside the log"),
-        ProofError::MissingNode => ApiError::bare(Kind::Internal),
+impl From<LogError> for ApiError {
+    fn from(e: LogError) -> Self {
+        match e {
+            LogError::OutOfRange => ApiError::new(Kind::InvalidQuery, "the sizes or index are outside the log"),
+            LogError::NotFound => ApiError::new(Kind::NotFound, "event not found"),
+            LogError::NoCheckpoint => ApiError::bare(Kind::Unavailable),
+            LogError::Internal(cause) => {
+                tracing::error!(error = %cause, "reading the log");
+                ApiError::bare(Kind::Internal)
+            }
+        }
     }
-}
-
-fn latest_size(state: &AppState) -> Result<u64, ApiError> {
-    let latest = state.service.ledger().latest_checkpoint().map_err(|e| {
-        tracing::error!(error = %e, "reading checkpoint");
-        ApiError::bare(Kind::Internal)
-    })?;
-    Ok(latest.map(|(size, _)| size).unwrap_or(0))
 }
 
 pub fn hexes(hashes: Vec<[u8; 32]>) -> Vec<String> {
@@ -84,8 +82,7 @@ pub fn hexes(hashes: Vec<[u8; 32]>) -> Vec<String> {
 )]
 #[get("/v1/log/checkpoint")]
 pub async fn get_checkpoint(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let latest = state.service.ledger().latest_checkpoint().map_err(|_| ApiError::bare(Kind::Internal))?;
-    let (_, note) = latest.ok_or_else(|| ApiError::bare(Kind::Unavailable))?;
+    let (_, note) = state.service.latest_checkpoint()?.ok_or(LogError::NoCheckpoint)?;
     Ok(HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(note))
 }
 
@@ -107,35 +104,17 @@ pub async fn get_inclusion_proof(
     state: web::Data<AppState>,
     query: web::Query<InclusionQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let ledger = state.service.ledger();
-    let index = match (query.leaf_index, query.id) {
-        (Some(i), None) => i,
-        (None, Some(id)) => {
-            let seq = ledger
-                .store()
-                .get(Cf::EventIds, id.as_bytes())
-                .map_err(|_| ApiError::bare(Kind::Internal))?
-                .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
-                .map(u64::from_be_bytes)
-                .ok_or_else(|| ApiError::new(Kind::NotFound, "event not found"))?;
-            seq - 1
-        }
+    let by = match (query.leaf_index, query.id) {
+        (Some(i), None) => InclusionBy::Index(i),
+        (None, Some(id)) => InclusionBy::Id(id),
         _ => return Err(ApiError::new(Kind::InvalidQuery, "give exactly one of leaf_index or id")),
     };
-    let size = match query.tree_size {
-        Some(s) => s,
-        None => latest_size(&state)?,
-    };
-    let hashes = ledger.inclusion_proof(index, size).map_err(proof_error)?;
-    let stored = ledger
-        .event(index + 1)
-        .map_err(|_| ApiError::bare(Kind::Internal))?
-        .ok_or_else(|| ApiError::bare(Kind::Internal))?;
+    let proof = state.service.inclusion_proof(by, query.tree_size)?;
     Ok(HttpResponse::Ok().json(InclusionProof {
-        leaf_index: index,
-        tree_size: size,
-        leaf_hash: hex::encode(stored.leaf_hash),
-        hashes: hexes(hashes),
+        leaf_index: proof.leaf_index,
+        tree_size: proof.tree_size,
+        leaf_hash: hex::encode(proof.leaf_hash),
+        hashes: hexes(proof.hashes),
     }))
 }
 
@@ -156,10 +135,6 @@ pub async fn get_consistency_proof(
     state: web::Data<AppState>,
     query: web::Query<ConsistencyQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let to = match query.to {
-        Some(t) => t,
-        None => latest_size(&state)?,
-    };
-    let hashes = state.service.ledger().consistency_proof(query.from, to).map_err(proof_error)?;
+    let (to, hashes) = state.service.consistency_proof(query.from, query.to)?;
     Ok(HttpResponse::Ok().json(ConsistencyProof { from: query.from, to, hashes: hexes(hashes) }))
 }

@@ -12,7 +12,6 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::domain::{Channel, PurposeId, Token};
-use crate::format::to_micros;
 use crate::http::pages::{download, page, page_with};
 use crate::http::preference_html::{self as html, field_name, FORMATS};
 use crate::http::AppState;
@@ -112,7 +111,7 @@ pub async fn get_page(state: web::Data<AppState>, path: web::Path<String>) -> Ht
         Ok(l) => l,
         Err(refusal) => return refusal.page(),
     };
-    match state.service.preference_state(&link.c, &link.s, to_micros(Utc::now())) {
+    match state.service.preference_state(&link.c, &link.s, crate::service::now()) {
         Ok(s) => show(&state, &token, &link, &s),
         Err(e) => unavailable(&e),
     }
@@ -258,7 +257,7 @@ pub async fn post_page(
     if !guard.is_some_and(|g| state.service.check_form_guard(&token, g)) {
         return refused_post();
     }
-    let now = to_micros(Utc::now());
+    let now = crate::service::now();
     let current = match state.service.preference_state(&link.c, &link.s, now) {
         Ok(s) => s,
         Err(e) => return unavailable(&e),
@@ -285,7 +284,7 @@ pub async fn post_page(
     }
 }
 
-fn receipt_of(state: &AppState, link: &PreferenceToken, id: &str) -> Result<crate::format::Receipt, Refusal> {
+fn receipt_of(state: &AppState, link: &PreferenceToken, id: &str) -> Result<crate::service::Receipt, Refusal> {
     let id = Uuid::parse_str(id).map_err(|_| Refusal::ReceiptNotFound)?;
     match state.service.subject_receipt(&link.c, &link.s, id) {
         Ok(r) => Ok(r),

@@ -4,12 +4,12 @@ use actix_web::{get, put, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::access::Role;
 use crate::domain::{Channel, LawfulBasis, PurposeDefinition, PurposeId, RecipientId};
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, Kind};
 use crate::http::AppState;
-use crate::projection::PurposeVersion;
+use crate::service::access::Role;
+use crate::service::PurposeVersion;
 
 /// A purpose in the catalogue with the log position of its current version: the fields of
 /// its definition, then where it was defined. (Spelled out rather than flattened: the

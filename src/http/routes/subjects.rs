@@ -6,13 +6,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::access::Role;
 use crate::domain::{Channel, LawfulBasis, PurposeId, Reason, RecipientId, SubjectId};
-use crate::format::Receipt;
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, Kind, Problem};
 use crate::http::routes::checks::parse_at;
 use crate::http::AppState;
+use crate::service::access::Role;
+use crate::service::Receipt;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -82,7 +82,7 @@ pub async fn get_subject_permissions(
     let p = caller.require(&[Role::Check, Role::Record, Role::Audit])?;
     let subject = parse_subject(&path)?;
     let at = query.at.as_deref().map(parse_at).transpose()?;
-    let (rows, as_of) = state.service.permissions(&p.controller, &subject, at, crate::format::to_micros(Utc::now()))?;
+    let (rows, as_of) = state.service.permissions(&p.controller, &subject, at, crate::service::now())?;
     let permissions = rows
         .into_iter()
         .map(|r| PermissionView {

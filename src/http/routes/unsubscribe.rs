@@ -5,9 +5,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpResponse};
-use chrono::Utc;
 
-use crate::format::to_micros;
 use crate::http::pages::{escape, page};
 use crate::http::AppState;
 use crate::service::ServiceError;
@@ -56,15 +54,14 @@ pub async fn post_unsubscribe(state: web::Data<AppState>, path: web::Path<String
             "<p>This request did not ask to unsubscribe. Use the button on the unsubscribe page.</p>",
         );
     }
-    match state.service.unsubscribe(&path, to_micros(Utc::now())).await {
+    match state.service.unsubscribe(&path, crate::service::now()).await {
         Ok((receipt, title)) => page(
             StatusCode::OK,
             "You are unsubscribed",
             &format!(
-                "<p>We will not email you about <strong>{}</strong> again unless you ask us to.</p>\
-<p>Your reference: <code>{}</code></p>",
+                "<p>We will not email you about <strong>{}</strong> again unless you ask us to.</p>{}",
                 escape(&title),
-                receipt.event.id
+                receipt.map(|r| format!("<p>Your reference: <code>{}</code></p>", r.event.id)).unwrap_or_default()
             ),
         ),
         Err(ServiceError::NotFound(_)) => invalid_link(),

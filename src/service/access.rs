@@ -1,0 +1,363 @@
+//! API keys: each belongs to one controller and carries roles. Keys are stored hashed
+//! (SHA-256 of the secret), one file per key under `<data>/apikeys/`, so `apikey create` works
+//! while a server is running and the server sees a new key at once.
+//!
+//! A key reads `clk_<16 hex id>_<43 base64url secret>`; only the id names the file.
+//!
+//! `apikey list` shows every key (id, controller, roles, created, last used; never a secret)
+//! and `apikey revoke ID` moves its file aside (`<id>.revoked.json`, kept for the record): a
+//! running server stops taking it within [`CACHE_TTL`]. A server notes when a key was last
+//! used in `<id>.last-used` (at most once a minute per key).
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::domain::ControllerId;
+use crate::signing::write_secret_file;
+
+/// How long a verified key is trusted from memory before its file is read again: a revoked
+/// key stops working within this time.
+pub const CACHE_TTL: Duration = Duration::from_secs(1);
+/// How long a key that failed is refused from memory, so a flood of bad keys does not read
+/// the disk for each request.
+const FAILED_TTL: Duration = Duration::from_secs(1);
+/// Most failed keys remembered; past it the memory of failures is cleared.
+const FAILED_MAX: usize = 10_000;
+/// How often a key's last use is written down.
+const LAST_USED_EVERY: Duration = Duration::from_secs(60);
+
+/// What a key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Ask whether a contact or share is permitted (mailing systems).
+    Check,
+    /// Record events (staff, portals).
+    Record,
+    /// Read history and export (auditors, DPO).
+    Audit,
+    /// Manage purposes, notices and keys.
+    Admin,
+    /// Only deliver inbound SMS to `POST /v1/inbound/sms` (a provider's webhook secret).
+    SmsWebhook,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub controller: ControllerId,
+    pub roles: Vec<Role>,
+}
+
+impl Principal {
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    pub fn has_any(&self, roles: &[Role]) -> bool {
+        roles.iter().any(|r| self.has(*r))
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct KeyRecord {
+    controller: ControllerId,
+    roles: Vec<Role>,
+    secret_sha256: String,
+    created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A key as `apikey list` shows it: never its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyListing {
+    pub id: String,
+    pub controller: ControllerId,
+    pub roles: Vec<Role>,
+    pub created_at: DateTime<Utc>,
+    pub last_used: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyStoreError {
+    #[error("api key store: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("at least one role is needed")]
+    NoRoles,
+    #[error("no key with that id")]
+    UnknownKey,
+}
+
+/// A key verified recently: who it stands for, when it was verified and when its use was
+/// last written down.
+struct Verified {
+    principal: Principal,
+    id: String,
+    at: Instant,
+    noted: Option<Instant>,
+}
+
+pub struct KeyStore {
+    dir: PathBuf,
+    cache: Mutex<HashMap<[u8; 32], Verified>>,
+    failed: Mutex<HashMap<[u8; 32], Instant>>,
+}
+
+fn sha256(b: &[u8]) -> [u8; 32] {
+    Sha256::digest(b).into()
+}
+
+impl KeyStore {
+    pub fn open(dir: PathBuf) -> Result<Self, KeyStoreError> {
+        fs::create_dir_all(&dir)?;
+        Ok(Self { dir, cache: Mutex::new(HashMap::new()), failed: Mutex::new(HashMap::new()) })
+    }
+
+    /// Creates a key and returns it; this is the only time the secret exists in plain form.
+    pub fn create(&self, controller: &ControllerId, roles: &[Role]) -> Result<String, KeyStoreError> {
+        if roles.is_empty() {
+            return Err(KeyStoreError::NoRoles);
+        }
+        let mut id = [0u8; 8];
+        let mut secret = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut id);
+        rand::rngs::OsRng.fill_bytes(&mut secret);
+        let id = hex::encode(id);
+        let secret = B64URL.encode(secret);
+        let mut roles = roles.to_vec();
+        roles.sort_by_key(|r| *r as u8);
+        roles.dedup();
+        let record = KeyRecord {
+            controller: controller.clone(),
+            roles,
+            secret_sha256: hex::encode(sha256(secret.as_bytes())),
+            created_at: Utc::now(),
+            revoked_at: None,
+        };
+        let text = serde_json::to_vec_pretty(&record).map_err(std::io::Error::other)?;
+        write_secret_file(&self.dir.join(format!("{id}.json")), &text)?;
+        Ok(format!("clk_{id}_{secret}"))
+    }
+
+    /// The principal a presented key stands for, if it is a valid key.
+    pub fn authenticate(&self, token: &str) -> Option<Principal> {
+        let token_hash = sha256(token.as_bytes());
+        let mut note = None;
+        if let Ok(mut cache) = self.cache.lock() {
+            if let Some(v) = cache.get_mut(&token_hash) {
+                if v.at.elapsed() < CACHE_TTL {
+                    if v.noted.is_none_or(|n| n.elapsed() >= LAST_USED_EVERY) {
+                        v.noted = Some(Instant::now());
+                        note = Some(v.id.clone());
+                    }
+                    let p = v.principal.clone();
+                    drop(cache);
+                    if let Some(id) = note {
+                        self.note_use(&id);
+                    }
+                    return Some(p);
+                }
+            }
+        }
+        if let Ok(failed) = self.failed.lock() {
+            if failed.get(&token_hash).is_some_and(|at| at.elapsed() < FAILED_TTL) {
+                return None;
+            }
+        }
+        match self.verify(token) {
+            Some((id, p)) => {
+                let noted = self.cache.lock().ok().and_then(|mut cache| {
+                    let noted = cache.get(&token_hash).and_then(|v| v.noted);
+                    let due = noted.is_none_or(|n| n.elapsed() >= LAST_USED_EVERY);
+                    let noted = if due { Some(Instant::now()) } else { noted };
+                    cache.insert(
+                        token_hash,
+                        Verified { principal: p.clone(), id: id.clone(), at: Instant::now(), noted },
+                    );
+                    due.then_some(id)
+                });
+                if let Some(id) = noted {
+                    self.note_use(&id);
+                }
+                Some(p)
+            }
+            None => {
+                if let Ok(mut failed) = self.failed.lock() {
+                    if failed.len() >= FAILED_MAX {
+                        failed.clear();
+                    }
+                    failed.insert(token_hash, Instant::now());
+                }
+                None
+            }
+        }
+    }
+
+    /// Reads and checks a key from its file: its id and principal when valid and not revoked.
+    fn verify(&self, token: &str) -> Option<(String, Principal)> {
+        let rest = token.strip_prefix("clk_")?;
+        let (id, secret) = rest.split_once('_')?;
+        if !valid_id(id) {
+            return None;
+        }
+        let text = fs::read(self.dir.join(format!("{id}.json"))).ok()?;
+        let record: KeyRecord = serde_json::from_slice(&text).ok()?;
+        if record.revoked_at.is_some() {
+            return None;
+        }
+        let want = hex::decode(&record.secret_sha256).ok()?;
+        let got = sha256(secret.as_bytes());
+        // Constant-time comparison of the two digests.
+        if want.len() != 32 || want.iter().zip(got.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) != 0 {
+            return None;
+        }
+        Some((id.to_owned(), Principal { controller: record.controller, roles: record.roles }))
+    }
+
+    /// Writes down that key `id` was used now (best effort: a failure is logged, never fatal).
+    fn note_use(&self, id: &str) {
+        let path = self.dir.join(format!("{id}.last-used"));
+        if let Err(e) = fs::write(&path, Utc::now().to_rfc3339()) {
+            tracing::warn!(error = %e, "could not note an API key's last use");
+        }
+    }
+
+    /// Every key, active and revoked, oldest first; never a secret.
+    pub fn list(&self) -> Result<Vec<KeyListing>, KeyStoreError> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let path = entry?.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+            let Some(id) = name.strip_suffix(".revoked.json").or_else(|| name.strip_suffix(".json")) else {
+                continue;
+            };
+            if !valid_id(id) {
+                continue;
+            }
+            let Ok(record) = serde_json::from_slice::<KeyRecord>(&fs::read(&path)?) else { continue };
+            let last_used = fs::read_to_string(self.dir.join(format!("{id}.last-used")))
+                .ok()
+                .and_then(|t| DateTime::parse_from_rfc3339(t.trim()).ok())
+                .map(|t| t.with_timezone(&Utc));
+            out.push(KeyListing {
+                id: id.to_owned(),
+                controller: record.controller,
+                roles: record.roles,
+                created_at: record.created_at,
+                last_used,
+                revoked_at: record.revoked_at,
+            });
+        }
+        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(out)
+    }
+
+    /// Revokes key `id`: its file is rewritten with the time of revocation and moved aside,
+    /// so it never authenticates again (a running server stops taking it within
+    /// [`CACHE_TTL`]). Revoking a revoked key changes nothing.
+    pub fn revoke(&self, id: &str) -> Result<DateTime<Utc>, KeyStoreError> {
+        if !valid_id(id) {
+            return Err(KeyStoreError::UnknownKey);
+        }
+        let revoked = self.dir.join(format!("{id}.revoked.json"));
+        let active = self.dir.join(format!("{id}.json"));
+        let text = match fs::read(&active) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // Already revoked (or never made).
+                return fs::read(&revoked)
+                    .ok()
+                    .and_then(|t| serde_json::from_slice::<KeyRecord>(&t).ok())
+                    .and_then(|r| r.revoked_at)
+                    .ok_or(KeyStoreError::UnknownKey);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut record: KeyRecord = serde_json::from_slice(&text).map_err(std::io::Error::other)?;
+        let at = *record.revoked_at.get_or_insert_with(Utc::now);
+        // First the active file itself says it is revoked (written aside, then renamed over
+        // it), which is what stops it; then it moves aside. A crash between the two leaves a
+        // key that no longer authenticates, and revoking again finishes the move.
+        let text = serde_json::to_vec_pretty(&record).map_err(std::io::Error::other)?;
+        let tmp = self.dir.join(format!("{id}.revoking"));
+        let _ = fs::remove_file(&tmp);
+        write_secret_file(&tmp, &text)?;
+        fs::rename(&tmp, &active)?;
+        fs::rename(&active, &revoked)?;
+        crate::signing::sync_parent(&revoked)?;
+        Ok(at)
+    }
+}
+
+/// A key id: 16 lower-case hex digits (so it can never name another file).
+fn valid_id(id: &str) -> bool {
+    id.len() == 16 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_key_authenticates_and_tampered_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let ks = KeyStore::open(dir.path().to_path_buf()).unwrap();
+        let c = ControllerId::parse("council").unwrap();
+        let key = ks.create(&c, &[Role::Check]).unwrap();
+        let p = ks.authenticate(&key).unwrap();
+        assert_eq!(p.controller, c);
+        assert!(p.has(Role::Check) && !p.has(Role::Record));
+        let mut bad = key.clone();
+        bad.pop();
+        bad.push('A');
+        assert!(ks.authenticate(&bad).is_none() || bad == key);
+        assert!(ks.authenticate("clk_../../etc_x").is_none());
+        // The secret is not stored in plain form.
+        let stored: String = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+            .collect();
+        // `clk_{hex id}_{secret}`: the secret is everything after the second underscore (it may
+        // hold underscores of its own).
+        let secret = key.splitn(3, '_').nth(2).unwrap();
+        assert!(secret.len() >= 40 && !stored.contains(secret));
+    }
+
+    #[test]
+    fn a_revoked_key_stops_working_and_the_list_shows_no_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let ks = KeyStore::open(dir.path().to_path_buf()).unwrap();
+        let c = ControllerId::parse("council").unwrap();
+        let key = ks.create(&c, &[Role::Check]).unwrap();
+        let other = ks.create(&c, &[Role::Record, Role::Audit]).unwrap();
+        assert!(ks.authenticate(&key).is_some());
+        let listed = ks.list().unwrap();
+        assert_eq!(listed.len(), 2);
+        let id = key.split('_').nth(1).unwrap();
+        let mine = listed.iter().find(|k| k.id == id).unwrap();
+        assert_eq!(mine.roles, vec![Role::Check]);
+        assert!(mine.last_used.is_some() && mine.revoked_at.is_none());
+        let text = serde_json::to_string(&listed).unwrap();
+        assert!(!text.contains(key.splitn(3, '_').nth(2).unwrap()) && !text.contains("sha256"));
+        ks.revoke(id).unwrap();
+        std::thread::sleep(CACHE_TTL + Duration::from_millis(50));
+        assert!(ks.authenticate(&key).is_none(), "a revoked key still works");
+        assert!(ks.authenticate(&other).is_some());
+        assert!(ks.list().unwrap().iter().find(|k| k.id == id).unwrap().revoked_at.is_some());
+        assert!(ks.revoke(id).is_ok(), "revoking twice changes nothing");
+        assert!(matches!(ks.revoke("0000000000000000"), Err(KeyStoreError::UnknownKey)));
+        assert!(matches!(ks.revoke("../../etc/passwd"), Err(KeyStoreError::UnknownKey)));
+    }
+}

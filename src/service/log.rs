@@ -1,0 +1,224 @@
+//! The transparency log and operations: checkpoints, inclusion and consistency proofs, a
+//! receipt with its proof, the signing keys, the audit export, backups, readiness and
+//! metrics. Public reads take no controller: the log's leaves reveal nothing but hashes.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{Service, ServiceError};
+use crate::domain::ControllerId;
+use crate::format::export::ExportLine;
+use crate::format::Receipt;
+use crate::ledger::backup::BackupError;
+use crate::log::merkle::{Hash, ProofError};
+use crate::signing::Verifier;
+
+/// Why a proof or a log read was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("the sizes or index are outside the log")]
+    OutOfRange,
+    #[error("event not found")]
+    NotFound,
+    #[error("no checkpoint yet")]
+    NoCheckpoint,
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl From<ProofError> for LogError {
+    fn from(e: ProofError) -> Self {
+        match e {
+            ProofError::OutOfRange => LogError::OutOfRange,
+            ProofError::MissingNode => LogError::Internal("a tree node is missing".into()),
+        }
+    }
+}
+
+impl From<crate::ledger::ReadError> for LogError {
+    fn from(e: crate::ledger::ReadError) -> Self {
+        LogError::Internal(e.to_string())
+    }
+}
+
+/// Which leaf an inclusion proof is for.
+#[derive(Debug, Clone, Copy)]
+pub enum InclusionBy {
+    Index(u64),
+    Id(Uuid),
+}
+
+/// An inclusion proof of one leaf.
+#[derive(Debug, Clone)]
+pub struct InclusionProof {
+    pub leaf_index: u64,
+    pub tree_size: u64,
+    pub leaf_hash: Hash,
+    /// The RFC 6962 audit path, leaf to root.
+    pub hashes: Vec<Hash>,
+}
+
+/// A receipt with a signed checkpoint that covers it and the inclusion proof to it.
+#[derive(Debug, Clone)]
+pub struct ReceiptBundle {
+    pub receipt: Receipt,
+    pub checkpoint: String,
+    pub tree_size: u64,
+    pub inclusion_proof: Vec<Hash>,
+    /// The C2SP verifier key of the current signing key.
+    pub vkey: String,
+}
+
+/// One signing key as `GET /v1/keys` lists it.
+#[derive(Debug, Clone)]
+pub struct KeyInfo {
+    /// Lower-case hex C2SP key id.
+    pub key_id: String,
+    pub vkey: String,
+    pub name: String,
+    /// Base64 raw Ed25519 public key.
+    pub public_key: String,
+    pub current: bool,
+    pub first_seq: u64,
+    pub last_seq: Option<u64>,
+}
+
+/// A backup written.
+#[derive(Debug, Clone)]
+pub struct BackupMade {
+    pub path: PathBuf,
+    pub log_size: u64,
+}
+
+impl Service {
+    /// The seq of the last durable event (0 when the log is empty).
+    pub fn log_size(&self) -> u64 {
+        self.ledger.committed_seq()
+    }
+
+    /// A receiver that changes whenever events become durable; its value is the last seq.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.ledger.subscribe()
+    }
+
+    /// Waits (at most `timeout`) until the log holds `seq`; true when it does.
+    pub async fn wait_for(&self, seq: u64, timeout: Duration) -> bool {
+        self.ledger.wait_for(seq, timeout).await
+    }
+
+    /// The latest signed checkpoint: its tree size and C2SP signed note.
+    pub fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, LogError> {
+        Ok(self.ledger.latest_checkpoint()?)
+    }
+
+    fn latest_size(&self) -> Result<u64, LogError> {
+        Ok(self.latest_checkpoint()?.map_or(0, |(size, _)| size))
+    }
+
+    /// Proof that a leaf is in the log at `tree_size` (default: the latest checkpoint's).
+    pub fn inclusion_proof(&self, by: InclusionBy, tree_size: Option<u64>) -> Result<InclusionProof, LogError> {
+        let index = match by {
+            InclusionBy::Index(i) => i,
+            InclusionBy::Id(id) => self.ledger.seq_of(id)?.ok_or(LogError::NotFound)? - 1,
+        };
+        let size = match tree_size {
+            Some(s) => s,
+            None => self.latest_size()?,
+        };
+        let hashes = self.ledger.inclusion_proof(index, size)?;
+        let stored = self.ledger.event(index + 1)?.ok_or_else(|| LogError::Internal("a leaf is missing".into()))?;
+        Ok(InclusionProof { leaf_index: index, tree_size: size, leaf_hash: stored.leaf_hash, hashes })
+    }
+
+    /// Proof that the log at `from` is a prefix of the log at `to` (default: the latest
+    /// checkpoint's size); answers `to` and the proof.
+    pub fn consistency_proof(&self, from: u64, to: Option<u64>) -> Result<(u64, Vec<Hash>), LogError> {
+        let to = match to {
+            Some(t) => t,
+            None => self.latest_size()?,
+        };
+        Ok((to, self.ledger.consistency_proof(from, to)?))
+    }
+
+    /// The receipt of one of the controller's events with a checkpoint that covers it and
+    /// the inclusion proof. A checkpoint covering a new event is signed within one interval;
+    /// this waits up to two.
+    pub async fn receipt_bundle(&self, controller: &ControllerId, id: Uuid) -> Result<ReceiptBundle, ServiceError> {
+        let receipt = self.receipt(controller, id)?;
+        let internal = |e: LogError| ServiceError::Internal(e.to_string());
+        let deadline = Instant::now() + self.ledger.checkpoint_interval() * 2 + Duration::from_millis(200);
+        let (tree_size, checkpoint) = loop {
+            match self.latest_checkpoint().map_err(internal)? {
+                Some((size, note)) if size >= receipt.seq => break (size, note),
+                _ if Instant::now() >= deadline => {
+                    return Err(ServiceError::NotYet("no checkpoint covers this event yet; retry shortly"))
+                }
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        };
+        let inclusion_proof =
+            self.ledger.inclusion_proof(receipt.leaf_index, tree_size).map_err(|e| internal(e.into()))?;
+        Ok(ReceiptBundle { receipt, checkpoint, tree_size, inclusion_proof, vkey: self.ledger.verifier().vkey() })
+    }
+
+    /// The public keys that sign events, newest first, each with the seqs it signed.
+    pub fn keys(&self) -> Vec<KeyInfo> {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        self.ledger
+            .keys()
+            .iter()
+            .rev()
+            .map(|k| {
+                let v = &k.verifier;
+                KeyInfo {
+                    key_id: hex::encode(v.key_id()),
+                    vkey: v.vkey(),
+                    name: v.name().to_owned(),
+                    public_key: b64.encode(v.public_key().as_bytes()),
+                    current: k.last_seq.is_none(),
+                    first_seq: k.first_seq,
+                    last_seq: k.last_seq,
+                }
+            })
+            .collect()
+    }
+
+    /// Writes the controller's audit export (up to the latest checkpoint) line by line.
+    /// Blocking: run it off the async workers.
+    pub fn export(
+        &self,
+        controller: &ControllerId,
+        out: impl FnMut(&ExportLine) -> std::io::Result<()>,
+    ) -> Result<u64, ServiceError> {
+        self.ledger.export(controller.as_str(), out).map_err(|e| ServiceError::Internal(e.to_string()))
+    }
+
+    /// Backs the running ledger up into a new directory named by `at` under `dir` (default
+    /// `<data dir>/backups`). Blocking.
+    pub fn backup(&self, dir: Option<&Path>, at: DateTime<Utc>) -> Result<BackupMade, ServiceError> {
+        let dir = dir.map(Path::to_path_buf).unwrap_or_else(|| self.ledger.data_dir().root().join("backups"));
+        std::fs::create_dir_all(&dir).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let to = dir.join(at.format("%Y%m%dT%H%M%S%.3fZ").to_string());
+        match self.ledger.backup(&to) {
+            Ok(info) => Ok(BackupMade { path: info.path, log_size: info.log_size }),
+            Err(BackupError::Exists) => Err(ServiceError::Conflict("a backup of that name exists; try again".into())),
+            Err(e) => Err(ServiceError::Internal(e.to_string())),
+        }
+    }
+
+    /// Readiness: the store answers a read. The log size when it does.
+    pub fn ready(&self) -> Result<u64, ServiceError> {
+        self.ledger.readable()?;
+        Ok(self.ledger.committed_seq())
+    }
+
+    /// The Prometheus text of every metric, with the log and checkpoint sizes.
+    pub fn metrics_text(&self) -> String {
+        let checkpoint = self.latest_checkpoint().ok().flatten().map_or(0, |(size, _)| size);
+        crate::metrics::METRICS.render(self.ledger.committed_seq(), checkpoint)
+    }
+}

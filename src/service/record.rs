@@ -1,0 +1,274 @@
+//! Recording: purposes defined and events recorded, each checked against what its event type
+//! requires and allows (the domain's event shapes) and against the controller's catalogue.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+use super::{invalid, PurposeVersion, Service, ServiceError};
+use crate::domain::{
+    Actor, ActorKind, Channel, ContactKind, ContactPoint, ControllerId, EventType, Evidence, Method, Preference,
+    Present, PurposeDefinition, PurposeId, RecipientId, Representative, SubjectId, Token,
+};
+use crate::format::{to_micros, ContactRef, EventDoc, Receipt, FORMAT_VERSION};
+use crate::ledger::commit::Draft;
+use crate::ledger::MAX_APPEND_EVENTS;
+
+/// How far in the future an `occurred_at` may be (clock skew between systems).
+pub const MAX_CLOCK_SKEW: Duration = Duration::minutes(5);
+
+/// Receipts of a recording, and whether any of its events is new (not a retry of an id
+/// already in the log).
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub receipts: Vec<Receipt>,
+    pub new: bool,
+}
+
+/// An event as a client asks to record it, parsed but not yet checked against the catalogue.
+#[derive(Debug, Clone)]
+pub struct EventInput {
+    pub id: Option<Uuid>,
+    pub kind: EventType,
+    pub subject: Option<SubjectId>,
+    pub contact: Option<ContactInput>,
+    pub purpose: Option<PurposeId>,
+    pub channel: Option<Channel>,
+    pub recipient: Option<RecipientId>,
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub method: Method,
+    pub actor: Actor,
+    pub evidence: Option<Evidence>,
+    pub notice_version: Option<Token>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub preference: Option<Preference>,
+    pub representative: Option<Representative>,
+}
+
+impl EventInput {
+    /// An event of `kind` the person made themselves by `method`; the caller fills in whom
+    /// it is about and its scope.
+    pub fn by_person(kind: EventType, method: Method) -> Self {
+        EventInput {
+            id: None,
+            kind,
+            subject: None,
+            contact: None,
+            purpose: None,
+            channel: None,
+            recipient: None,
+            occurred_at: None,
+            method,
+            actor: Actor { kind: ActorKind::Subject, id: None, authority: None },
+            evidence: None,
+            notice_version: None,
+            expires_at: None,
+            preference: None,
+            representative: None,
+        }
+    }
+
+    /// An event the person at a contact point made themselves (an unsubscribe link, an SMS
+    /// keyword), scoped to one channel; `id` makes a repeat of the same request idempotent.
+    pub fn by_contact(
+        id: Option<Uuid>,
+        kind: EventType,
+        contact: ContactInput,
+        channel: Channel,
+        method: Method,
+    ) -> Self {
+        EventInput { id, contact: Some(contact), channel: Some(channel), ..Self::by_person(kind, method) }
+    }
+}
+
+/// The contact point of an event: an address a client sent, or a blind index from a signed
+/// link (the ledger then never sees the address).
+#[derive(Debug, Clone)]
+pub enum ContactInput {
+    Address(ContactPoint),
+    Index(ContactRef),
+}
+
+impl ContactInput {
+    pub fn kind(&self) -> ContactKind {
+        match self {
+            ContactInput::Address(c) => c.kind(),
+            ContactInput::Index(r) => r.kind,
+        }
+    }
+}
+
+impl Service {
+    /// Defines or revises a purpose by recording a signed `purpose.defined` event.
+    pub async fn define_purpose(
+        &self,
+        controller: &ControllerId,
+        purpose: PurposeId,
+        definition: PurposeDefinition,
+        now: DateTime<Utc>,
+    ) -> Result<Receipt, ServiceError> {
+        let definition = definition.validated().map_err(|e| invalid(e.to_string()))?;
+        if let Some(current) = self.current_purpose(controller, &purpose)? {
+            if current.definition == definition {
+                // Nothing changed: answer with the receipt of the version in force.
+                return self.receipt_by_seq(current.seq);
+            }
+        }
+        let mut doc = EventDoc::by_ledger(Some(controller.clone()), EventType::PurposeDefined, now);
+        doc.id = self.new_id();
+        doc.purpose = Some(purpose);
+        doc.basis = Some(definition.basis);
+        doc.definition = Some(definition);
+        self.ledger
+            .append(vec![Draft { doc, occurred_now: true }])
+            .await?
+            .pop()
+            .ok_or_else(|| ServiceError::Internal("no receipt".into()))
+    }
+
+    /// Every version of the controller's purposes in force now.
+    pub fn purposes(&self, controller: &ControllerId) -> Result<Vec<PurposeVersion>, ServiceError> {
+        Ok(self.projections().purposes(controller)?)
+    }
+
+    /// Records events all or nothing, answering once they are durable.
+    pub async fn record(
+        &self,
+        controller: &ControllerId,
+        inputs: Vec<EventInput>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Receipt>, ServiceError> {
+        if inputs.is_empty() {
+            return Err(invalid("at least one event is needed"));
+        }
+        if inputs.len() > MAX_APPEND_EVENTS {
+            return Err(invalid(format!("at most {MAX_APPEND_EVENTS} events may be recorded at once")));
+        }
+        let many = inputs.len() > 1;
+        let mut seen = HashSet::new();
+        let mut drafts = Vec::with_capacity(inputs.len());
+        for (i, input) in inputs.into_iter().enumerate() {
+            if let Some(id) = input.id {
+                if !seen.insert(id) {
+                    return Err(invalid(format!("event {i}: the id is repeated within the batch")));
+                }
+            }
+            let draft = self.draft(controller, input, now).map_err(|e| match e {
+                ServiceError::Invalid(m) if many => invalid(format!("event {i}: {m}")),
+                ServiceError::Shape { error, .. } if many => ServiceError::Shape { index: Some(i), error },
+                other => other,
+            })?;
+            drafts.push(draft);
+        }
+        Ok(self.ledger.append(drafts).await?)
+    }
+
+    /// Records events as [`Service::record`] does, and says whether any of them is new.
+    pub async fn record_new(
+        &self,
+        controller: &ControllerId,
+        inputs: Vec<EventInput>,
+        now: DateTime<Utc>,
+    ) -> Result<Recorded, ServiceError> {
+        let before = self.ledger.committed_seq();
+        let receipts = self.record(controller, inputs, now).await?;
+        let new = receipts.iter().any(|r| r.seq > before);
+        Ok(Recorded { receipts, new })
+    }
+
+    /// Checks one event against the rules of its type and the catalogue.
+    fn draft(&self, controller: &ControllerId, e: EventInput, now: DateTime<Utc>) -> Result<Draft, ServiceError> {
+        let present = Present {
+            subject: e.subject.is_some(),
+            contact: e.contact.is_some(),
+            purpose: e.purpose.is_some(),
+            channel: e.channel.is_some(),
+            preference: e.preference.is_some(),
+            representative: e.representative.is_some(),
+            expires_at: e.expires_at.is_some(),
+        };
+        present.check(e.kind).map_err(|error| ServiceError::Shape { index: None, error })?;
+        if let (Some(c), Some(k)) = (&e.contact, e.channel) {
+            if !c.kind().reaches(k) {
+                return Err(invalid(format!(
+                    "channel {k} does not reach a contact point of kind {}",
+                    c.kind().as_str()
+                )));
+            }
+        }
+        let basis = match &e.purpose {
+            Some(p) => {
+                let pv = self
+                    .current_purpose(controller, p)?
+                    .ok_or_else(|| invalid("unknown purpose: define it in the catalogue first"))?;
+                if let Some(k) = e.channel {
+                    if !pv.definition.allows_channel(k) {
+                        return Err(invalid(format!("purpose {p} does not use channel {k}")));
+                    }
+                }
+                if let Some(r) = &e.recipient {
+                    if !pv.definition.allows_recipient(r) {
+                        return Err(invalid(format!("purpose {p} does not list recipient {r}")));
+                    }
+                }
+                Some(pv.definition.basis)
+            }
+            None if e.recipient.is_some() => return Err(invalid("a recipient needs a purpose")),
+            None => None,
+        };
+        match e.actor.kind {
+            ActorKind::Representative if e.actor.authority.is_none() => {
+                return Err(invalid("a representative actor needs the authority they act under"))
+            }
+            ActorKind::Staff if e.actor.id.is_none() => return Err(invalid("a staff actor needs an id")),
+            _ => {}
+        }
+        if let Some(ev) = &e.evidence {
+            if ev.sha256.as_deref().is_some_and(|h| !crate::domain::event::is_sha256_hex(h)) {
+                return Err(invalid("evidence.sha256 must be 64 lower-case hex digits"));
+            }
+        }
+        let occurred_at = e.occurred_at.map(to_micros);
+        if occurred_at.is_some_and(|t| t > now + MAX_CLOCK_SKEW) {
+            return Err(invalid("occurred_at is in the future"));
+        }
+        let expires_at = e.expires_at.map(to_micros);
+        if let Some(x) = expires_at {
+            if x <= occurred_at.unwrap_or(now) {
+                return Err(invalid("expires_at must be after occurred_at"));
+            }
+        }
+        let contact = e.contact.as_ref().map(|c| match c {
+            ContactInput::Address(c) => {
+                ContactRef { kind: c.kind(), index: self.ledger.blind_index().index(controller, c) }
+            }
+            ContactInput::Index(r) => r.clone(),
+        });
+        let doc = EventDoc {
+            v: FORMAT_VERSION,
+            id: e.id.unwrap_or_else(|| self.new_id()),
+            seq: 0,
+            controller: Some(controller.clone()),
+            kind: e.kind,
+            subject: e.subject,
+            contact,
+            purpose: e.purpose,
+            channel: e.channel,
+            recipient: e.recipient,
+            basis,
+            occurred_at: occurred_at.unwrap_or_else(|| to_micros(now)),
+            recorded_at: to_micros(now),
+            method: e.method,
+            actor: e.actor,
+            evidence: e.evidence,
+            notice_version: e.notice_version,
+            expires_at,
+            preference: e.preference,
+            representative: e.representative,
+            definition: None,
+            next_key: None,
+        };
+        Ok(Draft { doc, occurred_now: occurred_at.is_none() })
+    }
+}

@@ -1,0 +1,256 @@
+//! An opt-out never silently stops working: a lost secret is refused by name rather than made
+//! anew, an old unsubscribe link withdraws again after a re-grant, and YES never lifts a STOP.
+
+use std::process::Command;
+
+use consent_ledger::service::access::Role;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{new_keys, spawn_app, staff, start_server};
+
+/// A stopped ledger with events in it, as the real binary leaves it.
+fn ledger_with_events() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let key = new_keys(dir.path(), "council", &[Role::Admin, Role::Record, Role::Check]);
+    let mut server = start_server(dir.path());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let r = client
+            .put(format!("{}/v1/purposes/newsletter", server.address))
+            .bearer_auth(&key)
+            .json(&crate::helpers::newsletter())
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+        let r = client
+            .post(format!("{}/v1/events", server.address))
+            .bearer_auth(&key)
+            .json(&json!({"type": "objection.raised", "contact": {"channel": "email", "address": "jane@example.org"}, "actor": staff()}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+    });
+    server.stop();
+    dir
+}
+
+#[test]
+fn a_lost_secret_is_refused_by_name_and_never_made_anew() {
+    let dir = ledger_with_events();
+    for file in ["blind-index.key", "signing-key.json", "keyring.json", "token.key"] {
+        let path = dir.path().join(file);
+        let saved = std::fs::read(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{file}: the server started without it");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(file) && stderr.contains("backup"), "{file}: {stderr}");
+        assert!(!path.exists(), "{file} was created anew");
+        std::fs::write(&path, saved).unwrap();
+    }
+    // With every file back, it starts and still knows the opt-out.
+    let mut server = start_server(dir.path());
+    server.stop();
+}
+
+#[test]
+fn a_new_ledger_still_creates_its_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start_server(dir.path());
+    server.stop();
+    for file in ["blind-index.key", "signing-key.json", "keyring.json", "token.key"] {
+        assert!(dir.path().join(file).exists(), "{file}");
+    }
+}
+
+#[tokio::test]
+async fn an_old_unsubscribe_link_withdraws_again_after_a_re_grant() {
+    let app = spawn_app().await;
+    app.with_purposes().await;
+    let grant = json!({"type": "consent.granted", "contact": {"channel": "email", "address": "jane@example.org"}, "purpose": "newsletter", "actor": staff()});
+    app.record(grant.clone()).await;
+    let q = [("email", "jane@example.org"), ("purpose", "newsletter"), ("unsubscribe", "true")];
+    let header = app.check(&q).await["list_unsubscribe"].as_str().unwrap().to_owned();
+    let url = header.trim_start_matches('<').trim_end_matches('>').to_owned();
+    let click = || async {
+        let r = app.client.post(&url).body("List-Unsubscribe=One-Click").send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    };
+    click().await;
+    assert_eq!(app.check(&q[..2]).await["permitted"], false);
+    // A retry while withdrawn records nothing.
+    let size = app.log_size().await;
+    click().await;
+    assert_eq!(app.log_size().await, size);
+    // They opt back in; later the same old link is clicked again: withdrawn again.
+    app.record(grant).await;
+    assert_eq!(app.check(&q[..2]).await["permitted"], true);
+    click().await;
+    let after = app.check(&q[..2]).await;
+    assert_eq!(after["permitted"], false, "{after}");
+    assert_eq!(after["reason"], "consent_withdrawn");
+    let size = app.log_size().await;
+    click().await;
+    assert_eq!(app.log_size().await, size);
+}
+
+#[tokio::test]
+async fn yes_to_an_unrelated_text_never_lifts_a_stop() {
+    let app = spawn_app().await;
+    app.with_purposes().await;
+    app.record(json!({"type": "consent.granted", "contact": {"channel": "sms", "address": "+447700900123"}, "purpose": "newsletter", "actor": staff()})).await;
+    let webhook = new_keys(app.dir.path(), "council", &[Role::SmsWebhook]);
+    let sms = [("phone", "+447700900123"), ("purpose", "newsletter"), ("channel", "sms")];
+    let text = |body: &'static str, sid: &'static str| {
+        app.client
+            .post(app.url("/v1/inbound/sms"))
+            .bearer_auth(&webhook)
+            .json(&json!({"From": "+447700900123", "To": "+447700900999", "Body": body, "MessageSid": sid}))
+            .send()
+    };
+    assert_eq!(text("STOP", "SM1").await.unwrap().status(), 200);
+    assert_eq!(app.check(&sms).await["permitted"], false);
+    let r = text("Yes", "SM2").await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["action"], "ignored");
+    assert_eq!(app.check(&sms).await["permitted"], false);
+    assert_eq!(text("START", "SM3").await.unwrap().status(), 200);
+    assert_eq!(app.check(&sms).await["permitted"], true);
+}
+
+#[tokio::test]
+async fn an_address_in_the_wrong_field_is_never_echoed() {
+    let app = spawn_app().await;
+    app.with_purposes().await;
+    let r = app
+        .post_event(&app.record, &json!({"type": "consent.granted", "subject": "T-1", "purpose": "newsletter", "channel": "jane@example.org", "actor": staff()}))
+        .await;
+    assert_eq!(r.status(), 400);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("unknown variant") && !body.contains("jane"), "{body}");
+    let r =
+        app.post_event(&app.record, &json!({"type": "consent.granted", "jane@example.org": 1, "actor": staff()})).await;
+    let body = r.text().await.unwrap();
+    assert!(!body.contains("jane"), "{body}");
+    let r = app
+        .client
+        .post(app.url("/v1/checks"))
+        .bearer_auth(&app.check)
+        .header("content-type", "application/x-ndjson")
+        .body("{\"purpose\":\"newsletter\",\"email\":\"a@example.org\",\"channel\":\"jane@example.org\"}\n")
+        .send()
+        .await
+        .unwrap();
+    let body = r.text().await.unwrap();
+    assert!(body.contains("\"error\"") && !body.contains("jane"), "{body}");
+}
+
+fn cli(dir: &std::path::Path, args: &[&str]) -> String {
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_consent-ledger")).args(args).arg("--data-dir").arg(dir).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn a_key_can_be_listed_and_revoked_while_the_server_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start_server(dir.path());
+    let key = cli(dir.path(), &["apikey", "create", "--controller", "council", "--role", "check"]).trim().to_owned();
+    let id = key.split('_').nth(1).unwrap().to_owned();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let status = |key: &str| {
+        rt.block_on(async {
+            reqwest::Client::new()
+                .get(format!("{}/v1/feed", server.address))
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    assert_eq!(status(&key), 200);
+    let listed = cli(dir.path(), &["apikey", "list", "--json"]);
+    let row: serde_json::Value = serde_json::from_str(listed.lines().next().unwrap()).unwrap();
+    assert_eq!(row["id"], id.as_str());
+    assert_eq!(row["controller"], "council");
+    assert!(!listed.contains(key.splitn(3, '_').nth(2).unwrap()), "the list shows a secret");
+    let table = cli(dir.path(), &["apikey", "list"]);
+    assert!(table.contains(&id) && table.contains("check"), "{table}");
+    cli(dir.path(), &["apikey", "revoke", &id]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(status(&key), 401, "a revoked key still works after a second");
+    assert!(cli(dir.path(), &["apikey", "list", "--json"]).contains("revoked_at"));
+    server.stop();
+}
+
+#[test]
+fn a_tree_that_does_not_extend_the_signed_checkpoint_is_never_signed() {
+    use consent_ledger::ledger::DataDir;
+    use consent_ledger::store::{Batch, Cf, Store};
+    let dir = ledger_with_events();
+    let key = new_keys(dir.path(), "council", &[Role::Record]);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let client = reqwest::Client::new();
+    // Let the server sign a checkpoint of the whole log, then stop it.
+    let mut server = start_server(dir.path());
+    let signed = rt.block_on(async {
+        for _ in 0..100 {
+            let note =
+                client.get(format!("{}/v1/log/checkpoint", server.address)).send().await.unwrap().text().await.unwrap();
+            let size: u64 = note.lines().nth(1).unwrap_or("0").parse().unwrap_or(0);
+            if size >= 2 {
+                return note;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("no checkpoint");
+    });
+    server.stop();
+    // Someone with the disk rewrites the stored tree.
+    {
+        let store = Store::open(&DataDir::new(dir.path()).db()).unwrap();
+        let mut b = Batch::default();
+        for item in store.iter_from(Cf::Merkle, &[]).unwrap() {
+            let (k, _) = item.unwrap();
+            b.put(Cf::Merkle, k.to_vec(), vec![7u8; 32]);
+        }
+        store.write_synced(&b).unwrap();
+    }
+    let mut server = start_server(dir.path());
+    rt.block_on(async {
+        let r = client
+            .post(format!("{}/v1/events", server.address))
+            .bearer_auth(&key)
+            .json(&json!({"type": "objection.raised", "subject": "T-5", "actor": staff()}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let mut ready = 200;
+        for _ in 0..100 {
+            ready = client.get(format!("{}/readyz", server.address)).send().await.unwrap().status().as_u16();
+            if ready == 503 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(ready, 503, "/readyz still passes");
+        let metrics = client.get(format!("{}/metrics", server.address)).send().await.unwrap().text().await.unwrap();
+        assert!(metrics.contains("consent_ledger_checkpoints_refused_total 1"), "{metrics}");
+        let note =
+            client.get(format!("{}/v1/log/checkpoint", server.address)).send().await.unwrap().text().await.unwrap();
+        assert_eq!(note, signed, "a checkpoint was signed over the rewritten tree");
+    });
+    server.stop();
+}
