@@ -19,11 +19,15 @@ pub enum ApikeyCommand {
         #[command(flatten)]
         data: DataDirArg,
         /// The controller (organisation) the key belongs to.
-        #[arg(long)]
-        controller: String,
+        #[arg(long, required_unless_present = "operator", conflicts_with = "operator")]
+        controller: Option<String>,
         /// A role of the key; repeat for several.
-        #[arg(long = "role", value_enum, required = true)]
+        #[arg(long = "role", value_enum, required_unless_present = "operator", conflicts_with = "operator")]
         roles: Vec<Role>,
+        /// A key of the deployment's operator instead: it belongs to no controller and may
+        /// only do deployment-wide operations (backups).
+        #[arg(long)]
+        operator: bool,
     },
     /// List every key: id, controller, roles, created, last used, revoked. Never a secret.
     List {
@@ -43,12 +47,16 @@ pub enum ApikeyCommand {
 
 pub fn run(cmd: ApikeyCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        ApikeyCommand::Create { data, controller, roles } => {
-            let controller = ControllerId::parse(controller).context("--controller")?;
+        ApikeyCommand::Create { data, controller, roles, operator } => {
             let dir = DataDir::new(&data.data_dir);
             dir.ensure().context("creating the data directory")?;
             let store = KeyStore::open(dir.api_keys())?;
-            println!("{}", store.create(&controller, &roles)?);
+            let key = match (operator, controller) {
+                (true, _) => store.create_operator()?,
+                (false, Some(c)) => store.create(&ControllerId::parse(c).context("--controller")?, &roles)?,
+                (false, None) => anyhow::bail!("give --controller (or --operator)"),
+            };
+            println!("{key}");
             Ok(ExitCode::SUCCESS)
         }
         ApikeyCommand::List { data, json } => {
@@ -78,7 +86,7 @@ pub fn run(cmd: ApikeyCommand) -> anyhow::Result<ExitCode> {
                 println!(
                     "{:<16}  {:<20}  {:<28}  {:<16}  {:<16}  {}",
                     k.id,
-                    k.controller.as_str(),
+                    k.controller.as_ref().map_or("(operator)", |c| c.as_str()),
                     roles.join(","),
                     day(Some(k.created_at)),
                     day(k.last_used),

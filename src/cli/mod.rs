@@ -1,4 +1,5 @@
-//! The command line: `serve`, `apikey`, `verify`, `keys`, `export`, `rebuild`, `backup` and `generate`.
+//! The command line: `serve`, `apikey`, `verify`, `keys`, `export`, `rebuild`, `backup`, `sms`
+//! and `generate`.
 //! One file per command.
 
 pub mod apikey;
@@ -8,6 +9,7 @@ pub mod generate;
 pub mod keys;
 pub mod rebuild;
 pub mod serve;
+pub mod sms;
 pub mod verify;
 
 use std::path::PathBuf;
@@ -68,6 +70,11 @@ pub enum Command {
     Rebuild(rebuild::RebuildArgs),
     /// Write the OpenAPI document and JSON Schemas (openapi/, schemas/).
     Generate(generate::GenerateArgs),
+    /// Configure SMS providers (a controller's Twilio auth token).
+    Sms {
+        #[command(subcommand)]
+        command: sms::SmsCommand,
+    },
 }
 
 /// Logs go to standard error; `RUST_LOG` sets the level (default `info`).
@@ -87,6 +94,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys { command } => keys::run(command),
         Command::Rebuild(args) => rebuild::run(args),
         Command::Backup(args) => backup::run(args),
+        Command::Sms { command } => sms::run(command),
     }
 }
 

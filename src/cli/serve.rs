@@ -42,6 +42,10 @@ pub struct ServeArgs {
     /// `<data dir>/backups`; put it on another disk, or ship what it holds elsewhere).
     #[arg(long, env = "CONSENT_LEDGER_BACKUP_DIR")]
     pub backup_dir: Option<std::path::PathBuf>,
+    /// How many backups `POST /v1/backups` keeps in the backup directory; the oldest beyond
+    /// are removed after each new one.
+    #[arg(long, env = "CONSENT_LEDGER_BACKUP_KEEP", default_value_t = crate::http::DEFAULT_BACKUP_KEEP)]
+    pub backup_keep: usize,
 }
 
 /// `<host name>/consent-ledger`, the default signing-key name.
@@ -73,6 +77,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             public_url: args.public_url.clone(),
             preference_link_days: Some(args.preference_link_days),
             backup_dir: args.backup_dir.clone(),
+            backup_keep: Some(args.backup_keep),
         };
         let app = Application::build(listener, service.clone(), Arc::new(keys), http)?;
         println!("listening on http://{addr}");

@@ -4,19 +4,22 @@ use std::future::{ready, Ready};
 
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
 
-use crate::service::access::{Principal, Role};
+use crate::service::access::{Identity, Principal, Role};
 
 use super::error::{ApiError, Kind};
 use super::AppState;
 
 /// The authenticated caller of a request.
-pub struct Caller(pub Principal);
+pub struct Caller(pub Identity);
 
 impl Caller {
-    /// Refuses the request unless the key has one of `roles`.
+    /// Refuses the request unless the key is a controller's with one of `roles`.
     pub fn require(&self, roles: &[Role]) -> Result<&Principal, ApiError> {
-        if self.0.has_any(roles) {
-            Ok(&self.0)
+        let Identity::Controller(p) = &self.0 else {
+            return Err(ApiError::new(Kind::Forbidden, "an operator key reaches no controller's data"));
+        };
+        if p.has_any(roles) {
+            Ok(p)
         } else {
             let names: Vec<&str> = roles
                 .iter()
@@ -26,9 +29,23 @@ impl Caller {
                     Role::Audit => "audit",
                     Role::Admin => "admin",
                     Role::SmsWebhook => "sms-webhook",
+                    Role::Operator => "operator",
                 })
                 .collect();
             Err(ApiError::new(Kind::Forbidden, format!("this operation needs the role {}", names.join(" or "))))
+        }
+    }
+}
+
+impl Caller {
+    /// Refuses the request unless the key is the operator's (deployment-wide operations).
+    pub fn require_operator(&self) -> Result<(), ApiError> {
+        match self.0 {
+            Identity::Operator => Ok(()),
+            Identity::Controller(_) => Err(ApiError::new(
+                Kind::Forbidden,
+                "this operation needs an operator key (consent-ledger apikey create --operator)",
+            )),
         }
     }
 }

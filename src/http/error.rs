@@ -182,6 +182,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Unavailable => ApiError::bare(Kind::Unavailable),
             ServiceError::Busy => ApiError::new(Kind::Busy, "too many writes are waiting; retry shortly"),
             ServiceError::NotYet(m) => ApiError::new(Kind::Unavailable, m),
+            ServiceError::Unauthenticated(m) => ApiError::new(Kind::Unauthorized, m),
             ServiceError::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 ApiError::bare(Kind::Internal)

@@ -29,6 +29,8 @@ pub struct AppState {
     pub preference_link_days: u32,
     /// Where `POST /v1/backups` writes backups (default `<data dir>/backups`).
     pub backup_dir: Option<std::path::PathBuf>,
+    /// How many backups to keep there (the oldest beyond are removed).
+    pub backup_keep: usize,
 }
 
 /// How the HTTP server runs.
@@ -42,7 +44,12 @@ pub struct HttpOptions {
     pub preference_link_days: Option<u32>,
     /// Where backups go (default `<data dir>/backups`).
     pub backup_dir: Option<std::path::PathBuf>,
+    /// Backups kept (default [`DEFAULT_BACKUP_KEEP`]).
+    pub backup_keep: Option<usize>,
 }
+
+/// Backups kept by default.
+pub const DEFAULT_BACKUP_KEEP: usize = 7;
 
 /// A bound, running server.
 pub struct Application {
@@ -85,7 +92,9 @@ impl Application {
             options.public_url.unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_owned();
         let preference_link_days = options.preference_link_days.unwrap_or(crate::service::DEFAULT_LINK_DAYS);
         let backup_dir = options.backup_dir;
-        let state = web::Data::new(AppState { service, keys, public_url, preference_link_days, backup_dir });
+        let backup_keep = options.backup_keep.unwrap_or(DEFAULT_BACKUP_KEEP).max(1);
+        let state =
+            web::Data::new(AppState { service, keys, public_url, preference_link_days, backup_dir, backup_keep });
         let mut server = HttpServer::new(move || {
             use routes::*;
             let json = |limit| web::JsonConfig::default().limit(limit).error_handler(error::json_error);

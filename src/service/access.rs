@@ -50,6 +50,18 @@ pub enum Role {
     Admin,
     /// Only deliver inbound SMS to `POST /v1/inbound/sms` (a provider's webhook secret).
     SmsWebhook,
+    /// Deployment-wide operations (backups): a key of the operator, which belongs to no
+    /// controller and reaches no controller's data (`apikey create --operator`).
+    Operator,
+}
+
+/// Who a valid key stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// A controller's key with its roles.
+    Controller(Principal),
+    /// The operator of the deployment.
+    Operator,
 }
 
 /// An authenticated caller.
@@ -71,7 +83,9 @@ impl Principal {
 
 #[derive(Serialize, Deserialize)]
 struct KeyRecord {
-    controller: ControllerId,
+    /// None for the operator's keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    controller: Option<ControllerId>,
     roles: Vec<Role>,
     secret_sha256: String,
     created_at: DateTime<Utc>,
@@ -83,7 +97,8 @@ struct KeyRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct KeyListing {
     pub id: String,
-    pub controller: ControllerId,
+    /// None for an operator key.
+    pub controller: Option<ControllerId>,
     pub roles: Vec<Role>,
     pub created_at: DateTime<Utc>,
     pub last_used: Option<DateTime<Utc>>,
@@ -98,12 +113,14 @@ pub enum KeyStoreError {
     NoRoles,
     #[error("no key with that id")]
     UnknownKey,
+    #[error("the operator role is given by `apikey create --operator`, to a key of no controller")]
+    OperatorRole,
 }
 
 /// A key verified recently: who it stands for, when it was verified and when its use was
 /// last written down.
 struct Verified {
-    principal: Principal,
+    principal: Identity,
     id: String,
     at: Instant,
     noted: Option<Instant>,
@@ -130,6 +147,19 @@ impl KeyStore {
         if roles.is_empty() {
             return Err(KeyStoreError::NoRoles);
         }
+        if roles.contains(&Role::Operator) {
+            return Err(KeyStoreError::OperatorRole);
+        }
+        self.write_new(Some(controller.clone()), roles)
+    }
+
+    /// Creates a key of the operator: it belongs to no controller and may do only
+    /// deployment-wide operations (backups).
+    pub fn create_operator(&self) -> Result<String, KeyStoreError> {
+        self.write_new(None, &[Role::Operator])
+    }
+
+    fn write_new(&self, controller: Option<ControllerId>, roles: &[Role]) -> Result<String, KeyStoreError> {
         let mut id = [0u8; 8];
         let mut secret = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut id);
@@ -140,7 +170,7 @@ impl KeyStore {
         roles.sort_by_key(|r| *r as u8);
         roles.dedup();
         let record = KeyRecord {
-            controller: controller.clone(),
+            controller,
             roles,
             secret_sha256: hex::encode(sha256(secret.as_bytes())),
             created_at: Utc::now(),
@@ -151,8 +181,8 @@ impl KeyStore {
         Ok(format!("clk_{id}_{secret}"))
     }
 
-    /// The principal a presented key stands for, if it is a valid key.
-    pub fn authenticate(&self, token: &str) -> Option<Principal> {
+    /// Who a presented key stands for, if it is a valid key.
+    pub fn authenticate(&self, token: &str) -> Option<Identity> {
         let token_hash = sha256(token.as_bytes());
         let mut note = None;
         if let Ok(mut cache) = self.cache.lock() {
@@ -205,8 +235,8 @@ impl KeyStore {
         }
     }
 
-    /// Reads and checks a key from its file: its id and principal when valid and not revoked.
-    fn verify(&self, token: &str) -> Option<(String, Principal)> {
+    /// Reads and checks a key from its file: its id and identity when valid and not revoked.
+    fn verify(&self, token: &str) -> Option<(String, Identity)> {
         let rest = token.strip_prefix("clk_")?;
         let (id, secret) = rest.split_once('_')?;
         if !valid_id(id) {
@@ -223,7 +253,14 @@ impl KeyStore {
         if want.len() != 32 || want.iter().zip(got.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) != 0 {
             return None;
         }
-        Some((id.to_owned(), Principal { controller: record.controller, roles: record.roles }))
+        let identity = match record.controller {
+            Some(controller) if !record.roles.contains(&Role::Operator) => {
+                Identity::Controller(Principal { controller, roles: record.roles })
+            }
+            None if record.roles == [Role::Operator] => Identity::Operator,
+            _ => return None, // neither a controller's key nor the operator's
+        };
+        Some((id.to_owned(), identity))
     }
 
     /// Writes down that key `id` was used now (best effort: a failure is logged, never fatal).
@@ -316,7 +353,7 @@ mod tests {
         let ks = KeyStore::open(dir.path().to_path_buf()).unwrap();
         let c = ControllerId::parse("council").unwrap();
         let key = ks.create(&c, &[Role::Check]).unwrap();
-        let p = ks.authenticate(&key).unwrap();
+        let Some(Identity::Controller(p)) = ks.authenticate(&key) else { panic!("not a controller's key") };
         assert_eq!(p.controller, c);
         assert!(p.has(Role::Check) && !p.has(Role::Record));
         let mut bad = key.clone();
@@ -359,5 +396,10 @@ mod tests {
         assert!(ks.revoke(id).is_ok(), "revoking twice changes nothing");
         assert!(matches!(ks.revoke("0000000000000000"), Err(KeyStoreError::UnknownKey)));
         assert!(matches!(ks.revoke("../../etc/passwd"), Err(KeyStoreError::UnknownKey)));
+        // The operator's key belongs to no controller; the operator role is for it alone.
+        let op = ks.create_operator().unwrap();
+        assert_eq!(ks.authenticate(&op), Some(Identity::Operator));
+        assert!(matches!(ks.create(&c, &[Role::Operator]), Err(KeyStoreError::OperatorRole)));
+        assert!(ks.list().unwrap().iter().any(|k| k.controller.is_none() && k.roles == [Role::Operator]));
     }
 }

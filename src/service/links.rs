@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{CheckInput, CheckQuery, CheckTarget, ContactInput, EventInput, Service, ServiceError};
-use crate::domain::{Channel, ContactKind, ContactPoint, ControllerId, EventType, Method, PurposeId};
+use crate::domain::{ContactKind, ControllerId, EventType, Method, PurposeId};
 use crate::format::{derived_id, ContactRef, Receipt};
 use crate::tokens::TokenUse;
 
@@ -107,24 +107,5 @@ impl Service {
         let mut receipts = self.record(&payload.c, vec![input], now).await?;
         let r = receipts.pop().ok_or_else(|| ServiceError::Internal("no receipt".into()))?;
         Ok((Some(r), title))
-    }
-
-    /// Records what an SMS keyword asks for (`objection.raised` for STOP, `.lifted` for
-    /// START) against the sending number, scoped to SMS. The provider's message id makes a
-    /// retried delivery record nothing new.
-    pub async fn sms_keyword(
-        &self,
-        controller: &ControllerId,
-        from: ContactPoint,
-        kind: EventType,
-        message_id: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<Receipt, ServiceError> {
-        let id = message_id.map(|sid| derived_id(format!("sms\0{controller}\0{sid}").as_bytes()));
-        let input = EventInput::by_contact(id, kind, ContactInput::Address(from), Channel::Sms, Method::SmsKeyword);
-        self.record(controller, vec![input], now)
-            .await?
-            .pop()
-            .ok_or_else(|| ServiceError::Internal("no receipt".into()))
     }
 }

@@ -90,8 +90,38 @@ pub struct KeyInfo {
 /// A backup written.
 #[derive(Debug, Clone)]
 pub struct BackupMade {
+    /// The backup's directory name under the backup directory (its time).
+    pub name: String,
     pub path: PathBuf,
     pub log_size: u64,
+    /// Older backups removed to keep the newest `keep`.
+    pub removed: usize,
+}
+
+/// Whether a directory name is one a backup was given (`%Y%m%dT%H%M%S%.3fZ`).
+fn is_backup_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() == 20
+        && b[8] == b'T'
+        && b[15] == b'.'
+        && b[19] == b'Z'
+        && b.iter().enumerate().all(|(i, c)| matches!(i, 8 | 15 | 19) || c.is_ascii_digit())
+}
+
+/// Removes the oldest backups in `dir` beyond the newest `keep`; answers how many went.
+fn prune_backups(dir: &Path, keep: usize) -> std::io::Result<usize> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| is_backup_name(n))
+        .collect();
+    names.sort();
+    let excess = names.len().saturating_sub(keep.max(1));
+    for name in &names[..excess] {
+        std::fs::remove_dir_all(dir.join(name))?;
+    }
+    Ok(excess)
 }
 
 impl Service {
@@ -198,16 +228,32 @@ impl Service {
     }
 
     /// Backs the running ledger up into a new directory named by `at` under `dir` (default
-    /// `<data dir>/backups`). Blocking.
-    pub fn backup(&self, dir: Option<&Path>, at: DateTime<Utc>) -> Result<BackupMade, ServiceError> {
-        let dir = dir.map(Path::to_path_buf).unwrap_or_else(|| self.ledger.data_dir().root().join("backups"));
-        std::fs::create_dir_all(&dir).map_err(|e| ServiceError::Internal(e.to_string()))?;
-        let to = dir.join(at.format("%Y%m%dT%H%M%S%.3fZ").to_string());
-        match self.ledger.backup(&to) {
-            Ok(info) => Ok(BackupMade { path: info.path, log_size: info.log_size }),
-            Err(BackupError::Exists) => Err(ServiceError::Conflict("a backup of that name exists; try again".into())),
-            Err(e) => Err(ServiceError::Internal(e.to_string())),
+    /// `<data dir>/backups`), then removes the oldest backups there beyond the newest `keep`.
+    /// One backup at a time: another asked for meanwhile is refused. Blocking.
+    pub fn backup(&self, dir: Option<&Path>, at: DateTime<Utc>, keep: usize) -> Result<BackupMade, ServiceError> {
+        use std::sync::atomic::Ordering;
+        if self.backup_running.swap(true, Ordering::AcqRel) {
+            return Err(ServiceError::Conflict("a backup is being written; try again when it is done".into()));
         }
+        let result = self.backup_now(dir, at, keep);
+        self.backup_running.store(false, Ordering::Release);
+        result
+    }
+
+    fn backup_now(&self, dir: Option<&Path>, at: DateTime<Utc>, keep: usize) -> Result<BackupMade, ServiceError> {
+        let internal = |e: std::io::Error| ServiceError::Internal(e.to_string());
+        let dir = dir.map(Path::to_path_buf).unwrap_or_else(|| self.ledger.data_dir().root().join("backups"));
+        std::fs::create_dir_all(&dir).map_err(internal)?;
+        let name = at.format("%Y%m%dT%H%M%S%.3fZ").to_string();
+        let info = match self.ledger.backup(&dir.join(&name)) {
+            Ok(info) => info,
+            Err(BackupError::Exists) => {
+                return Err(ServiceError::Conflict("a backup of that name exists; try again".into()))
+            }
+            Err(e) => return Err(ServiceError::Internal(e.to_string())),
+        };
+        let removed = prune_backups(&dir, keep).map_err(internal)?;
+        Ok(BackupMade { name, path: info.path, log_size: info.log_size, removed })
     }
 
     /// Readiness: the store answers a read. The log size when it does.

@@ -6,6 +6,7 @@
 //!   domain and the controller's catalogue);
 //! - `check`: the one batched check pipeline (single checks, JSON arrays and NDJSON lists);
 //! - `links`: one-click unsubscribe tokens and what a click records;
+//! - `sms`: what an SMS keyword records, and providers' webhook signatures;
 //! - `reads`: permissions, history, feed, receipts, purposes;
 //! - `log`: the transparency log, keys, export, backups and operations;
 //! - `preferences`: the tenant's own preference page;
@@ -21,6 +22,7 @@ mod log;
 mod preferences;
 mod reads;
 mod record;
+pub mod sms;
 
 pub use check::{CheckAnswer, CheckInput, CheckOutcome, CheckQuery, CheckTarget};
 pub use links::UnsubscribeToken;
@@ -57,6 +59,9 @@ pub enum ServiceError {
     Shape { index: Option<usize>, error: crate::domain::ShapeError },
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The request's own proof of origin (a provider's signature) does not hold.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
     #[error("{0}")]
     Conflict(String),
     #[error("the ledger is shutting down")]
@@ -109,11 +114,13 @@ type IdSource = Arc<dyn Fn() -> uuid::Uuid + Send + Sync>;
 pub struct Service {
     ledger: Ledger,
     ids: IdSource,
+    /// A backup is being written (one at a time).
+    backup_running: std::sync::atomic::AtomicBool,
 }
 
 impl Service {
     pub fn new(ledger: Ledger) -> Self {
-        Self { ledger, ids: Arc::new(uuid::Uuid::now_v7) }
+        Self { ledger, ids: Arc::new(uuid::Uuid::now_v7), backup_running: Default::default() }
     }
 
     /// Takes new event ids from `ids` instead of UUIDv7s (for tests that compare two ledgers

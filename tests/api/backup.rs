@@ -14,6 +14,44 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
 }
 
+fn operator_key(dir: &std::path::Path) -> String {
+    let out = bin().args(["apikey", "create", "--operator", "--data-dir"]).arg(dir).output().expect("apikey");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
+}
+
+#[tokio::test]
+async fn backups_beyond_the_kept_number_are_removed_oldest_first() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let operator = operator_key(dir.path());
+    let mut child = bin()
+        .args(["serve", "--listen", "127.0.0.1:0", "--backup-keep", "2", "--data-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
+    let base = line.trim().trim_start_matches("listening on ").to_owned();
+    let client = reqwest::Client::new();
+    let mut names = Vec::new();
+    for _ in 0..3 {
+        let r = client.post(format!("{base}/v1/backups")).bearer_auth(&operator).send().await.expect("send");
+        assert_eq!(r.status(), StatusCode::CREATED);
+        names.push(r.json::<Value>().await.expect("json")["name"].as_str().expect("name").to_owned());
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut kept: Vec<String> = std::fs::read_dir(dir.path().join("backups"))
+        .expect("backups")
+        .map(|e| e.expect("entry").file_name().into_string().expect("name"))
+        .collect();
+    kept.sort();
+    assert_eq!(kept, names[1..].to_vec());
+}
+
 #[tokio::test]
 async fn a_backup_taken_while_serving_restores_the_ledger_as_it_was() {
     let app = spawn_app().await;
@@ -23,13 +61,20 @@ async fn a_backup_taken_while_serving_restores_the_ledger_as_it_was() {
     app.record(json!({"type": "consent.granted", "subject": "T-1", "purpose": "newsletter", "actor": staff()})).await;
 
     let post = |key: String| app.client.post(app.url("/v1/backups")).bearer_auth(key).send();
+    // A backup holds every controller's data: no controller's key, not even an admin's.
     assert_eq!(post(app.check.clone()).await.expect("send").status(), StatusCode::FORBIDDEN);
-    let resp = post(app.admin.clone()).await.expect("send");
+    assert_eq!(post(app.admin.clone()).await.expect("send").status(), StatusCode::FORBIDDEN);
+    let operator = operator_key(app.dir.path());
+    // And the operator's key reaches no controller's data.
+    let r = app.client.get(app.url("/v1/feed")).bearer_auth(&operator).send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let resp = post(operator.clone()).await.expect("send");
     assert_eq!(resp.status(), StatusCode::CREATED);
     let backup: Value = resp.json().await.expect("json");
-    let path = backup["path"].as_str().expect("path").to_owned();
+    let name = backup["name"].as_str().expect("name").to_owned();
+    assert!(backup.get("path").is_none(), "the answer names a server path: {backup}");
+    let path = app.dir.path().join("backups").join(&name).to_str().expect("utf-8").to_owned();
     assert_eq!(backup["log_size"].as_u64(), Some(app.log_size().await));
-    assert!(path.starts_with(app.dir.path().join("backups").to_str().expect("utf-8")), "{path}");
 
     // The live ledger moves on: the tenant withdraws.
     app.record(json!({"type": "consent.withdrawn", "subject": "T-1", "purpose": "newsletter", "actor": staff()})).await;

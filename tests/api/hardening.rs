@@ -254,3 +254,79 @@ fn a_tree_that_does_not_extend_the_signed_checkpoint_is_never_signed() {
     });
     server.stop();
 }
+
+#[tokio::test]
+async fn gov_uk_notify_and_twilio_deliver_stops_in_their_own_formats() {
+    use consent_ledger::ledger::DataDir;
+    use consent_ledger::service::sms::{set_twilio_token, twilio_signature};
+    let app = spawn_app().await;
+    app.with_purposes().await;
+    app.record(json!({"type": "consent.granted", "contact": {"channel": "sms", "address": "+447700900123"}, "purpose": "newsletter", "actor": staff()})).await;
+    let webhook = new_keys(app.dir.path(), "council", &[Role::SmsWebhook]);
+    let sms = [("phone", "+447700900123"), ("purpose", "newsletter"), ("channel", "sms")];
+
+    // GOV.UK Notify's received-text callback: its own field names, no plus on the number,
+    // the token it was configured with as a Bearer token.
+    let notify = json!({"id": "5c0a8e8a-3f68-4f3a-9d57-2b1f1b7b2a11", "source_number": "447700900123",
+                        "destination_number": "07700900000", "message": "STOP",
+                        "date_received": "2026-11-30T10:00:00.000000Z"});
+    let send = || app.client.post(app.url("/v1/inbound/sms")).bearer_auth(&webhook).json(&notify).send();
+    let r = send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["action"], "stop");
+    assert_eq!(app.check(&sms).await["permitted"], false);
+    let size = app.log_size().await;
+    assert_eq!(send().await.unwrap().status(), 200, "Notify's retry");
+    assert_eq!(app.log_size().await, size, "a retried callback recorded again");
+
+    // A keyword without the provider's message id is refused: its retries could record twice.
+    let r = app
+        .client
+        .post(app.url("/v1/inbound/sms"))
+        .bearer_auth(&webhook)
+        .json(&json!({"from": "+447700900123", "body": "START"}))
+        .send()
+        .await
+        .unwrap();
+    let p = crate::helpers::assert_problem(r, StatusCode::BAD_REQUEST).await;
+    assert!(p["detail"].as_str().unwrap().contains("message id"), "{p}");
+    assert_eq!(app.log_size().await, size);
+
+    // A key in the URL must be a webhook secret and nothing else.
+    let r = app
+        .client
+        .post(app.url(&format!("/v1/inbound/sms?key={}", app.admin)))
+        .form(&[("From", "+447700900123"), ("Body", "START"), ("MessageSid", "SM9")])
+        .send()
+        .await
+        .unwrap();
+    assert!(matches!(r.status().as_u16(), 401 | 403), "{}", r.status());
+
+    // With the controller's Twilio auth token set, a form needs Twilio's signature.
+    set_twilio_token(
+        &DataDir::new(app.dir.path()),
+        &consent_ledger::domain::ControllerId::parse("council").unwrap(),
+        Some("twilio-auth-token"),
+    )
+    .unwrap();
+    let path = format!("/v1/inbound/sms?key={webhook}");
+    let params: Vec<(String, String)> =
+        [("From", "+447700900123"), ("To", "+447700900999"), ("Body", "START"), ("MessageSid", "SM10")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+    let post = |signature: Option<String>| {
+        let mut req = app.client.post(app.url(&path)).form(&params);
+        if let Some(s) = signature {
+            req = req.header("X-Twilio-Signature", s);
+        }
+        req.send()
+    };
+    assert_eq!(post(None).await.unwrap().status(), 401, "a form without the signature");
+    assert_eq!(post(Some("AAAA".into())).await.unwrap().status(), 401, "a wrong signature");
+    assert_eq!(app.check(&sms).await["permitted"], false, "an unsigned form lifted the stop");
+    let good = twilio_signature(b"twilio-auth-token", &app.url(&path), &params);
+    let r = post(Some(good)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(app.check(&sms).await["permitted"], true);
+}

@@ -151,7 +151,7 @@ async fn sms_stop_and_start_follow_the_keywords() {
         .client
         .post(app.url("/v1/inbound/sms"))
         .bearer_auth(&webhook)
-        .json(&json!({"from": "+447700900123", "body": "Start"}))
+        .json(&json!({"from": "+447700900123", "body": "Start", "message_id": "M-2"}))
         .send()
         .await
         .unwrap()

@@ -1,7 +1,13 @@
-//! `POST /v1/inbound/sms`: the inbound-SMS webhook. It takes the form-encoded webhook of the
-//! common SMS providers (`From`, `To`, `Body`, optionally `MessageSid`) or JSON, authenticated
-//! by a per-controller webhook secret (an API key with the `sms-webhook` role, sent as a
-//! Bearer token or as `?key=` for providers that can only be given a URL).
+//! `POST /v1/inbound/sms`: the inbound-SMS webhook. It takes Twilio's form-encoded webhook
+//! (`From`, `To`, `Body`, `MessageSid`), GOV.UK Notify's received-text callback (JSON `id`,
+//! `source_number` without a plus, `destination_number`, `message`, `date_received`), or our
+//! own JSON (`from`, `to`, `body`, `message_id`), authenticated by a per-controller webhook
+//! secret (an API key with the `sms-webhook` role, sent as a Bearer token, which is how Notify
+//! sends the token it is configured with, or as `?key=` for providers that can only be given a
+//! URL; a key in the URL must have no other role). When the controller has configured its
+//! Twilio auth token (`consent-ledger sms twilio-token`), a form must carry a valid
+//! `X-Twilio-Signature`. A keyword that would record something needs the provider's message
+//! id, so a retried delivery never records twice.
 //!
 //! STOP, STOPALL, UNSUBSCRIBE, END, QUIT, CANCEL, REVOKE, OPTOUT stop all marketing SMS to the
 //! number (an Art. 21(3) objection scoped to SMS, recorded against the number itself); START,
@@ -43,15 +49,36 @@ pub enum SmsAction {
 /// An inbound message as JSON. Not `Debug`: it holds a phone number.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct InboundSms {
-    #[serde(alias = "From")]
+    /// The sender's number in E.164 (GOV.UK Notify's `source_number`, which has no plus, is
+    /// taken too).
+    #[serde(alias = "From", alias = "source_number")]
     pub from: String,
-    #[serde(default, alias = "To")]
+    #[serde(default, alias = "To", alias = "destination_number")]
     pub to: Option<String>,
-    #[serde(alias = "Body")]
+    #[serde(alias = "Body", alias = "message")]
     pub body: String,
-    /// The provider's message id; a retried delivery with the same id records nothing new.
-    #[serde(default, alias = "MessageSid", alias = "message_id")]
+    /// The provider's message id (Twilio's `MessageSid`, Notify's `id`); needed when the
+    /// message records something, and a retried delivery with the same id records nothing new.
+    #[serde(default, alias = "MessageSid", alias = "message_id", alias = "id")]
     pub message_sid: Option<String>,
+}
+
+/// The sender's number as E.164: a number of digits only that does not start with 0 (as
+/// GOV.UK Notify sends it, `447700900123`) gets its plus.
+fn sender(from: &str) -> String {
+    let t = from.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) && !t.starts_with('0') {
+        format!("+{t}")
+    } else {
+        t.to_owned()
+    }
+}
+
+/// Where the webhook secret came from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum KeyFrom {
+    Bearer,
+    Url,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -78,11 +105,12 @@ pub fn classify(body: &str) -> SmsAction {
     }
 }
 
-fn webhook_key(req: &HttpRequest) -> Option<String> {
-    bearer(req).map(str::to_owned).or_else(|| {
+fn webhook_key(req: &HttpRequest) -> Option<(String, KeyFrom)> {
+    bearer(req).map(|k| (k.to_owned(), KeyFrom::Bearer)).or_else(|| {
         web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
             .ok()
             .and_then(|q| q.get("key").cloned())
+            .map(|k| (k, KeyFrom::Url))
     })
 }
 
@@ -110,7 +138,7 @@ pub async fn create_inbound_sms(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let key = webhook_key(&req).ok_or_else(|| ApiError::new(Kind::Unauthorized, "send the webhook secret"))?;
+    let (key, from) = webhook_key(&req).ok_or_else(|| ApiError::new(Kind::Unauthorized, "send the webhook secret"))?;
     let caller = Caller(
         state
             .keys
@@ -118,6 +146,14 @@ pub async fn create_inbound_sms(
             .ok_or_else(|| ApiError::new(Kind::Unauthorized, "the webhook secret is not valid"))?,
     );
     let principal = caller.require(&[Role::SmsWebhook])?;
+    // A URL ends up in logs and browser histories: only a key that can do nothing but deliver
+    // texts may travel in one.
+    if from == KeyFrom::Url && principal.roles.iter().any(|r| *r != Role::SmsWebhook) {
+        return Err(ApiError::new(
+            Kind::Forbidden,
+            "a key in the URL must be a webhook secret only (role sms-webhook and no other)",
+        ));
+    }
     if body.len() > MAX_SMS_BODY {
         return Err(ApiError::new(Kind::PayloadTooLarge, format!("the body may be at most {MAX_SMS_BODY} bytes")));
     }
@@ -129,6 +165,11 @@ pub async fn create_inbound_sms(
         ));
     }
     let sms: InboundSms = if form {
+        let params: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
+            .map_err(|e| ApiError::new(Kind::InvalidJson, redact(&e.to_string())))?;
+        let url = format!("{}{}", state.public_url, req.uri().path_and_query().map_or("", |p| p.as_str()));
+        let signature = req.headers().get("x-twilio-signature").and_then(|v| v.to_str().ok());
+        state.service.check_twilio_signature(&principal.controller, &url, &params, signature)?;
         serde_urlencoded::from_bytes(&body).map_err(|e| ApiError::new(Kind::InvalidJson, redact(&e.to_string())))?
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::new(Kind::InvalidJson, redact(&e.to_string())))?
@@ -142,12 +183,16 @@ pub async fn create_inbound_sms(
     };
     let mut event_id = None;
     if let Some(kind) = kind {
-        let contact =
-            ContactPoint::parse(Channel::Sms, &sms.from).map_err(|e| ApiError::new(Kind::Validation, e.to_string()))?;
-        let receipt = state
-            .service
-            .sms_keyword(&principal.controller, contact, kind, sms.message_sid.as_deref(), crate::service::now())
-            .await?;
+        let contact = ContactPoint::parse(Channel::Sms, &sender(&sms.from))
+            .map_err(|e| ApiError::new(Kind::Validation, e.to_string()))?;
+        let message_id = sms.message_sid.as_deref().filter(|id| !id.trim().is_empty()).ok_or_else(|| {
+            ApiError::new(
+                Kind::InvalidJson,
+                "the provider's message id is needed (MessageSid, id or message_id), so a retried delivery cannot record twice",
+            )
+        })?;
+        let receipt =
+            state.service.sms_keyword(&principal.controller, contact, kind, message_id, crate::service::now()).await?;
         event_id = Some(receipt.event.id);
     }
     if form {
