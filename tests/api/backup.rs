@@ -24,16 +24,8 @@ fn operator_key(dir: &std::path::Path) -> String {
 async fn backups_beyond_the_kept_number_are_removed_oldest_first() {
     let dir = tempfile::tempdir().expect("tempdir");
     let operator = operator_key(dir.path());
-    let mut child = bin()
-        .args(["serve", "--listen", "127.0.0.1:0", "--backup-keep", "2", "--data-dir"])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
-    let base = line.trim().trim_start_matches("listening on ").to_owned();
+    let mut server = crate::helpers::start_server_with(dir.path(), &["--backup-keep", "2"]);
+    let base = server.address.clone();
     let client = reqwest::Client::new();
     let mut names = Vec::new();
     for _ in 0..3 {
@@ -42,8 +34,7 @@ async fn backups_beyond_the_kept_number_are_removed_oldest_first() {
         names.push(r.json::<Value>().await.expect("json")["name"].as_str().expect("name").to_owned());
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    server.stop();
     let mut kept: Vec<String> = std::fs::read_dir(dir.path().join("backups"))
         .expect("backups")
         .map(|e| e.expect("entry").file_name().into_string().expect("name"))

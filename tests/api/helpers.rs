@@ -259,8 +259,15 @@ impl Server {
 }
 
 pub fn start_server(dir: &std::path::Path) -> Server {
+    start_server_with(dir, &[])
+}
+
+/// The real binary serving a data directory on a free port, with extra `serve` arguments.
+pub fn start_server_with(dir: &std::path::Path, args: &[&str]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--workers", "2", "--data-dir"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--workers", "2"])
+        .args(args)
+        .arg("--data-dir")
         .arg(dir)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
