@@ -28,6 +28,18 @@ pub fn seq_key(seq: u64) -> [u8; 8] {
     seq.to_be_bytes()
 }
 
+/// `controller 0x00 id`: the key of an event id's row. Ids are unique within a controller
+/// (the ledger's own events, which have none, share the empty controller): one controller's
+/// ids neither collide with nor reveal another's.
+pub fn event_id_key(controller: Option<&ControllerId>, id: &uuid::Uuid) -> Vec<u8> {
+    let c = controller.map_or("", |c| c.as_str());
+    let mut k = Vec::with_capacity(c.len() + 17);
+    k.extend_from_slice(c.as_bytes());
+    k.push(0);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
 /// `controller 0x00 tag target 0x00`: the key of a target's facts row (and of its entry in
 /// the facts cache).
 pub fn facts_key(controller: &ControllerId, target: TargetKey<'_>) -> Vec<u8> {
@@ -80,7 +92,7 @@ pub struct ProjectError(pub u64);
 /// The projection rows for one event. Rows of appending column families ([`Cf::appends`])
 /// are appended to, the others set.
 pub fn project(doc: &EventDoc) -> Result<Vec<Row>, ProjectError> {
-    let mut rows = vec![(Cf::EventIds, doc.id.as_bytes().to_vec(), seq_key(doc.seq).to_vec())];
+    let mut rows = vec![(Cf::EventIds, event_id_key(doc.controller.as_ref(), &doc.id), seq_key(doc.seq).to_vec())];
     let Some(controller) = &doc.controller else {
         return Ok(rows);
     };

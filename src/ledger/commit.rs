@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::canonical::to_canonical_bytes;
 use crate::format::{leaf_hash, to_micros, EventDoc, Receipt, StoredEvent};
 use crate::log::merkle::Frontier;
-use crate::projection::{seq_key, Caches};
+use crate::projection::{event_id_key, seq_key, Caches};
 use crate::signing::Signer;
 use crate::store::{Batch, Cf, Store};
 
@@ -95,7 +95,7 @@ impl Writer {
         let start_frontier = self.frontier.clone();
         let mut batch = Batch::default();
         // Events of this group by id, so a retry inside one group is idempotent too.
-        let mut pending: HashMap<Uuid, (StoredEvent, EventDoc)> = HashMap::new();
+        let mut pending: HashMap<Vec<u8>, (StoredEvent, EventDoc)> = HashMap::new();
         let mut answers: Vec<(oneshot::Sender<_>, Result<Vec<Receipt>, CommitError>)> = Vec::new();
 
         for job in jobs {
@@ -132,11 +132,11 @@ impl Writer {
         &mut self,
         drafts: &[Draft],
         batch: &mut Batch,
-        pending: &mut HashMap<Uuid, (StoredEvent, EventDoc)>,
+        pending: &mut HashMap<Vec<u8>, (StoredEvent, EventDoc)>,
     ) -> Result<Vec<Receipt>, CommitError> {
         let mut slots = Vec::with_capacity(drafts.len());
         for (i, d) in drafts.iter().enumerate() {
-            match self.existing(d.doc.id, pending)? {
+            match self.existing(&event_id_key(d.doc.controller.as_ref(), &d.doc.id), pending)? {
                 Some((stored, doc)) => {
                     if !same_event(d, &doc) {
                         return Err(CommitError::IdConflict(d.doc.id));
@@ -159,22 +159,23 @@ impl Writer {
                         batch.row(cf, k, v);
                     }
                     receipts.push(stored.receipt(doc.clone()));
-                    pending.insert(doc.id, (stored, doc));
+                    pending.insert(event_id_key(doc.controller.as_ref(), &doc.id), (stored, doc));
                 }
             }
         }
         Ok(receipts)
     }
 
+    /// The event already stored (or staged in this group) under an id key.
     fn existing(
         &self,
-        id: Uuid,
-        pending: &HashMap<Uuid, (StoredEvent, EventDoc)>,
+        key: &[u8],
+        pending: &HashMap<Vec<u8>, (StoredEvent, EventDoc)>,
     ) -> Result<Option<(StoredEvent, EventDoc)>, CommitError> {
-        if let Some(p) = pending.get(&id) {
+        if let Some(p) = pending.get(key) {
             return Ok(Some(p.clone()));
         }
-        let Some(seq) = self.store.get(Cf::EventIds, id.as_bytes()).map_err(|_| CommitError::Storage)? else {
+        let Some(seq) = self.store.get(Cf::EventIds, key).map_err(|_| CommitError::Storage)? else {
             return Ok(None);
         };
         let raw = self.store.get(Cf::Events, &seq).map_err(|_| CommitError::Storage)?.ok_or(CommitError::Storage)?;

@@ -51,7 +51,10 @@ pub enum OpenError {
     Key(#[from] KeyError),
     #[error("blind-index secret: {0}")]
     Secret(std::io::Error),
-    #[error("the store holds format {0}; this build reads store format {STORE_FORMAT} only")]
+    #[error(
+        "the store holds format {0}; this build reads store format {STORE_FORMAT} only (a store of format \
+         {REBUILDABLE_FORMAT} is brought up to it by `consent-ledger rebuild`)"
+    )]
     Format(String),
     #[error("the last stored event or the tree edge does not decode")]
     Corrupt,
@@ -413,10 +416,15 @@ impl Ledger {
             .collect()
     }
 
-    /// The seq of the event with this id, if the log holds it.
-    pub fn seq_of(&self, id: uuid::Uuid) -> Result<Option<u64>, ReadError> {
+    /// The seq of the controller's event with this id, if the log holds it (`None` for the
+    /// ledger's own events).
+    pub fn seq_of(
+        &self,
+        controller: Option<&crate::domain::ControllerId>,
+        id: uuid::Uuid,
+    ) -> Result<Option<u64>, ReadError> {
         self.store
-            .get(Cf::EventIds, id.as_bytes())?
+            .get(Cf::EventIds, &crate::projection::event_id_key(controller, &id))?
             .map(|v| <[u8; 8]>::try_from(v.as_slice()).map(u64::from_be_bytes).map_err(|_| ReadError::CorruptId))
             .transpose()
     }
@@ -486,8 +494,13 @@ fn refuse_lost_secrets(dir: &DataDir, store: &Store) -> Result<(), OpenError> {
 const FORMAT_KEY: &[u8] = b"format";
 
 /// The layout of the store (column families and projection rows), recorded in `meta`.
-/// 1: facts per target and seq (prefix scans); 2: one appended facts row per target.
-pub const STORE_FORMAT: u32 = 2;
+/// 1: facts per target and seq (prefix scans); 2: one appended facts row per target; 3: event
+/// ids keyed by controller.
+pub const STORE_FORMAT: u32 = 3;
+
+/// The format `consent-ledger rebuild` brings up to [`STORE_FORMAT`] (only projection rows
+/// changed since).
+pub const REBUILDABLE_FORMAT: u32 = 2;
 
 /// Records the format version in a new store, and refuses a store written in another one,
 /// or one whose projections are half rebuilt.
@@ -510,6 +523,20 @@ fn check_store_format(store: &Store) -> Result<(), OpenError> {
             Ok(store.write_synced(&batch)?)
         }
     }
+}
+
+/// Refuses a store that a rebuild cannot bring to [`STORE_FORMAT`]: one of this format or
+/// of [`REBUILDABLE_FORMAT`] (only projection rows changed between them) is rebuilt.
+fn check_rebuildable_format(store: &Store) -> Result<(), OpenError> {
+    match store.get(Cf::Meta, FORMAT_KEY)? {
+        Some(v) if v == REBUILDABLE_FORMAT.to_string().as_bytes() => Ok(()),
+        _ => check_store_format(store),
+    }
+}
+
+/// The `meta` row that records [`STORE_FORMAT`].
+fn format_row() -> (Vec<u8>, Vec<u8>) {
+    (FORMAT_KEY.to_vec(), STORE_FORMAT.to_string().into_bytes())
 }
 
 /// The rows one event adds besides itself: its projection rows (`project`) and the Merkle

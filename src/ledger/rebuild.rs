@@ -20,7 +20,7 @@ const CHUNK: usize = 20_000;
 /// Rebuilds every projection of `store` from its events; returns how many events it read.
 /// `progress` is told each phase's count as it goes (deleted rows, then replayed events).
 pub fn rebuild(store: &Store, mut progress: impl FnMut(Phase, u64)) -> Result<u64, OpenError> {
-    super::check_store_format(store)?;
+    super::check_rebuildable_format(store)?;
     let mut batch = Batch::default();
     batch.put(Cf::Meta, REBUILDING_KEY.to_vec(), b"1".to_vec());
     store.write_synced(&batch)?;
@@ -62,6 +62,8 @@ pub fn rebuild(store: &Store, mut progress: impl FnMut(Phase, u64)) -> Result<u6
         }
     }
     batch.delete(Cf::Meta, REBUILDING_KEY.to_vec());
+    let (k, v) = super::format_row();
+    batch.put(Cf::Meta, k, v);
     store.write_synced(&batch)?;
     progress(Phase::Replaying, events);
     Ok(events)

@@ -45,11 +45,12 @@ impl From<crate::ledger::ReadError> for LogError {
     }
 }
 
-/// Which leaf an inclusion proof is for.
-#[derive(Debug, Clone, Copy)]
+/// Which leaf an inclusion proof is for: by index (public), or by a controller's event id
+/// (ids are the controller's own, so only its key may ask by one).
+#[derive(Debug, Clone)]
 pub enum InclusionBy {
     Index(u64),
-    Id(Uuid),
+    Id(ControllerId, Uuid),
 }
 
 /// An inclusion proof of one leaf.
@@ -153,7 +154,9 @@ impl Service {
     pub fn inclusion_proof(&self, by: InclusionBy, tree_size: Option<u64>) -> Result<InclusionProof, LogError> {
         let index = match by {
             InclusionBy::Index(i) => i,
-            InclusionBy::Id(id) => self.ledger.seq_of(id)?.ok_or(LogError::NotFound)? - 1,
+            InclusionBy::Id(controller, id) => {
+                self.ledger.seq_of(Some(&controller), id)?.ok_or(LogError::NotFound)? - 1
+            }
         };
         let size = match tree_size {
             Some(s) => s,

@@ -101,7 +101,7 @@ impl Service {
 
     /// The receipt of one event of the caller's controller.
     pub fn receipt(&self, controller: &ControllerId, id: Uuid) -> Result<Receipt, ServiceError> {
-        let seq = self.ledger.seq_of(id)?.ok_or(ServiceError::NotFound("event"))?;
+        let seq = self.ledger.seq_of(Some(controller), id)?.ok_or(ServiceError::NotFound("event"))?;
         let r = self.receipt_by_seq(seq)?;
         if r.event.controller.as_ref() != Some(controller) {
             // Another controller's event is reported exactly like a missing one.

@@ -17,7 +17,8 @@ use std::path::Path;
 pub enum Cf {
     /// seq (u64 big-endian) -> stored event (`format::StoredEvent`). The log itself.
     Events,
-    /// event id (16 bytes) -> seq. Makes retries idempotent.
+    /// controller / event id (16 bytes) -> seq. Makes retries idempotent; ids are unique
+    /// within a controller.
     EventIds,
     /// Projection: controller / target -> the target's facts in seq order, one JSON line
     /// each: one point lookup answers a check. Rows only grow, by appends (a merge operator),

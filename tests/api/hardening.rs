@@ -330,3 +330,86 @@ async fn gov_uk_notify_and_twilio_deliver_stops_in_their_own_formats() {
     assert_eq!(r.status(), 200);
     assert_eq!(app.check(&sms).await["permitted"], true);
 }
+
+#[tokio::test]
+async fn event_ids_are_each_controllers_own() {
+    let app = spawn_app().await;
+    app.with_purposes().await;
+    assert_eq!(app.put_purpose(&app.other, "newsletter", &crate::helpers::newsletter()).await.status(), 200);
+    let id = "01937c5e-8b1a-7c3d-9e4f-a1b2c3d4e5f6";
+    let event =
+        json!({"id": id, "type": "consent.granted", "subject": "T-1", "purpose": "newsletter", "actor": staff()});
+    // The same client-chosen id in two controllers: both recorded, neither blocks the other.
+    let mine = app.post_event(&app.record, &event).await;
+    assert_eq!(mine.status(), StatusCode::CREATED);
+    let mine: serde_json::Value = mine.json().await.unwrap();
+    let theirs = app.post_event(&app.other, &event).await;
+    assert_eq!(theirs.status(), StatusCode::CREATED, "another controller's id blocked this one");
+    let theirs: serde_json::Value = theirs.json().await.unwrap();
+    assert_ne!(mine["seq"], theirs["seq"]);
+    // Each reads its own event by the id.
+    let got: serde_json::Value = app.get_event(&app.audit, id).await.json().await.unwrap();
+    assert_eq!(got["seq"], mine["seq"]);
+    let got: serde_json::Value = app.get_event(&app.other, id).await.json().await.unwrap();
+    assert_eq!(got["seq"], theirs["seq"]);
+    // A retry is still idempotent within the controller.
+    assert_eq!(app.post_event(&app.record, &event).await.status(), StatusCode::OK);
+    // The proof by id needs the controller's key, and answers with its own event.
+    let size = app.log_size().await;
+    let proof = |key: Option<String>| {
+        let mut req = app.client.get(app.url(&format!("/v1/log/proof/inclusion?id={id}&tree_size={size}")));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        req.send()
+    };
+    assert_eq!(proof(None).await.unwrap().status(), StatusCode::UNAUTHORIZED, "anyone can learn that an id exists");
+    let p: serde_json::Value = proof(Some(app.audit.clone())).await.unwrap().json().await.unwrap();
+    assert_eq!(p["leaf_index"].as_u64().unwrap() + 1, mine["seq"].as_u64().unwrap());
+    let p: serde_json::Value = proof(Some(app.other.clone())).await.unwrap().json().await.unwrap();
+    assert_eq!(p["leaf_index"].as_u64().unwrap() + 1, theirs["seq"].as_u64().unwrap());
+    let unknown = app
+        .client
+        .get(app.url(&format!("/v1/log/proof/inclusion?id=01937c5e-0000-7c3d-9e4f-a1b2c3d4e5f6&tree_size={size}")))
+        .bearer_auth(&app.audit)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+}
+
+#[test]
+fn a_store_of_the_previous_format_is_refused_by_name_and_brought_up_by_rebuild() {
+    use consent_ledger::ledger::DataDir;
+    use consent_ledger::store::{Batch, Cf, Store};
+    let dir = ledger_with_events();
+    // Make it a format-2 store: event ids keyed by id alone, the format row saying 2.
+    {
+        let store = Store::open(&DataDir::new(dir.path()).db()).unwrap();
+        let mut b = Batch::default();
+        for item in store.iter_from(Cf::EventIds, &[]).unwrap() {
+            let (k, v) = item.unwrap();
+            b.delete(Cf::EventIds, k.to_vec());
+            b.put(Cf::EventIds, k[k.len() - 16..].to_vec(), v.to_vec());
+        }
+        b.put(Cf::Meta, b"format".to_vec(), b"2".to_vec());
+        store.write_synced(&b).unwrap();
+    }
+    let serve = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert!(!serve.status.success());
+    let stderr = String::from_utf8_lossy(&serve.stderr);
+    assert!(stderr.contains("format 2") && stderr.contains("rebuild"), "{stderr}");
+    let out = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
+        .args(["rebuild", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut server = start_server(dir.path());
+    server.stop();
+}

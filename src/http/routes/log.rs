@@ -6,8 +6,10 @@ use actix_web::{get, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::http::auth::Caller;
 use crate::http::error::{ApiError, Kind, Problem};
 use crate::http::AppState;
+use crate::service::access::Role;
 use crate::service::{InclusionBy, LogError};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -16,7 +18,8 @@ use crate::service::{InclusionBy, LogError};
 pub struct InclusionQuery {
     /// Zero-based leaf index (give this or `id`).
     pub leaf_index: Option<u64>,
-    /// Event id (give this or `leaf_index`).
+    /// Event id (give this or `leaf_index`); needs the controller's API key, as ids are the
+    /// controller's own.
     pub id: Option<Uuid>,
     /// Tree size to prove against; default the latest checkpoint's.
     pub tree_size: Option<u64>,
@@ -96,17 +99,28 @@ pub async fn get_checkpoint(state: web::Data<AppState>) -> Result<HttpResponse, 
     responses(
         (status = 200, description = "The audit path", body = InclusionProof),
         (status = 400, description = "Malformed query or out of range", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No event with that id", body = Problem, content_type = "application/problem+json"),
-    )
+        (status = 401, description = "A proof by id without the controller's API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No event of the caller's controller with that id", body = Problem, content_type = "application/problem+json"),
+    ),
+    security((), ("api_key" = []))
 )]
 #[get("/v1/log/proof/inclusion")]
 pub async fn get_inclusion_proof(
     state: web::Data<AppState>,
+    caller: Option<Caller>,
     query: web::Query<InclusionQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let by = match (query.leaf_index, query.id) {
         (Some(i), None) => InclusionBy::Index(i),
-        (None, Some(id)) => InclusionBy::Id(id),
+        (None, Some(id)) => {
+            // An id is the controller's own: only its key may ask by one (a proof by id must
+            // not tell anyone else that the id exists).
+            let caller = caller.ok_or_else(|| {
+                ApiError::new(Kind::Unauthorized, "a proof by event id needs the controller's API key")
+            })?;
+            let p = caller.require(&[Role::Check, Role::Record, Role::Audit, Role::Admin])?;
+            InclusionBy::Id(p.controller.clone(), id)
+        }
         _ => return Err(ApiError::new(Kind::InvalidQuery, "give exactly one of leaf_index or id")),
     };
     let proof = state.service.inclusion_proof(by, query.tree_size)?;
