@@ -31,6 +31,8 @@ pub struct AppState {
     pub backup_dir: Option<std::path::PathBuf>,
     /// How many backups to keep there (the oldest beyond are removed).
     pub backup_keep: usize,
+    /// NDJSON bulk checks being answered now (at most [`routes::bulk::MAX_STREAMS`]).
+    pub bulk_streams: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// How the HTTP server runs.
@@ -93,8 +95,15 @@ impl Application {
         let preference_link_days = options.preference_link_days.unwrap_or(crate::service::DEFAULT_LINK_DAYS);
         let backup_dir = options.backup_dir;
         let backup_keep = options.backup_keep.unwrap_or(DEFAULT_BACKUP_KEEP).max(1);
-        let state =
-            web::Data::new(AppState { service, keys, public_url, preference_link_days, backup_dir, backup_keep });
+        let state = web::Data::new(AppState {
+            service,
+            keys,
+            public_url,
+            preference_link_days,
+            backup_dir,
+            backup_keep,
+            bulk_streams: Default::default(),
+        });
         let mut server = HttpServer::new(move || {
             use routes::*;
             let json = |limit| web::JsonConfig::default().limit(limit).error_handler(error::json_error);

@@ -200,3 +200,67 @@ async fn a_client_that_sends_the_whole_list_before_reading_gets_every_answer() {
     assert_eq!(status_line, "http/1.1 200 ok");
     assert_eq!(answers, (LINES, LINES), "one answer per line, each a decision");
 }
+
+/// Opens an NDJSON bulk check with a chunked body that stays open; answers the stream and
+/// what the server sent first (its status line, and the headers).
+fn open_chunked_bulk(addr: &str, key: &str) -> (std::net::TcpStream, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST /v1/checks HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    .unwrap();
+    let line = "{\"subject\":\"T-1\",\"purpose\":\"newsletter\"}\n";
+    write!(s, "{:x}\r\n{line}\r\n", line.len()).unwrap();
+    s.flush().unwrap();
+    // Read until the first answer line (or the end of a refusal) has arrived.
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("permitted") && !String::from_utf8_lossy(&got).contains("problems/") {
+        let n = s.read(&mut buf).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    (s, String::from_utf8_lossy(&got).into_owned())
+}
+
+/// An interactive client sends one line and waits: it gets that line's answer while its
+/// request is still open. Past the limit of streams at once, one more is refused with 503
+/// and Retry-After, and a place comes free when a stream ends.
+#[tokio::test]
+async fn a_paused_client_gets_its_answers_and_streams_are_limited() {
+    use std::io::Write;
+    let app = spawn_app().await;
+    app.with_purposes().await;
+    app.record(serde_json::json!({"type": "consent.granted", "subject": "T-1", "purpose": "newsletter", "actor": crate::helpers::staff()})).await;
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    let key = app.check.clone();
+    let max = consent_ledger::http::routes::bulk::MAX_STREAMS;
+    let (open, refused) = tokio::task::spawn_blocking(move || {
+        let mut open = Vec::new();
+        for _ in 0..max {
+            let (s, got) = open_chunked_bulk(&addr, &key);
+            assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+            assert!(got.contains("\"permitted\":true"), "no answer while the request is open: {got}");
+            open.push(s);
+        }
+        let (_, refused) = open_chunked_bulk(&addr, &key);
+        // The streams end (their clients finish and go); a place comes free.
+        for mut s in open.drain(..) {
+            let _ = write!(s, "0\r\n\r\n");
+            let _ = s.flush();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let (_, again) = open_chunked_bulk(&addr, &key);
+        (again, refused)
+    })
+    .await
+    .unwrap();
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    assert!(refused.to_lowercase().contains("retry-after: 1") && refused.contains("/problems/busy"), "{refused}");
+    assert!(open.starts_with("HTTP/1.1 200"), "no place came free: {open}");
+}

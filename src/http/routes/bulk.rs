@@ -17,6 +17,40 @@ use super::checks::{respond, CheckRequest};
 
 /// Lines answered per block.
 const BLOCK_LINES: usize = 8192;
+/// NDJSON bulk checks answered at once, across all clients; one more gets 503 with
+/// `Retry-After`. With each stream's spool bounded ([`crate::http::spool::FILE_LIMIT`] on
+/// disk, [`crate::http::spool::IN_MEMORY`] in memory), this bounds the spool bytes of the
+/// whole server: 4 GiB of temporary files and 16 MiB of memory at most.
+pub const MAX_STREAMS: usize = 4;
+/// How long answers may wait for a client that reads none of them once its spool is full;
+/// then the response is broken off (the client never loses a line silently: the answer stream
+/// ends short, without its last line).
+pub const READER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// One of the [`MAX_STREAMS`] places, given back when the stream ends.
+struct StreamSlot(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl StreamSlot {
+    fn take(count: &std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Option<Self> {
+        use std::sync::atomic::Ordering;
+        let mut now = count.load(Ordering::Acquire);
+        loop {
+            if now >= MAX_STREAMS {
+                return None;
+            }
+            match count.compare_exchange(now, now + 1, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Some(Self(count.clone())),
+                Err(seen) => now = seen,
+            }
+        }
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
 /// Longest line accepted, in bytes.
 pub const MAX_LINE: usize = 16 * 1024;
 
@@ -38,7 +72,9 @@ enum Line {
 }
 
 impl Reader {
-    /// Reads up to a block of lines; empty when the body is finished.
+    /// Reads up to a block of lines; empty when the body is finished. Lines already received
+    /// are answered as soon as the client pauses (no more of the body is ready), so a client
+    /// that sends one line and waits for its answer gets it.
     async fn block(&mut self) -> Vec<Line> {
         let mut lines = Vec::new();
         while lines.len() < BLOCK_LINES {
@@ -69,7 +105,16 @@ impl Reader {
                 self.pos = 0;
                 break;
             }
-            match self.payload.next().await {
+            let next = if lines.is_empty() {
+                self.payload.next().await
+            } else {
+                // Take what has arrived; answer what we have if the client is pausing.
+                match futures_util::FutureExt::now_or_never(self.payload.next()) {
+                    Some(next) => next,
+                    None => break,
+                }
+            };
+            match next {
                 Some(Ok(bytes)) => {
                     self.buf.drain(..self.pos);
                     self.pos = 0;
@@ -142,10 +187,18 @@ fn answer_block(state: &AppState, controller: &ControllerId, lines: &[Line]) -> 
 /// reads and answers the lines as they arrive, and the answers wait in a [`spool`] for the
 /// client to take them, so a client that sends its whole list before it reads (most do)
 /// does not stall the server, and one that reads as it sends gets answers at once.
-pub fn stream_checks(state: web::Data<AppState>, controller: ControllerId, payload: web::Payload) -> HttpResponse {
+pub fn stream_checks(
+    state: web::Data<AppState>,
+    controller: ControllerId,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let slot = StreamSlot::take(&state.bulk_streams).ok_or_else(|| {
+        ApiError::new(Kind::Busy, format!("{MAX_STREAMS} bulk checks are being answered; retry shortly"))
+    })?;
     let mut reader = Reader { payload, buf: Vec::new(), pos: 0, eof: false, skipping: false };
     let (answers, out) = spool();
     actix_web::rt::spawn(async move {
+        let _slot = slot;
         loop {
             let lines = reader.block().await;
             if lines.is_empty() {
@@ -159,10 +212,15 @@ pub fn stream_checks(state: web::Data<AppState>, controller: ControllerId, paylo
                 tracing::error!("a block of bulk checks could not be answered");
                 return;
             };
-            if answers.push(web::Bytes::from(block)).await.is_err() {
-                return; // the client went away
+            match tokio::time::timeout(READER_TIMEOUT, answers.push(web::Bytes::from(block))).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return, // the client went away
+                Err(_) => {
+                    tracing::warn!("a bulk check's client read no answers for {READER_TIMEOUT:?}; breaking it off");
+                    return;
+                }
             }
         }
     });
-    HttpResponse::Ok().content_type("application/x-ndjson").streaming(out)
+    Ok(HttpResponse::Ok().content_type("application/x-ndjson").streaming(out))
 }

@@ -214,6 +214,7 @@ pub async fn get_check(
         (status = 413, description = "JSON body over 4 MiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Neither JSON nor NDJSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A `min_seq` is beyond the log", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Too many NDJSON bulk checks at once (`/problems/busy`, with `Retry-After`)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -226,7 +227,7 @@ pub async fn create_checks(
     let p = caller.require(&[Role::Check])?;
     let content_type = req.content_type().to_owned();
     if content_type.starts_with("application/x-ndjson") {
-        return Ok(super::bulk::stream_checks(state, p.controller.clone(), payload));
+        return super::bulk::stream_checks(state, p.controller.clone(), payload);
     }
     if !content_type.starts_with("application/json") {
         return Err(ApiError::new(Kind::UnsupportedMediaType, "send application/json or application/x-ndjson"));
