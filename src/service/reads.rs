@@ -76,12 +76,27 @@ impl Service {
         subject: &SubjectId,
         at: Option<DateTime<Utc>>,
     ) -> Result<Vec<Receipt>, ServiceError> {
+        Ok(self.history_page(controller, subject, at, 0, usize::MAX)?.0)
+    }
+
+    /// One page of a subject's history: its events with a seq after `after` (and recorded by
+    /// `at`), at most `limit`, oldest first, and whether more follow.
+    pub fn history_page(
+        &self,
+        controller: &ControllerId,
+        subject: &SubjectId,
+        at: Option<DateTime<Utc>>,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<Receipt>, bool), ServiceError> {
         let facts = self.projections().facts(controller, TargetKey::Subject(subject))?;
         if facts.is_empty() {
             return Err(ServiceError::NotFound("subject"));
         }
-        let seqs: Vec<u64> = facts.iter().filter(|f| at.is_none_or(|t| f.recorded_at <= t)).map(|f| f.seq).collect();
-        self.receipts(&seqs, "history")
+        let mut seqs = facts.iter().filter(|f| f.seq > after && at.is_none_or(|t| f.recorded_at <= t)).map(|f| f.seq);
+        let page: Vec<u64> = seqs.by_ref().take(limit).collect();
+        let more = seqs.next().is_some();
+        Ok((self.receipts(&page, "history")?, more))
     }
 
     /// The controller's events after `after` in seq order (at most `limit`), and whether more

@@ -413,3 +413,40 @@ fn a_store_of_the_previous_format_is_refused_by_name_and_brought_up_by_rebuild()
     let mut server = start_server(dir.path());
     server.stop();
 }
+
+#[tokio::test]
+async fn a_long_history_comes_in_pages() {
+    let app = spawn_app().await;
+    app.with_purposes().await;
+    for i in 0..5 {
+        let kind = if i % 2 == 0 { "consent.granted" } else { "consent.withdrawn" };
+        app.record(json!({"type": kind, "subject": "T-1", "purpose": "newsletter", "actor": staff()})).await;
+    }
+    let page = |after: u64| {
+        let url = app.url(&format!("/v1/subjects/T-1/history?limit=2&after={after}"));
+        let client = app.client.clone();
+        let key = app.audit.clone();
+        async move { client.get(url).bearer_auth(key).send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+    };
+    let mut after = 0;
+    let mut seen = Vec::new();
+    loop {
+        let p = page(after).await;
+        let events = p["events"].as_array().unwrap();
+        assert!(events.len() <= 2, "{p}");
+        seen.extend(events.iter().map(|e| e["seq"].as_u64().unwrap()));
+        after = p["next_after"].as_u64().unwrap();
+        if p["has_more"] != true {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 5);
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+    // Without paging parameters a short history is whole, as before.
+    let whole: serde_json::Value = app.history(&app.audit, "T-1").await.json().await.unwrap();
+    assert_eq!(whole["events"].as_array().unwrap().len(), 5);
+    assert_eq!(whole["has_more"], false);
+    let r =
+        app.client.get(app.url("/v1/subjects/T-1/history?limit=1001")).bearer_auth(&app.audit).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+}

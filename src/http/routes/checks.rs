@@ -252,8 +252,16 @@ pub async fn create_checks(
     // fails, by parse or by answer, refuses the whole request.
     let parsed: Vec<Result<CheckQuery, ApiError>> = items.iter().map(CheckRequest::parse).collect();
     let queries: Vec<CheckQuery> = parsed.iter().flatten().cloned().collect();
-    let mut answers =
-        state.service.check_waiting(&p.controller, &queries, crate::service::now(), MIN_SEQ_WAIT).await?.into_iter();
+    // Up to 10 000 checks are answered off the async workers, once the log holds the greatest
+    // `min_seq` among them.
+    if let Some(seq) = queries.iter().filter_map(|q| q.min_seq).max() {
+        state.service.wait_for(seq, MIN_SEQ_WAIT).await;
+    }
+    let (service, controller, batch) = (state.service.clone(), p.controller.clone(), queries.clone());
+    let mut answers = web::block(move || service.check_batch(&controller, &batch, crate::service::now()))
+        .await
+        .map_err(|_| ApiError::bare(Kind::Internal))??
+        .into_iter();
     let mut out = Vec::with_capacity(items.len());
     let mut queries = queries.iter();
     for (i, item) in parsed.into_iter().enumerate() {

@@ -86,7 +86,11 @@ pub async fn get_feed(
     if after > MAX_SEQ {
         return Err(ApiError::new(Kind::InvalidQuery, format!("after must be 0 to {MAX_SEQ}")));
     }
-    let (events, has_more) = state.service.feed(&p.controller, after, limit)?;
+    // A page of up to 1000 receipts is read off the async workers.
+    let (service, controller) = (state.service.clone(), p.controller.clone());
+    let (events, has_more) = web::block(move || service.feed(&controller, after, limit))
+        .await
+        .map_err(|_| ApiError::bare(Kind::Internal))??;
     let next_after = events.last().map(|r| r.seq).unwrap_or(after);
     Ok(HttpResponse::Ok().json(FeedPage { events, next_after, has_more }))
 }

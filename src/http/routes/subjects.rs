@@ -48,8 +48,30 @@ pub struct Permissions {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct History {
     pub subject: SubjectId,
-    /// The subject's signed events, oldest first.
+    /// The subject's signed events, oldest first (at most `limit` of them).
     pub events: Vec<Receipt>,
+    /// Pass as `after` to get the next page.
+    pub next_after: u64,
+    /// Whether more events follow.
+    pub has_more: bool,
+}
+
+/// Most events one page of history holds (and its default).
+pub const MAX_HISTORY_PAGE: usize = 1000;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// RFC 3339 time to answer "as of" (default: now). Encode `+` as `%2B`.
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub at: Option<String>,
+    /// Only events with a seq greater than this (default 0: from the first).
+    #[param(minimum = 0, maximum = 9223372036854775807_i64)]
+    pub after: Option<u64>,
+    /// Page size, 1 to 1000 (default 1000).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<usize>,
 }
 
 fn parse_subject(raw: &str) -> Result<SubjectId, ApiError> {
@@ -99,13 +121,14 @@ pub async fn get_subject_permissions(
     Ok(HttpResponse::Ok().json(Permissions { subject, as_of, permissions }))
 }
 
-/// The subject's full signed history, optionally as of a past moment.
+/// The subject's signed history, optionally as of a past moment, a page of at most 1000
+/// events at a time.
 #[utoipa::path(
     get,
     path = "/v1/subjects/{subject}/history",
     tag = "subjects",
     operation_id = "get_subject_history",
-    params(("subject" = SubjectId, Path, description = "Subject id"), AtQuery),
+    params(("subject" = SubjectId, Path, description = "Subject id"), HistoryQuery),
     responses(
         (status = 200, description = "The subject's events with their receipts", body = History),
         (status = 400, description = "Malformed path or query", body = Problem, content_type = "application/problem+json"),
@@ -120,13 +143,27 @@ pub async fn get_subject_history(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    query: web::Query<AtQuery>,
+    query: web::Query<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let p = caller.require(&[Role::Audit, Role::Record])?;
+    let controller = caller.require(&[Role::Audit, Role::Record])?.controller.clone();
     let subject = parse_subject(&path)?;
     let at = query.at.as_deref().map(parse_at).transpose()?;
-    let events = state.service.history(&p.controller, &subject, at)?;
-    Ok(HttpResponse::Ok().json(History { subject, events }))
+    let after = query.after.unwrap_or(0);
+    let limit = query.limit.unwrap_or(MAX_HISTORY_PAGE);
+    if limit == 0 || limit > MAX_HISTORY_PAGE || after > i64::MAX as u64 {
+        return Err(ApiError::new(
+            Kind::InvalidQuery,
+            format!("limit must be 1 to {MAX_HISTORY_PAGE}, after 0 to 2^63 - 1"),
+        ));
+    }
+    // A long history is read off the async workers.
+    let service = state.service.clone();
+    let who = subject.clone();
+    let (events, has_more) = web::block(move || service.history_page(&controller, &who, at, after, limit))
+        .await
+        .map_err(|_| ApiError::bare(Kind::Internal))??;
+    let next_after = events.last().map_or(after, |r| r.seq);
+    Ok(HttpResponse::Ok().json(History { subject, events, next_after, has_more }))
 }
 
 /// Optional body of a preference-link request.
