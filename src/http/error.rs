@@ -228,6 +228,9 @@ pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &actix_web::Htt
             ApiError::new(Kind::PayloadTooLarge, format!("the body may be at most {limit} bytes"))
         }
         E::ContentType => ApiError::bare(Kind::UnsupportedMediaType),
+        E::Deserialize(d) if d.to_string().starts_with(&crate::http::routes::events::too_many_events()) => {
+            ApiError::new(Kind::Validation, crate::http::routes::events::too_many_events())
+        }
         E::Deserialize(d) => ApiError::new(Kind::InvalidJson, redact(&d.to_string())),
         _ => ApiError::new(Kind::InvalidJson, "the body could not be read"),
     };

@@ -15,6 +15,9 @@ use crate::format::{to_micros, ContactRef, EventDoc, Receipt, FORMAT_VERSION};
 use crate::ledger::commit::Draft;
 use crate::ledger::MAX_APPEND_EVENTS;
 
+/// Most events one recording (a batch request) may carry.
+pub const MAX_EVENTS_AT_ONCE: usize = MAX_APPEND_EVENTS;
+
 /// How far in the future an `occurred_at` may be (clock skew between systems).
 pub const MAX_CLOCK_SKEW: Duration = Duration::minutes(5);
 

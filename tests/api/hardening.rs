@@ -450,3 +450,27 @@ async fn a_long_history_comes_in_pages() {
         app.client.get(app.url("/v1/subjects/T-1/history?limit=1001")).bearer_auth(&app.audit).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn a_batch_over_the_limit_is_refused_without_reading_the_rest() {
+    let app = spawn_app().await;
+    app.with_purposes().await;
+    let before = app.log_size().await;
+    let one =
+        json!({"type": "consent.granted", "subject": "T-1", "purpose": "newsletter", "actor": staff()}).to_string();
+    // 1001 events, then bytes that are not JSON at all: the parse stops at the limit, so the
+    // answer is the limit (422), not a syntax error at the end (400).
+    let body = format!("[{}, this is not json", vec![one; 1001].join(","));
+    let r = app
+        .client
+        .post(app.url("/v1/events/batch"))
+        .bearer_auth(&app.record)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let p = crate::helpers::assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert!(p["detail"].as_str().unwrap().contains("at most 1000"), "{p}");
+    assert_eq!(app.log_size().await, before);
+}

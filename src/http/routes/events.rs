@@ -15,7 +15,7 @@ use crate::http::error::{ApiError, Kind, Problem};
 use crate::http::AppState;
 use crate::service::access::Role;
 use crate::service::Receipt;
-use crate::service::{ContactInput, EventInput};
+use crate::service::{ContactInput, EventInput, MAX_EVENTS_AT_ONCE};
 
 /// Largest body of `POST /v1/events`, in bytes.
 pub const MAX_EVENT_BODY: usize = 16 * 1024;
@@ -88,6 +88,40 @@ pub struct EventRequest {
     pub expires_at: Option<DateTime<Utc>>,
     pub preference: Option<Preference>,
     pub representative: Option<Representative>,
+}
+
+/// The words of the refusal of a batch over the limit (the JSON error handler answers it as a
+/// rule broken, 422, not as malformed JSON).
+pub fn too_many_events() -> String {
+    format!("at most {MAX_EVENTS_AT_ONCE} events may be recorded at once")
+}
+
+/// The body of `POST /v1/events/batch`, parsed no further than its limit: the event after the
+/// last one allowed stops the parse, so an oversized batch costs one event's parsing more,
+/// not 4 MiB of it.
+pub struct EventBatch(pub Vec<EventRequest>);
+
+impl<'de> Deserialize<'de> for EventBatch {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Events;
+        impl<'de> serde::de::Visitor<'de> for Events {
+            type Value = EventBatch;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array of events")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<EventBatch, A::Error> {
+                let mut out = Vec::new();
+                while let Some(e) = seq.next_element::<EventRequest>()? {
+                    if out.len() == MAX_EVENTS_AT_ONCE {
+                        return Err(serde::de::Error::custom(too_many_events()));
+                    }
+                    out.push(e);
+                }
+                Ok(EventBatch(out))
+            }
+        }
+        d.deserialize_seq(Events)
+    }
 }
 
 impl EventRequest {
@@ -171,11 +205,12 @@ pub async fn create_event(
 pub async fn create_events_batch(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<Vec<EventRequest>>,
+    body: web::Json<EventBatch>,
 ) -> Result<HttpResponse, ApiError> {
     let p = caller.require(&[Role::Record])?;
     let inputs = body
         .into_inner()
+        .0
         .into_iter()
         .enumerate()
         .map(|(i, e)| {
