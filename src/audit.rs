@@ -17,8 +17,9 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use crate::canonical::to_canonical_bytes;
 use crate::format::export::{ExportLine, EXPORT_FORMAT, EXPORT_VERSION};
 use crate::format::leaf_hash;
-use crate::log::checkpoint::{open_note, Checkpoint, NoteError};
+use crate::log::checkpoint::{open_note, Checkpoint};
 use crate::log::merkle::{Frontier, Hash};
+use crate::log::LogError;
 use crate::signing::{Ed25519Verifier, Verifier};
 
 /// Leaf lines handled per block.
@@ -44,8 +45,8 @@ pub enum AuditError {
 }
 
 /// A checkpoint's size and root, before its signature is checked.
-fn parse_unverified(note: &str) -> Result<Checkpoint, NoteError> {
-    let (text, _) = note.split_once("\n\n").ok_or(NoteError::Malformed("no signatures"))?;
+fn parse_unverified(note: &str) -> Result<Checkpoint, LogError> {
+    let (text, _) = note.split_once("\n\n").ok_or(LogError::Malformed("no signatures"))?;
     Checkpoint::parse_text(&format!("{text}\n"))
 }
 

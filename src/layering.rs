@@ -1,6 +1,7 @@
 //! The layering of `ARCHITECTURE.md`, checked: which top-level module may name which, that
 //! the modules form no cycle, that only `store::rocks` names RocksDB and only `http` names
-//! actix, and that no source file is over 600 lines of code. It reads the sources as text
+//! actix, that each module has one error type, and that no source file is over 600 lines of
+//! code. It reads the sources as text
 //! (every `crate::module` path outside comments and test modules), so a wrong import fails
 //! this test the moment it is written.
 
@@ -195,6 +196,36 @@ fn no_source_file_is_over_600_lines_of_code() {
         .map(|(f, n)| format!("{}: {n}", f.display()))
         .collect();
     assert!(long.is_empty(), "files over {MAX_LINES_OF_CODE} lines of code:\n{}", long.join("\n"));
+}
+
+#[test]
+fn each_module_has_one_error_type() {
+    let tree = read_tree();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut by_module: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (file, text) in &tree.files {
+        for line in code_lines(text) {
+            let t = line.trim_start();
+            let decl = t
+                .strip_prefix("pub enum ")
+                .or_else(|| t.strip_prefix("pub struct "))
+                .or_else(|| t.strip_prefix("enum "));
+            let Some(name) =
+                decl.map(|d| d.split(|c: char| !c.is_alphanumeric() && c != '_').next().unwrap_or_default())
+            else {
+                continue;
+            };
+            if name.ends_with("Error") {
+                by_module.entry(module_of(&root, file)).or_default().push(name.to_owned());
+            }
+        }
+    }
+    let many: Vec<String> = by_module
+        .iter()
+        .filter(|(_, names)| names.len() > 1)
+        .map(|(m, names)| format!("{m}: {}", names.join(", ")))
+        .collect();
+    assert!(many.is_empty(), "modules with more than one error type:\n{}", many.join("\n"));
 }
 
 #[test]

@@ -83,15 +83,9 @@ pub struct PurposeVersion {
 /// One row an event adds: its column family, key and value.
 pub type Row = (Cf, Vec<u8>, Vec<u8>);
 
-/// An event whose projection rows cannot be written (a value failed to serialise). The
-/// event is then not written either: a projection never silently lacks a row.
-#[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("the projection rows of event seq {0} could not be serialised")]
-pub struct ProjectError(pub u64);
-
 /// The projection rows for one event. Rows of appending column families ([`Cf::appends`])
 /// are appended to, the others set.
-pub fn project(doc: &EventDoc) -> Result<Vec<Row>, ProjectError> {
+pub fn project(doc: &EventDoc) -> Result<Vec<Row>, ProjectionError> {
     let mut rows = vec![(Cf::EventIds, event_id_key(doc.controller.as_ref(), &doc.id), seq_key(doc.seq).to_vec())];
     let Some(controller) = &doc.controller else {
         return Ok(rows);
@@ -99,7 +93,7 @@ pub fn project(doc: &EventDoc) -> Result<Vec<Row>, ProjectError> {
     let mut k = controller_prefix(controller);
     k.extend_from_slice(&seq_key(doc.seq));
     rows.push((Cf::Feed, k, Vec::new()));
-    let mut fact = serde_json::to_vec(&doc.fact()).map_err(|_| ProjectError(doc.seq))?;
+    let mut fact = serde_json::to_vec(&doc.fact()).map_err(|_| ProjectionError::Unserialisable(doc.seq))?;
     fact.push(b'\n');
     if let Some(s) = &doc.subject {
         rows.push((Cf::Facts, facts_key(controller, TargetKey::Subject(s)), fact.clone()));
@@ -111,7 +105,7 @@ pub fn project(doc: &EventDoc) -> Result<Vec<Row>, ProjectError> {
         let mut k = purpose_prefix(controller, p);
         k.extend_from_slice(&seq_key(doc.seq));
         let v = PurposeVersion { id: p.clone(), seq: doc.seq, recorded_at: doc.recorded_at, definition: def.clone() };
-        rows.push((Cf::Purposes, k, serde_json::to_vec(&v).map_err(|_| ProjectError(doc.seq))?));
+        rows.push((Cf::Purposes, k, serde_json::to_vec(&v).map_err(|_| ProjectionError::Unserialisable(doc.seq))?));
     }
     Ok(rows)
 }
@@ -140,19 +134,24 @@ pub fn merge_facts<'f>(lists: impl IntoIterator<Item = &'f [Fact]>) -> Vec<&'f F
 }
 
 /// The facts of a facts row, in seq order.
-pub fn decode_facts(row: &[u8]) -> Result<Vec<Fact>, ReadError> {
+pub fn decode_facts(row: &[u8]) -> Result<Vec<Fact>, ProjectionError> {
     row.split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).map_err(|_| ReadError::Corrupt))
+        .map(|l| serde_json::from_slice(l).map_err(|_| ProjectionError::Corrupt))
         .collect()
 }
 
+/// The projections' one error type.
 #[derive(Debug, thiserror::Error)]
-pub enum ReadError {
+pub enum ProjectionError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("a projection row does not decode")]
     Corrupt,
+    /// An event whose projection rows cannot be written (a value failed to serialise). The
+    /// event is then not written either: a projection never silently lacks a row.
+    #[error("the projection rows of event seq {0} could not be serialised")]
+    Unserialisable(u64),
 }
 
 /// Most targets whose facts are kept decoded in memory (a few hundred bytes each); past it,
@@ -251,9 +250,9 @@ impl<'a> Projections<'a> {
     }
 
     /// The facts recorded against one target, in seq order.
-    pub fn facts(&self, controller: &ControllerId, target: TargetKey<'_>) -> Result<Arc<Vec<Fact>>, ReadError> {
+    pub fn facts(&self, controller: &ControllerId, target: TargetKey<'_>) -> Result<Arc<Vec<Fact>>, ProjectionError> {
         let mut one = self.facts_many(&[facts_key(controller, target)])?;
-        one.pop().ok_or(ReadError::Corrupt)
+        one.pop().ok_or(ProjectionError::Corrupt)
     }
 
     /// The version of a purpose in force now.
@@ -261,7 +260,7 @@ impl<'a> Projections<'a> {
         &self,
         controller: &ControllerId,
         purpose: &PurposeId,
-    ) -> Result<Option<Arc<PurposeVersion>>, ReadError> {
+    ) -> Result<Option<Arc<PurposeVersion>>, ProjectionError> {
         let cached =
             |map: &PurposesByController| map.get(controller.as_str()).and_then(|m| m.get(purpose.as_str())).cloned();
         if let Some(hit) = self.caches.purposes.map.read().ok().and_then(|m| cached(&m)) {
@@ -287,7 +286,7 @@ impl<'a> Projections<'a> {
     /// then one RocksDB multi-get for the rest. Targets with facts are cached (unknown ones
     /// are not: a campaign list is mostly addresses the ledger never saw, and the bloom
     /// filters answer those cheaply).
-    pub fn facts_many<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<Arc<Vec<Fact>>>, ReadError> {
+    pub fn facts_many<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<Arc<Vec<Fact>>>, ProjectionError> {
         let mut out: Vec<Option<Arc<Vec<Fact>>>> = vec![None; keys.len()];
         let generation = self.caches.generation.load(Ordering::Acquire);
         if let Ok(map) = self.caches.facts.map.read() {
@@ -318,7 +317,7 @@ impl<'a> Projections<'a> {
     }
 
     /// Seqs of the controller's events after `after`, at most `limit`, in order.
-    pub fn log_after(&self, controller: &ControllerId, after: u64, limit: usize) -> Result<Vec<u64>, ReadError> {
+    pub fn log_after(&self, controller: &ControllerId, after: u64, limit: usize) -> Result<Vec<u64>, ProjectionError> {
         let prefix = controller_prefix(controller);
         let mut start = prefix.clone();
         start.extend_from_slice(&seq_key(after.saturating_add(1)));
@@ -328,7 +327,7 @@ impl<'a> Projections<'a> {
             if !k.starts_with(&prefix) || out.len() >= limit {
                 break;
             }
-            let tail: [u8; 8] = k[k.len() - 8..].try_into().map_err(|_| ReadError::Corrupt)?;
+            let tail: [u8; 8] = k[k.len() - 8..].try_into().map_err(|_| ProjectionError::Corrupt)?;
             out.push(u64::from_be_bytes(tail));
         }
         Ok(out)
@@ -340,9 +339,9 @@ impl<'a> Projections<'a> {
         controller: &ControllerId,
         purpose: &PurposeId,
         at: Option<DateTime<Utc>>,
-    ) -> Result<Option<PurposeVersion>, ReadError> {
+    ) -> Result<Option<PurposeVersion>, ProjectionError> {
         let prefix = purpose_prefix(controller, purpose);
-        let decode = |v: &[u8]| serde_json::from_slice::<PurposeVersion>(v).map_err(|_| ReadError::Corrupt);
+        let decode = |v: &[u8]| serde_json::from_slice::<PurposeVersion>(v).map_err(|_| ProjectionError::Corrupt);
         match at {
             None => match self.store.last_with_prefix(Cf::Purposes, &prefix)? {
                 Some((_, v)) => Ok(Some(decode(&v)?)),
@@ -362,10 +361,10 @@ impl<'a> Projections<'a> {
     }
 
     /// The current version of every purpose of a controller, in id order.
-    pub fn purposes(&self, controller: &ControllerId) -> Result<Vec<PurposeVersion>, ReadError> {
+    pub fn purposes(&self, controller: &ControllerId) -> Result<Vec<PurposeVersion>, ProjectionError> {
         let mut out: Vec<PurposeVersion> = Vec::new();
         for (_, v) in self.store.scan_prefix(Cf::Purposes, &controller_prefix(controller))? {
-            let pv: PurposeVersion = serde_json::from_slice(&v).map_err(|_| ReadError::Corrupt)?;
+            let pv: PurposeVersion = serde_json::from_slice(&v).map_err(|_| ProjectionError::Corrupt)?;
             match out.last_mut() {
                 Some(last) if last.id == pv.id => *last = pv,
                 _ => out.push(pv),

@@ -4,6 +4,7 @@
 //! A contact point's plain address never reaches the signed log; only its blind index does
 //! (see `crate::secrets`). This module only parses and normalises.
 
+use super::error::DomainError;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -83,17 +84,6 @@ impl ContactKind {
     }
 }
 
-/// Why an address did not parse. The address itself is never included.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ContactError {
-    #[error("the email address is not valid")]
-    Email,
-    #[error("the phone number must be in E.164 form, e.g. +447700900123")]
-    Phone,
-    #[error("the postal address must not be empty and must be at most {MAX_POST_LEN} bytes")]
-    Post,
-}
-
 /// A normalised contact point. Its `address` is personal data: it is hashed into a blind
 /// index and never logged, signed or put in an error message.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -113,7 +103,7 @@ impl ContactPoint {
     /// Parses an address for a channel: emails are trimmed and case-folded, phone numbers
     /// lose spaces, dashes, dots and brackets and must then be E.164, postal addresses have
     /// their whitespace collapsed and are case-folded.
-    pub fn parse(channel: Channel, address: &str) -> Result<Self, ContactError> {
+    pub fn parse(channel: Channel, address: &str) -> Result<Self, DomainError> {
         let kind = channel.kind();
         let address = match kind {
             ContactKind::Email => normalise_email(address)?,
@@ -133,12 +123,12 @@ impl ContactPoint {
     }
 }
 
-fn normalise_email(raw: &str) -> Result<String, ContactError> {
+fn normalise_email(raw: &str) -> Result<String, DomainError> {
     let s = raw.trim().to_lowercase();
     if s.is_empty() || s.len() > MAX_EMAIL_LEN {
-        return Err(ContactError::Email);
+        return Err(DomainError::Email);
     }
-    let (local, domain) = s.split_once('@').ok_or(ContactError::Email)?;
+    let (local, domain) = s.split_once('@').ok_or(DomainError::Email)?;
     let local_ok = !local.is_empty()
         && local.len() <= 64
         && !local.starts_with('.')
@@ -156,25 +146,25 @@ fn normalise_email(raw: &str) -> Result<String, ContactError> {
     if local_ok && domain_ok {
         Ok(s)
     } else {
-        Err(ContactError::Email)
+        Err(DomainError::Email)
     }
 }
 
-fn normalise_phone(raw: &str) -> Result<String, ContactError> {
+fn normalise_phone(raw: &str) -> Result<String, DomainError> {
     let s: String = raw.trim().chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')')).collect();
-    let digits = s.strip_prefix('+').ok_or(ContactError::Phone)?;
+    let digits = s.strip_prefix('+').ok_or(DomainError::Phone)?;
     let ok = (8..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit()) && !digits.starts_with('0');
     if ok {
         Ok(s)
     } else {
-        Err(ContactError::Phone)
+        Err(DomainError::Phone)
     }
 }
 
-fn normalise_post(raw: &str) -> Result<String, ContactError> {
+fn normalise_post(raw: &str) -> Result<String, DomainError> {
     let s = raw.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
     if s.is_empty() || s.len() > MAX_POST_LEN || s.chars().any(char::is_control) {
-        return Err(ContactError::Post);
+        return Err(DomainError::Post);
     }
     Ok(s)
 }

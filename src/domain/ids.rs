@@ -4,6 +4,7 @@
 //! Every identifier is validated once, at construction, against a small character set, so no
 //! name, address or free text can slip into signed bytes through an identifier field.
 
+use super::error::DomainError;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -11,25 +12,13 @@ use serde::{Deserialize, Serialize};
 /// Longest identifier we accept, in bytes.
 pub const MAX_ID_LEN: usize = 128;
 
-/// Why a string was refused as an identifier. The offending value is never echoed back,
-/// because a careless client may have put personal data in it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum IdError {
-    #[error("{what} must not be empty")]
-    Empty { what: &'static str },
-    #[error("{what} is longer than {max} bytes")]
-    TooLong { what: &'static str, max: usize },
-    #[error("{what} may contain only letters, digits and . _ : - (and must start with a letter or digit)")]
-    BadChar { what: &'static str },
-}
-
 /// Checks the shared identifier grammar: `[A-Za-z0-9][A-Za-z0-9._:-]*`, at most `max` bytes.
-pub fn check_token(what: &'static str, s: &str, max: usize) -> Result<(), IdError> {
+pub fn check_token(what: &'static str, s: &str, max: usize) -> Result<(), DomainError> {
     if s.is_empty() {
-        return Err(IdError::Empty { what });
+        return Err(DomainError::Empty { what });
     }
     if s.len() > max {
-        return Err(IdError::TooLong { what, max });
+        return Err(DomainError::TooLong { what, max });
     }
     let mut chars = s.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
@@ -37,7 +26,7 @@ pub fn check_token(what: &'static str, s: &str, max: usize) -> Result<(), IdErro
     if first_ok && rest_ok {
         Ok(())
     } else {
-        Err(IdError::BadChar { what })
+        Err(DomainError::BadChar { what })
     }
 }
 
@@ -53,7 +42,7 @@ macro_rules! token_newtype {
 
         impl $name {
             /// Validates `s` and wraps it.
-            pub fn parse(s: impl Into<String>) -> Result<Self, IdError> {
+            pub fn parse(s: impl Into<String>) -> Result<Self, DomainError> {
                 let s = s.into();
                 check_token($what, &s, $max)?;
                 Ok(Self(s))
@@ -65,8 +54,8 @@ macro_rules! token_newtype {
         }
 
         impl TryFrom<String> for $name {
-            type Error = IdError;
-            fn try_from(s: String) -> Result<Self, IdError> {
+            type Error = DomainError;
+            fn try_from(s: String) -> Result<Self, DomainError> {
                 Self::parse(s)
             }
         }

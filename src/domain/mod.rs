@@ -2,6 +2,7 @@
 //! permission rules. No IO, no clock, no randomness: time and ids are passed in.
 
 pub mod contact;
+pub mod error;
 pub mod event;
 pub mod fact;
 pub mod ids;
@@ -9,10 +10,11 @@ pub mod purpose;
 pub mod rules;
 pub mod shape;
 
-pub use contact::{Channel, ContactError, ContactKind, ContactPoint};
+pub use contact::{Channel, ContactKind, ContactPoint};
+pub use error::DomainError;
 pub use event::{Actor, ActorKind, EventType, Evidence, Format, Method, Preference, Representative};
 pub use fact::Fact;
-pub use ids::{ControllerId, IdError, PurposeId, RecipientId, SubjectId, Token};
-pub use purpose::{LawfulBasis, PurposeDefinition, PurposeError};
+pub use ids::{ControllerId, PurposeId, RecipientId, SubjectId, Token};
+pub use purpose::{LawfulBasis, PurposeDefinition};
 pub use rules::{decide, decide_among, objection_to_all_marketing, Decision, Question, Reason, Target};
-pub use shape::{Member, Need, Present, RecordedBy, Shape, ShapeError};
+pub use shape::{Member, Need, Present, RecordedBy, Shape};

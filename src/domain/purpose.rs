@@ -2,6 +2,7 @@
 //! marketing, the channels it may use, the recipients it may share with, and how long a
 //! consent for it stays valid.
 
+use super::error::DomainError;
 use serde::{Deserialize, Serialize};
 
 use super::contact::Channel;
@@ -78,52 +79,35 @@ pub struct PurposeDefinition {
     pub consent_valid_days: Option<u32>,
 }
 
-/// Why a purpose definition was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PurposeError {
-    #[error("title must be 1 to {MAX_TITLE_LEN} characters with no control characters")]
-    Title,
-    #[error(
-        "description must be at most {MAX_DESCRIPTION_LEN} characters with no control characters other than newlines"
-    )]
-    Description,
-    #[error("channels must not repeat")]
-    DuplicateChannel,
-    #[error("recipients must not repeat and at most {MAX_RECIPIENTS} may be listed")]
-    Recipients,
-    #[error("consent_valid_days must be between 1 and {MAX_CONSENT_VALID_DAYS}")]
-    ValidDays,
-}
-
 impl PurposeDefinition {
     /// Checks the invariants serde cannot express and returns the definition with its
     /// channels and recipients in a stable order.
-    pub fn validated(mut self) -> Result<Self, PurposeError> {
+    pub fn validated(mut self) -> Result<Self, DomainError> {
         let title = self.title.trim();
         if title.is_empty() || title.chars().count() > MAX_TITLE_LEN || title.chars().any(char::is_control) {
-            return Err(PurposeError::Title);
+            return Err(DomainError::Title);
         }
         self.title = title.to_owned();
         if let Some(d) = &self.description {
             if d.chars().count() > MAX_DESCRIPTION_LEN || d.chars().any(|c| c.is_control() && c != '\n') {
-                return Err(PurposeError::Description);
+                return Err(DomainError::Description);
             }
         }
         let n = self.channels.len();
         self.channels.sort();
         self.channels.dedup();
         if self.channels.len() != n {
-            return Err(PurposeError::DuplicateChannel);
+            return Err(DomainError::DuplicateChannel);
         }
         let n = self.recipients.len();
         self.recipients.sort();
         self.recipients.dedup();
         if self.recipients.len() != n || n > MAX_RECIPIENTS {
-            return Err(PurposeError::Recipients);
+            return Err(DomainError::Recipients);
         }
         if let Some(d) = self.consent_valid_days {
             if d == 0 || d > MAX_CONSENT_VALID_DAYS {
-                return Err(PurposeError::ValidDays);
+                return Err(DomainError::ValidDays);
             }
         }
         Ok(self)

@@ -1,8 +1,9 @@
 //! What each event type requires and allows: the event shapes. One table, [`EventType::shape`],
 //! says which members an event of a type needs, may carry or must not carry, and whether a
 //! client may record it at all; [`Present::check`] holds an event's members against it and
-//! answers with a typed [`ShapeError`] that names no route and no command.
+//! answers with a typed [`DomainError`] that names no route and no command.
 
+use super::error::DomainError;
 use super::event::EventType;
 
 /// Whether an event of a type carries a member.
@@ -59,40 +60,6 @@ impl Member {
             Member::Preference => "a preference",
             Member::Representative => "a representative",
             Member::ExpiresAt => "expires_at",
-        }
-    }
-}
-
-/// Why an event does not have the shape of its type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ShapeError {
-    /// Only the ledger records it, when a purpose is defined or revised.
-    ByPurposeCatalogue(EventType),
-    /// Only the ledger records it, when its key is rotated.
-    ByKeyRotation(EventType),
-    NoSubjectOrContact,
-    Needs(EventType, Member),
-    TakesNo(EventType, Member),
-}
-
-impl std::error::Error for ShapeError {}
-
-impl std::fmt::Display for ShapeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ShapeError::ByPurposeCatalogue(k) => {
-                write!(f, "{} is recorded by the ledger when a purpose is defined", k.as_str())
-            }
-            ShapeError::ByKeyRotation(k) => {
-                write!(f, "{} is recorded by the ledger when its key is rotated", k.as_str())
-            }
-            ShapeError::NoSubjectOrContact => f.write_str("an event needs a subject, a contact, or both"),
-            ShapeError::Needs(k, m) => write!(f, "{} needs {}", k.as_str(), m.as_str()),
-            ShapeError::TakesNo(EventType::SubjectErased, Member::Contact) => {
-                f.write_str("subject.erased takes no contact: the subject's linked contact points are suppressed")
-            }
-            ShapeError::TakesNo(_, Member::ExpiresAt) => f.write_str("only consent.granted takes expires_at"),
-            ShapeError::TakesNo(k, m) => write!(f, "{} takes no {}", k.as_str(), m.as_str().trim_start_matches("a ")),
         }
     }
 }
@@ -162,15 +129,15 @@ impl EventType {
 impl Present {
     /// Holds a client's event of type `kind` against its shape: the first member out of
     /// place, in a fixed order (who records it, subject or contact, then member by member).
-    pub fn check(&self, kind: EventType) -> Result<(), ShapeError> {
+    pub fn check(&self, kind: EventType) -> Result<(), DomainError> {
         let shape = kind.shape();
         match shape.recorded_by {
             RecordedBy::Client => {}
-            RecordedBy::PurposeCatalogue => return Err(ShapeError::ByPurposeCatalogue(kind)),
-            RecordedBy::KeyRotation => return Err(ShapeError::ByKeyRotation(kind)),
+            RecordedBy::PurposeCatalogue => return Err(DomainError::ByPurposeCatalogue(kind)),
+            RecordedBy::KeyRotation => return Err(DomainError::ByKeyRotation(kind)),
         }
         if !self.subject && !self.contact {
-            return Err(ShapeError::NoSubjectOrContact);
+            return Err(DomainError::NoSubjectOrContact);
         }
         let members = [
             (Member::Purpose, shape.purpose, self.purpose),
@@ -183,8 +150,8 @@ impl Present {
         ];
         for (member, need, present) in members {
             match (need, present) {
-                (Need::Required, false) => return Err(ShapeError::Needs(kind, member)),
-                (Need::Forbidden, true) => return Err(ShapeError::TakesNo(kind, member)),
+                (Need::Required, false) => return Err(DomainError::Needs(kind, member)),
+                (Need::Forbidden, true) => return Err(DomainError::TakesNo(kind, member)),
                 _ => {}
             }
         }
@@ -213,27 +180,27 @@ mod tests {
         let s = Present { subject: true, ..Present::default() };
         assert_eq!(
             s.check(EventType::ConsentGranted),
-            Err(ShapeError::Needs(EventType::ConsentGranted, Member::Purpose))
+            Err(DomainError::Needs(EventType::ConsentGranted, Member::Purpose))
         );
         assert_eq!(
             Present { purpose: true, ..s }.check(EventType::SubjectErased),
-            Err(ShapeError::TakesNo(EventType::SubjectErased, Member::Purpose))
+            Err(DomainError::TakesNo(EventType::SubjectErased, Member::Purpose))
         );
         assert_eq!(
             Present { contact: true, ..s }.check(EventType::SubjectErased),
-            Err(ShapeError::TakesNo(EventType::SubjectErased, Member::Contact))
+            Err(DomainError::TakesNo(EventType::SubjectErased, Member::Contact))
         );
         assert_eq!(
             s.check(EventType::ContactLinked),
-            Err(ShapeError::Needs(EventType::ContactLinked, Member::Contact))
+            Err(DomainError::Needs(EventType::ContactLinked, Member::Contact))
         );
         assert!(Present { contact: true, ..s }.check(EventType::ContactLinked).is_ok());
         assert_eq!(
             Present { expires_at: true, purpose: true, ..s }.check(EventType::ConsentWithdrawn),
-            Err(ShapeError::TakesNo(EventType::ConsentWithdrawn, Member::ExpiresAt))
+            Err(DomainError::TakesNo(EventType::ConsentWithdrawn, Member::ExpiresAt))
         );
-        assert!(matches!(s.check(EventType::PurposeDefined), Err(ShapeError::ByPurposeCatalogue(_))));
-        assert!(matches!(s.check(EventType::KeyRotated), Err(ShapeError::ByKeyRotation(_))));
-        assert_eq!(Present::default().check(EventType::ObjectionRaised), Err(ShapeError::NoSubjectOrContact));
+        assert!(matches!(s.check(EventType::PurposeDefined), Err(DomainError::ByPurposeCatalogue(_))));
+        assert!(matches!(s.check(EventType::KeyRotated), Err(DomainError::ByKeyRotation(_))));
+        assert_eq!(Present::default().check(EventType::ObjectionRaised), Err(DomainError::NoSubjectOrContact));
     }
 }

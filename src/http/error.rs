@@ -5,7 +5,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
-use crate::domain::ShapeError;
+use crate::domain::DomainError;
 use crate::service::ServiceError;
 
 /// The problem document.
@@ -167,10 +167,10 @@ impl From<ServiceError> for ApiError {
             ServiceError::Shape { index, error } => {
                 // The domain names no route; the HTTP layer says where such an event comes from.
                 let m = match error {
-                    ShapeError::ByPurposeCatalogue(k) => {
+                    DomainError::ByPurposeCatalogue(k) => {
                         format!("{} is recorded through PUT /v1/purposes/{{purpose}}", k.as_str())
                     }
-                    ShapeError::ByKeyRotation(k) => {
+                    DomainError::ByKeyRotation(k) => {
                         format!("{} is recorded by `consent-ledger keys rotate`", k.as_str())
                     }
                     other => other.to_string(),
@@ -178,11 +178,17 @@ impl From<ServiceError> for ApiError {
                 ApiError::new(Kind::Validation, index.map_or(m.clone(), |i| format!("event {i}: {m}")))
             }
             ServiceError::NotFound(what) => ApiError::new(Kind::NotFound, format!("{what} not found")),
+            ServiceError::LinkInvalid | ServiceError::LinkExpired => ApiError::new(Kind::NotFound, "link not found"),
+            ServiceError::OutOfRange => ApiError::new(Kind::InvalidQuery, ServiceError::OutOfRange.to_string()),
             ServiceError::Conflict(m) => ApiError::new(Kind::Conflict, m),
             ServiceError::Unavailable => ApiError::bare(Kind::Unavailable),
             ServiceError::Busy => ApiError::new(Kind::Busy, "too many writes are waiting; retry shortly"),
             ServiceError::NotYet(m) => ApiError::new(Kind::Unavailable, m),
             ServiceError::Unauthenticated(m) => ApiError::new(Kind::Unauthorized, m),
+            ServiceError::Io(cause) => {
+                tracing::error!(error = %cause, "data directory file");
+                ApiError::bare(Kind::Internal)
+            }
             ServiceError::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 ApiError::bare(Kind::Internal)

@@ -8,19 +8,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
-use super::DataDir;
-
-#[derive(Debug, thiserror::Error)]
-pub enum BackupError {
-    #[error("the backup directory already exists; choose a new one")]
-    Exists,
-    #[error("writing the backup: {0}")]
-    Io(#[from] std::io::Error),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
+use super::{DataDir, LedgerError};
 
 /// What a backup holds.
 #[derive(Debug, Clone)]
@@ -31,9 +21,9 @@ pub struct BackupInfo {
 }
 
 /// Backs up the ledger in `dir`, whose store is `store`, into the new directory `to`.
-pub fn backup(dir: &DataDir, store: &Store, to: &Path) -> Result<BackupInfo, BackupError> {
+pub fn backup(dir: &DataDir, store: &Store, to: &Path) -> Result<BackupInfo, LedgerError> {
     if to.exists() {
-        return Err(BackupError::Exists);
+        return Err(LedgerError::BackupExists);
     }
     let target = DataDir::new(to);
     target.ensure()?;
@@ -44,7 +34,7 @@ pub fn backup(dir: &DataDir, store: &Store, to: &Path) -> Result<BackupInfo, Bac
     result
 }
 
-fn write_backup(dir: &DataDir, store: &Store, target: &DataDir) -> Result<BackupInfo, BackupError> {
+fn write_backup(dir: &DataDir, store: &Store, target: &DataDir) -> Result<BackupInfo, LedgerError> {
     store.checkpoint_to(&target.db())?;
     for (from, to) in [
         (dir.signing_key(), target.signing_key()),

@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use tokio::sync::oneshot;
-use uuid::Uuid;
 
+use super::LedgerError;
 use crate::canonical::to_canonical_bytes;
 use crate::format::{leaf_hash, to_micros, EventDoc, Receipt, StoredEvent};
 use crate::log::merkle::Frontier;
@@ -32,21 +32,9 @@ pub struct Draft {
     pub occurred_now: bool,
 }
 
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum CommitError {
-    #[error("event id {0} was already used for a different event")]
-    IdConflict(Uuid),
-    #[error("the log could not be written")]
-    Storage,
-    #[error("the ledger is shutting down")]
-    Closed,
-    #[error("the writer's queue is full; retry shortly")]
-    Busy,
-}
-
 pub(crate) struct Job {
     pub drafts: Vec<Draft>,
-    pub reply: oneshot::Sender<Result<Vec<Receipt>, CommitError>>,
+    pub reply: oneshot::Sender<Result<Vec<Receipt>, LedgerError>>,
 }
 
 pub(crate) struct Writer {
@@ -96,7 +84,7 @@ impl Writer {
         let mut batch = Batch::default();
         // Events of this group by id, so a retry inside one group is idempotent too.
         let mut pending: HashMap<Vec<u8>, (StoredEvent, EventDoc)> = HashMap::new();
-        let mut answers: Vec<(oneshot::Sender<_>, Result<Vec<Receipt>, CommitError>)> = Vec::new();
+        let mut answers: Vec<(oneshot::Sender<_>, Result<Vec<Receipt>, LedgerError>)> = Vec::new();
 
         for job in jobs {
             let result = self.stage(&job.drafts, &mut batch, &mut pending);
@@ -110,7 +98,7 @@ impl Writer {
                 self.last_recorded = start_recorded;
                 self.frontier = start_frontier;
                 for (reply, _) in answers {
-                    let _ = reply.send(Err(CommitError::Storage));
+                    let _ = reply.send(Err(LedgerError::WriteFailed));
                 }
                 return;
             }
@@ -133,13 +121,13 @@ impl Writer {
         drafts: &[Draft],
         batch: &mut Batch,
         pending: &mut HashMap<Vec<u8>, (StoredEvent, EventDoc)>,
-    ) -> Result<Vec<Receipt>, CommitError> {
+    ) -> Result<Vec<Receipt>, LedgerError> {
         let mut slots = Vec::with_capacity(drafts.len());
         for (i, d) in drafts.iter().enumerate() {
             match self.existing(&event_id_key(d.doc.controller.as_ref(), &d.doc.id), pending)? {
                 Some((stored, doc)) => {
                     if !same_event(d, &doc) {
-                        return Err(CommitError::IdConflict(d.doc.id));
+                        return Err(LedgerError::IdConflict(d.doc.id));
                     }
                     slots.push(Slot::Existing(Box::new(stored.receipt(doc))));
                 }
@@ -154,7 +142,7 @@ impl Writer {
                     let (stored, doc) = self.seal(&drafts[i])?;
                     batch.put(Cf::Events, seq_key(doc.seq).to_vec(), stored.encode());
                     for (cf, k, v) in super::derived_rows(&doc, stored.leaf_hash, &mut self.frontier)
-                        .map_err(|_| CommitError::Storage)?
+                        .map_err(|_| LedgerError::WriteFailed)?
                     {
                         batch.row(cf, k, v);
                     }
@@ -171,21 +159,22 @@ impl Writer {
         &self,
         key: &[u8],
         pending: &HashMap<Vec<u8>, (StoredEvent, EventDoc)>,
-    ) -> Result<Option<(StoredEvent, EventDoc)>, CommitError> {
+    ) -> Result<Option<(StoredEvent, EventDoc)>, LedgerError> {
         if let Some(p) = pending.get(key) {
             return Ok(Some(p.clone()));
         }
-        let Some(seq) = self.store.get(Cf::EventIds, key).map_err(|_| CommitError::Storage)? else {
+        let Some(seq) = self.store.get(Cf::EventIds, key).map_err(|_| LedgerError::WriteFailed)? else {
             return Ok(None);
         };
-        let raw = self.store.get(Cf::Events, &seq).map_err(|_| CommitError::Storage)?.ok_or(CommitError::Storage)?;
-        let stored = StoredEvent::decode(&raw).map_err(|_| CommitError::Storage)?;
-        let doc = stored.doc().map_err(|_| CommitError::Storage)?;
+        let raw =
+            self.store.get(Cf::Events, &seq).map_err(|_| LedgerError::WriteFailed)?.ok_or(LedgerError::WriteFailed)?;
+        let stored = StoredEvent::decode(&raw).map_err(|_| LedgerError::WriteFailed)?;
+        let doc = stored.doc().map_err(|_| LedgerError::WriteFailed)?;
         Ok(Some((stored, doc)))
     }
 
     /// Gives a draft its seq and time, and signs it.
-    fn seal(&mut self, draft: &Draft) -> Result<(StoredEvent, EventDoc), CommitError> {
+    fn seal(&mut self, draft: &Draft) -> Result<(StoredEvent, EventDoc), LedgerError> {
         let now = to_micros(self.clock.now()).max(self.last_recorded);
         let mut doc = draft.doc.clone();
         doc.seq = self.next_seq;
@@ -193,7 +182,7 @@ impl Writer {
         if draft.occurred_now {
             doc.occurred_at = now;
         }
-        let bytes = to_canonical_bytes(&doc).map_err(|_| CommitError::Storage)?;
+        let bytes = to_canonical_bytes(&doc).map_err(|_| LedgerError::WriteFailed)?;
         let stored = StoredEvent {
             key_id: self.signer.key_id(),
             signature: self.signer.sign(&bytes),

@@ -11,17 +11,7 @@ use crate::format::export::{ExportLine, EXPORT_FORMAT, EXPORT_VERSION};
 use crate::format::{EventDoc, StoredEvent};
 use crate::store::{Store, StoreError};
 
-use super::{checkpoints, latest_checkpoint, stored_event};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ExportError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("no checkpoint has been signed yet")]
-    NoCheckpoint,
-    #[error("event seq {0} is missing or malformed")]
-    BadEvent(u64),
-}
+use super::{checkpoints, latest_checkpoint, stored_event, LedgerError};
 
 /// Writes the export of `controller`'s events, up to the latest checkpoint, line by line to
 /// `out`. `progress` is told each leaf written. Returns the tree size exported.
@@ -31,9 +21,9 @@ pub fn export(
     controller: &str,
     mut out: impl FnMut(&ExportLine) -> std::io::Result<()>,
     mut progress: impl FnMut(u64, u64),
-) -> Result<u64, ExportError> {
-    let io = |e: std::io::Error| ExportError::Store(StoreError::Io(e.to_string()));
-    let (tree_size, _) = latest_checkpoint(store)?.ok_or(ExportError::NoCheckpoint)?;
+) -> Result<u64, LedgerError> {
+    let io = |e: std::io::Error| LedgerError::Store(StoreError::Io(e.to_string()));
+    let (tree_size, _) = latest_checkpoint(store)?.ok_or(LedgerError::NoCheckpoint)?;
     let origin = keys.last().map(|k| k.verifier.name().to_owned()).unwrap_or_default();
     let header = ExportLine::Header {
         format: EXPORT_FORMAT.into(),
@@ -52,11 +42,11 @@ pub fn export(
         }
     }
     for seq in 1..=tree_size {
-        let stored: StoredEvent = stored_event(store, seq)?.ok_or(ExportError::BadEvent(seq))?;
-        let doc: EventDoc = stored.doc().map_err(|_| ExportError::BadEvent(seq))?;
+        let stored: StoredEvent = stored_event(store, seq)?.ok_or(LedgerError::CorruptEvent(seq))?;
+        let doc: EventDoc = stored.doc().map_err(|_| LedgerError::CorruptEvent(seq))?;
         // The ledger's own events (key rotations) are public and go to every export.
         let line = if doc.controller.as_ref().is_none_or(|c| c.as_str() == controller) {
-            let event = serde_json::from_slice(&stored.bytes).map_err(|_| ExportError::BadEvent(seq))?;
+            let event = serde_json::from_slice(&stored.bytes).map_err(|_| LedgerError::CorruptEvent(seq))?;
             let receipt = stored.receipt(doc);
             ExportLine::Event { leaf_index: seq - 1, event, signature: receipt.signature, key_id: receipt.key_id }
         } else {

@@ -14,7 +14,7 @@ use crate::format::StoredEvent;
 use crate::signing::{Ed25519Signer, Ed25519Verifier, KeyError};
 use crate::store::{Cf, Store};
 
-use super::DataDir;
+use super::{DataDir, LedgerError};
 
 /// One key and the seqs it signs (`last_seq` absent for the current key).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,18 +149,6 @@ pub fn finish_rotation(dir: &DataDir, rotation_seq: u64, next_vkey: String) -> R
     Ok(())
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum RotateError {
-    #[error(transparent)]
-    Open(#[from] super::OpenError),
-    #[error(transparent)]
-    Key(#[from] KeyError),
-    #[error("the rotation event could not be recorded: {0}")]
-    Commit(#[from] super::commit::CommitError),
-    #[error("runtime: {0}")]
-    Runtime(std::io::Error),
-}
-
 /// What a rotation did.
 #[derive(Debug, Clone)]
 pub struct Rotation {
@@ -172,7 +160,7 @@ pub struct Rotation {
 
 /// Rotates the signing key of the (stopped) ledger in `dir`: a new key is made, a
 /// `key.rotated` event naming it is signed by the old key, and the new key signs from then on.
-pub fn rotate_key(dir: &DataDir) -> Result<Rotation, RotateError> {
+pub fn rotate_key(dir: &DataDir) -> Result<Rotation, LedgerError> {
     use crate::domain::EventType;
     use crate::format::EventDoc;
 
@@ -183,7 +171,7 @@ pub fn rotate_key(dir: &DataDir) -> Result<Rotation, RotateError> {
     let new_vkey = next.verifier().vkey();
     let mut doc = EventDoc::by_ledger(None, EventType::KeyRotated, chrono::Utc::now());
     doc.next_key = Some(new_vkey.clone());
-    let runtime = tokio::runtime::Builder::new_current_thread().build().map_err(RotateError::Runtime)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().build().map_err(LedgerError::Runtime)?;
     let receipts = runtime.block_on(ledger.append(vec![super::commit::Draft { doc, occurred_now: true }]))?;
     let seq = receipts.first().map(|r| r.seq).unwrap_or_default();
     // Closing the ledger stops the writer and signs a last checkpoint with the old key.

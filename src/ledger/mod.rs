@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod commit;
+mod error;
 pub mod export;
 pub mod keys;
 pub mod rebuild;
@@ -22,16 +23,18 @@ use tokio::sync::oneshot;
 use crate::format::{Receipt, StoredEvent};
 use crate::log::checkpoint::Checkpoint;
 use crate::log::merkle::Frontier;
-use crate::log::merkle::{self, Hash, ProofError};
+use crate::log::merkle::{self, Hash};
+use crate::log::LogError;
 use crate::projection::{Caches, Projections};
 use crate::secrets::BlindIndexKey;
-use crate::signing::{Ed25519Signer, Ed25519Verifier, KeyError};
+use crate::signing::{Ed25519Signer, Ed25519Verifier};
 use crate::store::{Batch, Cf, Store, StoreError};
 use crate::tokens::TokenKey;
 use keys::ValidKey;
 use tree::StoredTree;
 
-use commit::{CommitError, Draft, Job, Writer};
+use commit::{Draft, Job, Writer};
+pub use error::LedgerError;
 
 /// Most events one append (a batch request) may carry.
 pub const MAX_APPEND_EVENTS: usize = 1000;
@@ -40,32 +43,6 @@ pub const MAX_APPEND_EVENTS: usize = 1000;
 /// (busy, retry shortly) rather than queued without bound: a flood from one client cannot
 /// grow the server's memory or delay every other writer's "ok" indefinitely.
 pub const WRITER_QUEUE: usize = 4096;
-
-#[derive(Debug, thiserror::Error)]
-pub enum OpenError {
-    #[error("cannot create the data directory: {0}")]
-    Dir(std::io::Error),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("signing key: {0}")]
-    Key(#[from] KeyError),
-    #[error("blind-index secret: {0}")]
-    Secret(std::io::Error),
-    #[error(
-        "the store holds format {0}; this build reads store format {STORE_FORMAT} only (a store of format \
-         {REBUILDABLE_FORMAT} is brought up to it by `consent-ledger rebuild`)"
-    )]
-    Format(String),
-    #[error("the last stored event or the tree edge does not decode")]
-    Corrupt,
-    #[error("a rebuild of the projections was interrupted; run `consent-ledger rebuild` before serving")]
-    RebuildInterrupted,
-    #[error(
-        "the log holds events but {0} is missing from the data directory; restore it from a backup of this \
-         ledger (a new one would make recorded opt-outs stop matching, or change who signed the log)"
-    )]
-    MissingSecret(&'static str),
-}
 
 /// Paths inside a data directory.
 pub struct DataDir(PathBuf);
@@ -192,37 +169,37 @@ pub struct Ledger {
 
 impl Ledger {
     /// Opens (creating on first start) the ledger in `dir`. `key_name` names a new signing key.
-    pub fn open(dir: &DataDir, key_name: &str) -> Result<Self, OpenError> {
+    pub fn open(dir: &DataDir, key_name: &str) -> Result<Self, LedgerError> {
         Self::open_with(dir, Options::new(key_name))
     }
 
     /// Opens the ledger in `dir` on its RocksDB store (`dir/db`).
-    pub fn open_with(dir: &DataDir, options: Options) -> Result<Self, OpenError> {
-        dir.ensure().map_err(OpenError::Dir)?;
+    pub fn open_with(dir: &DataDir, options: Options) -> Result<Self, LedgerError> {
+        dir.ensure().map_err(LedgerError::Dir)?;
         let store = Store::open(&dir.db())?;
         Self::open_on(dir, store, options)
     }
 
     /// Opens the ledger with its keys and secrets in `dir` and its log and projections in
     /// `store` (any engine behind the storage boundary).
-    pub fn open_on(dir: &DataDir, store: Store, options: Options) -> Result<Self, OpenError> {
-        dir.ensure().map_err(OpenError::Dir)?;
+    pub fn open_on(dir: &DataDir, store: Store, options: Options) -> Result<Self, LedgerError> {
+        dir.ensure().map_err(LedgerError::Dir)?;
         let store = Arc::new(store);
         check_format(&store)?;
         keys::recover_rotation(dir, &store)?;
         refuse_lost_secrets(dir, &store)?;
         let signer = Ed25519Signer::load_or_create(&dir.signing_key(), &options.key_name)?;
         let keys = keys::load_keyring(dir, &signer)?.valid_keys()?;
-        let blind = BlindIndexKey::load_or_create(&dir.blind_index_key()).map_err(OpenError::Secret)?;
-        let tokens = TokenKey::load_or_create(&dir.token_key()).map_err(OpenError::Secret)?;
+        let blind = BlindIndexKey::load_or_create(&dir.blind_index_key()).map_err(LedgerError::Secret)?;
+        let tokens = TokenKey::load_or_create(&dir.token_key()).map_err(LedgerError::Secret)?;
         let (last_seq, last_recorded) = match store.last(Cf::Events)? {
             Some((_, v)) => {
-                let doc = StoredEvent::decode(&v).ok().and_then(|s| s.doc().ok()).ok_or(OpenError::Corrupt)?;
+                let doc = StoredEvent::decode(&v).ok().and_then(|s| s.doc().ok()).ok_or(LedgerError::Corrupt)?;
                 (doc.seq, doc.recorded_at)
             }
             None => (0, DateTime::<Utc>::UNIX_EPOCH),
         };
-        let frontier = Frontier::load(&StoredTree(&store), last_seq).map_err(|_| OpenError::Corrupt)?;
+        let frontier = Frontier::load(&StoredTree(&store), last_seq).map_err(|_| LedgerError::Corrupt)?;
         let committed = Arc::new(AtomicU64::new(last_seq));
         let verifier = signer.verifier();
         let signer = Arc::new(signer);
@@ -243,7 +220,7 @@ impl Ledger {
         let handle = std::thread::Builder::new()
             .name("group-commit".into())
             .spawn(move || writer.run(rx))
-            .map_err(OpenError::Dir)?;
+            .map_err(LedgerError::Dir)?;
         let (stop_tx, stop_rx) = mpsc::channel();
         let inconsistent = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let checkpoints = Checkpointer {
@@ -254,14 +231,14 @@ impl Ledger {
         };
         match checkpoints.sign_if_grown() {
             // Served, but not ready and signing nothing (see `Checkpointer`).
-            Ok(()) | Err(CheckpointError::Inconsistent { .. }) => {}
-            Err(_) => return Err(OpenError::Corrupt),
+            Ok(()) | Err(LedgerError::TreeInconsistent { .. }) => {}
+            Err(_) => return Err(LedgerError::Corrupt),
         }
         let interval = options.checkpoint_interval;
         let checkpointer = std::thread::Builder::new()
             .name("checkpoints".into())
             .spawn(move || checkpoints.run(stop_rx, interval))
-            .map_err(OpenError::Dir)?;
+            .map_err(LedgerError::Dir)?;
         Ok(Self {
             store,
             verifier,
@@ -283,7 +260,7 @@ impl Ledger {
     }
 
     /// Backs the running ledger up into the new directory `to` (see [`backup`]).
-    pub fn backup(&self, to: &Path) -> Result<backup::BackupInfo, backup::BackupError> {
+    pub fn backup(&self, to: &Path) -> Result<backup::BackupInfo, LedgerError> {
         backup::backup(&DataDir::new(&self.data), &self.store, to)
     }
 
@@ -297,30 +274,30 @@ impl Ledger {
     }
 
     /// The latest signed checkpoint: its tree size and C2SP signed note.
-    pub fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, ReadError> {
+    pub fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, LedgerError> {
         Ok(latest_checkpoint(&self.store)?)
     }
 
     /// The audit path of leaf `index` in the tree of `size` leaves (size ≤ the durable log).
-    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, ProofError> {
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, LogError> {
         if size > self.committed_seq() {
-            return Err(ProofError::OutOfRange);
+            return Err(LogError::OutOfRange);
         }
         merkle::inclusion_proof(&StoredTree(&self.store), index, size)
     }
 
     /// The consistency proof between tree sizes `old` and `new` (new ≤ the durable log).
-    pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, ProofError> {
+    pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, LogError> {
         if new > self.committed_seq() {
-            return Err(ProofError::OutOfRange);
+            return Err(LogError::OutOfRange);
         }
         merkle::consistency_proof(&StoredTree(&self.store), old, new)
     }
 
     /// The tree head at `size` (size ≤ the durable log).
-    pub fn root(&self, size: u64) -> Result<Hash, ProofError> {
+    pub fn root(&self, size: u64) -> Result<Hash, LogError> {
         if size > self.committed_seq() {
-            return Err(ProofError::OutOfRange);
+            return Err(LogError::OutOfRange);
         }
         merkle::root(&StoredTree(&self.store), size)
     }
@@ -385,28 +362,28 @@ impl Ledger {
 
     /// Appends `drafts` all or nothing and answers once they are durable. An event whose id
     /// is already in the log is not written again; its original receipt is returned.
-    pub async fn append(&self, drafts: Vec<Draft>) -> Result<Vec<Receipt>, CommitError> {
+    pub async fn append(&self, drafts: Vec<Draft>) -> Result<Vec<Receipt>, LedgerError> {
         let (reply, rx) = oneshot::channel();
-        let tx = self.tx.as_ref().ok_or(CommitError::Closed)?;
+        let tx = self.tx.as_ref().ok_or(LedgerError::Closed)?;
         tx.try_send(Job { drafts, reply }).map_err(|e| match e {
-            mpsc::TrySendError::Full(_) => CommitError::Busy,
-            mpsc::TrySendError::Disconnected(_) => CommitError::Closed,
+            mpsc::TrySendError::Full(_) => LedgerError::Busy,
+            mpsc::TrySendError::Disconnected(_) => LedgerError::Closed,
         })?;
-        rx.await.map_err(|_| CommitError::Closed)?
+        rx.await.map_err(|_| LedgerError::Closed)?
     }
 
     /// Reads one stored event by seq.
-    pub fn event(&self, seq: u64) -> Result<Option<StoredEvent>, ReadError> {
+    pub fn event(&self, seq: u64) -> Result<Option<StoredEvent>, LedgerError> {
         self.store.get(Cf::Events, &seq.to_be_bytes())?.map(|raw| decode_event(seq, &raw)).transpose()
     }
 
     /// The receipt of one event by seq.
-    pub fn receipt(&self, seq: u64) -> Result<Option<Receipt>, ReadError> {
+    pub fn receipt(&self, seq: u64) -> Result<Option<Receipt>, LedgerError> {
         self.event(seq)?.map(|stored| receipt_of(seq, stored)).transpose()
     }
 
     /// Receipts of many events by seq (one batched read), in the order given.
-    pub fn receipts(&self, seqs: &[u64]) -> Result<Vec<Option<Receipt>>, ReadError> {
+    pub fn receipts(&self, seqs: &[u64]) -> Result<Vec<Option<Receipt>>, LedgerError> {
         let keys: Vec<[u8; 8]> = seqs.iter().map(|s| s.to_be_bytes()).collect();
         self.store
             .multi_get(Cf::Events, &keys)?
@@ -422,10 +399,10 @@ impl Ledger {
         &self,
         controller: Option<&crate::domain::ControllerId>,
         id: uuid::Uuid,
-    ) -> Result<Option<u64>, ReadError> {
+    ) -> Result<Option<u64>, LedgerError> {
         self.store
             .get(Cf::EventIds, &crate::projection::event_id_key(controller, &id))?
-            .map(|v| <[u8; 8]>::try_from(v.as_slice()).map(u64::from_be_bytes).map_err(|_| ReadError::CorruptId))
+            .map(|v| <[u8; 8]>::try_from(v.as_slice()).map(u64::from_be_bytes).map_err(|_| LedgerError::CorruptId))
             .transpose()
     }
 
@@ -434,39 +411,26 @@ impl Ledger {
         &self,
         controller: &str,
         out: impl FnMut(&crate::format::export::ExportLine) -> std::io::Result<()>,
-    ) -> Result<u64, export::ExportError> {
+    ) -> Result<u64, LedgerError> {
         export::export(&self.store, &self.keys, controller, out, |_, _| {})
     }
 
     /// Whether the ledger can serve: the store answers a read of the last event, and the
     /// checkpointer has not found the tree inconsistent with a signed checkpoint.
-    pub fn readable(&self) -> Result<(), ReadError> {
+    pub fn readable(&self) -> Result<(), LedgerError> {
         if self.inconsistent.load(Ordering::Acquire) {
-            return Err(ReadError::Inconsistent);
+            return Err(LedgerError::NotConsistent);
         }
         self.event(self.committed_seq().max(1)).map(|_| ())
     }
 }
 
-/// A read of the log that failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("stored event {0} does not decode")]
-    Corrupt(u64),
-    #[error("an event id row does not hold a seq")]
-    CorruptId,
-    #[error("the log's tree is not consistent with its last signed checkpoint")]
-    Inconsistent,
+fn decode_event(seq: u64, raw: &[u8]) -> Result<StoredEvent, LedgerError> {
+    StoredEvent::decode(raw).map_err(|_| LedgerError::CorruptEvent(seq))
 }
 
-fn decode_event(seq: u64, raw: &[u8]) -> Result<StoredEvent, ReadError> {
-    StoredEvent::decode(raw).map_err(|_| ReadError::Corrupt(seq))
-}
-
-fn receipt_of(seq: u64, stored: StoredEvent) -> Result<Receipt, ReadError> {
-    let doc = stored.doc().map_err(|_| ReadError::Corrupt(seq))?;
+fn receipt_of(seq: u64, stored: StoredEvent) -> Result<Receipt, LedgerError> {
+    let doc = stored.doc().map_err(|_| LedgerError::CorruptEvent(seq))?;
     Ok(stored.receipt(doc))
 }
 
@@ -474,7 +438,7 @@ fn receipt_of(seq: u64, stored: StoredEvent) -> Result<Receipt, ReadError> {
 /// secret is refused by name: a new blind-index secret would stop every opt-out recorded
 /// against an address from matching, a new signing key or keyring would change who signed
 /// seq 1 without a rotation, and a new token secret would void every link sent.
-fn refuse_lost_secrets(dir: &DataDir, store: &Store) -> Result<(), OpenError> {
+fn refuse_lost_secrets(dir: &DataDir, store: &Store) -> Result<(), LedgerError> {
     if log_size(store)? == 0 {
         return Ok(());
     }
@@ -485,7 +449,7 @@ fn refuse_lost_secrets(dir: &DataDir, store: &Store) -> Result<(), OpenError> {
         (dir.token_key(), "token.key"),
     ];
     match files.into_iter().find(|(path, _)| !path.exists()) {
-        Some((_, name)) => Err(OpenError::MissingSecret(name)),
+        Some((_, name)) => Err(LedgerError::MissingSecret(name)),
         None => Ok(()),
     }
 }
@@ -504,19 +468,19 @@ pub const REBUILDABLE_FORMAT: u32 = 2;
 
 /// Records the format version in a new store, and refuses a store written in another one,
 /// or one whose projections are half rebuilt.
-fn check_format(store: &Store) -> Result<(), OpenError> {
+fn check_format(store: &Store) -> Result<(), LedgerError> {
     if store.get(Cf::Meta, rebuild::REBUILDING_KEY)?.is_some() {
-        return Err(OpenError::RebuildInterrupted);
+        return Err(LedgerError::RebuildInterrupted);
     }
     check_store_format(store)
 }
 
 /// Records the format version in a new store, and refuses a store written in another one.
-fn check_store_format(store: &Store) -> Result<(), OpenError> {
+fn check_store_format(store: &Store) -> Result<(), LedgerError> {
     let ours = STORE_FORMAT.to_string();
     match store.get(Cf::Meta, FORMAT_KEY)? {
         Some(v) if v == ours.as_bytes() => Ok(()),
-        Some(v) => Err(OpenError::Format(String::from_utf8_lossy(&v).into_owned())),
+        Some(v) => Err(LedgerError::Format(String::from_utf8_lossy(&v).into_owned())),
         None => {
             let mut batch = Batch::default();
             batch.put(Cf::Meta, FORMAT_KEY.to_vec(), ours.into_bytes());
@@ -527,7 +491,7 @@ fn check_store_format(store: &Store) -> Result<(), OpenError> {
 
 /// Refuses a store that a rebuild cannot bring to [`STORE_FORMAT`]: one of this format or
 /// of [`REBUILDABLE_FORMAT`] (only projection rows changed between them) is rebuilt.
-fn check_rebuildable_format(store: &Store) -> Result<(), OpenError> {
+fn check_rebuildable_format(store: &Store) -> Result<(), LedgerError> {
     match store.get(Cf::Meta, FORMAT_KEY)? {
         Some(v) if v == REBUILDABLE_FORMAT.to_string().as_bytes() => Ok(()),
         _ => check_store_format(store),
@@ -546,7 +510,7 @@ pub(crate) fn derived_rows(
     doc: &crate::format::EventDoc,
     leaf_hash: Hash,
     tree: &mut Frontier,
-) -> Result<Vec<crate::projection::Row>, crate::projection::ProjectError> {
+) -> Result<Vec<crate::projection::Row>, crate::projection::ProjectionError> {
     let mut rows = crate::projection::project(doc)?;
     for (level, index, hash) in tree.push(leaf_hash) {
         rows.push((Cf::Merkle, tree::node_key(level, index).to_vec(), hash.to_vec()));
@@ -597,28 +561,13 @@ struct Checkpointer {
     inconsistent: Arc<std::sync::atomic::AtomicBool>,
 }
 
-/// Why no checkpoint was signed.
-#[derive(Debug, thiserror::Error)]
-enum CheckpointError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("tree: {0}")]
-    Tree(#[from] ProofError),
-    #[error("the last signed checkpoint does not parse")]
-    LastNote,
-    #[error("the tree head at {new} is not consistent with the checkpoint signed at {old}")]
-    Inconsistent { old: u64, new: u64 },
-    #[error("an earlier inconsistency stopped checkpoint signing")]
-    Stopped,
-}
-
 impl Checkpointer {
     fn run(self, stop: mpsc::Receiver<()>, interval: Duration) {
         loop {
             match stop.recv_timeout(interval) {
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     if let Err(e) = self.sign_if_grown() {
-                        if !matches!(e, CheckpointError::Stopped) {
+                        if !matches!(e, LedgerError::CheckpointsStopped) {
                             tracing::error!(error = %e, "could not sign a checkpoint");
                         }
                     }
@@ -632,9 +581,9 @@ impl Checkpointer {
         }
     }
 
-    fn sign_if_grown(&self) -> Result<(), CheckpointError> {
+    fn sign_if_grown(&self) -> Result<(), LedgerError> {
         if self.inconsistent.load(Ordering::Acquire) {
-            return Err(CheckpointError::Stopped);
+            return Err(LedgerError::CheckpointsStopped);
         }
         let size = self.committed.load(Ordering::Acquire);
         let last = latest_checkpoint(&self.store)?;
@@ -644,13 +593,13 @@ impl Checkpointer {
         let tree = StoredTree(&self.store);
         let root = merkle::root(&tree, size)?;
         if let Some((old, note)) = last.filter(|(s, _)| *s > 0) {
-            let text = note.split_once("\n\n").map(|(t, _)| format!("{t}\n")).ok_or(CheckpointError::LastNote)?;
-            let signed = Checkpoint::parse_text(&text).map_err(|_| CheckpointError::LastNote)?;
+            let text = note.split_once("\n\n").map(|(t, _)| format!("{t}\n")).ok_or(LedgerError::LastNote)?;
+            let signed = Checkpoint::parse_text(&text).map_err(|_| LedgerError::LastNote)?;
             let proof = merkle::consistency_proof(&tree, old, size)?;
             if signed.size != old || !merkle::verify_consistency(old, size, &signed.root, &root, &proof) {
                 self.inconsistent.store(true, Ordering::Release);
                 crate::metrics::METRICS.checkpoints_refused.fetch_add(1, Ordering::Relaxed);
-                let e = CheckpointError::Inconsistent { old, new: size };
+                let e = LedgerError::TreeInconsistent { old, new: size };
                 tracing::error!(error = %e, "checkpoint signing stopped: the log's tree does not extend the signed one");
                 return Err(e);
             }

@@ -9,7 +9,7 @@ use crate::format::StoredEvent;
 use crate::log::merkle::Frontier;
 use crate::store::{Batch, Cf, Store};
 
-use super::OpenError;
+use super::LedgerError;
 
 /// Key in `meta` present while a rebuild is under way.
 pub const REBUILDING_KEY: &[u8] = b"rebuilding";
@@ -19,7 +19,7 @@ const CHUNK: usize = 20_000;
 
 /// Rebuilds every projection of `store` from its events; returns how many events it read.
 /// `progress` is told each phase's count as it goes (deleted rows, then replayed events).
-pub fn rebuild(store: &Store, mut progress: impl FnMut(Phase, u64)) -> Result<u64, OpenError> {
+pub fn rebuild(store: &Store, mut progress: impl FnMut(Phase, u64)) -> Result<u64, LedgerError> {
     super::check_rebuildable_format(store)?;
     let mut batch = Batch::default();
     batch.put(Cf::Meta, REBUILDING_KEY.to_vec(), b"1".to_vec());
@@ -50,9 +50,9 @@ pub fn rebuild(store: &Store, mut progress: impl FnMut(Phase, u64)) -> Result<u6
     let mut events = 0u64;
     for item in store.iter_from(Cf::Events, &[])? {
         let (_, v) = item?;
-        let stored = StoredEvent::decode(&v).map_err(|_| OpenError::Corrupt)?;
-        let doc = stored.doc().map_err(|_| OpenError::Corrupt)?;
-        for (cf, k, v) in super::derived_rows(&doc, stored.leaf_hash, &mut tree).map_err(|_| OpenError::Corrupt)? {
+        let stored = StoredEvent::decode(&v).map_err(|_| LedgerError::Corrupt)?;
+        let doc = stored.doc().map_err(|_| LedgerError::Corrupt)?;
+        for (cf, k, v) in super::derived_rows(&doc, stored.leaf_hash, &mut tree).map_err(|_| LedgerError::Corrupt)? {
             batch.row(cf, k, v);
         }
         events += 1;

@@ -10,6 +10,7 @@ use base64::Engine;
 use crate::signing::{check_key_name, Signer, Verifier};
 
 use super::merkle::Hash;
+use super::LogError;
 
 /// The em dash that starts a signature line.
 const DASH: &str = "\u{2014}";
@@ -21,14 +22,6 @@ pub struct Checkpoint {
     pub root: Hash,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NoteError {
-    #[error("the note is malformed: {0}")]
-    Malformed(&'static str),
-    #[error("no signature of a known key verifies")]
-    Unverified,
-}
-
 impl Checkpoint {
     /// The checkpoint text that is signed.
     pub fn text(&self) -> String {
@@ -36,20 +29,20 @@ impl Checkpoint {
     }
 
     /// Parses checkpoint text (without signatures).
-    pub fn parse_text(text: &str) -> Result<Self, NoteError> {
-        let body = text.strip_suffix('\n').ok_or(NoteError::Malformed("text must end with a newline"))?;
+    pub fn parse_text(text: &str) -> Result<Self, LogError> {
+        let body = text.strip_suffix('\n').ok_or(LogError::Malformed("text must end with a newline"))?;
         let mut lines = body.split('\n');
-        let origin = lines.next().filter(|o| !o.is_empty()).ok_or(NoteError::Malformed("no origin"))?;
+        let origin = lines.next().filter(|o| !o.is_empty()).ok_or(LogError::Malformed("no origin"))?;
         let size = lines
             .next()
             .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s.len() == 1 || !s.starts_with('0')))
             .and_then(|s| s.parse().ok())
-            .ok_or(NoteError::Malformed("size is not a decimal number"))?;
+            .ok_or(LogError::Malformed("size is not a decimal number"))?;
         let root: Hash = lines
             .next()
             .and_then(|r| B64.decode(r).ok())
             .and_then(|r| r.try_into().ok())
-            .ok_or(NoteError::Malformed("root is not 32 base64 bytes"))?;
+            .ok_or(LogError::Malformed("root is not 32 base64 bytes"))?;
         // Extension lines may follow; we write none and ignore any.
         Ok(Self { origin: origin.to_owned(), size, root })
     }
@@ -65,24 +58,24 @@ impl Checkpoint {
 
 /// Opens a signed checkpoint note, requiring a valid signature by one of `keys` (each with its
 /// key name), and returns the checkpoint.
-pub fn open_note(note: &str, keys: &[(&str, &dyn Verifier)]) -> Result<Checkpoint, NoteError> {
-    let (text, sigs) = note.split_once("\n\n").ok_or(NoteError::Malformed("no blank line before signatures"))?;
+pub fn open_note(note: &str, keys: &[(&str, &dyn Verifier)]) -> Result<Checkpoint, LogError> {
+    let (text, sigs) = note.split_once("\n\n").ok_or(LogError::Malformed("no blank line before signatures"))?;
     let text = format!("{text}\n");
     let checkpoint = Checkpoint::parse_text(&text)?;
     if !sigs.ends_with('\n') {
-        return Err(NoteError::Malformed("signatures must end with a newline"));
+        return Err(LogError::Malformed("signatures must end with a newline"));
     }
     let mut verified = false;
     for line in sigs.lines() {
         let rest = line
             .strip_prefix(DASH)
             .and_then(|r| r.strip_prefix(' '))
-            .ok_or(NoteError::Malformed("bad signature line"))?;
-        let (name, b64) = rest.split_once(' ').ok_or(NoteError::Malformed("bad signature line"))?;
-        check_key_name(name).map_err(|_| NoteError::Malformed("bad key name"))?;
-        let raw = B64.decode(b64).map_err(|_| NoteError::Malformed("signature is not base64"))?;
+            .ok_or(LogError::Malformed("bad signature line"))?;
+        let (name, b64) = rest.split_once(' ').ok_or(LogError::Malformed("bad signature line"))?;
+        check_key_name(name).map_err(|_| LogError::Malformed("bad key name"))?;
+        let raw = B64.decode(b64).map_err(|_| LogError::Malformed("signature is not base64"))?;
         if raw.len() < 4 {
-            return Err(NoteError::Malformed("signature too short"));
+            return Err(LogError::Malformed("signature too short"));
         }
         let (id, sig) = raw.split_at(4);
         for (key_name, key) in keys {
@@ -96,7 +89,7 @@ pub fn open_note(note: &str, keys: &[(&str, &dyn Verifier)]) -> Result<Checkpoin
     if verified {
         Ok(checkpoint)
     } else {
-        Err(NoteError::Unverified)
+        Err(LogError::Unverified)
     }
 }
 
@@ -116,9 +109,9 @@ mod tests {
         ));
         assert_eq!(open_note(&note, &[(v.name(), &v)]).unwrap(), c);
         let tampered = note.replacen("\n42\n", "\n43\n", 1);
-        assert_eq!(open_note(&tampered, &[(v.name(), &v)]), Err(NoteError::Unverified));
+        assert_eq!(open_note(&tampered, &[(v.name(), &v)]), Err(LogError::Unverified));
         let other = Ed25519Signer::generate("example.org/log".into()).unwrap().verifier();
-        assert_eq!(open_note(&note, &[(other.name(), &other)]), Err(NoteError::Unverified));
+        assert_eq!(open_note(&note, &[(other.name(), &other)]), Err(LogError::Unverified));
     }
 
     #[test]

@@ -9,6 +9,8 @@
 
 use sha2::{Digest, Sha256};
 
+use super::LogError;
+
 pub type Hash = [u8; 32];
 
 /// SHA-256 of the empty string: the head of the empty tree.
@@ -30,14 +32,6 @@ pub trait NodeSource {
     fn node(&self, level: u8, index: u64) -> Option<Hash>;
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProofError {
-    #[error("the range is outside the tree")]
-    OutOfRange,
-    #[error("a stored tree node is missing")]
-    MissingNode,
-}
-
 /// The largest power of two strictly smaller than `n` (n ≥ 2).
 fn split(n: u64) -> u64 {
     debug_assert!(n >= 2);
@@ -45,18 +39,18 @@ fn split(n: u64) -> u64 {
 }
 
 /// MTH of leaves `[start, end)`, from stored complete subtrees.
-pub fn range_hash(src: &impl NodeSource, start: u64, end: u64) -> Result<Hash, ProofError> {
-    let n = end.checked_sub(start).filter(|n| *n > 0).ok_or(ProofError::OutOfRange)?;
+pub fn range_hash(src: &impl NodeSource, start: u64, end: u64) -> Result<Hash, LogError> {
+    let n = end.checked_sub(start).filter(|n| *n > 0).ok_or(LogError::OutOfRange)?;
     if n.is_power_of_two() && start % n == 0 {
         let level = n.trailing_zeros() as u8;
-        return src.node(level, start >> level).ok_or(ProofError::MissingNode);
+        return src.node(level, start >> level).ok_or(LogError::MissingNode);
     }
     let k = split(n);
     Ok(node_hash(&range_hash(src, start, start + k)?, &range_hash(src, start + k, end)?))
 }
 
 /// The tree head of the first `size` leaves.
-pub fn root(src: &impl NodeSource, size: u64) -> Result<Hash, ProofError> {
+pub fn root(src: &impl NodeSource, size: u64) -> Result<Hash, LogError> {
     if size == 0 {
         Ok(empty_root())
     } else {
@@ -65,16 +59,16 @@ pub fn root(src: &impl NodeSource, size: u64) -> Result<Hash, ProofError> {
 }
 
 /// The audit path of leaf `index` in the tree of `size` leaves (RFC 6962 PATH).
-pub fn inclusion_proof(src: &impl NodeSource, index: u64, size: u64) -> Result<Vec<Hash>, ProofError> {
+pub fn inclusion_proof(src: &impl NodeSource, index: u64, size: u64) -> Result<Vec<Hash>, LogError> {
     if index >= size {
-        return Err(ProofError::OutOfRange);
+        return Err(LogError::OutOfRange);
     }
     let mut proof = Vec::new();
     path(src, index, 0, size, &mut proof)?;
     Ok(proof)
 }
 
-fn path(src: &impl NodeSource, m: u64, start: u64, end: u64, out: &mut Vec<Hash>) -> Result<(), ProofError> {
+fn path(src: &impl NodeSource, m: u64, start: u64, end: u64, out: &mut Vec<Hash>) -> Result<(), LogError> {
     let n = end - start;
     if n == 1 {
         return Ok(());
@@ -91,9 +85,9 @@ fn path(src: &impl NodeSource, m: u64, start: u64, end: u64, out: &mut Vec<Hash>
 }
 
 /// The consistency proof between the trees of `old` and `new` leaves (RFC 6962 PROOF).
-pub fn consistency_proof(src: &impl NodeSource, old: u64, new: u64) -> Result<Vec<Hash>, ProofError> {
+pub fn consistency_proof(src: &impl NodeSource, old: u64, new: u64) -> Result<Vec<Hash>, LogError> {
     if old == 0 || old > new {
-        return Err(ProofError::OutOfRange);
+        return Err(LogError::OutOfRange);
     }
     let mut proof = Vec::new();
     if old < new {
@@ -109,7 +103,7 @@ fn subproof(
     end: u64,
     whole: bool,
     out: &mut Vec<Hash>,
-) -> Result<(), ProofError> {
+) -> Result<(), LogError> {
     let n = end - start;
     if m == n {
         if !whole {
@@ -209,12 +203,12 @@ pub struct Frontier {
 
 impl Frontier {
     /// Rebuilds the frontier of a tree of `size` leaves from stored nodes.
-    pub fn load(src: &impl NodeSource, size: u64) -> Result<Self, ProofError> {
+    pub fn load(src: &impl NodeSource, size: u64) -> Result<Self, LogError> {
         let mut pending = vec![None; 64];
         for (level, slot) in pending.iter_mut().enumerate() {
             if size >> level & 1 == 1 {
                 let index = (size >> level) - 1;
-                *slot = Some(src.node(level as u8, index).ok_or(ProofError::MissingNode)?);
+                *slot = Some(src.node(level as u8, index).ok_or(LogError::MissingNode)?);
             }
         }
         Ok(Self { size, pending })

@@ -22,7 +22,11 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::ServiceError;
 use crate::domain::ControllerId;
+
+/// Why the operator role is refused to a controller's key.
+const OPERATOR_ROLE: &str = "the operator role is given by `apikey create --operator`, to a key of no controller";
 use crate::signing::write_secret_file;
 
 /// How long a verified key is trusted from memory before its file is read again: a revoked
@@ -105,18 +109,6 @@ pub struct KeyListing {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum KeyStoreError {
-    #[error("api key store: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("at least one role is needed")]
-    NoRoles,
-    #[error("no key with that id")]
-    UnknownKey,
-    #[error("the operator role is given by `apikey create --operator`, to a key of no controller")]
-    OperatorRole,
-}
-
 /// A key verified recently: who it stands for, when it was verified and when its use was
 /// last written down.
 struct Verified {
@@ -137,29 +129,29 @@ fn sha256(b: &[u8]) -> [u8; 32] {
 }
 
 impl KeyStore {
-    pub fn open(dir: PathBuf) -> Result<Self, KeyStoreError> {
+    pub fn open(dir: PathBuf) -> Result<Self, ServiceError> {
         fs::create_dir_all(&dir)?;
         Ok(Self { dir, cache: Mutex::new(HashMap::new()), failed: Mutex::new(HashMap::new()) })
     }
 
     /// Creates a key and returns it; this is the only time the secret exists in plain form.
-    pub fn create(&self, controller: &ControllerId, roles: &[Role]) -> Result<String, KeyStoreError> {
+    pub fn create(&self, controller: &ControllerId, roles: &[Role]) -> Result<String, ServiceError> {
         if roles.is_empty() {
-            return Err(KeyStoreError::NoRoles);
+            return Err(ServiceError::Invalid("at least one role is needed".into()));
         }
         if roles.contains(&Role::Operator) {
-            return Err(KeyStoreError::OperatorRole);
+            return Err(ServiceError::Invalid(OPERATOR_ROLE.into()));
         }
         self.write_new(Some(controller.clone()), roles)
     }
 
     /// Creates a key of the operator: it belongs to no controller and may do only
     /// deployment-wide operations (backups).
-    pub fn create_operator(&self) -> Result<String, KeyStoreError> {
+    pub fn create_operator(&self) -> Result<String, ServiceError> {
         self.write_new(None, &[Role::Operator])
     }
 
-    fn write_new(&self, controller: Option<ControllerId>, roles: &[Role]) -> Result<String, KeyStoreError> {
+    fn write_new(&self, controller: Option<ControllerId>, roles: &[Role]) -> Result<String, ServiceError> {
         let mut id = [0u8; 8];
         let mut secret = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut id);
@@ -272,7 +264,7 @@ impl KeyStore {
     }
 
     /// Every key, active and revoked, oldest first; never a secret.
-    pub fn list(&self) -> Result<Vec<KeyListing>, KeyStoreError> {
+    pub fn list(&self) -> Result<Vec<KeyListing>, ServiceError> {
         let mut out = Vec::new();
         for entry in fs::read_dir(&self.dir)? {
             let path = entry?.path();
@@ -304,9 +296,9 @@ impl KeyStore {
     /// Revokes key `id`: its file is rewritten with the time of revocation and moved aside,
     /// so it never authenticates again (a running server stops taking it within
     /// [`CACHE_TTL`]). Revoking a revoked key changes nothing.
-    pub fn revoke(&self, id: &str) -> Result<DateTime<Utc>, KeyStoreError> {
+    pub fn revoke(&self, id: &str) -> Result<DateTime<Utc>, ServiceError> {
         if !valid_id(id) {
-            return Err(KeyStoreError::UnknownKey);
+            return Err(ServiceError::NotFound("key"));
         }
         let revoked = self.dir.join(format!("{id}.revoked.json"));
         let active = self.dir.join(format!("{id}.json"));
@@ -318,7 +310,7 @@ impl KeyStore {
                     .ok()
                     .and_then(|t| serde_json::from_slice::<KeyRecord>(&t).ok())
                     .and_then(|r| r.revoked_at)
-                    .ok_or(KeyStoreError::UnknownKey);
+                    .ok_or(ServiceError::NotFound("key"));
             }
             Err(e) => return Err(e.into()),
         };
@@ -394,12 +386,12 @@ mod tests {
         assert!(ks.authenticate(&other).is_some());
         assert!(ks.list().unwrap().iter().find(|k| k.id == id).unwrap().revoked_at.is_some());
         assert!(ks.revoke(id).is_ok(), "revoking twice changes nothing");
-        assert!(matches!(ks.revoke("0000000000000000"), Err(KeyStoreError::UnknownKey)));
-        assert!(matches!(ks.revoke("../../etc/passwd"), Err(KeyStoreError::UnknownKey)));
+        assert!(matches!(ks.revoke("0000000000000000"), Err(ServiceError::NotFound("key"))));
+        assert!(matches!(ks.revoke("../../etc/passwd"), Err(ServiceError::NotFound("key"))));
         // The operator's key belongs to no controller; the operator role is for it alone.
         let op = ks.create_operator().unwrap();
         assert_eq!(ks.authenticate(&op), Some(Identity::Operator));
-        assert!(matches!(ks.create(&c, &[Role::Operator]), Err(KeyStoreError::OperatorRole)));
+        assert!(matches!(ks.create(&c, &[Role::Operator]), Err(ServiceError::Invalid(_))));
         assert!(ks.list().unwrap().iter().any(|k| k.controller.is_none() && k.roles == [Role::Operator]));
     }
 }

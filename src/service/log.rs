@@ -13,35 +13,16 @@ use super::{Service, ServiceError};
 use crate::domain::ControllerId;
 use crate::format::export::ExportLine;
 use crate::format::Receipt;
-use crate::ledger::backup::BackupError;
-use crate::log::merkle::{Hash, ProofError};
+use crate::log::merkle::Hash;
+use crate::log::LogError;
 use crate::signing::Verifier;
 
-/// Why a proof or a log read was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum LogError {
-    #[error("the sizes or index are outside the log")]
-    OutOfRange,
-    #[error("event not found")]
-    NotFound,
-    #[error("no checkpoint yet")]
-    NoCheckpoint,
-    #[error("internal error")]
-    Internal(String),
-}
-
-impl From<ProofError> for LogError {
-    fn from(e: ProofError) -> Self {
+impl From<LogError> for ServiceError {
+    fn from(e: LogError) -> Self {
         match e {
-            ProofError::OutOfRange => LogError::OutOfRange,
-            ProofError::MissingNode => LogError::Internal("a tree node is missing".into()),
+            LogError::OutOfRange => ServiceError::OutOfRange,
+            other => ServiceError::Internal(other.to_string()),
         }
-    }
-}
-
-impl From<crate::ledger::ReadError> for LogError {
-    fn from(e: crate::ledger::ReadError) -> Self {
-        LogError::Internal(e.to_string())
     }
 }
 
@@ -142,20 +123,20 @@ impl Service {
     }
 
     /// The latest signed checkpoint: its tree size and C2SP signed note.
-    pub fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, LogError> {
+    pub fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, ServiceError> {
         Ok(self.ledger.latest_checkpoint()?)
     }
 
-    fn latest_size(&self) -> Result<u64, LogError> {
+    fn latest_size(&self) -> Result<u64, ServiceError> {
         Ok(self.latest_checkpoint()?.map_or(0, |(size, _)| size))
     }
 
     /// Proof that a leaf is in the log at `tree_size` (default: the latest checkpoint's).
-    pub fn inclusion_proof(&self, by: InclusionBy, tree_size: Option<u64>) -> Result<InclusionProof, LogError> {
+    pub fn inclusion_proof(&self, by: InclusionBy, tree_size: Option<u64>) -> Result<InclusionProof, ServiceError> {
         let index = match by {
             InclusionBy::Index(i) => i,
             InclusionBy::Id(controller, id) => {
-                self.ledger.seq_of(Some(&controller), id)?.ok_or(LogError::NotFound)? - 1
+                self.ledger.seq_of(Some(&controller), id)?.ok_or(ServiceError::NotFound("event"))? - 1
             }
         };
         let size = match tree_size {
@@ -163,13 +144,13 @@ impl Service {
             None => self.latest_size()?,
         };
         let hashes = self.ledger.inclusion_proof(index, size)?;
-        let stored = self.ledger.event(index + 1)?.ok_or_else(|| LogError::Internal("a leaf is missing".into()))?;
+        let stored = self.ledger.event(index + 1)?.ok_or_else(|| ServiceError::Internal("a leaf is missing".into()))?;
         Ok(InclusionProof { leaf_index: index, tree_size: size, leaf_hash: stored.leaf_hash, hashes })
     }
 
     /// Proof that the log at `from` is a prefix of the log at `to` (default: the latest
     /// checkpoint's size); answers `to` and the proof.
-    pub fn consistency_proof(&self, from: u64, to: Option<u64>) -> Result<(u64, Vec<Hash>), LogError> {
+    pub fn consistency_proof(&self, from: u64, to: Option<u64>) -> Result<(u64, Vec<Hash>), ServiceError> {
         let to = match to {
             Some(t) => t,
             None => self.latest_size()?,
@@ -182,7 +163,7 @@ impl Service {
     /// this waits up to two.
     pub async fn receipt_bundle(&self, controller: &ControllerId, id: Uuid) -> Result<ReceiptBundle, ServiceError> {
         let receipt = self.receipt(controller, id)?;
-        let internal = |e: LogError| ServiceError::Internal(e.to_string());
+        let internal = |e: ServiceError| ServiceError::Internal(e.to_string());
         let deadline = Instant::now() + self.ledger.checkpoint_interval() * 2 + Duration::from_millis(200);
         let (tree_size, checkpoint) = loop {
             match self.latest_checkpoint().map_err(internal)? {
@@ -227,7 +208,7 @@ impl Service {
         controller: &ControllerId,
         out: impl FnMut(&ExportLine) -> std::io::Result<()>,
     ) -> Result<u64, ServiceError> {
-        self.ledger.export(controller.as_str(), out).map_err(|e| ServiceError::Internal(e.to_string()))
+        Ok(self.ledger.export(controller.as_str(), out)?)
     }
 
     /// Backs the running ledger up into a new directory named by `at` under `dir` (default
@@ -248,13 +229,7 @@ impl Service {
         let dir = dir.map(Path::to_path_buf).unwrap_or_else(|| self.ledger.data_dir().root().join("backups"));
         std::fs::create_dir_all(&dir).map_err(internal)?;
         let name = at.format("%Y%m%dT%H%M%S%.3fZ").to_string();
-        let info = match self.ledger.backup(&dir.join(&name)) {
-            Ok(info) => info,
-            Err(BackupError::Exists) => {
-                return Err(ServiceError::Conflict("a backup of that name exists; try again".into()))
-            }
-            Err(e) => return Err(ServiceError::Internal(e.to_string())),
-        };
+        let info = self.ledger.backup(&dir.join(&name))?;
         let removed = prune_backups(&dir, keep).map_err(internal)?;
         Ok(BackupMade { name, path: info.path, log_size: info.log_size, removed })
     }

@@ -26,9 +26,9 @@ pub mod sms;
 
 pub use check::{CheckAnswer, CheckInput, CheckOutcome, CheckQuery, CheckTarget};
 pub use links::UnsubscribeToken;
-pub use log::{BackupMade, InclusionBy, InclusionProof, KeyInfo, LogError, ReceiptBundle};
+pub use log::{BackupMade, InclusionBy, InclusionProof, KeyInfo, ReceiptBundle};
 pub use preferences::{
-    Choice, LinkError, PreferenceState, PreferenceToken, PurposeSection, Wishes, DEFAULT_LINK_DAYS, MAX_LINK_DAYS,
+    Choice, PreferenceState, PreferenceToken, PurposeSection, Wishes, DEFAULT_LINK_DAYS, MAX_LINK_DAYS,
 };
 pub use reads::PermissionRow;
 pub use record::{ContactInput, EventInput, Recorded, MAX_CLOCK_SKEW, MAX_EVENTS_AT_ONCE};
@@ -44,9 +44,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{ControllerId, PurposeId};
-use crate::ledger::commit::CommitError;
 use crate::ledger::Ledger;
-use crate::projection::{Projections, ReadError};
+use crate::ledger::LedgerError;
+use crate::projection::{ProjectionError, Projections};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -56,9 +56,18 @@ pub enum ServiceError {
     /// The event does not have the shape its type requires (the index of the event within a
     /// batch of several).
     #[error("{error}")]
-    Shape { index: Option<usize>, error: crate::domain::ShapeError },
+    Shape { index: Option<usize>, error: crate::domain::DomainError },
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// A signed link that is not ours, or was changed.
+    #[error("the link is not valid")]
+    LinkInvalid,
+    /// A signed link past its time.
+    #[error("the link has expired")]
+    LinkExpired,
+    /// A proof asked for sizes or an index outside the log.
+    #[error("the sizes or index are outside the log")]
+    OutOfRange,
     /// The request's own proof of origin (a provider's signature) does not hold.
     #[error("{0}")]
     Unauthenticated(&'static str),
@@ -74,27 +83,25 @@ pub enum ServiceError {
     NotYet(&'static str),
     #[error("internal error")]
     Internal(String),
+    /// A file of the data directory (an API key's) could not be read or written.
+    #[error("files of the data directory: {0}")]
+    Io(#[from] std::io::Error),
 }
 
-impl From<crate::ledger::ReadError> for ServiceError {
-    fn from(e: crate::ledger::ReadError) -> Self {
+impl From<ProjectionError> for ServiceError {
+    fn from(e: ProjectionError) -> Self {
         ServiceError::Internal(e.to_string())
     }
 }
 
-impl From<ReadError> for ServiceError {
-    fn from(e: ReadError) -> Self {
-        ServiceError::Internal(e.to_string())
-    }
-}
-
-impl From<CommitError> for ServiceError {
-    fn from(e: CommitError) -> Self {
+impl From<LedgerError> for ServiceError {
+    fn from(e: LedgerError) -> Self {
         match e {
-            CommitError::IdConflict(_) => ServiceError::Conflict(e.to_string()),
-            CommitError::Closed => ServiceError::Unavailable,
-            CommitError::Busy => ServiceError::Busy,
-            CommitError::Storage => ServiceError::Internal(e.to_string()),
+            LedgerError::IdConflict(_) => ServiceError::Conflict(e.to_string()),
+            LedgerError::Closed => ServiceError::Unavailable,
+            LedgerError::Busy => ServiceError::Busy,
+            LedgerError::BackupExists => ServiceError::Conflict("a backup of that name exists; try again".into()),
+            other => ServiceError::Internal(other.to_string()),
         }
     }
 }

@@ -32,15 +32,6 @@ pub struct PreferenceToken {
     pub t: i64,
 }
 
-/// Why a preference link does not open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum LinkError {
-    #[error("the link is not valid")]
-    Invalid,
-    #[error("the link has expired")]
-    Expired,
-}
-
 /// One question on the page: a purpose, and a channel when the purpose uses channels.
 #[derive(Debug, Clone)]
 pub struct Choice {
@@ -117,11 +108,13 @@ impl Service {
     }
 
     /// Opens a preference link; an expired one is told apart only after its signature checks.
-    pub fn open_preference_link(&self, token: &str, now: DateTime<Utc>) -> Result<PreferenceToken, LinkError> {
+    /// Opens a preference link: `ServiceError::LinkInvalid` when it is not ours or was
+    /// changed, `LinkExpired` after its time (told apart only once its MAC holds).
+    pub fn open_preference_link(&self, token: &str, now: DateTime<Utc>) -> Result<PreferenceToken, ServiceError> {
         let payload: PreferenceToken =
-            self.ledger.tokens().open(TokenUse::Preferences, token).map_err(|_| LinkError::Invalid)?;
+            self.ledger.tokens().open(TokenUse::Preferences, token).map_err(|_| ServiceError::LinkInvalid)?;
         if payload.x <= now.timestamp() {
-            return Err(LinkError::Expired);
+            return Err(ServiceError::LinkExpired);
         }
         Ok(payload)
     }

@@ -10,7 +10,7 @@ use crate::http::auth::Caller;
 use crate::http::error::{ApiError, Kind, Problem};
 use crate::http::AppState;
 use crate::service::access::Role;
-use crate::service::{InclusionBy, LogError};
+use crate::service::{InclusionBy, ServiceError};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -54,20 +54,6 @@ pub struct ConsistencyProof {
     pub hashes: Vec<String>,
 }
 
-impl From<LogError> for ApiError {
-    fn from(e: LogError) -> Self {
-        match e {
-            LogError::OutOfRange => ApiError::new(Kind::InvalidQuery, "the sizes or index are outside the log"),
-            LogError::NotFound => ApiError::new(Kind::NotFound, "event not found"),
-            LogError::NoCheckpoint => ApiError::bare(Kind::Unavailable),
-            LogError::Internal(cause) => {
-                tracing::error!(error = %cause, "reading the log");
-                ApiError::bare(Kind::Internal)
-            }
-        }
-    }
-}
-
 pub fn hexes(hashes: Vec<[u8; 32]>) -> Vec<String> {
     hashes.into_iter().map(hex::encode).collect()
 }
@@ -85,7 +71,8 @@ pub fn hexes(hashes: Vec<[u8; 32]>) -> Vec<String> {
 )]
 #[get("/v1/log/checkpoint")]
 pub async fn get_checkpoint(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let (_, note) = state.service.latest_checkpoint()?.ok_or(LogError::NoCheckpoint)?;
+    let (_, note) =
+        state.service.latest_checkpoint()?.ok_or(ServiceError::NotYet("no checkpoint has been signed yet"))?;
     Ok(HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(note))
 }
 

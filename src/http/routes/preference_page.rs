@@ -15,24 +15,24 @@ use crate::domain::{Channel, PurposeId, Token};
 use crate::http::pages::{download, page, page_with};
 use crate::http::preference_html::{self as html, field_name, FORMATS};
 use crate::http::AppState;
-use crate::service::{LinkError, PreferenceState, PreferenceToken, ServiceError, Wishes};
+use crate::service::{PreferenceState, PreferenceToken, ServiceError, Wishes};
 
 /// Largest form accepted, in bytes.
 const MAX_FORM: usize = 64 * 1024;
 
-fn link_error(e: LinkError) -> HttpResponse {
+fn link_error(e: ServiceError) -> HttpResponse {
     match e {
-        LinkError::Invalid => page(
-            StatusCode::NOT_FOUND,
-            "This link is not valid",
-            "<p>The link may have been changed or cut short. Please use the full link we sent you, \
-or contact us and we will send you a new one.</p>",
-        ),
-        LinkError::Expired => page(
+        ServiceError::LinkExpired => page(
             StatusCode::GONE,
             "This link has expired",
             "<p>Links to your preferences work for a limited time, to keep your details safe. \
 Please contact us and we will send you a new one.</p>",
+        ),
+        _ => page(
+            StatusCode::NOT_FOUND,
+            "This link is not valid",
+            "<p>The link may have been changed or cut short. Please use the full link we sent you, \
+or contact us and we will send you a new one.</p>",
         ),
     }
 }
@@ -60,7 +60,8 @@ fn erased_page() -> HttpResponse {
 
 /// Why a page is not shown; each has a page of its own.
 enum Refusal {
-    Link(LinkError),
+    /// The link does not open (`LinkInvalid` or `LinkExpired`).
+    Link(ServiceError),
     ReceiptNotFound,
     Unavailable,
 }

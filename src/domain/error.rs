@@ -1,0 +1,62 @@
+//! The domain's one error type: an identifier, contact point, purpose definition or event
+//! shape that breaks a rule. Messages name no value a client sent (a value may be personal
+//! data), no route and no command.
+
+use super::contact::MAX_POST_LEN;
+use super::event::EventType;
+use super::purpose::{MAX_CONSENT_VALID_DAYS, MAX_DESCRIPTION_LEN, MAX_RECIPIENTS, MAX_TITLE_LEN};
+use super::shape::Member;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    // Identifiers.
+    #[error("{what} must not be empty")]
+    Empty { what: &'static str },
+    #[error("{what} is longer than {max} bytes")]
+    TooLong { what: &'static str, max: usize },
+    #[error("{what} may contain only letters, digits and . _ : - (and must start with a letter or digit)")]
+    BadChar { what: &'static str },
+    // Contact points.
+    #[error("the email address is not valid")]
+    Email,
+    #[error("the phone number must be in E.164 form, e.g. +447700900123")]
+    Phone,
+    #[error("the postal address must not be empty and must be at most {MAX_POST_LEN} bytes")]
+    Post,
+    // Purpose definitions.
+    #[error("title must be 1 to {MAX_TITLE_LEN} characters with no control characters")]
+    Title,
+    #[error(
+        "description must be at most {MAX_DESCRIPTION_LEN} characters with no control characters other than newlines"
+    )]
+    Description,
+    #[error("channels must not repeat")]
+    DuplicateChannel,
+    #[error("recipients must not repeat and at most {MAX_RECIPIENTS} may be listed")]
+    Recipients,
+    #[error("consent_valid_days must be between 1 and {MAX_CONSENT_VALID_DAYS}")]
+    ValidDays,
+    // Event shapes.
+    /// Only the ledger records it, when a purpose is defined or revised.
+    #[error("{} is recorded by the ledger when a purpose is defined", .0.as_str())]
+    ByPurposeCatalogue(EventType),
+    /// Only the ledger records it, when its key is rotated.
+    #[error("{} is recorded by the ledger when its key is rotated", .0.as_str())]
+    ByKeyRotation(EventType),
+    #[error("an event needs a subject, a contact, or both")]
+    NoSubjectOrContact,
+    #[error("{} needs {}", .0.as_str(), .1.as_str())]
+    Needs(EventType, Member),
+    #[error("{}", takes_no(*.0, *.1))]
+    TakesNo(EventType, Member),
+}
+
+fn takes_no(kind: EventType, member: Member) -> String {
+    match (kind, member) {
+        (EventType::SubjectErased, Member::Contact) => {
+            "subject.erased takes no contact: the subject's linked contact points are suppressed".into()
+        }
+        (_, Member::ExpiresAt) => "only consent.granted takes expires_at".into(),
+        (k, m) => format!("{} takes no {}", k.as_str(), m.as_str().trim_start_matches("a ")),
+    }
+}

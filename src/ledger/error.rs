@@ -1,0 +1,72 @@
+//! The ledger's one error type: opening a data directory, writing, reading, backing up,
+//! exporting, rotating keys and signing checkpoints all fail with a [`LedgerError`].
+
+use uuid::Uuid;
+
+use crate::log::LogError;
+use crate::signing::KeyError;
+use crate::store::StoreError;
+
+use super::{REBUILDABLE_FORMAT, STORE_FORMAT};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    // Opening.
+    #[error("cannot create the data directory: {0}")]
+    Dir(std::io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("signing key: {0}")]
+    Key(#[from] KeyError),
+    #[error("blind-index secret: {0}")]
+    Secret(std::io::Error),
+    #[error(
+        "the store holds format {0}; this build reads store format {STORE_FORMAT} only (a store of format \
+         {REBUILDABLE_FORMAT} is brought up to it by `consent-ledger rebuild`)"
+    )]
+    Format(String),
+    #[error("the last stored event or the tree edge does not decode")]
+    Corrupt,
+    #[error("a rebuild of the projections was interrupted; run `consent-ledger rebuild` before serving")]
+    RebuildInterrupted,
+    #[error(
+        "the log holds events but {0} is missing from the data directory; restore it from a backup of this \
+         ledger (a new one would make recorded opt-outs stop matching, or change who signed the log)"
+    )]
+    MissingSecret(&'static str),
+    // Writing.
+    #[error("event id {0} was already used for a different event")]
+    IdConflict(Uuid),
+    #[error("the log could not be written")]
+    WriteFailed,
+    #[error("the ledger is shutting down")]
+    Closed,
+    #[error("the writer's queue is full; retry shortly")]
+    Busy,
+    // Reading.
+    #[error("stored event {0} is missing or does not decode")]
+    CorruptEvent(u64),
+    #[error("an event id row does not hold a seq")]
+    CorruptId,
+    #[error("the log's tree is not consistent with its last signed checkpoint")]
+    NotConsistent,
+    #[error("no checkpoint has been signed yet")]
+    NoCheckpoint,
+    // Backups.
+    #[error("the backup directory already exists; choose a new one")]
+    BackupExists,
+    #[error("writing the backup: {0}")]
+    BackupIo(#[from] std::io::Error),
+    // Key rotation.
+    #[error("runtime: {0}")]
+    Runtime(std::io::Error),
+    // Checkpoints.
+    #[error("tree: {0}")]
+    Tree(#[from] LogError),
+    #[error("the last signed checkpoint does not parse")]
+    LastNote,
+    #[error("the tree head at {new} is not consistent with the checkpoint signed at {old}")]
+    TreeInconsistent { old: u64, new: u64 },
+    #[error("an earlier inconsistency stopped checkpoint signing")]
+    CheckpointsStopped,
+}
