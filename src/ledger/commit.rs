@@ -163,12 +163,12 @@ impl Writer {
         if let Some(p) = pending.get(key) {
             return Ok(Some(p.clone()));
         }
-        let Some(seq) = self.store.get(Cf::EventIds, key).map_err(|_| LedgerError::WriteFailed)? else {
+        let Some(seq) = super::seq_of_id(&self.store, key).map_err(|_| LedgerError::WriteFailed)? else {
             return Ok(None);
         };
-        let raw =
-            self.store.get(Cf::Events, &seq).map_err(|_| LedgerError::WriteFailed)?.ok_or(LedgerError::WriteFailed)?;
-        let stored = StoredEvent::decode(&raw).map_err(|_| LedgerError::WriteFailed)?;
+        let stored = super::stored_event(&self.store, seq)
+            .map_err(|_| LedgerError::WriteFailed)?
+            .ok_or(LedgerError::WriteFailed)?;
         let doc = stored.doc().map_err(|_| LedgerError::WriteFailed)?;
         Ok(Some((stored, doc)))
     }

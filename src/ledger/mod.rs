@@ -149,22 +149,39 @@ impl std::fmt::Debug for Clock {
 /// An open ledger with its writer and checkpointer running.
 pub struct Ledger {
     store: Arc<Store>,
-    verifier: Ed25519Verifier,
-    keys: Vec<ValidKey>,
-    signer: Arc<Ed25519Signer>,
-    blind: BlindIndexKey,
-    tokens: TokenKey,
-    tx: Option<mpsc::SyncSender<Job>>,
-    writer: Option<JoinHandle<()>>,
-    committed: Arc<AtomicU64>,
-    notify: tokio::sync::watch::Receiver<u64>,
+    /// What checks read from memory, kept current by the writer.
     caches: Arc<Caches>,
-    stop_checkpoints: Option<mpsc::Sender<()>>,
-    checkpointer: Option<JoinHandle<()>>,
+    secrets: Secrets,
+    progress: Progress,
+    threads: Threads,
     checkpoint_interval: Duration,
     data: PathBuf,
-    /// Set by the checkpointer when a new tree head is not consistent with the signed one.
+}
+
+/// The keys of a data directory: who signs, every key that has signed, the blind-index and
+/// link-token secrets.
+struct Secrets {
+    signer: Arc<Ed25519Signer>,
+    verifier: Ed25519Verifier,
+    keys: Vec<ValidKey>,
+    blind: BlindIndexKey,
+    tokens: TokenKey,
+}
+
+/// What the background threads publish: the last durable seq (and a receiver that changes
+/// with it), and whether the checkpointer found the tree inconsistent with a signed one.
+struct Progress {
+    committed: Arc<AtomicU64>,
+    notify: tokio::sync::watch::Receiver<u64>,
     inconsistent: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// The writer and checkpointer threads and the channels that stop them.
+struct Threads {
+    tx: Option<mpsc::SyncSender<Job>>,
+    writer: Option<JoinHandle<()>>,
+    stop_checkpoints: Option<mpsc::Sender<()>>,
+    checkpointer: Option<JoinHandle<()>>,
 }
 
 impl Ledger {
@@ -241,21 +258,17 @@ impl Ledger {
             .map_err(LedgerError::Dir)?;
         Ok(Self {
             store,
-            verifier,
-            keys,
-            signer,
-            blind,
-            tokens,
-            tx: Some(tx),
-            writer: Some(handle),
-            committed,
-            notify,
             caches,
-            stop_checkpoints: Some(stop_tx),
-            checkpointer: Some(checkpointer),
+            secrets: Secrets { signer, verifier, keys, blind, tokens },
+            progress: Progress { committed, notify, inconsistent },
+            threads: Threads {
+                tx: Some(tx),
+                writer: Some(handle),
+                stop_checkpoints: Some(stop_tx),
+                checkpointer: Some(checkpointer),
+            },
             checkpoint_interval: interval,
             data: dir.root().to_path_buf(),
-            inconsistent,
         })
     }
 
@@ -304,24 +317,24 @@ impl Ledger {
 
     /// The current signing key.
     pub fn verifier(&self) -> &Ed25519Verifier {
-        &self.verifier
+        &self.secrets.verifier
     }
 
     /// Signs a document that is not a log entry (a decision): base64 signature, hex key id.
     pub fn sign(&self, bytes: &[u8]) -> (String, String) {
         use crate::signing::Signer;
         use base64::Engine;
-        let sig = self.signer.sign(bytes);
-        (base64::engine::general_purpose::STANDARD.encode(sig), hex::encode(self.signer.key_id()))
+        let sig = self.secrets.signer.sign(bytes);
+        (base64::engine::general_purpose::STANDARD.encode(sig), hex::encode(self.secrets.signer.key_id()))
     }
 
     /// Every key that has signed this log, with its period.
     pub fn keys(&self) -> &[ValidKey] {
-        &self.keys
+        &self.secrets.keys
     }
 
     pub fn blind_index(&self) -> &BlindIndexKey {
-        &self.blind
+        &self.secrets.blind
     }
 
     /// Reads of the projections, through the caches the writer keeps current.
@@ -331,12 +344,12 @@ impl Ledger {
 
     /// The key of signed link tokens.
     pub fn tokens(&self) -> &TokenKey {
-        &self.tokens
+        &self.secrets.tokens
     }
 
     /// A receiver that changes whenever events become durable; its value is the last seq.
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.notify.clone()
+        self.progress.notify.clone()
     }
 
     /// Waits (at most `timeout`) until the log holds `seq`; true when it does.
@@ -357,14 +370,14 @@ impl Ledger {
 
     /// The seq of the last durable event (0 when the log is empty).
     pub fn committed_seq(&self) -> u64 {
-        self.committed.load(Ordering::Acquire)
+        self.progress.committed.load(Ordering::Acquire)
     }
 
     /// Appends `drafts` all or nothing and answers once they are durable. An event whose id
     /// is already in the log is not written again; its original receipt is returned.
     pub async fn append(&self, drafts: Vec<Draft>) -> Result<Vec<Receipt>, LedgerError> {
         let (reply, rx) = oneshot::channel();
-        let tx = self.tx.as_ref().ok_or(LedgerError::Closed)?;
+        let tx = self.threads.tx.as_ref().ok_or(LedgerError::Closed)?;
         tx.try_send(Job { drafts, reply }).map_err(|e| match e {
             mpsc::TrySendError::Full(_) => LedgerError::Busy,
             mpsc::TrySendError::Disconnected(_) => LedgerError::Closed,
@@ -374,7 +387,7 @@ impl Ledger {
 
     /// Reads one stored event by seq.
     pub fn event(&self, seq: u64) -> Result<Option<StoredEvent>, LedgerError> {
-        self.store.get(Cf::Events, &seq.to_be_bytes())?.map(|raw| decode_event(seq, &raw)).transpose()
+        stored_event(&self.store, seq)
     }
 
     /// The receipt of one event by seq.
@@ -400,10 +413,7 @@ impl Ledger {
         controller: Option<&crate::domain::ControllerId>,
         id: uuid::Uuid,
     ) -> Result<Option<u64>, LedgerError> {
-        self.store
-            .get(Cf::EventIds, &crate::projection::event_id_key(controller, &id))?
-            .map(|v| <[u8; 8]>::try_from(v.as_slice()).map(u64::from_be_bytes).map_err(|_| LedgerError::CorruptId))
-            .transpose()
+        seq_of_id(&self.store, &crate::projection::event_id_key(controller, &id))
     }
 
     /// Writes the audit export of `controller` (see [`export`]).
@@ -412,13 +422,13 @@ impl Ledger {
         controller: &str,
         out: impl FnMut(&crate::format::export::ExportLine) -> std::io::Result<()>,
     ) -> Result<u64, LedgerError> {
-        export::export(&self.store, &self.keys, controller, out, |_, _| {})
+        export::export(&self.store, &self.secrets.keys, controller, out, |_, _| {})
     }
 
     /// Whether the ledger can serve: the store answers a read of the last event, and the
     /// checkpointer has not found the tree inconsistent with a signed checkpoint.
     pub fn readable(&self) -> Result<(), LedgerError> {
-        if self.inconsistent.load(Ordering::Acquire) {
+        if self.progress.inconsistent.load(Ordering::Acquire) {
             return Err(LedgerError::NotConsistent);
         }
         self.event(self.committed_seq().max(1)).map(|_| ())
@@ -543,9 +553,19 @@ pub fn checkpoints(store: &Store) -> Result<Vec<(u64, String)>, StoreError> {
     Ok(out)
 }
 
-/// Reads one stored event by seq.
-pub fn stored_event(store: &Store, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
-    Ok(store.get(Cf::Events, &seq.to_be_bytes())?.and_then(|raw| StoredEvent::decode(&raw).ok()))
+/// Reads one stored event by seq: the one place that reads the `events` family by key (an
+/// event that does not decode is an error, never a missing one).
+pub fn stored_event(store: &Store, seq: u64) -> Result<Option<StoredEvent>, LedgerError> {
+    store.get(Cf::Events, &seq.to_be_bytes())?.map(|raw| decode_event(seq, &raw)).transpose()
+}
+
+/// The seq of a controller's event with this id: the one place that reads the `event_ids`
+/// family.
+pub fn seq_of_id(store: &Store, key: &[u8]) -> Result<Option<u64>, LedgerError> {
+    store
+        .get(Cf::EventIds, key)?
+        .map(|v| <[u8; 8]>::try_from(v.as_slice()).map(u64::from_be_bytes).map_err(|_| LedgerError::CorruptId))
+        .transpose()
 }
 
 /// Signs a checkpoint of the durable log, at most once per interval and only when it grew.
@@ -615,12 +635,12 @@ impl Checkpointer {
 impl Drop for Ledger {
     fn drop(&mut self) {
         // Closing the queue lets the writer finish what it holds and stop.
-        self.tx.take();
-        if let Some(h) = self.writer.take() {
+        self.threads.tx.take();
+        if let Some(h) = self.threads.writer.take() {
             let _ = h.join();
         }
-        self.stop_checkpoints.take();
-        if let Some(h) = self.checkpointer.take() {
+        self.threads.stop_checkpoints.take();
+        if let Some(h) = self.threads.checkpointer.take() {
             let _ = h.join();
         }
     }
