@@ -111,11 +111,18 @@ pub struct Options {
     /// Where the writer reads the time it gives `recorded_at` (the system clock unless a test
     /// needs a repeatable one).
     pub clock: Clock,
+    /// Most appends waiting for the writer ([`WRITER_QUEUE`]); past it an append is busy.
+    pub writer_queue: usize,
 }
 
 impl Options {
     pub fn new(key_name: &str) -> Self {
-        Self { key_name: key_name.to_owned(), checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL, clock: Clock::System }
+        Self {
+            key_name: key_name.to_owned(),
+            checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
+            clock: Clock::System,
+            writer_queue: WRITER_QUEUE,
+        }
     }
 }
 
@@ -233,7 +240,7 @@ impl Ledger {
             frontier,
             clock: options.clock.clone(),
         };
-        let (tx, rx) = mpsc::sync_channel(WRITER_QUEUE);
+        let (tx, rx) = mpsc::sync_channel(options.writer_queue.max(1));
         let handle = std::thread::Builder::new()
             .name("group-commit".into())
             .spawn(move || writer.run(rx))

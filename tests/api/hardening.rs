@@ -474,3 +474,46 @@ async fn a_batch_over_the_limit_is_refused_without_reading_the_rest() {
     assert!(p["detail"].as_str().unwrap().contains("at most 1000"), "{p}");
     assert_eq!(app.log_size().await, before);
 }
+
+/// The writer's queue is bounded: with room for one waiting append, a burst of appends gets
+/// "busy" for some (503 with Retry-After over HTTP), and every append that was answered with
+/// a receipt is in the log.
+#[test]
+fn a_full_writer_queue_answers_busy_and_loses_nothing() {
+    use consent_ledger::ledger::{DataDir, Ledger, Options};
+    use consent_ledger::service::{EventInput, Service, ServiceError};
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options { writer_queue: 1, ..Options::new("test.example/consent-ledger") };
+    let service = Service::new(Ledger::open_with(&DataDir::new(dir.path()), options).unwrap());
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let c = consent_ledger::domain::ControllerId::parse("council").unwrap();
+    let (ok, busy) = rt.block_on(async {
+        let service = std::sync::Arc::new(service);
+        let mut tasks = Vec::new();
+        for i in 0..200 {
+            let (service, c) = (service.clone(), c.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut e = EventInput::by_person(
+                    consent_ledger::domain::EventType::ObjectionRaised,
+                    consent_ledger::domain::Method::Api,
+                );
+                e.subject = Some(consent_ledger::domain::SubjectId::parse(format!("T-{i}")).unwrap());
+                service.record(&c, vec![e], consent_ledger::service::now()).await
+            }));
+        }
+        let (mut ok, mut busy) = (Vec::new(), 0);
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(mut r) => ok.push(r.pop().unwrap()),
+                Err(ServiceError::Busy) => busy += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        for r in &ok {
+            assert_eq!(service.receipt(&c, r.event.id).unwrap().seq, r.seq, "an acknowledged append is missing");
+        }
+        (ok.len(), busy)
+    });
+    assert!(busy > 0, "200 appends at once never found the queue of one full");
+    assert_eq!(ok + busy, 200);
+}
