@@ -68,6 +68,8 @@ pub struct Metrics {
     /// Checkpoints not signed because the new tree head was not consistent with the last
     /// signed one (should never move from 0).
     pub checkpoints_refused: AtomicU64,
+    /// 1 while the data directory's disk is full and writes are refused, else 0.
+    pub storage_full: AtomicU64,
     /// By route name, then method and status class (a handful each, so a short list).
     http: Mutex<BTreeMap<String, RouteSeen>>,
 }
@@ -154,6 +156,8 @@ impl Metrics {
             "Checkpoints not signed: the new tree head was not consistent with the last signed one.",
         );
         let _ = writeln!(out, "consent_ledger_checkpoints_refused_total {}", load(&self.checkpoints_refused));
+        header(&mut out, "consent_ledger_storage_full", "gauge", "1 while the disk is full and writes are refused.");
+        let _ = writeln!(out, "consent_ledger_storage_full {}", load(&self.storage_full));
         header(&mut out, "consent_ledger_bulk_lines_total", "counter", "Lines of bulk NDJSON checks answered.");
         let _ = writeln!(out, "consent_ledger_bulk_lines_total {}", load(&self.bulk_lines));
         header(

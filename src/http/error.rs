@@ -38,6 +38,8 @@ pub enum Kind {
     Unavailable,
     /// Too much is queued: retry after the `Retry-After` seconds.
     Busy,
+    /// The disk is full: nothing was written; retry after the `Retry-After` seconds.
+    StorageFull,
     Internal,
 }
 
@@ -71,6 +73,11 @@ impl Kind {
             Busy => {
                 (StatusCode::SERVICE_UNAVAILABLE, "busy", "The ledger is busy; retry after the Retry-After seconds")
             }
+            StorageFull => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage-full",
+                "The ledger's disk is full; nothing was written; retry after the Retry-After seconds",
+            ),
             Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
     }
@@ -153,8 +160,14 @@ impl ResponseError for ApiError {
         if self.kind == Kind::Unauthorized {
             resp.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
-        if self.kind == Kind::Busy {
-            resp.insert_header((header::RETRY_AFTER, "1"));
+        match self.kind {
+            Kind::Busy => {
+                resp.insert_header((header::RETRY_AFTER, "1"));
+            }
+            Kind::StorageFull => {
+                resp.insert_header((header::RETRY_AFTER, "5"));
+            }
+            _ => {}
         }
         resp.body(serde_json::to_string(&self.problem()).unwrap_or_default())
     }
@@ -183,6 +196,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::Conflict(m) => ApiError::new(Kind::Conflict, m),
             ServiceError::Unavailable => ApiError::bare(Kind::Unavailable),
             ServiceError::Busy => ApiError::new(Kind::Busy, "too many writes are waiting; retry shortly"),
+            ServiceError::StorageFull => {
+                ApiError::new(Kind::StorageFull, "the disk is full: nothing was written; retry once space is freed")
+            }
             ServiceError::NotYet(m) => ApiError::new(Kind::Unavailable, m),
             ServiceError::Unauthenticated(m) => ApiError::new(Kind::Unauthorized, m),
             ServiceError::Io(cause) => {

@@ -19,7 +19,7 @@ use crate::format::{leaf_hash, to_micros, EventDoc, Receipt, StoredEvent};
 use crate::log::merkle::Frontier;
 use crate::projection::{event_id_key, seq_key, Caches};
 use crate::signing::Signer;
-use crate::store::{Batch, Cf, Store};
+use crate::store::{Batch, Cf, Store, StoreError};
 
 /// Most events one group commit takes.
 pub const MAX_GROUP_EVENTS: usize = 8192;
@@ -51,6 +51,10 @@ pub(crate) struct Writer {
     /// published.
     pub caches: Arc<Caches>,
     pub clock: super::Clock,
+    /// Set while the disk is full: writes are refused until the store recovers.
+    pub storage_full: Arc<std::sync::atomic::AtomicBool>,
+    /// When recovery was last tried.
+    pub last_recovery: Option<std::time::Instant>,
 }
 
 enum Slot {
@@ -58,9 +62,29 @@ enum Slot {
     New(usize),
 }
 
+/// How often a writer whose disk is full tries to take writes again.
+const RECOVERY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Writer {
     pub fn run(mut self, rx: Receiver<Job>) {
-        while let Ok(first) = rx.recv() {
+        loop {
+            let first = if self.storage_full.load(Ordering::Acquire) {
+                // While the disk is full, try to recover every interval, writes or not, so
+                // readiness comes back by itself once space is freed.
+                match rx.recv_timeout(RECOVERY_INTERVAL) {
+                    Ok(job) => job,
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        self.try_recover();
+                        continue;
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+            } else {
+                match rx.recv() {
+                    Ok(job) => job,
+                    Err(_) => return,
+                }
+            };
             let mut count = first.drafts.len();
             let mut jobs = vec![first];
             while count < MAX_GROUP_EVENTS {
@@ -76,7 +100,34 @@ impl Writer {
         }
     }
 
+    /// Reopens the store if the disk has room again; true when writes may go on.
+    fn try_recover(&mut self) -> bool {
+        if self.last_recovery.is_some_and(|t| t.elapsed() < RECOVERY_INTERVAL) {
+            return false;
+        }
+        self.last_recovery = Some(std::time::Instant::now());
+        match self.store.recover() {
+            Ok(()) => {
+                self.storage_full.store(false, Ordering::Release);
+                crate::metrics::METRICS.storage_full.store(0, Ordering::Relaxed);
+                tracing::info!("the disk has room again; writes go on");
+                true
+            }
+            Err(StoreError::NoSpace) => false,
+            Err(e) => {
+                tracing::error!(error = %e, "reopening the store after a full disk failed");
+                false
+            }
+        }
+    }
+
     fn commit_group(&mut self, jobs: Vec<Job>) {
+        if self.storage_full.load(Ordering::Acquire) && !self.try_recover() {
+            for job in jobs {
+                let _ = job.reply.send(Err(LedgerError::StorageFull));
+            }
+            return;
+        }
         let started = std::time::Instant::now();
         let start_seq = self.next_seq;
         let start_recorded = self.last_recorded;
@@ -97,8 +148,14 @@ impl Writer {
                 self.next_seq = start_seq;
                 self.last_recorded = start_recorded;
                 self.frontier = start_frontier;
+                let full = matches!(e, StoreError::NoSpace);
+                if full {
+                    self.storage_full.store(true, Ordering::Release);
+                    crate::metrics::METRICS.storage_full.store(1, Ordering::Relaxed);
+                    self.last_recovery = Some(std::time::Instant::now());
+                }
                 for (reply, _) in answers {
-                    let _ = reply.send(Err(LedgerError::WriteFailed));
+                    let _ = reply.send(Err(if full { LedgerError::StorageFull } else { LedgerError::WriteFailed }));
                 }
                 return;
             }

@@ -43,6 +43,8 @@ pub enum LedgerError {
     Closed,
     #[error("the writer's queue is full; retry shortly")]
     Busy,
+    #[error("the data directory's disk is full; nothing was written")]
+    StorageFull,
     // Reading.
     #[error("stored event {0} is missing or does not decode")]
     CorruptEvent(u64),

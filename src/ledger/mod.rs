@@ -181,6 +181,8 @@ struct Progress {
     committed: Arc<AtomicU64>,
     notify: tokio::sync::watch::Receiver<u64>,
     inconsistent: Arc<std::sync::atomic::AtomicBool>,
+    /// The writer found the disk full and has not recovered yet.
+    storage_full: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The writer and checkpointer threads and the channels that stop them.
@@ -228,6 +230,7 @@ impl Ledger {
         let verifier = signer.verifier();
         let signer = Arc::new(signer);
         let (notify_tx, notify) = tokio::sync::watch::channel(last_seq);
+        let storage_full = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let caches = Arc::new(Caches::default());
         let writer = Writer {
             caches: caches.clone(),
@@ -239,6 +242,8 @@ impl Ledger {
             committed: committed.clone(),
             frontier,
             clock: options.clock.clone(),
+            storage_full: storage_full.clone(),
+            last_recovery: None,
         };
         let (tx, rx) = mpsc::sync_channel(options.writer_queue.max(1));
         let handle = std::thread::Builder::new()
@@ -267,7 +272,7 @@ impl Ledger {
             store,
             caches,
             secrets: Secrets { signer, verifier, keys, blind, tokens },
-            progress: Progress { committed, notify, inconsistent },
+            progress: Progress { committed, notify, inconsistent, storage_full },
             threads: Threads {
                 tx: Some(tx),
                 writer: Some(handle),
@@ -437,6 +442,9 @@ impl Ledger {
     pub fn readable(&self) -> Result<(), LedgerError> {
         if self.progress.inconsistent.load(Ordering::Acquire) {
             return Err(LedgerError::NotConsistent);
+        }
+        if self.progress.storage_full.load(Ordering::Acquire) {
+            return Err(LedgerError::StorageFull);
         }
         self.event(self.committed_seq().max(1)).map(|_| ())
     }

@@ -78,6 +78,9 @@ pub enum ServiceError {
     /// Too much is waiting to be written; the caller may retry shortly.
     #[error("the ledger is busy; retry shortly")]
     Busy,
+    /// The data directory's disk is full: nothing was written; retry once space is freed.
+    #[error("the data directory's disk is full")]
+    StorageFull,
     /// Not possible yet; the caller may retry shortly.
     #[error("{0}")]
     NotYet(&'static str),
@@ -100,6 +103,7 @@ impl From<LedgerError> for ServiceError {
             LedgerError::IdConflict(_) => ServiceError::Conflict(e.to_string()),
             LedgerError::Closed => ServiceError::Unavailable,
             LedgerError::Busy => ServiceError::Busy,
+            LedgerError::StorageFull => ServiceError::StorageFull,
             LedgerError::BackupExists => ServiceError::Conflict("a backup of that name exists; try again".into()),
             other => ServiceError::Internal(other.to_string()),
         }

@@ -80,6 +80,9 @@ pub enum StoreError {
     OtherLayout(String),
     #[error("the {0} store cannot do this")]
     Unsupported(&'static str),
+    /// The disk is full: the write was not applied.
+    #[error("no space left on the data directory's disk")]
+    NoSpace,
 }
 
 /// How a batch writes one row.
@@ -157,6 +160,12 @@ pub trait KvStore: Send + Sync {
 
     /// Writes a consistent copy of the whole store into the new directory `path`.
     fn checkpoint_to(&self, path: &Path) -> Result<(), StoreError>;
+
+    /// Makes a store whose write failed for want of space ([`StoreError::NoSpace`]) take
+    /// writes again, once the disk has room; `NoSpace` while it has none.
+    fn recover(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// The store the ledger runs on: one engine behind the [`KvStore`] boundary, with the typed
@@ -231,6 +240,11 @@ impl Store {
     /// Writes a consistent checkpoint of the whole store into the new directory `path`.
     pub fn checkpoint_to(&self, path: &Path) -> Result<(), StoreError> {
         self.engine.checkpoint_to(path)
+    }
+
+    /// Makes the store take writes again after a [`StoreError::NoSpace`], once there is room.
+    pub fn recover(&self) -> Result<(), StoreError> {
+        self.engine.recover()
     }
 
     /// Iterates every pair of `cf` from `start` (inclusive) in key order.

@@ -1,7 +1,9 @@
 //! The embedded engine: RocksDB on disk, one column family per [`Cf`], the `append` merge
 //! operator for appending column families, and every batch written with the WAL synced.
 
-use std::path::Path;
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::{RwLock, RwLockReadGuard};
 
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode, Options, WriteBatch,
@@ -12,9 +14,21 @@ use super::{Batch, Cf, KvStore, Op, Pair, PairIter, StoreError};
 
 impl From<rocksdb::Error> for StoreError {
     fn from(e: rocksdb::Error) -> Self {
-        StoreError::Db(e.into_string())
+        let text = e.into_string();
+        if text.contains("No space left on device") {
+            StoreError::NoSpace
+        } else {
+            StoreError::Db(text)
+        }
     }
 }
+
+/// Pairs read per page of an ordered scan: a scan holds the database only while it reads a
+/// page, so the database can be reopened between pages.
+const SCAN_PAGE: usize = 1024;
+/// Free bytes the disk must have before a database that failed for want of space is
+/// reopened (its next WAL and MANIFEST need room).
+const RECOVERY_ROOM: usize = 8 << 20;
 
 /// The merge operator of appending column families: values are concatenated in order.
 /// Concatenation is associative, so it serves as partial merge too.
@@ -26,9 +40,13 @@ fn append_merge(_key: &[u8], existing: Option<&[u8]>, operands: &rocksdb::MergeO
     Some(out)
 }
 
-/// The RocksDB database.
+/// The RocksDB database. It sits behind a lock only so that it can be reopened in place: a
+/// database that failed a write for want of space refuses every write after, even once space
+/// is back, until it is reopened ([`KvStore::recover`]).
 pub(crate) struct RocksStore {
-    db: DB,
+    db: RwLock<Option<DB>>,
+    dir: PathBuf,
+    read_only: bool,
 }
 
 impl RocksStore {
@@ -73,47 +91,129 @@ impl RocksStore {
         }
     }
 
-    pub(crate) fn open(dir: &Path) -> Result<Self, StoreError> {
+    fn open_db(dir: &Path) -> Result<DB, StoreError> {
         let (opts, cfs) = Self::options();
         Self::check_layout(&opts, dir)?;
-        Ok(Self { db: DB::open_cf_descriptors(&opts, dir, cfs)? })
+        Ok(DB::open_cf_descriptors(&opts, dir, cfs)?)
+    }
+
+    pub(crate) fn open(dir: &Path) -> Result<Self, StoreError> {
+        Ok(Self { db: RwLock::new(Some(Self::open_db(dir)?)), dir: dir.to_path_buf(), read_only: false })
     }
 
     pub(crate) fn open_read_only(dir: &Path) -> Result<Self, StoreError> {
         let (mut opts, cfs) = Self::options();
         opts.create_if_missing(false);
         Self::check_layout(&opts, dir)?;
-        Ok(Self { db: DB::open_cf_descriptors_read_only(&opts, dir, cfs, false)? })
+        let db = DB::open_cf_descriptors_read_only(&opts, dir, cfs, false)?;
+        Ok(Self { db: RwLock::new(Some(db)), dir: dir.to_path_buf(), read_only: true })
     }
 
-    fn cf(&self, cf: Cf) -> Result<&rocksdb::ColumnFamily, StoreError> {
-        self.db.cf_handle(cf.name()).ok_or(StoreError::MissingCf(cf.name()))
+    /// The open database, for the length of one operation.
+    fn db(&self) -> Result<Guard<'_>, StoreError> {
+        let guard = self.db.read().unwrap_or_else(|e| e.into_inner());
+        if guard.is_none() {
+            return Err(StoreError::Db("the database is being reopened".into()));
+        }
+        Ok(Guard(guard))
+    }
+
+    /// One page of `cf` from `start` (inclusive), at most [`SCAN_PAGE`] pairs.
+    fn page(&self, cf: Cf, start: &[u8]) -> Result<Vec<Pair>, StoreError> {
+        let db = self.db()?;
+        let h = cf_of(db.get(), cf)?;
+        let mut out = Vec::new();
+        for item in db.get().iterator_cf(h, IteratorMode::From(start, Direction::Forward)).take(SCAN_PAGE) {
+            out.push(item?);
+        }
+        Ok(out)
+    }
+
+    /// Whether the disk has [`RECOVERY_ROOM`] free: a file of that size is written and
+    /// synced in the database's directory, then removed.
+    fn has_room(&self) -> bool {
+        let probe = self.dir.join("space-probe");
+        let written = std::fs::write(&probe, vec![0u8; RECOVERY_ROOM])
+            .and_then(|()| std::fs::File::open(&probe).and_then(|f| f.sync_all()));
+        let _ = std::fs::remove_file(&probe);
+        written.is_ok()
+    }
+}
+
+/// The database behind the read lock.
+struct Guard<'a>(RwLockReadGuard<'a, Option<DB>>);
+
+impl Guard<'_> {
+    fn get(&self) -> &DB {
+        // `RocksStore::db` hands out a guard only over an open database.
+        self.0.as_ref().unwrap_or_else(|| unreachable!("checked in RocksStore::db"))
+    }
+}
+
+fn cf_of(db: &DB, cf: Cf) -> Result<&rocksdb::ColumnFamily, StoreError> {
+    db.cf_handle(cf.name()).ok_or(StoreError::MissingCf(cf.name()))
+}
+
+/// An ordered scan read a page at a time.
+struct Pages<'a> {
+    store: &'a RocksStore,
+    cf: Cf,
+    next: Option<Vec<u8>>,
+    buf: VecDeque<Pair>,
+}
+
+impl Iterator for Pages<'_> {
+    type Item = Result<Pair, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.buf.is_empty() {
+            let start = self.next.take()?;
+            match self.store.page(self.cf, &start) {
+                Ok(page) => {
+                    if page.len() == SCAN_PAGE {
+                        // The smallest key after the page's last.
+                        self.next = page.last().map(|(k, _)| {
+                            let mut after = k.to_vec();
+                            after.push(0);
+                            after
+                        });
+                    }
+                    self.buf = page.into();
+                }
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        self.buf.pop_front().map(Ok)
     }
 }
 
 impl KvStore for RocksStore {
     fn write_synced(&self, batch: &Batch) -> Result<(), StoreError> {
+        let db = self.db()?;
+        let db = db.get();
         let mut wb = WriteBatch::default();
         for (cf, k, v, op) in batch.ops() {
             match op {
-                Op::Put => wb.put_cf(self.cf(cf)?, k, v),
-                Op::Append => wb.merge_cf(self.cf(cf)?, k, v),
-                Op::Delete => wb.delete_cf(self.cf(cf)?, k),
+                Op::Put => wb.put_cf(cf_of(db, cf)?, k, v),
+                Op::Append => wb.merge_cf(cf_of(db, cf)?, k, v),
+                Op::Delete => wb.delete_cf(cf_of(db, cf)?, k),
             }
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
-        self.db.write_opt(wb, &wo)?;
+        db.write_opt(wb, &wo)?;
         Ok(())
     }
 
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.db.get_cf(self.cf(cf)?, key)?)
+        let db = self.db()?;
+        Ok(db.get().get_cf(cf_of(db.get(), cf)?, key)?)
     }
 
     fn multi_get(&self, cf: Cf, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        let h = self.cf(cf)?;
-        self.db
+        let db = self.db()?;
+        let h = cf_of(db.get(), cf)?;
+        db.get()
             .batched_multi_get_cf(h, keys.iter(), false)
             .into_iter()
             .map(|r| r.map(|o| o.map(|p| p.to_vec())).map_err(StoreError::from))
@@ -121,20 +221,17 @@ impl KvStore for RocksStore {
     }
 
     fn iter_from<'a>(&'a self, cf: Cf, start: &[u8]) -> Result<PairIter<'a>, StoreError> {
-        Ok(Box::new(
-            self.db
-                .iterator_cf(self.cf(cf)?, IteratorMode::From(start, Direction::Forward))
-                .map(|r| r.map_err(StoreError::from)),
-        ))
+        Ok(Box::new(Pages { store: self, cf, next: Some(start.to_vec()), buf: VecDeque::new() }))
     }
 
     fn last_before(&self, cf: Cf, bound: Option<&[u8]>) -> Result<Option<Pair>, StoreError> {
-        let h = self.cf(cf)?;
+        let db = self.db()?;
+        let h = cf_of(db.get(), cf)?;
         let mode = match bound {
             Some(b) => IteratorMode::From(b, Direction::Reverse),
             None => IteratorMode::End,
         };
-        for item in self.db.iterator_cf(h, mode) {
+        for item in db.get().iterator_cf(h, mode) {
             let (k, v) = item?;
             // A reverse seek lands on the last key ≤ the bound: skip an exact match.
             if bound.is_some_and(|b| k.as_ref() >= b) {
@@ -146,7 +243,26 @@ impl KvStore for RocksStore {
     }
 
     fn checkpoint_to(&self, path: &Path) -> Result<(), StoreError> {
-        rocksdb::checkpoint::Checkpoint::new(&self.db)?.create_checkpoint(path)?;
+        let db = self.db()?;
+        rocksdb::checkpoint::Checkpoint::new(db.get())?.create_checkpoint(path)?;
+        Ok(())
+    }
+
+    /// Reopens the database in place once the disk has room again (RocksDB keeps refusing
+    /// writes after one failed for want of space until it is reopened). Readers wait only for
+    /// the reopen itself; nothing acknowledged is touched, as the failed write was never
+    /// applied.
+    fn recover(&self) -> Result<(), StoreError> {
+        if self.read_only {
+            return Ok(());
+        }
+        if !self.has_room() {
+            return Err(StoreError::NoSpace);
+        }
+        let mut slot = self.db.write().unwrap_or_else(|e| e.into_inner());
+        // Closing releases the database's lock file, so it can be opened again.
+        drop(slot.take());
+        *slot = Some(Self::open_db(&self.dir)?);
         Ok(())
     }
 }

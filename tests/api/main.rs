@@ -8,6 +8,7 @@ mod browser;
 mod bulk;
 mod contract;
 mod crash;
+mod disk;
 mod events;
 mod format_doc;
 mod hardening;

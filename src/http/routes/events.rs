@@ -164,7 +164,7 @@ impl EventRequest {
         (status = 413, description = "Body over 16 KiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The event breaks a rule", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Too many writes waiting (`/problems/busy`, with `Retry-After`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Too many writes waiting (`/problems/busy`), or the disk is full (`/problems/storage-full`); with `Retry-After`, nothing written", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -198,7 +198,7 @@ pub async fn create_event(
         (status = 413, description = "Body over 4 MiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "An event breaks a rule; nothing was recorded", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Too many writes waiting (`/problems/busy`, with `Retry-After`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Too many writes waiting (`/problems/busy`), or the disk is full (`/problems/storage-full`); with `Retry-After`, nothing written", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
