@@ -5,7 +5,9 @@
 //! `TMPDIR`), so the server's memory stays flat whatever the client does. Only when the file
 //! holds [`FILE_LIMIT`] bytes does the writer wait for the reader.
 //!
-//! Both halves live on one HTTP worker thread (`Rc`, no locks).
+//! Both halves live on one HTTP worker thread (`Rc`, no locks). Writing to the file (and
+//! making it) runs on the blocking pool, off the async worker; the reader takes only bytes
+//! whose write has finished.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -14,6 +16,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use actix_web::web::Bytes;
@@ -34,7 +37,9 @@ struct Inner {
     memory: VecDeque<Bytes>,
     memory_bytes: usize,
     /// Everything in the file is newer than everything in `memory`.
-    file: Option<File>,
+    file: Option<Arc<File>>,
+    /// A write to the file is under way (at offset `written`): the file is not reset.
+    spilling: bool,
     written: u64,
     read: u64,
     file_limit: u64,
@@ -58,16 +63,21 @@ impl Inner {
             w.wake();
         }
     }
+}
 
-    fn spill(&mut self, bytes: &[u8]) -> io::Result<()> {
-        let file = match &mut self.file {
+/// Writes `bytes` at `at` in the spool's file (made first if there is none yet), on the
+/// blocking pool; answers the file.
+async fn spill(file: Option<Arc<File>>, bytes: Bytes, at: u64) -> io::Result<Arc<File>> {
+    tokio::task::spawn_blocking(move || {
+        let file = match file {
             Some(f) => f,
-            None => self.file.insert(tempfile::tempfile()?),
+            None => Arc::new(tempfile::tempfile()?),
         };
-        file.write_all_at(bytes, self.written)?;
-        self.written += bytes.len() as u64;
-        Ok(())
-    }
+        file.write_all_at(&bytes, at)?;
+        Ok(file)
+    })
+    .await
+    .map_err(io::Error::other)?
 }
 
 /// The producing half.
@@ -90,6 +100,7 @@ fn with_limits(in_memory: usize, file_limit: u64) -> (SpoolWriter, SpoolReader) 
         read: 0,
         file_limit,
         in_memory,
+        spilling: false,
         finished: false,
         failed: false,
         closed: false,
@@ -103,7 +114,8 @@ impl SpoolWriter {
     /// Queues `bytes` after everything pushed before. Waits only while the file is full.
     pub async fn push(&self, bytes: Bytes) -> Result<(), Closed> {
         let mut bytes = Some(bytes);
-        std::future::poll_fn(|cx| {
+        // Either the bytes went to memory (None), or they go to the file at an offset.
+        let to_file = std::future::poll_fn(|cx| {
             let mut s = self.0.borrow_mut();
             if s.closed || s.failed {
                 return Poll::Ready(Err(Closed));
@@ -115,23 +127,36 @@ impl SpoolWriter {
                     s.memory_bytes += b.len();
                     s.memory.push_back(b);
                 }
+                s.wake_reader();
+                Poll::Ready(Ok(None))
             } else if in_file == 0 || in_file + len as u64 <= s.file_limit {
-                if let Some(b) = bytes.take() {
-                    if let Err(e) = s.spill(&b) {
-                        tracing::error!(error = %e, "bulk answers could not be spooled to a temporary file");
-                        s.failed = true;
-                        s.wake_reader();
-                        return Poll::Ready(Err(Closed));
-                    }
-                }
+                s.spilling = true;
+                Poll::Ready(Ok(bytes.take().map(|b| (b, s.file.clone(), s.written))))
             } else {
                 s.writer = Some(cx.waker().clone());
-                return Poll::Pending;
+                Poll::Pending
             }
-            s.wake_reader();
-            Poll::Ready(Ok(()))
         })
-        .await
+        .await?;
+        let Some((b, file, at)) = to_file else { return Ok(()) };
+        let len = b.len() as u64;
+        let written = spill(file, b, at).await;
+        let mut s = self.0.borrow_mut();
+        s.spilling = false;
+        match written {
+            Ok(file) => {
+                s.file = Some(file);
+                s.written += len;
+                s.wake_reader();
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "bulk answers could not be spooled to a temporary file");
+                s.failed = true;
+                s.wake_reader();
+                Err(Closed)
+            }
+        }
     }
 
     /// Marks the end: the reader ends once it has taken everything.
@@ -176,7 +201,7 @@ impl Stream for SpoolReader {
                 return Poll::Ready(Some(Err(e)));
             }
             s.read += n;
-            if s.read == s.written {
+            if s.read == s.written && !s.spilling {
                 // All taken: start the file again from its beginning.
                 s.read = 0;
                 s.written = 0;
