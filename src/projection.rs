@@ -435,4 +435,18 @@ mod tests {
         caches.fill_facts(0, entries(FACTS_CACHE_MAX + 10, 1));
         assert!(!caches.facts.map.read().unwrap().contains_key(&(FACTS_CACHE_MAX + 10).to_be_bytes().to_vec()));
     }
+
+    #[test]
+    fn names_of_purposes_that_do_not_exist_are_not_cached() {
+        let store = Store::memory(&crate::store::memory::MemoryStore::new());
+        let caches = Caches::default();
+        let proj = Projections::new(&store, &caches);
+        let c = ControllerId::parse("council").unwrap();
+        for i in 0..1000 {
+            let p = PurposeId::parse(format!("made-up-{i}")).unwrap();
+            assert!(proj.current_purpose(&c, &p).unwrap().is_none());
+        }
+        let cached: usize = caches.purposes.map.read().unwrap().values().map(HashMap::len).sum();
+        assert_eq!(cached, 0, "a client's made-up names grew the purpose cache");
+    }
 }

@@ -394,4 +394,24 @@ mod tests {
         assert!(matches!(ks.create(&c, &[Role::Operator]), Err(ServiceError::Invalid(_))));
         assert!(ks.list().unwrap().iter().any(|k| k.controller.is_none() && k.roles == [Role::Operator]));
     }
+
+    #[test]
+    fn a_failed_key_is_refused_from_memory_for_a_moment() {
+        let dir = tempfile::tempdir().unwrap();
+        let ks = KeyStore::open(dir.path().to_path_buf()).unwrap();
+        let c = ControllerId::parse("council").unwrap();
+        let key = ks.create(&c, &[Role::Check]).unwrap();
+        let id = key.split('_').nth(1).unwrap().to_owned();
+        let wrong = format!("clk_{id}_not-the-secret");
+        assert!(ks.authenticate(&wrong).is_none());
+        // The key file now says the "wrong" secret is right: a second try within the moment
+        // is answered from memory without reading it, so it still fails; after, it reads again.
+        let path = dir.path().join(format!("{id}.json"));
+        let mut record: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        record["secret_sha256"] = hex::encode(sha256(b"not-the-secret")).into();
+        std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
+        assert!(ks.authenticate(&wrong).is_none(), "a failed key was read from disk again at once");
+        std::thread::sleep(FAILED_TTL + Duration::from_millis(50));
+        assert!(ks.authenticate(&wrong).is_some());
+    }
 }

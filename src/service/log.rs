@@ -246,3 +246,26 @@ impl Service {
         crate::metrics::METRICS.render(self.ledger.committed_seq(), checkpoint)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_backup_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let memory = crate::store::memory::MemoryStore::new();
+        let ledger = crate::ledger::Ledger::open_on(
+            &crate::ledger::DataDir::new(dir.path()),
+            crate::store::Store::memory(&memory),
+            crate::ledger::Options::new("test.example/ledger"),
+        )
+        .unwrap();
+        let service = Service::new(ledger);
+        // A backup is being written: another is refused, and nothing is written for it.
+        service.backup_running.store(true, std::sync::atomic::Ordering::Release);
+        let to = dir.path().join("backups");
+        assert!(matches!(service.backup(Some(&to), Utc::now(), 7), Err(ServiceError::Conflict(_))));
+        assert!(!to.exists());
+    }
+}
