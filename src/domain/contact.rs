@@ -11,8 +11,7 @@ use serde::{Deserialize, Serialize};
 
 /// Longest email address (RFC 5321 path limit).
 pub const MAX_EMAIL_LEN: usize = 254;
-/// Longest postal address we accept, in bytes.
-pub const MAX_POST_LEN: usize = 512;
+pub use super::limits::MAX_POST_LEN;
 
 /// A way of contacting a person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]

@@ -2,10 +2,7 @@
 //! shape that breaks a rule. Messages name no value a client sent (a value may be personal
 //! data), no route and no command.
 
-use super::contact::MAX_POST_LEN;
-use super::event::EventType;
-use super::purpose::{MAX_CONSENT_VALID_DAYS, MAX_DESCRIPTION_LEN, MAX_RECIPIENTS, MAX_TITLE_LEN};
-use super::shape::Member;
+use super::limits::{MAX_CONSENT_VALID_DAYS, MAX_DESCRIPTION_LEN, MAX_POST_LEN, MAX_RECIPIENTS, MAX_TITLE_LEN};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum DomainError {
@@ -36,27 +33,28 @@ pub enum DomainError {
     Recipients,
     #[error("consent_valid_days must be between 1 and {MAX_CONSENT_VALID_DAYS}")]
     ValidDays,
-    // Event shapes.
+    // Event shapes: the event type and the member, by their names (`EventType::as_str`,
+    // `shape::Member::as_str`).
     /// Only the ledger records it, when a purpose is defined or revised.
-    #[error("{} is recorded by the ledger when a purpose is defined", .0.as_str())]
-    ByPurposeCatalogue(EventType),
+    #[error("{0} is recorded by the ledger when a purpose is defined")]
+    ByPurposeCatalogue(&'static str),
     /// Only the ledger records it, when its key is rotated.
-    #[error("{} is recorded by the ledger when its key is rotated", .0.as_str())]
-    ByKeyRotation(EventType),
+    #[error("{0} is recorded by the ledger when its key is rotated")]
+    ByKeyRotation(&'static str),
     #[error("an event needs a subject, a contact, or both")]
     NoSubjectOrContact,
-    #[error("{} needs {}", .0.as_str(), .1.as_str())]
-    Needs(EventType, Member),
-    #[error("{}", takes_no(*.0, *.1))]
-    TakesNo(EventType, Member),
+    #[error("{0} needs {1}")]
+    Needs(&'static str, &'static str),
+    #[error("{}", takes_no(.0, .1))]
+    TakesNo(&'static str, &'static str),
 }
 
-fn takes_no(kind: EventType, member: Member) -> String {
+fn takes_no(kind: &str, member: &str) -> String {
     match (kind, member) {
-        (EventType::SubjectErased, Member::Contact) => {
+        ("subject.erased", "a contact") => {
             "subject.erased takes no contact: the subject's linked contact points are suppressed".into()
         }
-        (_, Member::ExpiresAt) => "only consent.granted takes expires_at".into(),
-        (k, m) => format!("{} takes no {}", k.as_str(), m.as_str().trim_start_matches("a ")),
+        (_, "expires_at") => "only consent.granted takes expires_at".into(),
+        (k, m) => format!("{k} takes no {}", m.trim_start_matches("a ")),
     }
 }

@@ -6,6 +6,7 @@ pub mod error;
 pub mod event;
 pub mod fact;
 pub mod ids;
+pub mod limits;
 pub mod purpose;
 pub mod rules;
 pub mod shape;

@@ -8,14 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::contact::Channel;
 use super::ids::RecipientId;
 
-/// Longest purpose title, in characters.
-pub const MAX_TITLE_LEN: usize = 200;
-/// Longest purpose description, in characters.
-pub const MAX_DESCRIPTION_LEN: usize = 2000;
-/// Longest consent validity we accept (ten years).
-pub const MAX_CONSENT_VALID_DAYS: u32 = 3650;
-/// Most recipients one sharing purpose may list.
-pub const MAX_RECIPIENTS: usize = 64;
+pub use super::limits::{MAX_CONSENT_VALID_DAYS, MAX_DESCRIPTION_LEN, MAX_RECIPIENTS, MAX_TITLE_LEN};
 
 /// The lawful basis of a purpose (UK GDPR Art. 6(1)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]

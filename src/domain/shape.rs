@@ -133,8 +133,8 @@ impl Present {
         let shape = kind.shape();
         match shape.recorded_by {
             RecordedBy::Client => {}
-            RecordedBy::PurposeCatalogue => return Err(DomainError::ByPurposeCatalogue(kind)),
-            RecordedBy::KeyRotation => return Err(DomainError::ByKeyRotation(kind)),
+            RecordedBy::PurposeCatalogue => return Err(DomainError::ByPurposeCatalogue(kind.as_str())),
+            RecordedBy::KeyRotation => return Err(DomainError::ByKeyRotation(kind.as_str())),
         }
         if !self.subject && !self.contact {
             return Err(DomainError::NoSubjectOrContact);
@@ -150,8 +150,8 @@ impl Present {
         ];
         for (member, need, present) in members {
             match (need, present) {
-                (Need::Required, false) => return Err(DomainError::Needs(kind, member)),
-                (Need::Forbidden, true) => return Err(DomainError::TakesNo(kind, member)),
+                (Need::Required, false) => return Err(DomainError::Needs(kind.as_str(), member.as_str())),
+                (Need::Forbidden, true) => return Err(DomainError::TakesNo(kind.as_str(), member.as_str())),
                 _ => {}
             }
         }
@@ -180,24 +180,24 @@ mod tests {
         let s = Present { subject: true, ..Present::default() };
         assert_eq!(
             s.check(EventType::ConsentGranted),
-            Err(DomainError::Needs(EventType::ConsentGranted, Member::Purpose))
+            Err(DomainError::Needs(EventType::ConsentGranted.as_str(), Member::Purpose.as_str()))
         );
         assert_eq!(
             Present { purpose: true, ..s }.check(EventType::SubjectErased),
-            Err(DomainError::TakesNo(EventType::SubjectErased, Member::Purpose))
+            Err(DomainError::TakesNo(EventType::SubjectErased.as_str(), Member::Purpose.as_str()))
         );
         assert_eq!(
             Present { contact: true, ..s }.check(EventType::SubjectErased),
-            Err(DomainError::TakesNo(EventType::SubjectErased, Member::Contact))
+            Err(DomainError::TakesNo(EventType::SubjectErased.as_str(), Member::Contact.as_str()))
         );
         assert_eq!(
             s.check(EventType::ContactLinked),
-            Err(DomainError::Needs(EventType::ContactLinked, Member::Contact))
+            Err(DomainError::Needs(EventType::ContactLinked.as_str(), Member::Contact.as_str()))
         );
         assert!(Present { contact: true, ..s }.check(EventType::ContactLinked).is_ok());
         assert_eq!(
             Present { expires_at: true, purpose: true, ..s }.check(EventType::ConsentWithdrawn),
-            Err(DomainError::TakesNo(EventType::ConsentWithdrawn, Member::ExpiresAt))
+            Err(DomainError::TakesNo(EventType::ConsentWithdrawn.as_str(), Member::ExpiresAt.as_str()))
         );
         assert!(matches!(s.check(EventType::PurposeDefined), Err(DomainError::ByPurposeCatalogue(_))));
         assert!(matches!(s.check(EventType::KeyRotated), Err(DomainError::ByKeyRotation(_))));

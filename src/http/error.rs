@@ -181,11 +181,9 @@ impl From<ServiceError> for ApiError {
                 // The domain names no route; the HTTP layer says where such an event comes from.
                 let m = match error {
                     DomainError::ByPurposeCatalogue(k) => {
-                        format!("{} is recorded through PUT /v1/purposes/{{purpose}}", k.as_str())
+                        format!("{k} is recorded through PUT /v1/purposes/{{purpose}}")
                     }
-                    DomainError::ByKeyRotation(k) => {
-                        format!("{} is recorded by `consent-ledger keys rotate`", k.as_str())
-                    }
+                    DomainError::ByKeyRotation(k) => format!("{k} is recorded by `consent-ledger keys rotate`"),
                     other => other.to_string(),
                 };
                 ApiError::new(Kind::Validation, index.map_or(m.clone(), |i| format!("event {i}: {m}")))
@@ -242,6 +240,12 @@ pub fn redact(msg: &str) -> String {
     out
 }
 
+/// The words of the refusal of a batch over the limit: the batch's parser stops with them, and
+/// the JSON error handler answers them as a rule broken (422), not as malformed JSON.
+pub fn too_many_events() -> String {
+    format!("at most {} events may be recorded at once", crate::service::MAX_EVENTS_AT_ONCE)
+}
+
 /// Maps actix's JSON body errors to problems.
 pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &actix_web::HttpRequest) -> actix_web::Error {
     use actix_web::error::JsonPayloadError as E;
@@ -250,8 +254,8 @@ pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &actix_web::Htt
             ApiError::new(Kind::PayloadTooLarge, format!("the body may be at most {limit} bytes"))
         }
         E::ContentType => ApiError::bare(Kind::UnsupportedMediaType),
-        E::Deserialize(d) if d.to_string().starts_with(&crate::http::routes::events::too_many_events()) => {
-            ApiError::new(Kind::Validation, crate::http::routes::events::too_many_events())
+        E::Deserialize(d) if d.to_string().starts_with(&too_many_events()) => {
+            ApiError::new(Kind::Validation, too_many_events())
         }
         E::Deserialize(d) => ApiError::new(Kind::InvalidJson, redact(&d.to_string())),
         _ => ApiError::new(Kind::InvalidJson, "the body could not be read"),

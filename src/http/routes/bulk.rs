@@ -13,7 +13,7 @@ use crate::http::spool::spool;
 use crate::http::AppState;
 use crate::service::{CheckQuery, ServiceError};
 
-use super::checks::{respond, CheckRequest};
+use super::check_request::{respond, CheckRequest};
 
 /// Lines answered per block.
 const BLOCK_LINES: usize = 8192;

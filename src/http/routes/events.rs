@@ -11,7 +11,7 @@ use crate::domain::{
     SubjectId, Token,
 };
 use crate::http::auth::Caller;
-use crate::http::error::{ApiError, Kind, Problem};
+use crate::http::error::{too_many_events, ApiError, Kind, Problem};
 use crate::http::AppState;
 use crate::service::access::Role;
 use crate::service::Receipt;
@@ -88,12 +88,6 @@ pub struct EventRequest {
     pub expires_at: Option<DateTime<Utc>>,
     pub preference: Option<Preference>,
     pub representative: Option<Representative>,
-}
-
-/// The words of the refusal of a batch over the limit (the JSON error handler answers it as a
-/// rule broken, 422, not as malformed JSON).
-pub fn too_many_events() -> String {
-    format!("at most {MAX_EVENTS_AT_ONCE} events may be recorded at once")
 }
 
 /// The body of `POST /v1/events/batch`, parsed no further than its limit: the event after the

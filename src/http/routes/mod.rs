@@ -2,6 +2,7 @@
 
 pub mod backups;
 pub mod bulk;
+pub mod check_request;
 pub mod checks;
 pub mod events;
 pub mod export;

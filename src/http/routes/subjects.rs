@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::domain::{Channel, LawfulBasis, PurposeId, Reason, RecipientId, SubjectId};
 use crate::http::auth::Caller;
 use crate::http::error::{ApiError, Kind, Problem};
-use crate::http::routes::checks::parse_at;
+use crate::http::routes::check_request::parse_at;
 use crate::http::AppState;
 use crate::service::access::Role;
 use crate::service::Receipt;
