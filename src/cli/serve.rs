@@ -78,6 +78,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             preference_link_days: Some(args.preference_link_days),
             backup_dir: args.backup_dir.clone(),
             backup_keep: Some(args.backup_keep),
+            bulk_limits: None,
         };
         let app = Application::build(listener, service.clone(), Arc::new(keys), http)?;
         println!("listening on http://{addr}");

@@ -33,6 +33,28 @@ pub struct AppState {
     pub backup_keep: usize,
     /// NDJSON bulk checks being answered now (at most [`routes::bulk::MAX_STREAMS`]).
     pub bulk_streams: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    pub bulk_limits: BulkLimits,
+}
+
+/// How bulk answers wait for a slow client.
+#[derive(Debug, Clone, Copy)]
+pub struct BulkLimits {
+    /// Bytes of answers held in memory per list.
+    pub in_memory: usize,
+    /// Bytes of answers held in the temporary file per list.
+    pub file_limit: u64,
+    /// How long answers wait for a client that reads none once both are full.
+    pub reader_timeout: std::time::Duration,
+}
+
+impl Default for BulkLimits {
+    fn default() -> Self {
+        Self {
+            in_memory: spool::IN_MEMORY,
+            file_limit: spool::FILE_LIMIT,
+            reader_timeout: routes::bulk::READER_TIMEOUT,
+        }
+    }
 }
 
 /// How the HTTP server runs.
@@ -48,6 +70,8 @@ pub struct HttpOptions {
     pub backup_dir: Option<std::path::PathBuf>,
     /// Backups kept (default [`DEFAULT_BACKUP_KEEP`]).
     pub backup_keep: Option<usize>,
+    /// How bulk answers wait for slow clients (default [`BulkLimits::default`]).
+    pub bulk_limits: Option<BulkLimits>,
 }
 
 /// Backups kept by default.
@@ -103,6 +127,7 @@ impl Application {
             backup_dir,
             backup_keep,
             bulk_streams: Default::default(),
+            bulk_limits: options.bulk_limits.unwrap_or_default(),
         });
         let mut server = HttpServer::new(move || {
             use routes::*;

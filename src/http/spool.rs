@@ -91,7 +91,8 @@ pub fn spool() -> (SpoolWriter, SpoolReader) {
     with_limits(IN_MEMORY, FILE_LIMIT)
 }
 
-fn with_limits(in_memory: usize, file_limit: u64) -> (SpoolWriter, SpoolReader) {
+/// A new, empty spool holding `in_memory` bytes in memory and `file_limit` in its file.
+pub fn with_limits(in_memory: usize, file_limit: u64) -> (SpoolWriter, SpoolReader) {
     let inner = Rc::new(RefCell::new(Inner {
         memory: VecDeque::new(),
         memory_bytes: 0,

@@ -264,3 +264,52 @@ async fn a_paused_client_gets_its_answers_and_streams_are_limited() {
     assert!(refused.to_lowercase().contains("retry-after: 1") && refused.contains("/problems/busy"), "{refused}");
     assert!(open.starts_with("HTTP/1.1 200"), "no place came free: {open}");
 }
+
+/// A client that sends a long list and never reads is broken off once its answers fill the
+/// spool and the reader timeout passes: its stream ends short (no closing chunk), and its
+/// place among the streams comes free.
+#[tokio::test]
+async fn a_client_that_never_reads_is_broken_off() {
+    use std::io::{Read, Write};
+    let limits = consent_ledger::http::BulkLimits {
+        in_memory: 1024,
+        file_limit: 4096,
+        reader_timeout: std::time::Duration::from_millis(500),
+    };
+    let app = crate::helpers::spawn_app_with(consent_ledger::http::HttpOptions {
+        workers: Some(1),
+        bulk_limits: Some(limits),
+        ..Default::default()
+    })
+    .await;
+    app.with_purposes().await;
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    let key = app.check.clone();
+    let tail = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+        let mut body = String::new();
+        for i in 0..30_000 {
+            body.push_str(&format!("{{\"email\":\"p{i}@example.org\",\"purpose\":\"newsletter\"}}\n"));
+        }
+        write!(
+            s,
+            "POST /v1/checks HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        s.flush().unwrap();
+        // Read nothing for longer than the reader timeout, then everything there is.
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        got
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&tail);
+    assert!(text.starts_with("HTTP/1.1 200"), "{}", &text[..text.len().min(200)]);
+    assert!(!text.ends_with("0\r\n\r\n"), "the stream of a client that never read ended as if complete");
+    let answers = text.matches("\"permitted\"").count();
+    assert!(answers < 30_000, "every answer arrived: the client was not broken off");
+}

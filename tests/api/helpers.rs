@@ -35,6 +35,11 @@ pub fn new_keys(dir: &std::path::Path, controller: &str, roles: &[Role]) -> Stri
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(HttpOptions { workers: Some(1), ..Default::default() }).await
+}
+
+/// A fresh server and store with these HTTP options.
+pub async fn spawn_app_with(options: HttpOptions) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = DataDir::new(dir.path());
     let ledger = Ledger::open(&data, "test.example/consent-ledger").expect("open ledger");
@@ -48,7 +53,6 @@ pub async fn spawn_app() -> TestApp {
     let thread = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         rt.block_on(async move {
-            let options = HttpOptions { workers: Some(1), ..Default::default() };
             let app = Application::build(listener, for_server, keys, options).expect("build");
             tx.send((app.port(), app.handle())).expect("send handle");
             let _ = app.run_until_stopped().await;

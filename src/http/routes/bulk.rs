@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 
 use crate::domain::ControllerId;
 use crate::http::error::{ApiError, Kind};
-use crate::http::spool::spool;
+use crate::http::spool::with_limits;
 use crate::http::AppState;
 use crate::service::{CheckQuery, ServiceError};
 
@@ -196,7 +196,8 @@ pub fn stream_checks(
         ApiError::new(Kind::Busy, format!("{MAX_STREAMS} bulk checks are being answered; retry shortly"))
     })?;
     let mut reader = Reader { payload, buf: Vec::new(), pos: 0, eof: false, skipping: false };
-    let (answers, out) = spool();
+    let limits = state.bulk_limits;
+    let (answers, out) = with_limits(limits.in_memory, limits.file_limit);
     actix_web::rt::spawn(async move {
         let _slot = slot;
         loop {
@@ -212,11 +213,11 @@ pub fn stream_checks(
                 tracing::error!("a block of bulk checks could not be answered");
                 return;
             };
-            match tokio::time::timeout(READER_TIMEOUT, answers.push(web::Bytes::from(block))).await {
+            match tokio::time::timeout(limits.reader_timeout, answers.push(web::Bytes::from(block))).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => return, // the client went away
                 Err(_) => {
-                    tracing::warn!("a bulk check's client read no answers for {READER_TIMEOUT:?}; breaking it off");
+                    tracing::warn!(timeout = ?limits.reader_timeout, "a bulk check's client read no answers; breaking it off");
                     return;
                 }
             }
