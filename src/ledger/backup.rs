@@ -47,12 +47,16 @@ fn write_backup(dir: &DataDir, store: &Store, target: &DataDir) -> Result<Backup
             copy_private(&from, &to)?;
         }
     }
-    if dir.api_keys().is_dir() {
-        std::fs::create_dir_all(target.api_keys())?;
-        for entry in std::fs::read_dir(dir.api_keys())? {
-            let entry = entry?;
-            if entry.file_type()?.is_file() {
-                copy_private(&entry.path(), &target.api_keys().join(entry.file_name()))?;
+    // API keys, and the SMS providers' tokens (a restored ledger must still check Twilio's
+    // signatures).
+    for (from, to) in [(dir.api_keys(), target.api_keys()), (dir.providers(), target.providers())] {
+        if from.is_dir() {
+            std::fs::create_dir_all(&to)?;
+            for entry in std::fs::read_dir(&from)? {
+                let entry = entry?;
+                if entry.file_type()?.is_file() {
+                    copy_private(&entry.path(), &to.join(entry.file_name()))?;
+                }
             }
         }
     }

@@ -86,6 +86,11 @@ impl DataDir {
         self.0.join("apikeys")
     }
 
+    /// SMS providers' secrets (a controller's Twilio auth token), one file each.
+    pub fn providers(&self) -> PathBuf {
+        self.0.join("providers")
+    }
+
     /// Creates the directory (mode 0700) if it does not exist.
     pub fn ensure(&self) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.0)?;

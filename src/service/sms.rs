@@ -15,7 +15,7 @@ use crate::ledger::DataDir;
 
 /// The file of a controller's Twilio auth token in a data directory (mode 0600).
 fn twilio_token_path(dir: &DataDir, controller: &ControllerId) -> PathBuf {
-    dir.root().join("providers").join(format!("{controller}.twilio-token"))
+    dir.providers().join(format!("{controller}.twilio-token"))
 }
 
 /// Sets (or with `None` removes) the Twilio auth token of a controller: from then on a form

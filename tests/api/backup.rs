@@ -56,6 +56,12 @@ async fn a_backup_taken_while_serving_restores_the_ledger_as_it_was() {
     assert_eq!(post(app.check.clone()).await.expect("send").status(), StatusCode::FORBIDDEN);
     assert_eq!(post(app.admin.clone()).await.expect("send").status(), StatusCode::FORBIDDEN);
     let operator = operator_key(app.dir.path());
+    consent_ledger::service::sms::set_twilio_token(
+        &consent_ledger::ledger::DataDir::new(app.dir.path()),
+        &consent_ledger::domain::ControllerId::parse("council").expect("controller"),
+        Some("twilio-auth-token"),
+    )
+    .expect("token");
     // And the operator's key reaches no controller's data.
     let r = app.client.get(app.url("/v1/feed")).bearer_auth(&operator).send().await.expect("send");
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
@@ -66,6 +72,9 @@ async fn a_backup_taken_while_serving_restores_the_ledger_as_it_was() {
     assert!(backup.get("path").is_none(), "the answer names a server path: {backup}");
     let path = app.dir.path().join("backups").join(&name).to_str().expect("utf-8").to_owned();
     assert_eq!(backup["log_size"].as_u64(), Some(app.log_size().await));
+    // The SMS provider's token comes along, private.
+    let token = std::path::Path::new(&path).join("providers/council.twilio-token");
+    assert_eq!(std::fs::read_to_string(&token).expect("the Twilio token was not backed up"), "twilio-auth-token");
 
     // The live ledger moves on: the tenant withdraws.
     app.record(json!({"type": "consent.withdrawn", "subject": "T-1", "purpose": "newsletter", "actor": staff()})).await;
