@@ -31,7 +31,7 @@ pub use preferences::{
     Choice, PreferenceState, PreferenceToken, PurposeSection, Wishes, DEFAULT_LINK_DAYS, MAX_LINK_DAYS,
 };
 pub use reads::PermissionRow;
-pub use record::{ContactInput, EventInput, Recorded, MAX_CLOCK_SKEW, MAX_EVENTS_AT_ONCE};
+pub use record::{ContactInput, ContactRequest, EventInput, Recorded, MAX_CLOCK_SKEW, MAX_EVENTS_AT_ONCE};
 
 /// The published formats a caller sees in answers (signed receipts and decisions, the stored
 /// event document, a contact point by blind index) and the export's lines.

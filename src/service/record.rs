@@ -29,24 +29,73 @@ pub struct Recorded {
     pub new: bool,
 }
 
-/// An event as a client asks to record it, parsed but not yet checked against the catalogue.
-#[derive(Debug, Clone)]
+// An event as a client asks to record it (the body of `POST /v1/events`, named
+// `EventRequest` on the wire and in the OpenAPI document), parsed but not yet checked against
+// its shape and the catalogue. The same type serves the service's own callers (links, SMS
+// keywords, the preference page). The doc line below is the schema's description.
+/// An event to record.
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename = "EventRequest", expecting = "struct EventRequest")]
+#[schema(as = EventRequest)]
 pub struct EventInput {
+    /// Client-chosen id (a UUIDv7 is best); a retry with the same id returns the original
+    /// receipt and records nothing.
     pub id: Option<Uuid>,
+    #[serde(rename = "type")]
     pub kind: EventType,
     pub subject: Option<SubjectId>,
+    #[schema(value_type = Option<ContactRequest>)]
     pub contact: Option<ContactInput>,
     pub purpose: Option<PurposeId>,
+    /// Channel scope; absent means every channel of the purpose.
     pub channel: Option<Channel>,
     pub recipient: Option<RecipientId>,
+    /// When it happened (e.g. the date a paper form was signed); defaults to when recorded.
+    #[serde(default, deserialize_with = "rfc3339_opt")]
     pub occurred_at: Option<DateTime<Utc>>,
+    #[serde(default = "default_method")]
     pub method: Method,
     pub actor: Actor,
     pub evidence: Option<Evidence>,
     pub notice_version: Option<Token>,
+    /// When a consent lapses on its own (only for `consent.granted`).
+    #[serde(default, deserialize_with = "rfc3339_opt")]
     pub expires_at: Option<DateTime<Utc>>,
     pub preference: Option<Preference>,
     pub representative: Option<Representative>,
+}
+
+/// Reads an optional RFC 3339 time with an error that says what is expected.
+fn rfc3339_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+    use serde::Deserialize;
+    Option::<String>::deserialize(d)?
+        .map(|s| {
+            DateTime::parse_from_rfc3339(&s)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| serde::de::Error::custom("times must be RFC 3339, such as 2026-01-31T12:00:00Z"))
+        })
+        .transpose()
+}
+
+fn default_method() -> Method {
+    Method::Api
+}
+
+/// A contact point as a client sends it. The address is personal data: it is turned into a
+/// blind index and never stored in the log.
+#[derive(Clone, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactRequest {
+    pub channel: Channel,
+    /// Email address, E.164 phone number, or postal address.
+    pub address: String,
+}
+
+impl std::fmt::Debug for ContactRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Redacted so a stray `{:?}` cannot put an address in a log.
+        write!(f, "ContactRequest({}, <redacted>)", self.channel)
+    }
 }
 
 impl EventInput {
@@ -85,17 +134,37 @@ impl EventInput {
     }
 }
 
-/// The contact point of an event: an address a client sent, or a blind index from a signed
-/// link (the ledger then never sees the address).
-#[derive(Debug, Clone)]
+/// The contact point of an event: an address as a client sent it (not yet checked), a
+/// checked address, or a blind index from a signed link (the ledger then never sees the
+/// address).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(from = "ContactRequest")]
 pub enum ContactInput {
+    Unchecked(ContactRequest),
     Address(ContactPoint),
     Index(ContactRef),
 }
 
+impl From<ContactRequest> for ContactInput {
+    fn from(c: ContactRequest) -> Self {
+        ContactInput::Unchecked(c)
+    }
+}
+
 impl ContactInput {
+    /// The checked contact point (an address that is not one is refused with the reason).
+    fn checked(self) -> Result<Self, ServiceError> {
+        match self {
+            ContactInput::Unchecked(c) => ContactPoint::parse(c.channel, &c.address)
+                .map(ContactInput::Address)
+                .map_err(|e| invalid(e.to_string())),
+            checked => Ok(checked),
+        }
+    }
+
     pub fn kind(&self) -> ContactKind {
         match self {
+            ContactInput::Unchecked(c) => c.channel.kind(),
             ContactInput::Address(c) => c.kind(),
             ContactInput::Index(r) => r.kind,
         }
@@ -181,7 +250,9 @@ impl Service {
     }
 
     /// Checks one event against the rules of its type and the catalogue.
-    fn draft(&self, controller: &ControllerId, e: EventInput, now: DateTime<Utc>) -> Result<Draft, ServiceError> {
+    fn draft(&self, controller: &ControllerId, mut e: EventInput, now: DateTime<Utc>) -> Result<Draft, ServiceError> {
+        // An address as the client sent it is checked first, as a request's parse would.
+        e.contact = e.contact.map(ContactInput::checked).transpose()?;
         let present = Present {
             subject: e.subject.is_some(),
             contact: e.contact.is_some(),
@@ -242,12 +313,18 @@ impl Service {
                 return Err(invalid("expires_at must be after occurred_at"));
             }
         }
-        let contact = e.contact.as_ref().map(|c| match c {
-            ContactInput::Address(c) => {
-                ContactRef { kind: c.kind(), index: self.ledger.blind_index().index(controller, c) }
-            }
-            ContactInput::Index(r) => r.clone(),
-        });
+        let contact = e
+            .contact
+            .as_ref()
+            .map(|c| match c {
+                ContactInput::Address(c) => {
+                    Ok(ContactRef { kind: c.kind(), index: self.ledger.blind_index().index(controller, c) })
+                }
+                ContactInput::Index(r) => Ok(r.clone()),
+                // Checked at the start of the draft.
+                ContactInput::Unchecked(_) => Err(ServiceError::Internal("a contact was not checked".into())),
+            })
+            .transpose()?;
         let doc = EventDoc {
             v: FORMAT_VERSION,
             id: e.id.unwrap_or_else(|| self.new_id()),

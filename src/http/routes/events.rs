@@ -2,98 +2,26 @@
 //! reading their receipts.
 
 use actix_web::{get, post, web, HttpResponse};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::{
-    Actor, Channel, ContactPoint, EventType, Evidence, Method, Preference, PurposeId, RecipientId, Representative,
-    SubjectId, Token,
-};
 use crate::http::auth::Caller;
 use crate::http::error::{too_many_events, ApiError, Kind, Problem};
 use crate::http::AppState;
 use crate::service::access::Role;
 use crate::service::Receipt;
-use crate::service::{ContactInput, EventInput, MAX_EVENTS_AT_ONCE};
+use crate::service::{EventInput, MAX_EVENTS_AT_ONCE};
 
 /// Largest body of `POST /v1/events`, in bytes.
 pub const MAX_EVENT_BODY: usize = 16 * 1024;
 /// Largest body of `POST /v1/events/batch`, in bytes (at most 1000 events).
 pub const MAX_BATCH_BODY: usize = 4 * 1024 * 1024;
 
-/// A contact point as a client sends it. The address is personal data: it is turned into a
-/// blind index and never stored in the log.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ContactRequest {
-    pub channel: Channel,
-    /// Email address, E.164 phone number, or postal address.
-    pub address: String,
-}
-
-impl std::fmt::Debug for ContactRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Redacted so a stray `{:?}` cannot put an address in a log.
-        write!(f, "ContactRequest({}, <redacted>)", self.channel)
-    }
-}
-
-impl ContactRequest {
-    pub fn parse(&self) -> Result<ContactPoint, ApiError> {
-        ContactPoint::parse(self.channel, &self.address).map_err(|e| ApiError::new(Kind::Validation, e.to_string()))
-    }
-}
-
-/// Reads an optional RFC 3339 time with an error that says what is expected.
-fn rfc3339_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
-    Option::<String>::deserialize(d)?
-        .map(|s| {
-            DateTime::parse_from_rfc3339(&s)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|_| serde::de::Error::custom("times must be RFC 3339, such as 2026-01-31T12:00:00Z"))
-        })
-        .transpose()
-}
-
-fn default_method() -> Method {
-    Method::Api
-}
-
-/// An event to record.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EventRequest {
-    /// Client-chosen id (a UUIDv7 is best); a retry with the same id returns the original
-    /// receipt and records nothing.
-    pub id: Option<Uuid>,
-    #[serde(rename = "type")]
-    pub kind: EventType,
-    pub subject: Option<SubjectId>,
-    pub contact: Option<ContactRequest>,
-    pub purpose: Option<PurposeId>,
-    /// Channel scope; absent means every channel of the purpose.
-    pub channel: Option<Channel>,
-    pub recipient: Option<RecipientId>,
-    /// When it happened (e.g. the date a paper form was signed); defaults to when recorded.
-    #[serde(default, deserialize_with = "rfc3339_opt")]
-    pub occurred_at: Option<DateTime<Utc>>,
-    #[serde(default = "default_method")]
-    pub method: Method,
-    pub actor: Actor,
-    pub evidence: Option<Evidence>,
-    pub notice_version: Option<Token>,
-    /// When a consent lapses on its own (only for `consent.granted`).
-    #[serde(default, deserialize_with = "rfc3339_opt")]
-    pub expires_at: Option<DateTime<Utc>>,
-    pub preference: Option<Preference>,
-    pub representative: Option<Representative>,
-}
-
 /// The body of `POST /v1/events/batch`, parsed no further than its limit: the event after the
 /// last one allowed stops the parse, so an oversized batch costs one event's parsing more,
 /// not 4 MiB of it.
-pub struct EventBatch(pub Vec<EventRequest>);
+pub struct EventBatch(pub Vec<EventInput>);
 
 impl<'de> Deserialize<'de> for EventBatch {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -105,7 +33,7 @@ impl<'de> Deserialize<'de> for EventBatch {
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<EventBatch, A::Error> {
                 let mut out = Vec::new();
-                while let Some(e) = seq.next_element::<EventRequest>()? {
+                while let Some(e) = seq.next_element::<EventInput>()? {
                     if out.len() == MAX_EVENTS_AT_ONCE {
                         return Err(serde::de::Error::custom(too_many_events()));
                     }
@@ -118,36 +46,13 @@ impl<'de> Deserialize<'de> for EventBatch {
     }
 }
 
-impl EventRequest {
-    fn into_input(self) -> Result<EventInput, ApiError> {
-        let contact = self.contact.as_ref().map(ContactRequest::parse).transpose()?.map(ContactInput::Address);
-        Ok(EventInput {
-            id: self.id,
-            kind: self.kind,
-            subject: self.subject,
-            contact,
-            purpose: self.purpose,
-            channel: self.channel,
-            recipient: self.recipient,
-            occurred_at: self.occurred_at,
-            method: self.method,
-            actor: self.actor,
-            evidence: self.evidence,
-            notice_version: self.notice_version,
-            expires_at: self.expires_at,
-            preference: self.preference,
-            representative: self.representative,
-        })
-    }
-}
-
 /// Record one event. Answers once the event is durable, with its signed receipt.
 #[utoipa::path(
     post,
     path = "/v1/events",
     tag = "events",
     operation_id = "create_event",
-    request_body = EventRequest,
+    request_body = EventInput,
     responses(
         (status = 201, description = "Recorded; the signed receipt", body = Receipt),
         (status = 200, description = "The id was already recorded; the original receipt", body = Receipt),
@@ -166,10 +71,10 @@ impl EventRequest {
 pub async fn create_event(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<EventRequest>,
+    body: web::Json<EventInput>,
 ) -> Result<HttpResponse, ApiError> {
     let p = caller.require(&[Role::Record])?;
-    let input = body.into_inner().into_input()?;
+    let input = body.into_inner();
     let mut recorded = state.service.record_new(&p.controller, vec![input], Utc::now()).await?;
     let r = recorded.receipts.pop().ok_or_else(|| ApiError::bare(Kind::Internal))?;
     let mut resp = if recorded.new { HttpResponse::Created() } else { HttpResponse::Ok() };
@@ -182,7 +87,7 @@ pub async fn create_event(
     path = "/v1/events/batch",
     tag = "events",
     operation_id = "create_events_batch",
-    request_body = Vec<EventRequest>,
+    request_body = Vec<EventInput>,
     responses(
         (status = 201, description = "All recorded; their receipts in request order", body = Vec<Receipt>),
         (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
@@ -202,16 +107,7 @@ pub async fn create_events_batch(
     body: web::Json<EventBatch>,
 ) -> Result<HttpResponse, ApiError> {
     let p = caller.require(&[Role::Record])?;
-    let inputs = body
-        .into_inner()
-        .0
-        .into_iter()
-        .enumerate()
-        .map(|(i, e)| {
-            e.into_input()
-                .map_err(|err| ApiError::new(err.kind, format!("event {i}: {}", err.detail.unwrap_or_default())))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let inputs = body.into_inner().0;
     let receipts = state.service.record(&p.controller, inputs, Utc::now()).await?;
     Ok(HttpResponse::Created().json(receipts))
 }
