@@ -68,8 +68,6 @@ pub struct Metrics {
     /// Checkpoints not signed because the new tree head was not consistent with the last
     /// signed one (should never move from 0).
     pub checkpoints_refused: AtomicU64,
-    /// 1 while the data directory's disk is full and writes are refused, else 0.
-    pub storage_full: AtomicU64,
     /// By route name, then method and status class (a handful each, so a short list).
     http: Mutex<BTreeMap<String, RouteSeen>>,
 }
@@ -128,7 +126,7 @@ impl Metrics {
     }
 
     /// The text exposition, with the gauges the caller reads at scrape time.
-    pub fn render(&self, log_size: u64, checkpoint_size: u64) -> String {
+    pub fn render(&self, log_size: u64, checkpoint_size: u64, storage_full: bool) -> String {
         let mut out = String::with_capacity(4096);
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         header(&mut out, "consent_ledger_log_size", "gauge", "Events in the log (durable).");
@@ -157,7 +155,7 @@ impl Metrics {
         );
         let _ = writeln!(out, "consent_ledger_checkpoints_refused_total {}", load(&self.checkpoints_refused));
         header(&mut out, "consent_ledger_storage_full", "gauge", "1 while the disk is full and writes are refused.");
-        let _ = writeln!(out, "consent_ledger_storage_full {}", load(&self.storage_full));
+        let _ = writeln!(out, "consent_ledger_storage_full {}", u8::from(storage_full));
         header(&mut out, "consent_ledger_bulk_lines_total", "counter", "Lines of bulk NDJSON checks answered.");
         let _ = writeln!(out, "consent_ledger_bulk_lines_total {}", load(&self.bulk_lines));
         header(
@@ -201,7 +199,7 @@ mod tests {
         m.http_request("get_event", "GET", 404, Duration::from_millis(1));
         m.http_request("get_event", "GET", 404, Duration::from_millis(1));
         m.decisions(1, 0);
-        let text = m.render(7, 5);
+        let text = m.render(7, 5, false);
         assert!(text.contains("consent_ledger_commit_seconds_bucket{le=\"0.0001\"} 1\n"), "{text}");
         assert!(text.contains("consent_ledger_commit_seconds_bucket{le=\"0.005\"} 2\n"), "{text}");
         assert!(text.contains("consent_ledger_commit_seconds_bucket{le=\"+Inf\"} 3\n"), "{text}");

@@ -109,7 +109,6 @@ impl Writer {
         match self.store.recover() {
             Ok(()) => {
                 self.storage_full.store(false, Ordering::Release);
-                crate::metrics::METRICS.storage_full.store(0, Ordering::Relaxed);
                 tracing::info!("the disk has room again; writes go on");
                 true
             }
@@ -151,7 +150,6 @@ impl Writer {
                 let full = matches!(e, StoreError::NoSpace);
                 if full {
                     self.storage_full.store(true, Ordering::Release);
-                    crate::metrics::METRICS.storage_full.store(1, Ordering::Relaxed);
                     self.last_recovery = Some(std::time::Instant::now());
                 }
                 for (reply, _) in answers {

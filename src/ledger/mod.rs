@@ -442,6 +442,11 @@ impl Ledger {
         export::export(&self.store, &self.secrets.keys, controller, out, |_, _| {})
     }
 
+    /// Whether the writer found the disk full and has not recovered yet.
+    pub fn storage_full(&self) -> bool {
+        self.progress.storage_full.load(Ordering::Acquire)
+    }
+
     /// Whether the ledger can serve: the store answers a read of the last event, and the
     /// checkpointer has not found the tree inconsistent with a signed checkpoint.
     pub fn readable(&self) -> Result<(), LedgerError> {

@@ -2,7 +2,7 @@
 //! receipt with its proof, the signing keys, the audit export, backups, readiness and
 //! metrics. Public reads take no controller: the log's leaves reveal nothing but hashes.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -74,10 +74,7 @@ pub struct KeyInfo {
 pub struct BackupMade {
     /// The backup's directory name under the backup directory (its time).
     pub name: String,
-    pub path: PathBuf,
     pub log_size: u64,
-    /// Older backups removed to keep the newest `keep`.
-    pub removed: usize,
 }
 
 /// Whether a directory name is one a backup was given (`%Y%m%dT%H%M%S%.3fZ`).
@@ -231,7 +228,10 @@ impl Service {
         let name = at.format("%Y%m%dT%H%M%S%.3fZ").to_string();
         let info = self.ledger.backup(&dir.join(&name))?;
         let removed = prune_backups(&dir, keep).map_err(internal)?;
-        Ok(BackupMade { name, path: info.path, log_size: info.log_size, removed })
+        if removed > 0 {
+            tracing::info!(removed, keep, "older backups removed");
+        }
+        Ok(BackupMade { name, log_size: info.log_size })
     }
 
     /// Readiness: the store answers a read. The log size when it does.
@@ -243,7 +243,7 @@ impl Service {
     /// The Prometheus text of every metric, with the log and checkpoint sizes.
     pub fn metrics_text(&self) -> String {
         let checkpoint = self.latest_checkpoint().ok().flatten().map_or(0, |(size, _)| size);
-        crate::metrics::METRICS.render(self.ledger.committed_seq(), checkpoint)
+        crate::metrics::METRICS.render(self.ledger.committed_seq(), checkpoint, self.ledger.storage_full())
     }
 }
 
