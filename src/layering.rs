@@ -1,14 +1,16 @@
-//! The layering of `ARCHITECTURE.md`, checked: which top-level module may name which, that
-//! the modules form no cycle, that only `store::rocks` names RocksDB and only `http` names
-//! actix, that each module has one error type, and that no source file is over 600 lines of
-//! code. It reads the sources as text
-//! (every `crate::module` path outside comments and test modules), so a wrong import fails
-//! this test the moment it is written.
+//! The layering of `ARCHITECTURE.md`, checked. Each layer is a crate of the workspace
+//! (`src/<layer>/Cargo.toml`), so a wrong import does not compile: a crate can name only the
+//! crates its manifest lists, and cargo refuses a cycle between crates. These tests tie the
+//! manifests to the table below (a crate lists only the layers it may name, and every layer
+//! under `src/` is a crate in the table), check that only the store's RocksDB engine names
+//! `rocksdb` and only `http` depends on actix, that each layer has one error type, and that no
+//! source file is over 600 lines of code.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// Who may name whom (besides itself). `cli` and `main` are the top and may name anything.
+/// Who may name whom (besides itself). The root package (`cli`, `main`) is the top and may
+/// name anything.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("http", &["service", "domain", "metrics"]),
     ("service", &["ledger", "projection", "format", "log", "tokens", "signing", "domain", "canonical", "metrics"]),
@@ -60,116 +62,121 @@ fn code_lines(text: &str) -> Vec<&str> {
     lines
 }
 
-/// The top-level module a file belongs to (`src/http/routes/x.rs` -> `http`).
+/// The layer a file belongs to (`src/http/routes/x.rs` -> `http`; `src/lib.rs` -> `lib`).
 fn module_of(root: &Path, file: &Path) -> String {
     let rel = file.strip_prefix(root).expect("under src");
     let first = rel.components().next().expect("a component").as_os_str().to_string_lossy().into_owned();
     first.trim_end_matches(".rs").to_owned()
 }
 
-/// The top-level modules a line names through `crate::`.
-fn named_modules(line: &str) -> Vec<String> {
-    line.match_indices("crate::")
-        .filter(|(i, _)| !line[..*i].ends_with("consent_"))
-        .map(|(i, m)| line[i + m.len()..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect())
-        .filter(|m: &String| !m.is_empty())
-        .collect()
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+/// The names in one `[section]` of a manifest (`name.workspace = true` or `name = ...`).
+fn manifest_section(manifest: &str, section: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut inside = false;
+    for line in manifest.lines() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            inside = t == format!("[{section}]");
+            continue;
+        }
+        if inside && !t.is_empty() && !t.starts_with('#') {
+            let name = t.split(['.', '=', ' ']).next().unwrap_or_default();
+            names.insert(name.to_owned());
+        }
+    }
+    names
+}
+
+/// Every layer's manifest: layer -> (its dependencies, its dev-dependencies).
+fn manifests() -> BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> {
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(src()).expect("read src") {
+        let path = entry.expect("entry").path();
+        let manifest = path.join("Cargo.toml");
+        if path.is_dir() && manifest.exists() {
+            let text = std::fs::read_to_string(&manifest).expect("read manifest");
+            let name = path.file_name().expect("a name").to_string_lossy().into_owned();
+            out.insert(name, (manifest_section(&text, "dependencies"), manifest_section(&text, "dev-dependencies")));
+        }
+    }
+    out
+}
+
+fn layers() -> BTreeSet<&'static str> {
+    ALLOWED.iter().map(|(m, _)| *m).collect()
 }
 
 struct Tree {
-    /// module -> modules it names, with a file that does.
-    edges: BTreeMap<String, BTreeMap<String, PathBuf>>,
     files: Vec<(PathBuf, String)>,
 }
 
 fn read_tree() -> Tree {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
-    sources(&root, &mut files);
+    sources(&src(), &mut files);
     files.sort();
-    let mut edges: BTreeMap<String, BTreeMap<String, PathBuf>> = BTreeMap::new();
-    let mut texts = Vec::new();
-    for f in files {
-        let text = std::fs::read_to_string(&f).expect("read source");
-        let module = module_of(&root, &f);
-        for line in code_lines(&text) {
-            for named in named_modules(line) {
-                if named != module {
-                    edges.entry(module.clone()).or_default().entry(named).or_insert_with(|| f.clone());
-                }
-            }
-        }
-        texts.push((f, text));
-    }
-    Tree { edges, files: texts }
+    let files = files
+        .into_iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(&f).expect("read source");
+            (f, text)
+        })
+        .collect();
+    Tree { files }
 }
 
 #[test]
-fn every_module_names_only_the_layers_it_may() {
-    let tree = read_tree();
+fn every_layer_is_a_crate_that_depends_only_on_the_layers_it_may() {
     let allowed: BTreeMap<&str, BTreeSet<&str>> =
         ALLOWED.iter().map(|(m, deps)| (*m, deps.iter().copied().collect())).collect();
+    let manifests = manifests();
     let mut wrong = Vec::new();
-    for (module, named) in &tree.edges {
-        if matches!(module.as_str(), "cli" | "main" | "lib" | "layering") {
-            continue;
+    for layer in layers() {
+        if !manifests.contains_key(layer) {
+            wrong.push(format!("{layer} has no src/{layer}/Cargo.toml"));
         }
-        let Some(may) = allowed.get(module.as_str()) else {
-            wrong.push(format!("{module} is not in the layering table of src/layering.rs"));
+    }
+    for (layer, (deps, _)) in &manifests {
+        let Some(may) = allowed.get(layer.as_str()) else {
+            wrong.push(format!("src/{layer} is a crate not in the layering table of src/layering.rs"));
             continue;
         };
-        for (dep, file) in named {
+        for dep in deps.iter().filter(|d| layers().contains(d.as_str())) {
             if !may.contains(dep.as_str()) {
-                wrong.push(format!("{module} names {dep} ({})", file.display()));
+                wrong.push(format!("src/{layer}/Cargo.toml depends on {dep}"));
             }
         }
     }
-    assert!(wrong.is_empty(), "imports against ARCHITECTURE.md:\n{}", wrong.join("\n"));
+    // What is not a crate is the root package's own: the command line, `main`, `lib`, this test.
+    for entry in std::fs::read_dir(src()).expect("read src") {
+        let path = entry.expect("entry").path();
+        let name = module_of(&src(), &path);
+        if !manifests.contains_key(&name) && !matches!(name.as_str(), "cli" | "main" | "lib" | "layering") {
+            wrong.push(format!("src/{name} is neither a layer's crate nor the root package's"));
+        }
+    }
+    assert!(wrong.is_empty(), "dependencies against ARCHITECTURE.md:\n{}", wrong.join("\n"));
 }
 
 #[test]
-fn the_modules_form_no_cycle() {
-    let tree = read_tree();
-    // Depth-first search for a back edge.
-    fn visit<'a>(
-        m: &'a str,
-        edges: &'a BTreeMap<String, BTreeMap<String, PathBuf>>,
-        state: &mut BTreeMap<&'a str, bool>,
-        path: &mut Vec<&'a str>,
-    ) -> Option<Vec<String>> {
-        match state.get(m) {
-            Some(true) => return None,
-            Some(false) => {
-                let from = path.iter().position(|p| *p == m).unwrap_or(0);
-                let mut cycle: Vec<String> = path[from..].iter().map(|s| s.to_string()).collect();
-                cycle.push(m.to_owned());
-                return Some(cycle);
-            }
-            None => {}
-        }
-        state.insert(m, false);
-        path.push(m);
-        for dep in edges.get(m).map(|d| d.keys()).into_iter().flatten() {
-            if let Some(c) = visit(dep, edges, state, path) {
-                return Some(c);
-            }
-        }
-        path.pop();
-        state.insert(m, true);
-        None
-    }
-    let mut state = BTreeMap::new();
-    for m in tree.edges.keys() {
-        if let Some(cycle) = visit(m, &tree.edges, &mut state, &mut Vec::new()) {
-            panic!("module cycle: {}", cycle.join(" -> "));
-        }
+fn the_workspace_lists_every_layer() {
+    let root = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).expect("manifest");
+    for layer in layers() {
+        assert!(root.contains(&format!("\"src/{layer}\"")), "{layer} is not a workspace member");
     }
 }
 
 #[test]
 fn only_the_rocksdb_engine_names_rocksdb_and_only_http_names_actix() {
+    for (layer, (deps, _)) in manifests() {
+        assert!(layer == "store" || !deps.contains("rocksdb"), "src/{layer} depends on rocksdb");
+        assert!(layer == "http" || !deps.contains("actix-web"), "src/{layer} depends on actix-web");
+    }
     let tree = read_tree();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let root = src();
     for (file, text) in &tree.files {
         let rel = file.strip_prefix(&root).expect("under src").to_string_lossy().replace('\\', "/");
         let code = code_lines(text).join("\n");
@@ -201,7 +208,7 @@ fn no_source_file_is_over_600_lines_of_code() {
 #[test]
 fn each_module_has_one_error_type() {
     let tree = read_tree();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let root = src();
     let mut by_module: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (file, text) in &tree.files {
         for line in code_lines(text) {
@@ -229,11 +236,10 @@ fn each_module_has_one_error_type() {
 }
 
 #[test]
-fn the_table_catches_a_wrong_import() {
-    // The parser sees what a wrong import would look like.
-    assert_eq!(named_modules("use crate::store::{Cf, Store};"), vec!["store"]);
-    assert_eq!(named_modules("let x = crate::ledger::log_size(&s); // crate::http"), vec!["ledger", "http"]);
-    assert!(named_modules("use consent_ledger::store::Store;").is_empty());
+fn the_manifest_reader_sees_dependencies() {
+    let manifest = "[package]\nname = \"x\"\n\n[dependencies]\nstore.workspace = true\nserde = { version = \"1\" }\n# a comment\n\n[dev-dependencies]\nproptest.workspace = true\n";
+    assert_eq!(manifest_section(manifest, "dependencies"), BTreeSet::from(["serde".to_owned(), "store".to_owned()]));
+    assert_eq!(manifest_section(manifest, "dev-dependencies"), BTreeSet::from(["proptest".to_owned()]));
     assert_eq!(
         code_lines("// use crate::store;\nfn a() {}\n#[cfg(test)]\nmod tests {\n use crate::x;\n}"),
         vec!["fn a() {}"]

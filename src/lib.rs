@@ -1,21 +1,21 @@
 //! consent-ledger: the system of record for consent and communication preferences.
 //! See `ARCHITECTURE.md` for the map of modules and the rules between them.
 
-pub mod audit;
-pub mod canonical;
+pub use ::audit;
+pub use ::canonical;
 pub mod cli;
-pub mod domain;
-pub mod format;
-pub mod http;
-pub mod ledger;
-pub mod log;
-pub mod metrics;
-pub mod projection;
-pub mod secrets;
-pub mod service;
-pub mod signing;
-pub mod store;
-pub mod tokens;
+pub use ::domain;
+pub use ::format;
+pub use ::http;
+pub use ::ledger;
+pub use ::log;
+pub use ::metrics;
+pub use ::projection;
+pub use ::secrets;
+pub use ::service;
+pub use ::signing;
+pub use ::store;
+pub use ::tokens;
 
 #[cfg(test)]
 mod layering;

@@ -2,7 +2,7 @@
 //! by both the `sms` and `phone` channels), or a postal address.
 //!
 //! A contact point's plain address never reaches the signed log; only its blind index does
-//! (see `crate::secrets`). This module only parses and normalises.
+//! (see `secrets`). This module only parses and normalises.
 
 use super::error::DomainError;
 use std::fmt;

@@ -294,7 +294,7 @@ fn active_switch<'f>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Channel, ContactKind};
+    use crate::{Channel, ContactKind};
     use chrono::TimeZone;
     use proptest::prelude::*;
 

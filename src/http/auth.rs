@@ -4,7 +4,7 @@ use std::future::{ready, Ready};
 
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
 
-use crate::service::access::{Identity, Principal, Role};
+use service::access::{Identity, Principal, Role};
 
 use super::error::{ApiError, Kind};
 use super::AppState;

@@ -5,8 +5,8 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
-use crate::domain::DomainError;
-use crate::service::ServiceError;
+use domain::DomainError;
+use service::ServiceError;
 
 /// The problem document.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -243,7 +243,7 @@ pub fn redact(msg: &str) -> String {
 /// The words of the refusal of a batch over the limit: the batch's parser stops with them, and
 /// the JSON error handler answers them as a rule broken (422), not as malformed JSON.
 pub fn too_many_events() -> String {
-    format!("at most {} events may be recorded at once", crate::service::MAX_EVENTS_AT_ONCE)
+    format!("at most {} events may be recorded at once", service::MAX_EVENTS_AT_ONCE)
 }
 
 /// Maps actix's JSON body errors to problems.

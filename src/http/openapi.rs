@@ -57,7 +57,7 @@ Errors are RFC 9457 application/problem+json with a stable `type` per kind.",
         routes::health::get_metrics,
         routes::backups::create_backup,
     ),
-    components(schemas(crate::service::EventDoc, crate::service::Receipt, crate::service::SignedDecision, crate::http::error::Problem)),
+    components(schemas(service::EventDoc, service::Receipt, service::SignedDecision, crate::error::Problem)),
     modifiers(&ApiKeyAuth),
     tags(
         (name = "purposes", description = "The controller's purpose catalogue"),
@@ -99,7 +99,7 @@ pub fn document() -> serde_json::Value {
 /// (`purpose.defined`, `key.rotated`) have no alternative, so the document refuses them as
 /// the server does.
 fn event_shapes() -> serde_json::Value {
-    use crate::domain::{EventType, Need, RecordedBy};
+    use domain::{EventType, Need, RecordedBy};
     use serde_json::json;
     let alternatives: Vec<serde_json::Value> = EventType::ALL
         .into_iter()

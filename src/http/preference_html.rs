@@ -6,10 +6,10 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{ActorKind, Channel, EventType, Format, Method, PurposeId, Reason};
-use crate::http::pages::escape;
-use crate::service::{EventDoc, Receipt};
-use crate::service::{PreferenceState, PurposeSection};
+use crate::pages::escape;
+use domain::{ActorKind, Channel, EventType, Format, Method, PurposeId, Reason};
+use service::{EventDoc, Receipt};
+use service::{PreferenceState, PurposeSection};
 
 /// Languages offered on the page (BCP 47 tag, name in that language): those most asked for
 /// by UK housing organisations' tenants. A language set elsewhere is offered too.
@@ -402,7 +402,7 @@ mod tests {
     #[test]
     fn every_language_offered_is_a_valid_token() {
         for (t, _) in LANGUAGES {
-            assert!(crate::domain::Token::parse(*t).is_ok(), "{t}");
+            assert!(domain::Token::parse(*t).is_ok(), "{t}");
         }
     }
 }

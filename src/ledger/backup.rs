@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::store::Store;
+use store::Store;
 
 use super::{DataDir, LedgerError};
 

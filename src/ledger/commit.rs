@@ -14,12 +14,12 @@ use chrono::Utc;
 use tokio::sync::oneshot;
 
 use super::LedgerError;
-use crate::canonical::to_canonical_bytes;
-use crate::format::{leaf_hash, to_micros, EventDoc, Receipt, StoredEvent};
-use crate::log::merkle::Frontier;
-use crate::projection::{event_id_key, seq_key, Caches};
-use crate::signing::Signer;
-use crate::store::{Batch, Cf, Store, StoreError};
+use canonical::to_canonical_bytes;
+use format::{leaf_hash, to_micros, EventDoc, Receipt, StoredEvent};
+use log::merkle::Frontier;
+use projection::{event_id_key, seq_key, Caches};
+use signing::Signer;
+use store::{Batch, Cf, Store, StoreError};
 
 /// Most events one group commit takes.
 pub const MAX_GROUP_EVENTS: usize = 8192;
@@ -32,12 +32,12 @@ pub struct Draft {
     pub occurred_now: bool,
 }
 
-pub(crate) struct Job {
+pub struct Job {
     pub drafts: Vec<Draft>,
     pub reply: oneshot::Sender<Result<Vec<Receipt>, LedgerError>>,
 }
 
-pub(crate) struct Writer {
+pub struct Writer {
     pub store: Arc<Store>,
     pub signer: Arc<dyn Signer>,
     pub next_seq: u64,
@@ -160,7 +160,7 @@ impl Writer {
             self.caches.invalidate(pending.values().map(|(_, doc)| doc));
             self.committed.store(self.next_seq - 1, Ordering::Release);
             self.notify.send_replace(self.next_seq - 1);
-            let m = &crate::metrics::METRICS;
+            let m = &metrics::METRICS;
             m.commits.fetch_add(1, Ordering::Relaxed);
             m.events.fetch_add(self.next_seq - start_seq, Ordering::Relaxed);
             m.commit_latency.observe(started.elapsed());

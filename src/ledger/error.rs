@@ -3,9 +3,9 @@
 
 use uuid::Uuid;
 
-use crate::log::LogError;
-use crate::signing::KeyError;
-use crate::store::StoreError;
+use log::LogError;
+use signing::KeyError;
+use store::StoreError;
 
 use super::{REBUILDABLE_FORMAT, STORE_FORMAT};
 

@@ -7,9 +7,9 @@
 //! lines carrying only the leaf hash, so the root can be recomputed without revealing them.
 
 use super::keys::ValidKey;
-use crate::format::export::{ExportLine, EXPORT_FORMAT, EXPORT_VERSION};
-use crate::format::{EventDoc, StoredEvent};
-use crate::store::{Store, StoreError};
+use format::export::{ExportLine, EXPORT_FORMAT, EXPORT_VERSION};
+use format::{EventDoc, StoredEvent};
+use store::{Store, StoreError};
 
 use super::{checkpoints, latest_checkpoint, stored_event, LedgerError};
 

@@ -10,9 +10,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::format::StoredEvent;
-use crate::signing::{Ed25519Signer, Ed25519Verifier, KeyError};
-use crate::store::{Cf, Store};
+use format::StoredEvent;
+use signing::{Ed25519Signer, Ed25519Verifier, KeyError};
+use store::{Cf, Store};
 
 use super::{DataDir, LedgerError};
 
@@ -64,7 +64,7 @@ impl Keyring {
             f.sync_all()?;
         }
         fs::rename(&tmp, path)?;
-        crate::signing::sync_parent(path)?;
+        signing::sync_parent(path)?;
         Ok(())
     }
 
@@ -145,7 +145,7 @@ pub fn finish_rotation(dir: &DataDir, rotation_seq: u64, next_vkey: String) -> R
         ring.save(&dir.keyring())?;
     }
     fs::rename(dir.next_signing_key(), dir.signing_key())?;
-    crate::signing::sync_parent(&dir.signing_key())?;
+    signing::sync_parent(&dir.signing_key())?;
     Ok(())
 }
 
@@ -161,8 +161,8 @@ pub struct Rotation {
 /// Rotates the signing key of the (stopped) ledger in `dir`: a new key is made, a
 /// `key.rotated` event naming it is signed by the old key, and the new key signs from then on.
 pub fn rotate_key(dir: &DataDir) -> Result<Rotation, LedgerError> {
-    use crate::domain::EventType;
-    use crate::format::EventDoc;
+    use domain::EventType;
+    use format::EventDoc;
 
     let ledger = super::Ledger::open(dir, "unused")?;
     let old_vkey = ledger.verifier().vkey();

@@ -5,9 +5,9 @@
 //! with the last row written: a store whose rebuild was cut off is refused by
 //! `Ledger::open` until a rebuild completes, so no server ever answers from half a rebuild.
 
-use crate::format::StoredEvent;
-use crate::log::merkle::Frontier;
-use crate::store::{Batch, Cf, Store};
+use format::StoredEvent;
+use log::merkle::Frontier;
+use store::{Batch, Cf, Store};
 
 use super::LedgerError;
 

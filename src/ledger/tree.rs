@@ -1,7 +1,7 @@
 //! The Merkle tree's nodes as the store keeps them.
 
-use crate::log::merkle::{Hash, NodeSource};
-use crate::store::{Cf, Store};
+use log::merkle::{Hash, NodeSource};
+use store::{Cf, Store};
 
 /// Key of a stored tree node: level (1 byte) ‖ index (u64 big-endian).
 pub fn node_key(level: u8, index: u64) -> [u8; 9] {

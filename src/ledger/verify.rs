@@ -5,14 +5,14 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::canonical::to_canonical_bytes;
-use crate::format::{leaf_hash, StoredEvent};
-use crate::log::merkle::Frontier;
-use crate::projection::seq_key;
-use crate::signing::Verifier;
+use canonical::to_canonical_bytes;
+use format::{leaf_hash, StoredEvent};
+use log::merkle::Frontier;
+use projection::seq_key;
+use signing::Verifier;
 
 use super::keys::ValidKey;
-use crate::store::{Cf, Store, StoreError};
+use store::{Cf, Store, StoreError};
 
 /// The first thing found wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +56,7 @@ fn row_seq(cf: Cf, key: &[u8], value: &[u8]) -> Option<u64> {
             let index = tail_seq(key)?;
             index.checked_add(1)?.checked_shl(level)
         }
-        Cf::Facts => crate::projection::decode_facts(value).ok()?.last().map(|f| f.seq),
+        Cf::Facts => projection::decode_facts(value).ok()?.last().map(|f| f.seq),
         _ => tail_seq(key),
     }
 }
@@ -68,7 +68,7 @@ fn first_difference(want: &[u8], got: &[u8]) -> Option<u64> {
     let (w, g) = (lines(want), lines(got));
     let i = w.iter().zip(&g).position(|(a, b)| a != b).unwrap_or(w.len().min(g.len()));
     let line = w.get(i).or_else(|| g.get(i))?;
-    crate::projection::decode_facts(line).ok()?.first().map(|f| f.seq)
+    projection::decode_facts(line).ok()?.first().map(|f| f.seq)
 }
 
 /// Verifies `store` against the given public keys. `progress` is told each verified seq.

@@ -7,7 +7,7 @@
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 
-use crate::signing::{check_key_name, Signer, Verifier};
+use signing::{check_key_name, Signer, Verifier};
 
 use super::merkle::Hash;
 use super::LogError;
@@ -96,7 +96,7 @@ pub fn open_note(note: &str, keys: &[(&str, &dyn Verifier)]) -> Result<Checkpoin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::signing::Ed25519Signer;
+    use signing::Ed25519Signer;
 
     #[test]
     fn signed_checkpoint_opens_and_tampering_is_caught() {

@@ -258,7 +258,7 @@ impl Frontier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::leaf_hash;
+    use format::leaf_hash;
     use proptest::prelude::*;
     use std::collections::HashMap;
 

@@ -23,11 +23,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::ServiceError;
-use crate::domain::ControllerId;
+use domain::ControllerId;
 
 /// Why the operator role is refused to a controller's key.
 const OPERATOR_ROLE: &str = "the operator role is given by `apikey create --operator`, to a key of no controller";
-use crate::signing::write_secret_file;
+use signing::write_secret_file;
 
 /// How long a verified key is trusted from memory before its file is read again: a revoked
 /// key stops working within this time.
@@ -333,7 +333,7 @@ impl KeyStore {
         write_secret_file(&tmp, &text)?;
         fs::rename(&tmp, &active)?;
         fs::rename(&active, &revoked)?;
-        crate::signing::sync_parent(&revoked)?;
+        signing::sync_parent(&revoked)?;
         Ok(at)
     }
 }

@@ -11,12 +11,12 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::{invalid, PurposeVersion, Service, ServiceError};
-use crate::domain::{
+use domain::{
     decide, decide_among, Channel, ContactKind, ContactPoint, ControllerId, Decision, Fact, PurposeId, Question,
     RecipientId, SubjectId, Target,
 };
-use crate::format::{to_micros, ContactRef, DecisionDoc, SignedDecision, DECISION_TYPE, FORMAT_VERSION};
-use crate::projection::{facts_key, linked_subjects, merge_facts, TargetKey};
+use format::{to_micros, ContactRef, DecisionDoc, SignedDecision, DECISION_TYPE, FORMAT_VERSION};
+use projection::{facts_key, linked_subjects, merge_facts, TargetKey};
 
 /// Whom a check is about.
 #[derive(Debug, Clone)]
@@ -260,7 +260,7 @@ impl Service {
             prepared.into_iter().zip(links).map(|(p, mine)| p.map(|p| answer(p, mine))).collect();
         let permitted = answers.iter().flatten().filter(|a| a.decision.permitted).count() as u64;
         let decided = answers.iter().flatten().count() as u64;
-        crate::metrics::METRICS.decisions(permitted, decided - permitted);
+        metrics::METRICS.decisions(permitted, decided - permitted);
         Ok(answers)
     }
 
@@ -292,7 +292,7 @@ impl Service {
             log_size: out.log_size,
             decided_at: to_micros(now),
         };
-        let bytes = crate::canonical::to_canonical_bytes(&doc).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let bytes = canonical::to_canonical_bytes(&doc).map_err(|e| ServiceError::Internal(e.to_string()))?;
         let (signature, key_id) = self.ledger.sign(&bytes);
         Ok(SignedDecision { decision: doc, signature, key_id })
     }

@@ -4,9 +4,9 @@
 use chrono::{DateTime, Utc};
 
 use super::{CheckInput, CheckQuery, CheckTarget, ContactInput, EventInput, Service, ServiceError};
-use crate::domain::{ContactKind, ControllerId, EventType, Method, PurposeId};
-use crate::format::{derived_id, ContactRef, Receipt};
-use crate::tokens::TokenUse;
+use domain::{ContactKind, ControllerId, EventType, Method, PurposeId};
+use format::{derived_id, ContactRef, Receipt};
+use tokens::TokenUse;
 
 /// What a one-click unsubscribe token binds (RFC 8058): controller, contact point (by blind
 /// index), purpose and issue time.

@@ -10,12 +10,12 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Service, ServiceError};
-use crate::domain::ControllerId;
-use crate::format::export::ExportLine;
-use crate::format::Receipt;
-use crate::log::merkle::Hash;
-use crate::log::LogError;
-use crate::signing::Verifier;
+use domain::ControllerId;
+use format::export::ExportLine;
+use format::Receipt;
+use log::merkle::Hash;
+use log::LogError;
+use signing::Verifier;
 
 impl From<LogError> for ServiceError {
     fn from(e: LogError) -> Self {
@@ -243,7 +243,7 @@ impl Service {
     /// The Prometheus text of every metric, with the log and checkpoint sizes.
     pub fn metrics_text(&self) -> String {
         let checkpoint = self.latest_checkpoint().ok().flatten().map_or(0, |(size, _)| size);
-        crate::metrics::METRICS.render(self.ledger.committed_seq(), checkpoint, self.ledger.storage_full())
+        metrics::METRICS.render(self.ledger.committed_seq(), checkpoint, self.ledger.storage_full())
     }
 }
 
@@ -254,11 +254,11 @@ mod tests {
     #[test]
     fn one_backup_at_a_time() {
         let dir = tempfile::tempdir().unwrap();
-        let memory = crate::store::memory::MemoryStore::new();
-        let ledger = crate::ledger::Ledger::open_on(
-            &crate::ledger::DataDir::new(dir.path()),
-            crate::store::Store::memory(&memory),
-            crate::ledger::Options::new("test.example/ledger"),
+        let memory = store::memory::MemoryStore::new();
+        let ledger = ledger::Ledger::open_on(
+            &ledger::DataDir::new(dir.path()),
+            store::Store::memory(&memory),
+            ledger::Options::new("test.example/ledger"),
         )
         .unwrap();
         let service = Service::new(ledger);

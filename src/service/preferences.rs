@@ -9,12 +9,12 @@ use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use super::{EventInput, Service, ServiceError};
-use crate::domain::{
+use domain::{
     decide, objection_to_all_marketing, Channel, ControllerId, Decision, EventType, Format, LawfulBasis, Method,
     Preference, PurposeDefinition, PurposeId, Question, Reason, SubjectId, Target, Token,
 };
-use crate::format::Receipt;
-use crate::tokens::TokenUse;
+use format::Receipt;
+use tokens::TokenUse;
 
 /// How long a preference link works unless the request says otherwise.
 pub const DEFAULT_LINK_DAYS: u32 = 14;
@@ -136,7 +136,7 @@ impl Service {
         now: DateTime<Utc>,
     ) -> Result<PreferenceState, ServiceError> {
         let proj = self.projections();
-        let facts = proj.facts(controller, crate::projection::TargetKey::Subject(subject))?;
+        let facts = proj.facts(controller, projection::TargetKey::Subject(subject))?;
         let erased = facts.iter().any(|f| f.kind == EventType::SubjectErased);
         let marketing_objection = objection_to_all_marketing(&facts, now).map(|f| f.id);
         let mut sections = Vec::new();

@@ -4,9 +4,9 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{invalid, Service, ServiceError};
-use crate::domain::{decide, Channel, ControllerId, Decision, PurposeId, Question, RecipientId, SubjectId, Target};
-use crate::format::Receipt;
-use crate::projection::TargetKey;
+use domain::{decide, Channel, ControllerId, Decision, PurposeId, Question, RecipientId, SubjectId, Target};
+use format::Receipt;
+use projection::TargetKey;
 
 /// One line of a subject's permissions.
 #[derive(Debug, Clone)]

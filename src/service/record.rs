@@ -7,13 +7,13 @@ use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use super::{invalid, PurposeVersion, Service, ServiceError};
-use crate::domain::{
+use domain::{
     Actor, ActorKind, Channel, ContactKind, ContactPoint, ControllerId, EventType, Evidence, Method, Preference,
     Present, PurposeDefinition, PurposeId, RecipientId, Representative, SubjectId, Token,
 };
-use crate::format::{to_micros, ContactRef, EventDoc, Receipt, FORMAT_VERSION};
-use crate::ledger::commit::Draft;
-use crate::ledger::MAX_APPEND_EVENTS;
+use format::{to_micros, ContactRef, EventDoc, Receipt, FORMAT_VERSION};
+use ledger::commit::Draft;
+use ledger::MAX_APPEND_EVENTS;
 
 /// Most events one recording (a batch request) may carry.
 pub const MAX_EVENTS_AT_ONCE: usize = MAX_APPEND_EVENTS;
@@ -299,7 +299,7 @@ impl Service {
             _ => {}
         }
         if let Some(ev) = &e.evidence {
-            if ev.sha256.as_deref().is_some_and(|h| !crate::domain::event::is_sha256_hex(h)) {
+            if ev.sha256.as_deref().is_some_and(|h| !domain::event::is_sha256_hex(h)) {
                 return Err(invalid("evidence.sha256 must be 64 lower-case hex digits"));
             }
         }

@@ -9,9 +9,9 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 
 use super::{ContactInput, EventInput, Service, ServiceError};
-use crate::domain::{Channel, ContactPoint, ControllerId, EventType, Method};
-use crate::format::{derived_id, Receipt};
-use crate::ledger::DataDir;
+use domain::{Channel, ContactPoint, ControllerId, EventType, Method};
+use format::{derived_id, Receipt};
+use ledger::DataDir;
 
 /// The file of a controller's Twilio auth token in a data directory (mode 0600).
 fn twilio_token_path(dir: &DataDir, controller: &ControllerId) -> PathBuf {
@@ -27,9 +27,9 @@ pub fn set_twilio_token(dir: &DataDir, controller: &ControllerId, token: Option<
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        crate::signing::write_secret_file(&path, token.trim().as_bytes())?;
+        signing::write_secret_file(&path, token.trim().as_bytes())?;
     }
-    crate::signing::sync_parent(&path)
+    signing::sync_parent(&path)
 }
 
 /// Twilio's signature of a webhook (its "validating requests" algorithm): base64 of

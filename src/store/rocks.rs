@@ -43,7 +43,7 @@ fn append_merge(_key: &[u8], existing: Option<&[u8]>, operands: &rocksdb::MergeO
 /// The RocksDB database. It sits behind a lock only so that it can be reopened in place: a
 /// database that failed a write for want of space refuses every write after, even once space
 /// is back, until it is reopened ([`KvStore::recover`]).
-pub(crate) struct RocksStore {
+pub struct RocksStore {
     db: RwLock<Option<DB>>,
     dir: PathBuf,
     read_only: bool,
@@ -97,11 +97,11 @@ impl RocksStore {
         Ok(DB::open_cf_descriptors(&opts, dir, cfs)?)
     }
 
-    pub(crate) fn open(dir: &Path) -> Result<Self, StoreError> {
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
         Ok(Self { db: RwLock::new(Some(Self::open_db(dir)?)), dir: dir.to_path_buf(), read_only: false })
     }
 
-    pub(crate) fn open_read_only(dir: &Path) -> Result<Self, StoreError> {
+    pub fn open_read_only(dir: &Path) -> Result<Self, StoreError> {
         let (mut opts, cfs) = Self::options();
         opts.create_if_missing(false);
         Self::check_layout(&opts, dir)?;

@@ -4,9 +4,9 @@ use actix_web::{post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::http::auth::Caller;
-use crate::http::error::{ApiError, Kind, Problem};
-use crate::http::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, Kind, Problem};
+use crate::AppState;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Backup {

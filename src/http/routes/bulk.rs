@@ -7,19 +7,19 @@ use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 
-use crate::domain::ControllerId;
-use crate::http::error::{ApiError, Kind};
-use crate::http::spool::with_limits;
-use crate::http::AppState;
-use crate::service::{CheckQuery, ServiceError};
+use crate::error::{ApiError, Kind};
+use crate::spool::with_limits;
+use crate::AppState;
+use domain::ControllerId;
+use service::{CheckQuery, ServiceError};
 
 use super::check_request::{respond, CheckRequest};
 
 /// Lines answered per block.
 const BLOCK_LINES: usize = 8192;
 /// NDJSON bulk checks answered at once, across all clients; one more gets 503 with
-/// `Retry-After`. With each stream's spool bounded ([`crate::http::spool::FILE_LIMIT`] on
-/// disk, [`crate::http::spool::IN_MEMORY`] in memory), this bounds the spool bytes of the
+/// `Retry-After`. With each stream's spool bounded ([`crate::spool::FILE_LIMIT`] on
+/// disk, [`crate::spool::IN_MEMORY`] in memory), this bounds the spool bytes of the
 /// whole server: 4 GiB of temporary files and 16 MiB of memory at most.
 pub const MAX_STREAMS: usize = 4;
 /// How long answers may wait for a client that reads none of them once its spool is full;
@@ -135,7 +135,7 @@ fn answer_lines(state: &AppState, controller: &ControllerId, lines: &[Line], now
         .map(|line| match line {
             Line::TooLong => Err(ApiError::new(Kind::InvalidJson, format!("the line is longer than {MAX_LINE} bytes"))),
             Line::Text(text) => serde_json::from_slice::<CheckRequest>(text)
-                .map_err(|e| ApiError::new(Kind::InvalidJson, crate::http::error::redact(&e.to_string())))?
+                .map_err(|e| ApiError::new(Kind::InvalidJson, crate::error::redact(&e.to_string())))?
                 .parse(),
         })
         .collect();
@@ -171,8 +171,8 @@ struct BlockFailed;
 /// Answers a block on every core, in order. A part that fails fails the whole block: its
 /// lines are never dropped silently, which would shift later answers onto the wrong lines.
 fn answer_block(state: &AppState, controller: &ControllerId, lines: &[Line]) -> Result<Vec<u8>, BlockFailed> {
-    crate::metrics::METRICS.bulk_lines.fetch_add(lines.len() as u64, std::sync::atomic::Ordering::Relaxed);
-    let now = crate::service::now();
+    metrics::METRICS.bulk_lines.fetch_add(lines.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    let now = service::now();
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).max(1);
     let per = lines.len().div_ceil(threads).max(1);
     let parts: Vec<Vec<u8>> = std::thread::scope(|s| {

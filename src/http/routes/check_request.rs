@@ -6,10 +6,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::{Channel, ContactPoint, LawfulBasis, PurposeId, Reason, RecipientId, SubjectId};
-use crate::http::error::{ApiError, Kind};
-use crate::http::AppState;
-use crate::service::{CheckAnswer, CheckInput, CheckQuery, CheckTarget, SignedDecision};
+use crate::error::{ApiError, Kind};
+use crate::AppState;
+use domain::{Channel, ContactPoint, LawfulBasis, PurposeId, Reason, RecipientId, SubjectId};
+use service::{CheckAnswer, CheckInput, CheckQuery, CheckTarget, SignedDecision};
 
 /// One permission question. Give exactly one of `subject`, `email`, `phone` or `post`.
 /// Not `Debug`: it holds addresses, which must never reach a log.

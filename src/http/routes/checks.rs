@@ -4,11 +4,11 @@
 use actix_web::{get, web, HttpMessage, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 
-use crate::http::auth::Caller;
-use crate::http::error::{ApiError, Kind, Problem};
-use crate::http::AppState;
-use crate::service::access::Role;
-use crate::service::CheckQuery;
+use crate::auth::Caller;
+use crate::error::{ApiError, Kind, Problem};
+use crate::AppState;
+use service::access::Role;
+use service::CheckQuery;
 
 pub use super::check_request::{parse_at, respond, CheckRequest, CheckResponse};
 
@@ -47,7 +47,7 @@ pub async fn get_check(
     let q = query.parse()?;
     let answer = state
         .service
-        .check_waiting(&p.controller, std::slice::from_ref(&q), crate::service::now(), MIN_SEQ_WAIT)
+        .check_waiting(&p.controller, std::slice::from_ref(&q), service::now(), MIN_SEQ_WAIT)
         .await?
         .pop()
         .ok_or_else(|| ApiError::bare(Kind::Internal))??;
@@ -109,7 +109,7 @@ pub async fn create_checks(
         body.extend_from_slice(&chunk);
     }
     let items: Vec<CheckRequest> = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::new(Kind::InvalidJson, crate::http::error::redact(&e.to_string())))?;
+        .map_err(|e| ApiError::new(Kind::InvalidJson, crate::error::redact(&e.to_string())))?;
     if items.len() > MAX_CHECKS {
         return Err(ApiError::new(Kind::InvalidJson, format!("at most {MAX_CHECKS} checks per request")));
     }
@@ -123,7 +123,7 @@ pub async fn create_checks(
         state.service.wait_for(seq, MIN_SEQ_WAIT).await;
     }
     let (service, controller, batch) = (state.service.clone(), p.controller.clone(), queries.clone());
-    let mut answers = web::block(move || service.check_batch(&controller, &batch, crate::service::now()))
+    let mut answers = web::block(move || service.check_batch(&controller, &batch, service::now()))
         .await
         .map_err(|_| ApiError::bare(Kind::Internal))??
         .into_iter();

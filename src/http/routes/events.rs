@@ -6,12 +6,12 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::http::auth::Caller;
-use crate::http::error::{too_many_events, ApiError, Kind, Problem};
-use crate::http::AppState;
-use crate::service::access::Role;
-use crate::service::Receipt;
-use crate::service::{EventInput, MAX_EVENTS_AT_ONCE};
+use crate::auth::Caller;
+use crate::error::{too_many_events, ApiError, Kind, Problem};
+use crate::AppState;
+use service::access::Role;
+use service::Receipt;
+use service::{EventInput, MAX_EVENTS_AT_ONCE};
 
 /// Largest body of `POST /v1/events`, in bytes.
 pub const MAX_EVENT_BODY: usize = 16 * 1024;
@@ -188,7 +188,7 @@ pub async fn get_event_receipt(
         receipt: b.receipt,
         checkpoint: b.checkpoint,
         tree_size: b.tree_size,
-        inclusion_proof: crate::http::routes::log::hexes(b.inclusion_proof),
+        inclusion_proof: crate::routes::log::hexes(b.inclusion_proof),
         vkey: b.vkey,
     }))
 }

@@ -2,10 +2,10 @@
 
 use actix_web::{get, web, HttpResponse};
 
-use crate::http::auth::Caller;
-use crate::http::error::{ApiError, Problem};
-use crate::http::AppState;
-use crate::service::access::Role;
+use crate::auth::Caller;
+use crate::error::{ApiError, Problem};
+use crate::AppState;
+use service::access::Role;
 
 /// Lines buffered between the reader thread and the response.
 const EXPORT_BUFFER_LINES: usize = 1024;

@@ -7,11 +7,11 @@ use std::time::Duration;
 use actix_web::{get, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use crate::http::auth::Caller;
-use crate::http::error::{ApiError, Kind, Problem};
-use crate::http::AppState;
-use crate::service::access::Role;
-use crate::service::Receipt;
+use crate::auth::Caller;
+use crate::error::{ApiError, Kind, Problem};
+use crate::AppState;
+use service::access::Role;
+use service::Receipt;
 
 /// Default and largest page of `GET /v1/feed`.
 pub const DEFAULT_FEED_LIMIT: usize = 100;

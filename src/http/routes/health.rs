@@ -3,8 +3,8 @@
 use actix_web::{get, web, HttpResponse};
 use serde::Serialize;
 
-use crate::http::error::{ApiError, Kind, Problem};
-use crate::http::AppState;
+use crate::error::{ApiError, Kind, Problem};
+use crate::AppState;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Health {

@@ -17,12 +17,12 @@
 use actix_web::{post, web, HttpMessage, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Channel, ContactPoint, EventType};
-use crate::http::auth::{bearer, Caller};
-use crate::http::error::{redact, ApiError, Kind, Problem};
-use crate::http::pages::escape;
-use crate::http::AppState;
-use crate::service::access::Role;
+use crate::auth::{bearer, Caller};
+use crate::error::{redact, ApiError, Kind, Problem};
+use crate::pages::escape;
+use crate::AppState;
+use domain::{Channel, ContactPoint, EventType};
+use service::access::Role;
 
 /// Largest webhook body accepted, in bytes.
 pub const MAX_SMS_BODY: usize = 16 * 1024;
@@ -192,7 +192,7 @@ pub async fn create_inbound_sms(
             )
         })?;
         let receipt =
-            state.service.sms_keyword(&principal.controller, contact, kind, message_id, crate::service::now()).await?;
+            state.service.sms_keyword(&principal.controller, contact, kind, message_id, service::now()).await?;
         event_id = Some(receipt.event.id);
     }
     if form {

@@ -3,7 +3,7 @@
 use actix_web::{get, web, HttpResponse};
 use serde::Serialize;
 
-use crate::http::AppState;
+use crate::AppState;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct KeyView {

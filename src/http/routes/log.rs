@@ -6,11 +6,11 @@ use actix_web::{get, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::http::auth::Caller;
-use crate::http::error::{ApiError, Kind, Problem};
-use crate::http::AppState;
-use crate::service::access::Role;
-use crate::service::{InclusionBy, ServiceError};
+use crate::auth::Caller;
+use crate::error::{ApiError, Kind, Problem};
+use crate::AppState;
+use service::access::Role;
+use service::{InclusionBy, ServiceError};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]

@@ -11,11 +11,11 @@ use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::domain::{Channel, PurposeId, Token};
-use crate::http::pages::{download, page, page_with};
-use crate::http::preference_html::{self as html, field_name, FORMATS};
-use crate::http::AppState;
-use crate::service::{PreferenceState, PreferenceToken, ServiceError, Wishes};
+use crate::pages::{download, page, page_with};
+use crate::preference_html::{self as html, field_name, FORMATS};
+use crate::AppState;
+use domain::{Channel, PurposeId, Token};
+use service::{PreferenceState, PreferenceToken, ServiceError, Wishes};
 
 /// Largest form accepted, in bytes.
 const MAX_FORM: usize = 64 * 1024;
@@ -112,7 +112,7 @@ pub async fn get_page(state: web::Data<AppState>, path: web::Path<String>) -> Ht
         Ok(l) => l,
         Err(refusal) => return refusal.page(),
     };
-    match state.service.preference_state(&link.c, &link.s, crate::service::now()) {
+    match state.service.preference_state(&link.c, &link.s, service::now()) {
         Ok(s) => show(&state, &token, &link, &s),
         Err(e) => unavailable(&e),
     }
@@ -146,7 +146,7 @@ fn bad_form(what: &str) -> HttpResponse {
         "Your choices were not saved",
         &format!(
             "<p>{} Nothing was changed. Please go back to the link we sent you and try again.</p>",
-            crate::http::pages::escape(what)
+            crate::pages::escape(what)
         ),
     )
 }
@@ -258,7 +258,7 @@ pub async fn post_page(
     if !guard.is_some_and(|g| state.service.check_form_guard(&token, g)) {
         return refused_post();
     }
-    let now = crate::service::now();
+    let now = service::now();
     let current = match state.service.preference_state(&link.c, &link.s, now) {
         Ok(s) => s,
         Err(e) => return unavailable(&e),
@@ -285,7 +285,7 @@ pub async fn post_page(
     }
 }
 
-fn receipt_of(state: &AppState, link: &PreferenceToken, id: &str) -> Result<crate::service::Receipt, Refusal> {
+fn receipt_of(state: &AppState, link: &PreferenceToken, id: &str) -> Result<service::Receipt, Refusal> {
     let id = Uuid::parse_str(id).map_err(|_| Refusal::ReceiptNotFound)?;
     match state.service.subject_receipt(&link.c, &link.s, id) {
         Ok(r) => Ok(r),

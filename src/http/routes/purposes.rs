@@ -4,12 +4,12 @@ use actix_web::{get, put, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::domain::{Channel, LawfulBasis, PurposeDefinition, PurposeId, RecipientId};
-use crate::http::auth::Caller;
-use crate::http::error::{ApiError, Kind};
-use crate::http::AppState;
-use crate::service::access::Role;
-use crate::service::PurposeVersion;
+use crate::auth::Caller;
+use crate::error::{ApiError, Kind};
+use crate::AppState;
+use domain::{Channel, LawfulBasis, PurposeDefinition, PurposeId, RecipientId};
+use service::access::Role;
+use service::PurposeVersion;
 
 /// A purpose in the catalogue with the log position of its current version: the fields of
 /// its definition, then where it was defined. (Spelled out rather than flattened: the
@@ -71,11 +71,11 @@ pub fn parse_purpose(raw: &str) -> Result<PurposeId, ApiError> {
     request_body = PurposeDefinition,
     responses(
         (status = 200, description = "The purpose as now defined", body = PurposeView),
-        (status = 400, description = "Malformed body", body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid API key", body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs the admin role", body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not application/json", body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The definition breaks a rule", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed body", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs the admin role", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The definition breaks a rule", body = crate::error::Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -106,7 +106,7 @@ pub async fn put_purpose(
     operation_id = "list_purposes",
     responses(
         (status = 200, description = "The catalogue", body = PurposeList),
-        (status = 401, description = "No valid API key", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = crate::error::Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]

@@ -6,13 +6,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::{Channel, LawfulBasis, PurposeId, Reason, RecipientId, SubjectId};
-use crate::http::auth::Caller;
-use crate::http::error::{ApiError, Kind, Problem};
-use crate::http::routes::check_request::parse_at;
-use crate::http::AppState;
-use crate::service::access::Role;
-use crate::service::Receipt;
+use crate::auth::Caller;
+use crate::error::{ApiError, Kind, Problem};
+use crate::routes::check_request::parse_at;
+use crate::AppState;
+use domain::{Channel, LawfulBasis, PurposeId, Reason, RecipientId, SubjectId};
+use service::access::Role;
+use service::Receipt;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -104,7 +104,7 @@ pub async fn get_subject_permissions(
     let p = caller.require(&[Role::Check, Role::Record, Role::Audit])?;
     let subject = parse_subject(&path)?;
     let at = query.at.as_deref().map(parse_at).transpose()?;
-    let (rows, as_of) = state.service.permissions(&p.controller, &subject, at, crate::service::now())?;
+    let (rows, as_of) = state.service.permissions(&p.controller, &subject, at, service::now())?;
     let permissions = rows
         .into_iter()
         .map(|r| PermissionView {
@@ -214,7 +214,7 @@ pub async fn create_preference_link(
         PreferenceLinkRequest::default()
     } else {
         serde_json::from_slice::<Option<PreferenceLinkRequest>>(&body)
-            .map_err(|e| ApiError::new(Kind::InvalidJson, crate::http::error::redact(&e.to_string())))?
+            .map_err(|e| ApiError::new(Kind::InvalidJson, crate::error::redact(&e.to_string())))?
             .unwrap_or_default()
     };
     let days = req.valid_for_days.unwrap_or(state.preference_link_days);

@@ -6,9 +6,9 @@
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpResponse};
 
-use crate::http::pages::{escape, page};
-use crate::http::AppState;
-use crate::service::ServiceError;
+use crate::pages::{escape, page};
+use crate::AppState;
+use service::ServiceError;
 
 /// The body a one-click POST must carry (RFC 8058 section 3.1).
 const ONE_CLICK: &str = "List-Unsubscribe=One-Click";
@@ -54,7 +54,7 @@ pub async fn post_unsubscribe(state: web::Data<AppState>, path: web::Path<String
             "<p>This request did not ask to unsubscribe. Use the button on the unsubscribe page.</p>",
         );
     }
-    match state.service.unsubscribe(&path, crate::service::now()).await {
+    match state.service.unsubscribe(&path, service::now()).await {
         Ok((receipt, title)) => page(
             StatusCode::OK,
             "You are unsubscribed",

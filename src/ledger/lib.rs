@@ -20,17 +20,17 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
-use crate::format::{Receipt, StoredEvent};
-use crate::log::checkpoint::Checkpoint;
-use crate::log::merkle::Frontier;
-use crate::log::merkle::{self, Hash};
-use crate::log::LogError;
-use crate::projection::{Caches, Projections};
-use crate::secrets::BlindIndexKey;
-use crate::signing::{Ed25519Signer, Ed25519Verifier};
-use crate::store::{Batch, Cf, Store, StoreError};
-use crate::tokens::TokenKey;
+use format::{Receipt, StoredEvent};
 use keys::ValidKey;
+use log::checkpoint::Checkpoint;
+use log::merkle::Frontier;
+use log::merkle::{self, Hash};
+use log::LogError;
+use projection::{Caches, Projections};
+use secrets::BlindIndexKey;
+use signing::{Ed25519Signer, Ed25519Verifier};
+use store::{Batch, Cf, Store, StoreError};
+use tokens::TokenKey;
 use tree::StoredTree;
 
 use commit::{Draft, Job, Writer};
@@ -339,8 +339,8 @@ impl Ledger {
 
     /// Signs a document that is not a log entry (a decision): base64 signature, hex key id.
     pub fn sign(&self, bytes: &[u8]) -> (String, String) {
-        use crate::signing::Signer;
         use base64::Engine;
+        use signing::Signer;
         let sig = self.secrets.signer.sign(bytes);
         (base64::engine::general_purpose::STANDARD.encode(sig), hex::encode(self.secrets.signer.key_id()))
     }
@@ -427,17 +427,17 @@ impl Ledger {
     /// ledger's own events).
     pub fn seq_of(
         &self,
-        controller: Option<&crate::domain::ControllerId>,
+        controller: Option<&domain::ControllerId>,
         id: uuid::Uuid,
     ) -> Result<Option<u64>, LedgerError> {
-        seq_of_id(&self.store, &crate::projection::event_id_key(controller, &id))
+        seq_of_id(&self.store, &projection::event_id_key(controller, &id))
     }
 
     /// Writes the audit export of `controller` (see [`export`]).
     pub fn export(
         &self,
         controller: &str,
-        out: impl FnMut(&crate::format::export::ExportLine) -> std::io::Result<()>,
+        out: impl FnMut(&format::export::ExportLine) -> std::io::Result<()>,
     ) -> Result<u64, LedgerError> {
         export::export(&self.store, &self.secrets.keys, controller, out, |_, _| {})
     }
@@ -541,12 +541,12 @@ fn format_row() -> (Vec<u8>, Vec<u8>) {
 /// The rows one event adds besides itself: its projection rows (`project`) and the Merkle
 /// nodes it completes (`tree` is the frontier before it, and is advanced). The writer, `verify`
 /// and `rebuild` all derive rows here, so they cannot disagree on what an event implies.
-pub(crate) fn derived_rows(
-    doc: &crate::format::EventDoc,
+pub fn derived_rows(
+    doc: &format::EventDoc,
     leaf_hash: Hash,
     tree: &mut Frontier,
-) -> Result<Vec<crate::projection::Row>, crate::projection::ProjectionError> {
-    let mut rows = crate::projection::project(doc)?;
+) -> Result<Vec<projection::Row>, projection::ProjectionError> {
+    let mut rows = projection::project(doc)?;
     for (level, index, hash) in tree.push(leaf_hash) {
         rows.push((Cf::Merkle, tree::node_key(level, index).to_vec(), hash.to_vec()));
     }
@@ -643,7 +643,7 @@ impl Checkpointer {
             let proof = merkle::consistency_proof(&tree, old, size)?;
             if signed.size != old || !merkle::verify_consistency(old, size, &signed.root, &root, &proof) {
                 self.inconsistent.store(true, Ordering::Release);
-                crate::metrics::METRICS.checkpoints_refused.fetch_add(1, Ordering::Relaxed);
+                metrics::METRICS.checkpoints_refused.fetch_add(1, Ordering::Relaxed);
                 let e = LedgerError::TreeInconsistent { old, new: size };
                 tracing::error!(error = %e, "checkpoint signing stopped: the log's tree does not extend the signed one");
                 return Err(e);

@@ -12,9 +12,9 @@ use std::sync::{Arc, RwLock};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{ControllerId, EventType, Fact, PurposeDefinition, PurposeId, SubjectId};
-use crate::format::EventDoc;
-use crate::store::{Cf, Store, StoreError};
+use domain::{ControllerId, EventType, Fact, PurposeDefinition, PurposeId, SubjectId};
+use format::EventDoc;
+use store::{Cf, Store, StoreError};
 
 /// What a history row is about.
 #[derive(Debug, Clone, Copy)]
@@ -438,7 +438,7 @@ mod tests {
 
     #[test]
     fn names_of_purposes_that_do_not_exist_are_not_cached() {
-        let store = Store::memory(&crate::store::memory::MemoryStore::new());
+        let store = Store::memory(&store::memory::MemoryStore::new());
         let caches = Caches::default();
         let proj = Projections::new(&store, &caches);
         let c = ControllerId::parse("council").unwrap();

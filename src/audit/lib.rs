@@ -14,13 +14,13 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use ed25519_dalek::{Signature, VerifyingKey};
 
-use crate::canonical::to_canonical_bytes;
-use crate::format::export::{ExportLine, EXPORT_FORMAT, EXPORT_VERSION};
-use crate::format::leaf_hash;
-use crate::log::checkpoint::{open_note, Checkpoint};
-use crate::log::merkle::{Frontier, Hash};
-use crate::log::LogError;
-use crate::signing::{Ed25519Verifier, Verifier};
+use canonical::to_canonical_bytes;
+use format::export::{ExportLine, EXPORT_FORMAT, EXPORT_VERSION};
+use format::leaf_hash;
+use log::checkpoint::{open_note, Checkpoint};
+use log::merkle::{Frontier, Hash};
+use log::LogError;
+use signing::{Ed25519Verifier, Verifier};
 
 /// Leaf lines handled per block.
 const BLOCK_LINES: usize = 16_384;

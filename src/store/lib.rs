@@ -4,8 +4,8 @@
 //! disk ([`rocks`], the embedded default) and an in-memory model ([`memory`]) that tests run
 //! the same operations against.
 //!
-//! Only `store::rocks` imports `rocksdb`. Key layouts belong to `crate::projection` and
-//! `crate::ledger`.
+//! Only `store::rocks` imports `rocksdb`. Key layouts belong to `projection` and
+//! `ledger`.
 
 pub mod memory;
 mod rocks;

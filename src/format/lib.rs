@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::domain::{
+use domain::{
     Actor, Channel, ContactKind, ControllerId, EventType, Evidence, Fact, LawfulBasis, Method, Preference,
     PurposeDefinition, PurposeId, RecipientId, Representative, SubjectId, Token,
 };
@@ -160,7 +160,7 @@ impl EventDoc {
             occurred_at: now,
             recorded_at: now,
             method: Method::Api,
-            actor: Actor { kind: crate::domain::ActorKind::System, id: None, authority: None },
+            actor: Actor { kind: domain::ActorKind::System, id: None, authority: None },
             evidence: None,
             notice_version: None,
             expires_at: None,
@@ -213,7 +213,7 @@ pub struct DecisionDoc {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipient: Option<RecipientId>,
     pub permitted: bool,
-    pub reason: crate::domain::Reason,
+    pub reason: domain::Reason,
     pub basis: LawfulBasis,
     pub decided_by: Vec<Uuid>,
     #[serde(with = "timestamp")]

@@ -35,18 +35,18 @@ pub use record::{ContactInput, ContactRequest, EventInput, Recorded, MAX_CLOCK_S
 
 /// The published formats a caller sees in answers (signed receipts and decisions, the stored
 /// event document, a contact point by blind index) and the export's lines.
-pub use crate::format::{ContactRef, EventDoc, Receipt, SignedDecision};
+pub use format::{ContactRef, EventDoc, Receipt, SignedDecision};
 /// A purpose version of the catalogue, as `GET /v1/purposes` lists them.
-pub use crate::projection::PurposeVersion;
+pub use projection::PurposeVersion;
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{ControllerId, PurposeId};
-use crate::ledger::Ledger;
-use crate::ledger::LedgerError;
-use crate::projection::{ProjectionError, Projections};
+use domain::{ControllerId, PurposeId};
+use ledger::Ledger;
+use ledger::LedgerError;
+use projection::{ProjectionError, Projections};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -56,7 +56,7 @@ pub enum ServiceError {
     /// The event does not have the shape its type requires (the index of the event within a
     /// batch of several).
     #[error("{error}")]
-    Shape { index: Option<usize>, error: crate::domain::DomainError },
+    Shape { index: Option<usize>, error: domain::DomainError },
     #[error("{0} not found")]
     NotFound(&'static str),
     /// A signed link that is not ours, or was changed.
@@ -116,7 +116,7 @@ fn invalid(msg: impl Into<String>) -> ServiceError {
 
 /// The current time as the ledger keeps times (whole microseconds).
 pub fn now() -> DateTime<Utc> {
-    crate::format::to_micros(Utc::now())
+    format::to_micros(Utc::now())
 }
 
 /// Where new event ids come from.

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::Sha256;
 
-use crate::signing::load_or_create_secret;
+use signing::load_or_create_secret;
 
 /// Longest token accepted, in bytes.
 pub const MAX_TOKEN_LEN: usize = 2048;

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpResponse, HttpServer};
 
-use crate::service::access::KeyStore;
-use crate::service::Service;
+use service::access::KeyStore;
+use service::Service;
 
 /// What every handler can reach.
 pub struct AppState {
@@ -116,7 +116,7 @@ impl Application {
         let port = addr.port();
         let public_url =
             options.public_url.unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_owned();
-        let preference_link_days = options.preference_link_days.unwrap_or(crate::service::DEFAULT_LINK_DAYS);
+        let preference_link_days = options.preference_link_days.unwrap_or(service::DEFAULT_LINK_DAYS);
         let backup_dir = options.backup_dir;
         let backup_keep = options.backup_keep.unwrap_or(DEFAULT_BACKUP_KEEP).max(1);
         let state = web::Data::new(AppState {
@@ -150,7 +150,7 @@ impl Application {
                         let res = answer.await?;
                         let route = res.request().match_name().unwrap_or("unmatched");
                         let took = started.elapsed();
-                        crate::metrics::METRICS.http_request(route, method.as_str(), res.status().as_u16(), took);
+                        metrics::METRICS.http_request(route, method.as_str(), res.status().as_u16(), took);
                         Ok(res)
                     }
                 })

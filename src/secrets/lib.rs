@@ -11,8 +11,8 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::domain::{ContactPoint, ControllerId};
-use crate::signing::load_or_create_secret;
+use domain::{ContactPoint, ControllerId};
+use signing::load_or_create_secret;
 
 pub struct BlindIndexKey([u8; 32]);
 
@@ -46,7 +46,7 @@ impl BlindIndexKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Channel;
+    use domain::Channel;
 
     #[test]
     fn same_address_same_index_other_controller_other_index() {
