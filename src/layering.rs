@@ -17,7 +17,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("audit", &["format", "log", "signing", "canonical", "domain"]),
     (
         "ledger",
-        &["projection", "store", "format", "log", "signing", "secrets", "tokens", "canonical", "domain", "metrics"],
+        &["projection", "store", "pglog", "format", "log", "signing", "secrets", "tokens", "canonical", "domain", "metrics"],
     ),
     ("projection", &["store", "format", "domain"]),
     ("format", &["canonical", "signing", "domain"]),
@@ -27,6 +27,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("signing", &[]),
     ("canonical", &[]),
     ("store", &[]),
+    ("pglog", &[]),
     ("metrics", &[]),
     ("domain", &[]),
 ];

@@ -6,6 +6,7 @@ pub mod apikey;
 pub mod backup;
 pub mod export;
 pub mod generate;
+pub mod init;
 pub mod keys;
 pub mod rebuild;
 pub mod serve;
@@ -46,8 +47,10 @@ impl DataDirArg {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP API on the embedded store.
+    /// Run the HTTP API on the embedded store (or, with --database-url, on a PostgreSQL log).
     Serve(serve::ServeArgs),
+    /// Create a ledger whose log lives in PostgreSQL, and the files every node shares.
+    Init(init::InitArgs),
     /// Manage API keys.
     Apikey {
         #[command(subcommand)]
@@ -87,6 +90,7 @@ pub fn init_tracing() {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Init(args) => init::run(args),
         Command::Apikey { command } => apikey::run(command),
         Command::Verify(args) => verify::run(args),
         Command::Generate(args) => generate::run(args),

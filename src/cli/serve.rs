@@ -46,6 +46,10 @@ pub struct ServeArgs {
     /// are removed after each new one.
     #[arg(long, env = "CONSENT_LEDGER_BACKUP_KEEP", default_value_t = crate::http::DEFAULT_BACKUP_KEEP)]
     pub backup_keep: usize,
+    /// Keep the log in this PostgreSQL database (created by `consent-ledger init`); the data
+    /// directory then holds this node's replica and the shared files.
+    #[arg(long, env = "CONSENT_LEDGER_DATABASE_URL")]
+    pub database_url: Option<String>,
 }
 
 /// `<host name>/consent-ledger`, the default signing-key name.
@@ -63,6 +67,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let name = args.log_name.unwrap_or_else(default_log_name);
     let options = Options {
         checkpoint_interval: std::time::Duration::from_millis(args.checkpoint_interval_ms.max(1)),
+        database: args.database_url.clone(),
         ..Options::new(&name)
     };
     let ledger = Ledger::open_with(&dir, options).context("opening the ledger")?;

@@ -167,6 +167,9 @@ impl ResponseError for ApiError {
             Kind::StorageFull => {
                 resp.insert_header((header::RETRY_AFTER, "5"));
             }
+            Kind::Unavailable => {
+                resp.insert_header((header::RETRY_AFTER, "2"));
+            }
             _ => {}
         }
         resp.body(serde_json::to_string(&self.problem()).unwrap_or_default())

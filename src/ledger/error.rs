@@ -34,6 +34,20 @@ pub enum LedgerError {
          ledger (a new one would make recorded opt-outs stop matching, or change who signed the log)"
     )]
     MissingSecret(&'static str),
+    #[error("the log's database: {0}")]
+    Database(#[from] pglog::PgError),
+    #[error(
+        "{0} is missing from the data directory or differs from the one this database's ledger was created \
+         with; copy it from the node that ran `consent-ledger init` (every node must share it)"
+    )]
+    SecretMismatch(&'static str),
+    #[error(
+        "the local store follows another ledger than the database's; give this node an empty data directory \
+         (holding only the shared files) and it catches up from the database"
+    )]
+    OtherLedger,
+    #[error("the local store holds {local} events but the database only {database}; is this the right database?")]
+    AheadOfDatabase { local: u64, database: u64 },
     // Writing.
     #[error("event id {0} was already used for a different event")]
     IdConflict(Uuid),
@@ -45,6 +59,8 @@ pub enum LedgerError {
     Busy,
     #[error("the data directory's disk is full; nothing was written")]
     StorageFull,
+    #[error("the log's database is unreachable; nothing was written")]
+    DatabaseUnavailable,
     // Reading.
     #[error("stored event {0} is missing or does not decode")]
     CorruptEvent(u64),

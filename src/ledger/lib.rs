@@ -7,6 +7,7 @@ mod error;
 pub mod export;
 pub mod keys;
 pub mod rebuild;
+mod remote;
 mod tree;
 pub mod verify;
 
@@ -32,6 +33,8 @@ use signing::{Ed25519Signer, Ed25519Verifier};
 use store::{Batch, Cf, Store, StoreError};
 use tokens::TokenKey;
 use tree::StoredTree;
+
+pub use remote::{init_database, InitInfo};
 
 use commit::{Draft, Job, Writer};
 pub use error::LedgerError;
@@ -118,6 +121,9 @@ pub struct Options {
     pub clock: Clock,
     /// Most appends waiting for the writer ([`WRITER_QUEUE`]); past it an append is busy.
     pub writer_queue: usize,
+    /// Keep the log in this PostgreSQL database (a `postgres://` URL) and the local store as
+    /// its replica; `None` keeps the log in the local store alone.
+    pub database: Option<String>,
 }
 
 impl Options {
@@ -127,6 +133,7 @@ impl Options {
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             clock: Clock::System,
             writer_queue: WRITER_QUEUE,
+            database: None,
         }
     }
 }
@@ -188,6 +195,8 @@ struct Progress {
     inconsistent: Arc<std::sync::atomic::AtomicBool>,
     /// The writer found the disk full and has not recovered yet.
     storage_full: Arc<std::sync::atomic::AtomicBool>,
+    /// On a database ledger: whether the database answered its last use.
+    database: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// The writer and checkpointer threads and the channels that stop them.
@@ -196,6 +205,8 @@ struct Threads {
     writer: Option<JoinHandle<()>>,
     stop_checkpoints: Option<mpsc::Sender<()>>,
     checkpointer: Option<JoinHandle<()>>,
+    /// On a database ledger: wakes the writer when another node commits.
+    listener: Option<remote::Listener>,
 }
 
 impl Ledger {
@@ -217,8 +228,20 @@ impl Ledger {
         dir.ensure().map_err(LedgerError::Dir)?;
         let store = Arc::new(store);
         check_format(&store)?;
-        keys::recover_rotation(dir, &store)?;
-        refuse_lost_secrets(dir, &store)?;
+        let reachable = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let database = match &options.database {
+            Some(url) => {
+                let mut db = pglog::PgLog::connect(url)?;
+                let size = remote::check_node(dir, &store, &mut db)?;
+                tracing::info!(database_size = size, local_size = log_size(&store)?, "the log is in PostgreSQL");
+                Some(url.clone())
+            }
+            None => {
+                keys::recover_rotation(dir, &store)?;
+                refuse_lost_secrets(dir, &store)?;
+                None
+            }
+        };
         let signer = Ed25519Signer::load_or_create(&dir.signing_key(), &options.key_name)?;
         let keys = keys::load_keyring(dir, &signer)?.valid_keys()?;
         let blind = BlindIndexKey::load_or_create(&dir.blind_index_key()).map_err(LedgerError::Secret)?;
@@ -237,7 +260,7 @@ impl Ledger {
         let (notify_tx, notify) = tokio::sync::watch::channel(last_seq);
         let storage_full = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let caches = Arc::new(Caches::default());
-        let writer = Writer {
+        let mut writer = Writer {
             caches: caches.clone(),
             notify: notify_tx,
             store: store.clone(),
@@ -249,19 +272,37 @@ impl Ledger {
             clock: options.clock.clone(),
             storage_full: storage_full.clone(),
             last_recovery: None,
+            remote: database.as_deref().map(|url| remote::Remote::new(url, reachable.clone())),
         };
+        if database.is_some() {
+            // A new or behind node catches up before it answers anything.
+            let started = std::time::Instant::now();
+            let from = writer.next_seq - 1;
+            writer.follow()?;
+            let applied = writer.next_seq - 1 - from;
+            let secs = started.elapsed().as_secs_f64();
+            tracing::info!(applied, seconds = secs, per_second = applied as f64 / secs.max(1e-9), "caught up with the database");
+        }
         let (tx, rx) = mpsc::sync_channel(options.writer_queue.max(1));
+        let listener = match &database {
+            Some(url) => Some(remote::Listener::start(url, tx.clone()).map_err(LedgerError::Dir)?),
+            None => None,
+        };
         let handle = std::thread::Builder::new()
             .name("group-commit".into())
             .spawn(move || writer.run(rx))
             .map_err(LedgerError::Dir)?;
         let (stop_tx, stop_rx) = mpsc::channel();
         let inconsistent = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let checkpoints = Checkpointer {
+        let lease_ttl = (options.checkpoint_interval * 3).max(Duration::from_secs(2));
+        let mut checkpoints = Checkpointer {
             store: store.clone(),
             signer: signer.clone(),
             committed: committed.clone(),
             inconsistent: inconsistent.clone(),
+            remote: database.as_deref().map(|url| {
+                (remote::Remote::new(url, reachable.clone()), uuid::Uuid::now_v7().to_string(), lease_ttl)
+            }),
         };
         match checkpoints.sign_if_grown() {
             // Served, but not ready and signing nothing (see `Checkpointer`).
@@ -277,12 +318,19 @@ impl Ledger {
             store,
             caches,
             secrets: Secrets { signer, verifier, keys, blind, tokens },
-            progress: Progress { committed, notify, inconsistent, storage_full },
+            progress: Progress {
+                committed,
+                notify,
+                inconsistent,
+                storage_full,
+                database: database.map(|_| reachable),
+            },
             threads: Threads {
                 tx: Some(tx),
                 writer: Some(handle),
                 stop_checkpoints: Some(stop_tx),
                 checkpointer: Some(checkpointer),
+                listener,
             },
             checkpoint_interval: interval,
             data: dir.root().to_path_buf(),
@@ -371,6 +419,12 @@ impl Ledger {
 
     /// Waits (at most `timeout`) until the log holds `seq`; true when it does.
     pub async fn wait_for(&self, seq: u64, timeout: Duration) -> bool {
+        if seq > self.committed_seq() && self.progress.database.is_some() {
+            // Another node may have written it: look at the database now.
+            if let Some(tx) = &self.threads.tx {
+                let _ = tx.try_send(Job::wake());
+            }
+        }
         let mut rx = self.subscribe();
         let reached = async {
             loop {
@@ -400,6 +454,26 @@ impl Ledger {
             mpsc::TrySendError::Disconnected(_) => LedgerError::Closed,
         })?;
         rx.await.map_err(|_| LedgerError::Closed)?
+    }
+
+    /// On a database ledger: applies everything the database held when called before
+    /// answering, so what any node acknowledged before is visible here. At once otherwise.
+    pub async fn catch_up(&self) -> Result<(), LedgerError> {
+        if self.progress.database.is_none() {
+            return Ok(());
+        }
+        let (reply, rx) = oneshot::channel();
+        let tx = self.threads.tx.as_ref().ok_or(LedgerError::Closed)?;
+        tx.try_send(Job { drafts: Vec::new(), reply }).map_err(|e| match e {
+            mpsc::TrySendError::Full(_) => LedgerError::Busy,
+            mpsc::TrySendError::Disconnected(_) => LedgerError::Closed,
+        })?;
+        rx.await.map_err(|_| LedgerError::Closed)?.map(|_| ())
+    }
+
+    /// Whether the log lives in a database that other nodes write too.
+    pub fn follows_database(&self) -> bool {
+        self.progress.database.is_some()
     }
 
     /// Reads one stored event by seq.
@@ -455,6 +529,9 @@ impl Ledger {
         }
         if self.progress.storage_full.load(Ordering::Acquire) {
             return Err(LedgerError::StorageFull);
+        }
+        if self.progress.database.as_ref().is_some_and(|ok| !ok.load(Ordering::Acquire)) {
+            return Err(LedgerError::DatabaseUnavailable);
         }
         self.event(self.committed_seq().max(1)).map(|_| ())
     }
@@ -604,10 +681,13 @@ struct Checkpointer {
     committed: Arc<AtomicU64>,
     /// Set once a new head was found inconsistent with the last signed one.
     inconsistent: Arc<std::sync::atomic::AtomicBool>,
+    /// On a database ledger: the database, this node's lease holder name and the lease's
+    /// time to live. Only the lease's holder signs.
+    remote: Option<(remote::Remote, String, Duration)>,
 }
 
 impl Checkpointer {
-    fn run(self, stop: mpsc::Receiver<()>, interval: Duration) {
+    fn run(mut self, stop: mpsc::Receiver<()>, interval: Duration) {
         loop {
             match stop.recv_timeout(interval) {
                 Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -626,40 +706,80 @@ impl Checkpointer {
         }
     }
 
-    fn sign_if_grown(&self) -> Result<(), LedgerError> {
+    fn sign_if_grown(&mut self) -> Result<(), LedgerError> {
         if self.inconsistent.load(Ordering::Acquire) {
             return Err(LedgerError::CheckpointsStopped);
         }
         let size = self.committed.load(Ordering::Acquire);
+        if let Some((remote, holder, ttl)) = self.remote.as_mut() {
+            // The last signed checkpoint is the database's; sign only holding the lease.
+            let conn = remote.conn()?;
+            let mut outcome = Ok(None);
+            let signed = conn.checkpoint_with_lease(holder, *ttl, |last| {
+                if last.as_ref().is_some_and(|(s, _)| *s >= size) {
+                    return None;
+                }
+                outcome = Checkpointer::signed_note(&self.store, &self.signer, &self.inconsistent, last, size);
+                outcome.as_ref().ok().cloned().flatten()
+            });
+            return match signed {
+                Ok(Some((size, note))) => {
+                    let mut batch = Batch::default();
+                    batch.put(Cf::Checkpoints, size.to_be_bytes().to_vec(), note.into_bytes());
+                    Ok(self.store.write_synced(&batch)?)
+                }
+                Ok(None) => outcome.map(|_| ()),
+                Err(e) => {
+                    remote.failed(&e);
+                    Err(LedgerError::DatabaseUnavailable)
+                }
+            };
+        }
         let last = latest_checkpoint(&self.store)?;
         if last.as_ref().is_some_and(|(s, _)| *s >= size) {
             return Ok(());
         }
-        let tree = StoredTree(&self.store);
+        let Some((size, note)) = Self::signed_note(&self.store, &self.signer, &self.inconsistent, last, size)? else {
+            return Ok(());
+        };
+        let mut batch = Batch::default();
+        batch.put(Cf::Checkpoints, size.to_be_bytes().to_vec(), note.into_bytes());
+        Ok(self.store.write_synced(&batch)?)
+    }
+
+    /// The signed note of the tree at `size`, once its head is proved consistent with the last
+    /// signed checkpoint.
+    fn signed_note(
+        store: &Store,
+        signer: &Ed25519Signer,
+        inconsistent: &std::sync::atomic::AtomicBool,
+        last: Option<(u64, String)>,
+        size: u64,
+    ) -> Result<Option<(u64, String)>, LedgerError> {
+        let tree = StoredTree(store);
         let root = merkle::root(&tree, size)?;
         if let Some((old, note)) = last.filter(|(s, _)| *s > 0) {
             let text = note.split_once("\n\n").map(|(t, _)| format!("{t}\n")).ok_or(LedgerError::LastNote)?;
             let signed = Checkpoint::parse_text(&text).map_err(|_| LedgerError::LastNote)?;
             let proof = merkle::consistency_proof(&tree, old, size)?;
             if signed.size != old || !merkle::verify_consistency(old, size, &signed.root, &root, &proof) {
-                self.inconsistent.store(true, Ordering::Release);
+                inconsistent.store(true, Ordering::Release);
                 metrics::METRICS.checkpoints_refused.fetch_add(1, Ordering::Relaxed);
                 let e = LedgerError::TreeInconsistent { old, new: size };
                 tracing::error!(error = %e, "checkpoint signing stopped: the log's tree does not extend the signed one");
                 return Err(e);
             }
         }
-        let checkpoint = Checkpoint { origin: self.signer.name().to_owned(), size, root };
-        let note = checkpoint.sign(self.signer.name(), self.signer.as_ref());
-        let mut batch = Batch::default();
-        batch.put(Cf::Checkpoints, size.to_be_bytes().to_vec(), note.into_bytes());
-        Ok(self.store.write_synced(&batch)?)
+        let checkpoint = Checkpoint { origin: signer.name().to_owned(), size, root };
+        Ok(Some((size, checkpoint.sign(signer.name(), signer))))
     }
 }
 
 impl Drop for Ledger {
     fn drop(&mut self) {
-        // Closing the queue lets the writer finish what it holds and stop.
+        // Closing the queue (the listener holds a sender too) lets the writer finish what it
+        // holds and stop.
+        self.threads.listener.take();
         self.threads.tx.take();
         if let Some(h) = self.threads.writer.take() {
             let _ = h.join();

@@ -104,6 +104,9 @@ impl From<LedgerError> for ServiceError {
             LedgerError::Closed => ServiceError::Unavailable,
             LedgerError::Busy => ServiceError::Busy,
             LedgerError::StorageFull => ServiceError::StorageFull,
+            LedgerError::DatabaseUnavailable => {
+                ServiceError::NotYet("the log's database is unreachable: nothing was written; retry shortly")
+            }
             LedgerError::BackupExists => ServiceError::Conflict("a backup of that name exists; try again".into()),
             other => ServiceError::Internal(other.to_string()),
         }

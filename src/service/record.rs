@@ -181,6 +181,8 @@ impl Service {
         now: DateTime<Utc>,
     ) -> Result<Receipt, ServiceError> {
         let definition = definition.validated().map_err(|e| invalid(e.to_string()))?;
+        // On a database ledger another node may have defined it a moment ago.
+        self.ledger.catch_up().await?;
         if let Some(current) = self.current_purpose(controller, &purpose)? {
             if current.definition == definition {
                 // Nothing changed: answer with the receipt of the version in force.
@@ -217,6 +219,29 @@ impl Service {
         if inputs.len() > MAX_APPEND_EVENTS {
             return Err(invalid(format!("at most {MAX_APPEND_EVENTS} events may be recorded at once")));
         }
+        let drafts = if self.ledger.follows_database() {
+            // On a database ledger the catalogue may have changed on another node a moment
+            // ago: when the events do not pass, look once more with all the database holds.
+            match self.drafts(controller, inputs.clone(), now) {
+                Ok(drafts) => drafts,
+                Err(_) => {
+                    self.ledger.catch_up().await?;
+                    self.drafts(controller, inputs, now)?
+                }
+            }
+        } else {
+            self.drafts(controller, inputs, now)?
+        };
+        Ok(self.ledger.append(drafts).await?)
+    }
+
+    /// The drafts of a request's events, each checked against its shape and the catalogue.
+    fn drafts(
+        &self,
+        controller: &ControllerId,
+        inputs: Vec<EventInput>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Draft>, ServiceError> {
         let many = inputs.len() > 1;
         let mut seen = HashSet::new();
         let mut drafts = Vec::with_capacity(inputs.len());
@@ -233,7 +258,7 @@ impl Service {
             })?;
             drafts.push(draft);
         }
-        Ok(self.ledger.append(drafts).await?)
+        Ok(drafts)
     }
 
     /// Records events as [`Service::record`] does, and says whether any of them is new.

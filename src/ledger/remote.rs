@@ -1,0 +1,258 @@
+//! A ledger whose log lives in PostgreSQL (`Options::database`). Any node may write: its group
+//! commit locks the database's head row, first applies what other nodes committed, then
+//! takes the next seqs and commits the signed events and the Merkle nodes they complete (see
+//! `commit.rs`). Every node keeps the whole log and its projections in its local store, a
+//! replica that follows the database in seq order, so checks, proofs, receipts and exports
+//! read locally. Only the node holding the database's checkpoint lease signs checkpoints.
+//!
+//! This module holds what that needs besides the writer: a connection that reconnects, the
+//! conversion between stored events and database rows, the start-up checks (the same
+//! ledger, the same secrets, a replica not ahead of the database), and the listener that
+//! wakes the writer when another node commits.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use format::StoredEvent;
+use pglog::{LogRow, Node, PgError, PgLog};
+use signing::Ed25519Signer;
+use store::{Batch, Cf, Store};
+
+use super::commit::Job;
+use super::{DataDir, LedgerError};
+
+/// `meta` key of the database ledger a local replica follows.
+const FOLLOWS_KEY: &[u8] = b"follows";
+
+/// How long a writer or listener waits before trying an unreachable database again.
+const RECONNECT_AFTER: Duration = Duration::from_millis(500);
+
+/// A connection to the log's database, opened again after it breaks.
+pub struct Remote {
+    url: String,
+    conn: Option<PgLog>,
+    last_try: Option<Instant>,
+    /// Whether the last use reached the database (read by `/readyz`).
+    pub reachable: Arc<AtomicBool>,
+}
+
+impl Remote {
+    pub fn new(url: &str, reachable: Arc<AtomicBool>) -> Self {
+        Self { url: url.to_owned(), conn: None, last_try: None, reachable }
+    }
+
+    /// The open connection, connecting if there is none (at most once per
+    /// [`RECONNECT_AFTER`] while the database is unreachable).
+    pub fn conn(&mut self) -> Result<&mut PgLog, LedgerError> {
+        if self.conn.as_ref().is_some_and(PgLog::is_closed) {
+            self.conn = None;
+        }
+        if self.conn.is_none() {
+            if self.last_try.is_some_and(|t| t.elapsed() < RECONNECT_AFTER) {
+                return Err(LedgerError::DatabaseUnavailable);
+            }
+            self.last_try = Some(Instant::now());
+            match PgLog::connect(&self.url) {
+                Ok(c) => self.conn = Some(c),
+                Err(e) => {
+                    self.failed(&e);
+                    return Err(LedgerError::DatabaseUnavailable);
+                }
+            }
+        }
+        self.conn.as_mut().ok_or(LedgerError::DatabaseUnavailable)
+    }
+
+    /// Records a failed use: the connection is dropped and opened again next time.
+    pub fn failed(&mut self, e: &PgError) {
+        if self.reachable.swap(false, Ordering::AcqRel) {
+            tracing::error!(error = %e, "the log's database is unreachable; writes are refused until it answers");
+        }
+        self.conn = None;
+    }
+
+    pub fn succeeded(&self) {
+        if !self.reachable.swap(true, Ordering::AcqRel) {
+            tracing::info!("the log's database answers again");
+        }
+    }
+}
+
+/// The database row of a sealed event.
+pub fn row_of(seq: u64, id_key: Vec<u8>, stored: &StoredEvent) -> LogRow {
+    LogRow {
+        seq,
+        id_key,
+        key_id: stored.key_id.to_vec(),
+        signature: stored.signature.to_vec(),
+        leaf_hash: stored.leaf_hash.to_vec(),
+        event: stored.bytes.clone(),
+    }
+}
+
+/// The stored event of a database row; its leaf hash must be the hash of its bytes.
+pub fn stored_of(row: LogRow) -> Result<StoredEvent, LedgerError> {
+    let seq = row.seq;
+    let stored = StoredEvent {
+        key_id: row.key_id.try_into().map_err(|_| LedgerError::CorruptEvent(seq))?,
+        signature: row.signature.try_into().map_err(|_| LedgerError::CorruptEvent(seq))?,
+        leaf_hash: row.leaf_hash.try_into().map_err(|_| LedgerError::CorruptEvent(seq))?,
+        bytes: row.event,
+    };
+    if format::leaf_hash(&stored.bytes) != stored.leaf_hash {
+        return Err(LedgerError::CorruptEvent(seq));
+    }
+    Ok(stored)
+}
+
+/// The Merkle node of a `merkle` row (key: level ‖ index big-endian).
+pub fn node_of(key: &[u8], hash: &[u8]) -> Option<Node> {
+    let (&level, index) = key.split_first()?;
+    Some(Node { level, index: u64::from_be_bytes(index.try_into().ok()?), hash: hash.to_vec() })
+}
+
+/// The files every node must share, and what the database records of each: the signing
+/// key's public form, and a hash of each secret (never the secret).
+pub fn fingerprints(dir: &DataDir) -> Result<Vec<(String, String)>, LedgerError> {
+    let signer = Ed25519Signer::load_existing(&dir.signing_key())?;
+    let mut out = vec![("signing-key.json".to_owned(), signer.verifier().vkey())];
+    for (name, path) in
+        [("keyring.json", dir.keyring()), ("blind-index.key", dir.blind_index_key()), ("token.key", dir.token_key())]
+    {
+        let bytes = std::fs::read(&path).map_err(LedgerError::Secret)?;
+        let mut h = Sha256::new();
+        h.update(b"consent-ledger secret fingerprint\0");
+        h.update(name.as_bytes());
+        h.update([0]);
+        h.update(&bytes);
+        out.push((name.to_owned(), format!("sha256:{}", hex::encode(h.finalize()))));
+    }
+    Ok(out)
+}
+
+/// The files a node of a database ledger must have before it opens (none is created: they
+/// come from the node that ran `init`).
+pub const SHARED_FILES: [&str; 4] = ["signing-key.json", "keyring.json", "blind-index.key", "token.key"];
+
+/// Start-up checks of a node: the database holds a ledger, this data directory holds its
+/// secrets, and the local store follows that ledger and is not ahead of it. Returns the
+/// database's log size.
+pub fn check_node(dir: &DataDir, store: &Store, db: &mut PgLog) -> Result<u64, LedgerError> {
+    for name in SHARED_FILES {
+        if !dir.root().join(name).exists() {
+            return Err(LedgerError::SecretMismatch(name));
+        }
+    }
+    db.migrate()?;
+    let head = db.head()?.ok_or(LedgerError::Database(PgError::NotInitialised))?;
+    let recorded = db.fingerprints()?;
+    for (name, ours) in fingerprints(dir)? {
+        let theirs = recorded.iter().find(|(n, _)| *n == name).map(|(_, f)| f);
+        if theirs != Some(&ours) {
+            let name = SHARED_FILES.into_iter().find(|n| *n == name).unwrap_or("a shared secret");
+            return Err(LedgerError::SecretMismatch(name));
+        }
+    }
+    match store.get(Cf::Meta, FOLLOWS_KEY)? {
+        Some(id) if id == head.ledger_id.as_bytes() => {}
+        Some(_) => return Err(LedgerError::OtherLedger),
+        None => {
+            if super::log_size(store)? > 0 {
+                return Err(LedgerError::OtherLedger);
+            }
+            let mut batch = Batch::default();
+            batch.put(Cf::Meta, FOLLOWS_KEY.to_vec(), head.ledger_id.clone().into_bytes());
+            store.write_synced(&batch)?;
+        }
+    }
+    let local = super::log_size(store)?;
+    if local > head.size {
+        return Err(LedgerError::AheadOfDatabase { local, database: head.size });
+    }
+    Ok(head.size)
+}
+
+/// Listens for other nodes' commits and wakes the writer, which then applies them. Only a
+/// wake-up: the writer also looks on its own every [`super::commit::FOLLOW_INTERVAL`].
+pub struct Listener {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Listener {
+    pub fn start(url: &str, wake: mpsc::SyncSender<Job>) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let url = url.to_owned();
+        let stopping = stop.clone();
+        let thread = std::thread::Builder::new().name("log-listener".into()).spawn(move || {
+            let mut conn: Option<PgLog> = None;
+            while !stopping.load(Ordering::Acquire) {
+                if conn.is_none() {
+                    conn = PgLog::connect(&url).and_then(|mut c| c.listen().map(|()| c)).ok();
+                    if conn.is_none() {
+                        std::thread::sleep(RECONNECT_AFTER);
+                        continue;
+                    }
+                }
+                match conn.as_mut().map(|c| c.wait_for_notice(Duration::from_millis(500))) {
+                    Some(Ok(true)) => {
+                        let _ = wake.try_send(Job::wake());
+                    }
+                    Some(Ok(false)) | None => {}
+                    Some(Err(_)) => conn = None,
+                }
+            }
+        })?;
+        Ok(Self { stop, thread: Some(thread) })
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// What `consent-ledger init` made.
+pub struct InitInfo {
+    pub ledger_id: String,
+    pub created: bool,
+}
+
+/// Creates a database ledger: the shared files in `dir` (unless there), the schema, the
+/// head, and the fingerprints of the files. Run once; on a database that holds a ledger
+/// already it only checks that `dir` holds that ledger's files.
+pub fn init_database(dir: &DataDir, url: &str, key_name: &str) -> Result<InitInfo, LedgerError> {
+    dir.ensure().map_err(LedgerError::Dir)?;
+    let mut db = PgLog::connect(url)?;
+    db.migrate()?;
+    let existing = db.head()?;
+    if existing.is_none() {
+        let signer = Ed25519Signer::load_or_create(&dir.signing_key(), key_name)?;
+        super::keys::load_keyring(dir, &signer)?;
+        secrets::BlindIndexKey::load_or_create(&dir.blind_index_key()).map_err(LedgerError::Secret)?;
+        tokens::TokenKey::load_or_create(&dir.token_key()).map_err(LedgerError::Secret)?;
+    }
+    for name in SHARED_FILES {
+        if !dir.root().join(name).exists() {
+            return Err(LedgerError::SecretMismatch(name));
+        }
+    }
+    let ours = fingerprints(dir)?;
+    let id = uuid::Uuid::now_v7().to_string();
+    let (head, theirs) = db.init(&id, &ours)?;
+    for (name, fp) in &ours {
+        if theirs.iter().find(|(n, _)| n == name).map(|(_, f)| f) != Some(fp) {
+            let name = SHARED_FILES.into_iter().find(|n| n == name).unwrap_or("a shared secret");
+            return Err(LedgerError::SecretMismatch(name));
+        }
+    }
+    Ok(InitInfo { created: head.ledger_id == id, ledger_id: head.ledger_id })
+}

@@ -1,0 +1,390 @@
+//! The log in PostgreSQL: the schema and its versioned migrations, the head row that every
+//! node's group commit locks to take the next seqs, the signed events, the Merkle nodes, the
+//! checkpoints with the lease of the one node that signs them, and the fingerprints of the
+//! secrets every node must share.
+//!
+//! This layer knows SQL and nothing of ours: it stores and returns rows of bytes. The SQL is
+//! plain row locks (`SELECT ... FOR UPDATE`), upserts and `UNNEST` inserts, with no advisory
+//! locks; `NOTIFY` is sent on each commit as a wake-up for other nodes, never needed for
+//! correctness. Commits run with `synchronous_commit = on`, so a commit that returned is on
+//! the database's disk (and its synchronous standbys, where the service has them).
+
+use std::time::Duration;
+
+use postgres::{Client, NoTls};
+
+/// The channel other nodes `LISTEN` on to hear of new events early.
+pub const CHANNEL: &str = "consent_ledger_log";
+
+/// The schema version this build writes, and the migrations that reach it, in order.
+pub const SCHEMA_VERSION: i32 = 1;
+
+const MIGRATIONS: &[(i32, &str)] = &[(
+    1,
+    "CREATE TABLE ledger_head (
+         id smallint PRIMARY KEY CHECK (id = 1),
+         ledger_id text NOT NULL,
+         size bigint NOT NULL CHECK (size >= 0),
+         last_recorded_micros bigint NOT NULL
+     );
+     CREATE TABLE log_events (
+         seq bigint PRIMARY KEY CHECK (seq > 0),
+         id_key bytea NOT NULL UNIQUE,
+         key_id bytea NOT NULL,
+         signature bytea NOT NULL,
+         leaf_hash bytea NOT NULL,
+         event bytea NOT NULL
+     );
+     CREATE TABLE log_nodes (
+         level smallint NOT NULL,
+         idx bigint NOT NULL,
+         hash bytea NOT NULL,
+         PRIMARY KEY (level, idx)
+     );
+     CREATE TABLE log_checkpoints (
+         size bigint PRIMARY KEY,
+         note text NOT NULL
+     );
+     CREATE TABLE ledger_secrets (
+         name text PRIMARY KEY,
+         fingerprint text NOT NULL
+     );
+     CREATE TABLE checkpoint_lease (
+         id smallint PRIMARY KEY CHECK (id = 1),
+         holder text NOT NULL,
+         expires_at timestamptz NOT NULL
+     );",
+)];
+
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    /// The database could not be reached or a statement failed; nothing of the operation
+    /// took effect unless it says so. The driver's message names no personal data (it holds
+    /// statements and server errors, never bound values).
+    #[error("database: {0}")]
+    Db(#[from] postgres::Error),
+    #[error("the database's schema is version {0}; this build knows up to {SCHEMA_VERSION}")]
+    NewerSchema(i32),
+    #[error("the database holds no ledger yet; run `consent-ledger init --database-url ...` once")]
+    NotInitialised,
+    #[error("a stored row does not have the expected shape: {0}")]
+    Shape(&'static str),
+}
+
+/// The log's head: its size and the last `recorded_at` (microseconds since the epoch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// Names this ledger: a node's local store records it, so it never follows another.
+    pub ledger_id: String,
+    pub size: u64,
+    pub last_recorded_micros: i64,
+}
+
+/// One signed event as the database keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRow {
+    pub seq: u64,
+    /// Controller and event id: unique, so the database itself refuses a second event
+    /// with a controller's id.
+    pub id_key: Vec<u8>,
+    pub key_id: Vec<u8>,
+    pub signature: Vec<u8>,
+    pub leaf_hash: Vec<u8>,
+    /// The RFC 8785 bytes that were signed and hashed.
+    pub event: Vec<u8>,
+}
+
+/// A complete Merkle subtree hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub level: u8,
+    pub index: u64,
+    pub hash: Vec<u8>,
+}
+
+/// A connection to the database holding the log.
+pub struct PgLog {
+    client: Client,
+}
+
+fn seq_i64(seq: u64) -> Result<i64, PgError> {
+    i64::try_from(seq).map_err(|_| PgError::Shape("a seq above 2^63"))
+}
+
+fn seq_u64(seq: i64) -> Result<u64, PgError> {
+    u64::try_from(seq).map_err(|_| PgError::Shape("a negative seq"))
+}
+
+impl PgLog {
+    /// Connects (a `postgres://` URL or key=value string; `connect_timeout` defaults to 5 s)
+    /// with `synchronous_commit` on for this session.
+    pub fn connect(url: &str) -> Result<Self, PgError> {
+        let mut config: postgres::Config = url.parse()?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(5));
+        }
+        config.keepalives_idle(Duration::from_secs(30));
+        config.application_name("consent-ledger");
+        let mut client = config.connect(NoTls)?;
+        client.batch_execute("SET synchronous_commit = on")?;
+        Ok(Self { client })
+    }
+
+    /// Whether the connection is known to be broken (reconnect before the next use).
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    /// Brings the schema to [`SCHEMA_VERSION`], one migration per transaction, serialised
+    /// between nodes by a row lock on the migrations table. Returns the version.
+    pub fn migrate(&mut self) -> Result<i32, PgError> {
+        // Two nodes starting at once may both try to create the table; one wins.
+        for attempt in 0..3 {
+            match self.client.batch_execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (
+                     version integer PRIMARY KEY,
+                     applied_at timestamptz NOT NULL DEFAULT now()
+                 );
+                 INSERT INTO schema_migrations (version) VALUES (0) ON CONFLICT DO NOTHING;",
+            ) {
+                Ok(()) => break,
+                Err(_) if attempt < 2 => std::thread::sleep(Duration::from_millis(50)),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut tx = self.client.transaction()?;
+        tx.query_one("SELECT version FROM schema_migrations WHERE version = 0 FOR UPDATE", &[])?;
+        let current: i32 = tx.query_one("SELECT max(version) FROM schema_migrations", &[])?.get(0);
+        if current > SCHEMA_VERSION {
+            return Err(PgError::NewerSchema(current));
+        }
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+            tx.batch_execute(sql)?;
+            tx.execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[version])?;
+        }
+        tx.commit()?;
+        Ok(SCHEMA_VERSION.max(current))
+    }
+
+    /// The head, or `None` before `init`.
+    pub fn head(&mut self) -> Result<Option<Head>, PgError> {
+        let row = self.client.query_opt("SELECT ledger_id, size, last_recorded_micros FROM ledger_head", &[])?;
+        row.map(|r| head_of(&r)).transpose()
+    }
+
+    /// Creates the head of a new ledger and records the secrets' fingerprints, unless a
+    /// ledger is there already. Returns the head and the fingerprints the database holds.
+    pub fn init(
+        &mut self,
+        ledger_id: &str,
+        fingerprints: &[(String, String)],
+    ) -> Result<(Head, Vec<(String, String)>), PgError> {
+        let mut tx = self.client.transaction()?;
+        let created = tx.execute(
+            "INSERT INTO ledger_head (id, ledger_id, size, last_recorded_micros) VALUES (1, $1, 0, 0)
+             ON CONFLICT DO NOTHING",
+            &[&ledger_id],
+        )?;
+        if created == 1 {
+            for (name, fp) in fingerprints {
+                tx.execute("INSERT INTO ledger_secrets (name, fingerprint) VALUES ($1, $2)", &[name, fp])?;
+            }
+        }
+        tx.commit()?;
+        let head = self.head()?.ok_or(PgError::NotInitialised)?;
+        Ok((head, self.fingerprints()?))
+    }
+
+    /// The fingerprints of the shared secrets, by name.
+    pub fn fingerprints(&mut self) -> Result<Vec<(String, String)>, PgError> {
+        Ok(self
+            .client
+            .query("SELECT name, fingerprint FROM ledger_secrets ORDER BY name", &[])?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
+
+    /// Events with seqs in `(after, up_to]`, at most `limit`, in seq order.
+    pub fn events(&mut self, after: u64, up_to: u64, limit: i64) -> Result<Vec<LogRow>, PgError> {
+        events_between(&mut self.client, after, up_to, limit)
+    }
+
+    /// The Merkle nodes of `level` with indexes in `[from, to)`.
+    pub fn nodes(&mut self, level: u8, from: u64, to: u64) -> Result<Vec<Node>, PgError> {
+        let rows = self.client.query(
+            "SELECT idx, hash FROM log_nodes WHERE level = $1 AND idx >= $2 AND idx < $3 ORDER BY idx",
+            &[&i16::from(level), &seq_i64(from)?, &seq_i64(to)?],
+        )?;
+        rows.iter().map(|r| Ok(Node { level, index: seq_u64(r.get(0))?, hash: r.get(1) })).collect()
+    }
+
+    /// Signed checkpoints with sizes in `(after, up_to]`, oldest first.
+    pub fn checkpoints(&mut self, after: u64, up_to: u64) -> Result<Vec<(u64, String)>, PgError> {
+        let rows = self.client.query(
+            "SELECT size, note FROM log_checkpoints WHERE size > $1 AND size <= $2 ORDER BY size",
+            &[&seq_i64(after)?, &seq_i64(up_to)?],
+        )?;
+        rows.iter().map(|r| Ok((seq_u64(r.get(0))?, r.get(1)))).collect()
+    }
+
+    /// Starts a group commit: locks the head row until [`Append::commit`] or drop.
+    pub fn begin_append(&mut self) -> Result<Append<'_>, PgError> {
+        let mut tx = self.client.transaction()?;
+        let row = tx
+            .query_opt("SELECT ledger_id, size, last_recorded_micros FROM ledger_head WHERE id = 1 FOR UPDATE", &[])?
+            .ok_or(PgError::NotInitialised)?;
+        let head = head_of(&row)?;
+        Ok(Append { tx, head })
+    }
+
+    /// Takes or renews the checkpoint lease for `holder` (valid `ttl` by the database's
+    /// clock) and, holding it, lets `sign` see the last stored checkpoint and return one to
+    /// store (a larger size). Returns what was stored; `None` when another node holds the
+    /// lease or `sign` had nothing to add.
+    pub fn checkpoint_with_lease(
+        &mut self,
+        holder: &str,
+        ttl: Duration,
+        sign: impl FnOnce(Option<(u64, String)>) -> Option<(u64, String)>,
+    ) -> Result<Option<(u64, String)>, PgError> {
+        let mut tx = self.client.transaction()?;
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        tx.execute(
+            "INSERT INTO checkpoint_lease (id, holder, expires_at) VALUES (1, $1, now() + $2 * interval '1 millisecond')
+             ON CONFLICT (id) DO NOTHING",
+            &[&holder, &(ttl_ms as f64)],
+        )?;
+        let lease = tx.query_one("SELECT holder, expires_at < now() FROM checkpoint_lease WHERE id = 1 FOR UPDATE", &[])?;
+        let (current, lapsed): (String, bool) = (lease.get(0), lease.get(1));
+        if current != holder && !lapsed {
+            return Ok(None);
+        }
+        tx.execute(
+            "UPDATE checkpoint_lease SET holder = $1, expires_at = now() + $2 * interval '1 millisecond' WHERE id = 1",
+            &[&holder, &(ttl_ms as f64)],
+        )?;
+        let last = tx
+            .query_opt("SELECT size, note FROM log_checkpoints ORDER BY size DESC LIMIT 1", &[])?
+            .map(|r| Ok::<_, PgError>((seq_u64(r.get(0))?, r.get::<_, String>(1))))
+            .transpose()?;
+        let last_size = last.as_ref().map_or(0, |(s, _)| *s);
+        let Some((size, note)) = sign(last).filter(|(s, _)| *s > last_size) else {
+            tx.commit()?;
+            return Ok(None);
+        };
+        tx.execute("INSERT INTO log_checkpoints (size, note) VALUES ($1, $2)", &[&seq_i64(size)?, &note])?;
+        tx.commit()?;
+        Ok(Some((size, note)))
+    }
+
+    /// Starts listening for commits of other nodes (see [`PgLog::wait_for_notice`]).
+    pub fn listen(&mut self) -> Result<(), PgError> {
+        self.client.batch_execute(&format!("LISTEN {CHANNEL}"))?;
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for a notice on [`CHANNEL`]; true when one came.
+    pub fn wait_for_notice(&mut self, timeout: Duration) -> Result<bool, PgError> {
+        use postgres::fallible_iterator::FallibleIterator;
+        let first = {
+            let mut notices = self.client.notifications();
+            let mut it = notices.timeout_iter(timeout);
+            it.next()?.is_some()
+        };
+        // Drain what else is queued: one wake-up covers them all.
+        let mut rest = self.client.notifications();
+        let mut more = rest.iter();
+        while more.next()?.is_some() {}
+        Ok(first)
+    }
+
+    /// The log's size (0 before `init`).
+    pub fn size(&mut self) -> Result<u64, PgError> {
+        Ok(self.head()?.map_or(0, |h| h.size))
+    }
+}
+
+fn head_of(r: &postgres::Row) -> Result<Head, PgError> {
+    Ok(Head { ledger_id: r.get(0), size: seq_u64(r.get(1))?, last_recorded_micros: r.get(2) })
+}
+
+fn events_between(
+    client: &mut impl postgres::GenericClient,
+    after: u64,
+    up_to: u64,
+    limit: i64,
+) -> Result<Vec<LogRow>, PgError> {
+    let rows = client.query(
+        "SELECT seq, id_key, key_id, signature, leaf_hash, event FROM log_events
+         WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
+        &[&seq_i64(after)?, &seq_i64(up_to)?, &limit],
+    )?;
+    rows.iter()
+        .map(|r| {
+            Ok(LogRow {
+                seq: seq_u64(r.get(0))?,
+                id_key: r.get(1),
+                key_id: r.get(2),
+                signature: r.get(3),
+                leaf_hash: r.get(4),
+                event: r.get(5),
+            })
+        })
+        .collect()
+}
+
+/// One group commit in progress: the head row is locked until it commits or is dropped
+/// (which rolls back).
+pub struct Append<'a> {
+    tx: postgres::Transaction<'a>,
+    pub head: Head,
+}
+
+impl Append<'_> {
+    /// Events other nodes committed in `(after, head]`, for this node to apply first.
+    pub fn events(&mut self, after: u64, limit: i64) -> Result<Vec<LogRow>, PgError> {
+        events_between(&mut self.tx, after, self.head.size, limit)
+    }
+
+    /// Writes the group's events (seqs `head.size + 1 ..`, gapless) and the Merkle nodes they
+    /// complete, moves the head, and commits. Only an `Ok` means the events are durable.
+    pub fn commit(mut self, events: &[LogRow], nodes: &[Node], last_recorded_micros: i64) -> Result<(), PgError> {
+        let mut expected = self.head.size;
+        for e in events {
+            expected += 1;
+            if e.seq != expected {
+                return Err(PgError::Shape("events of a commit must follow the head without gaps"));
+            }
+        }
+        if !events.is_empty() {
+            let seqs: Vec<i64> = events.iter().map(|e| seq_i64(e.seq)).collect::<Result<_, _>>()?;
+            let ids: Vec<&[u8]> = events.iter().map(|e| e.id_key.as_slice()).collect();
+            let keys: Vec<&[u8]> = events.iter().map(|e| e.key_id.as_slice()).collect();
+            let sigs: Vec<&[u8]> = events.iter().map(|e| e.signature.as_slice()).collect();
+            let leaves: Vec<&[u8]> = events.iter().map(|e| e.leaf_hash.as_slice()).collect();
+            let bodies: Vec<&[u8]> = events.iter().map(|e| e.event.as_slice()).collect();
+            self.tx.execute(
+                "INSERT INTO log_events (seq, id_key, key_id, signature, leaf_hash, event)
+                 SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[])",
+                &[&seqs, &ids, &keys, &sigs, &leaves, &bodies],
+            )?;
+        }
+        if !nodes.is_empty() {
+            let levels: Vec<i16> = nodes.iter().map(|n| i16::from(n.level)).collect();
+            let idxs: Vec<i64> = nodes.iter().map(|n| seq_i64(n.index)).collect::<Result<_, _>>()?;
+            let hashes: Vec<&[u8]> = nodes.iter().map(|n| n.hash.as_slice()).collect();
+            self.tx.execute(
+                "INSERT INTO log_nodes (level, idx, hash) SELECT * FROM UNNEST($1::smallint[], $2::bigint[], $3::bytea[])",
+                &[&levels, &idxs, &hashes],
+            )?;
+        }
+        self.tx.execute(
+            "UPDATE ledger_head SET size = $1, last_recorded_micros = $2 WHERE id = 1",
+            &[&seq_i64(expected)?, &last_recorded_micros],
+        )?;
+        self.tx.batch_execute(&format!("NOTIFY {CHANNEL}"))?;
+        self.tx.commit()?;
+        Ok(())
+    }
+}
