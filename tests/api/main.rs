@@ -17,6 +17,7 @@ mod log;
 mod mailing;
 mod metrics;
 mod model;
+mod postgres;
 mod preferences;
 mod robustness;
 mod rotation;

@@ -1,0 +1,421 @@
+//! The log in PostgreSQL, against a real PostgreSQL server this test starts (`initdb` in a
+//! temporary directory, a free port, as user `postgres` when run as root) and stops: several
+//! nodes (the real binary) writing at once, a node killed with -9 mid-write, the database
+//! restarted under writes, a write on one node read on another with `min_seq`, and a node
+//! whose shared secret differs refused at start.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use consent_ledger::service::access::Role;
+use serde_json::{json, Value};
+
+use crate::helpers::{new_keys, newsletter, staff, start_server_with, Server};
+
+/// A PostgreSQL cluster of its own, stopped when dropped.
+pub struct PgCluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    pub port: u16,
+}
+
+fn pg_bin() -> PathBuf {
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+        let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if p.join("initdb").exists() {
+            return p;
+        }
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| d.flatten().map(|e| e.path().join("bin")).filter(|p| p.join("initdb").exists()).collect())
+        .unwrap_or_default();
+    found.sort();
+    found.pop().expect("PostgreSQL is installed (.ci/setup installs it)")
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+}
+
+impl PgCluster {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let cluster = Self { dir, bin: pg_bin(), port };
+        if is_root() {
+            let ok = Command::new("chown").arg("-R").arg("postgres").arg(cluster.dir.path()).status().expect("chown");
+            assert!(ok.success());
+        }
+        let out = cluster
+            .pg("initdb", &["-D", &cluster.data(), "-A", "trust", "-U", "postgres", "--no-sync"])
+            .output()
+            .expect("initdb");
+        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        cluster.start_again();
+        cluster
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").to_string_lossy().into_owned()
+    }
+
+    fn pg(&self, tool: &str, args: &[&str]) -> Command {
+        let mut c = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(self.bin.join(tool));
+            c
+        } else {
+            Command::new(self.bin.join(tool))
+        };
+        c.args(args).stdout(Stdio::null());
+        c
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    pub fn start_again(&self) {
+        let opts = format!("-p {} -k {} -c listen_addresses=127.0.0.1", self.port, self.dir.path().display());
+        let log = self.dir.path().join("log").to_string_lossy().into_owned();
+        let st = self.pg("pg_ctl", &["-D", &self.data(), "-o", &opts, "-l", &log, "-w", "start"]).status().expect("pg_ctl");
+        assert!(st.success(), "pg_ctl start");
+    }
+
+    pub fn stop(&self) {
+        let _ = self.pg("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "stop"]).status();
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let _ = self.pg("pg_ctl", &["-D", &self.data(), "-m", "immediate", "-w", "stop"]).status();
+    }
+}
+
+/// A node: the real binary serving a data directory against the cluster; killed when dropped.
+struct Node {
+    server: Server,
+    dir: PathBuf,
+}
+
+impl Node {
+    fn start(dir: &Path, url: &str) -> Self {
+        let server = start_server_with(dir, &["--database-url", url, "--checkpoint-interval-ms", "200"]);
+        Self { server, dir: dir.to_path_buf() }
+    }
+    fn address(&self) -> &str {
+        &self.server.address
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.server.stop();
+    }
+}
+
+const SHARED: [&str; 4] = ["signing-key.json", "keyring.json", "blind-index.key", "token.key"];
+
+/// `init` in the first directory, then the shared files and API keys copied to the others
+/// (as an operator would), and one key with every role.
+fn init_nodes(url: &str, dirs: &[&Path]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
+        .args(["init", "--database-url", url, "--log-name", "pg.test/ledger", "--data-dir"])
+        .arg(dirs[0])
+        .output()
+        .expect("init");
+    assert!(out.status.success(), "init: {}", String::from_utf8_lossy(&out.stderr));
+    let key = new_keys(dirs[0], "council", &[Role::Admin, Role::Record, Role::Check, Role::Audit]);
+    for d in &dirs[1..] {
+        std::fs::create_dir_all(d.join("apikeys")).expect("mkdir");
+        for f in SHARED {
+            std::fs::copy(dirs[0].join(f), d.join(f)).expect("copy shared file");
+        }
+        for e in std::fs::read_dir(dirs[0].join("apikeys")).expect("apikeys").flatten() {
+            std::fs::copy(e.path(), d.join("apikeys").join(e.file_name())).expect("copy key");
+        }
+    }
+    key
+}
+
+async fn post(client: &reqwest::Client, address: &str, key: &str, body: &Value) -> reqwest::Response {
+    client.post(format!("{address}/v1/events")).bearer_auth(key).json(body).send().await.expect("post")
+}
+
+fn grant(subject: &str) -> Value {
+    json!({"type": "consent.granted", "subject": subject, "purpose": "newsletter", "actor": staff()})
+}
+
+/// Every event of the controller a node holds, in seq order, through the paged feed.
+async fn feed(client: &reqwest::Client, address: &str, key: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut after = 0u64;
+    loop {
+        let page: Value = client
+            .get(format!("{address}/v1/feed?after={after}&limit=1000"))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("feed")
+            .json()
+            .await
+            .expect("json");
+        out.extend(page["events"].as_array().expect("events").iter().cloned());
+        after = page["next_after"].as_u64().expect("next_after");
+        if page["has_more"] != true {
+            return out;
+        }
+    }
+}
+
+async fn log_size(client: &reqwest::Client, address: &str, key: &str) -> u64 {
+    let r: Value = client
+        .get(format!("{address}/v1/check?purpose=newsletter&channel=email&subject=nobody"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .expect("check")
+        .json()
+        .await
+        .expect("json");
+    r["log_size"].as_u64().expect("log_size")
+}
+
+fn verify(dir: &Path) {
+    let out = Command::new(env!("CARGO_BIN_EXE_consent-ledger")).arg("verify").arg("--data-dir").arg(dir).output().expect("verify");
+    assert!(out.status.success(), "verify {}: {}", dir.display(), String::from_utf8_lossy(&out.stdout));
+}
+
+/// Writers on every node at once, each answer kept; returns the receipts acknowledged.
+async fn write_everywhere(
+    client: &reqwest::Client,
+    addresses: &[String],
+    key: &str,
+    per_writer: usize,
+    tag: &str,
+) -> Vec<Value> {
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for (n, address) in addresses.iter().enumerate() {
+        for w in 0..4 {
+            let (client, address, key, acked) = (client.clone(), address.clone(), key.to_owned(), acked.clone());
+            let tag = tag.to_owned();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..per_writer {
+                    let sent = client
+                        .post(format!("{address}/v1/events"))
+                        .bearer_auth(&key)
+                        .json(&grant(&format!("{tag}-{n}-{w}-{i}")))
+                        .send()
+                        .await;
+                    // A node killed mid-write answers nothing more: its writers stop.
+                    let Ok(r) = sent else { break };
+                    if r.status().is_success() {
+                        let body = r.json::<Value>().await.expect("json");
+                        acked.lock().expect("lock").push(body);
+                    }
+                }
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.expect("writer");
+    }
+    let out = acked.lock().expect("lock").clone();
+    out
+}
+
+#[tokio::test]
+async fn three_nodes_on_one_database_write_at_once_and_agree() {
+    let pg = PgCluster::start();
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let paths: Vec<&Path> = dirs.iter().map(|d| d.path()).collect();
+    let key = init_nodes(&pg.url(), &paths);
+    let nodes: Vec<Node> = paths.iter().map(|p| Node::start(p, &pg.url())).collect();
+    let client = reqwest::Client::new();
+    let addresses: Vec<String> = nodes.iter().map(|n| n.address().to_owned()).collect();
+
+    // A purpose defined on one node is usable on another at once.
+    let r = client
+        .put(format!("{}/v1/purposes/newsletter", addresses[0]))
+        .bearer_auth(&key)
+        .json(&newsletter())
+        .send()
+        .await
+        .expect("put");
+    assert!(r.status().is_success());
+    let r = post(&client, &addresses[1], &key, &grant("first")).await;
+    assert_eq!(r.status(), 201, "an event on node B right after the purpose on node A");
+
+    let acked = write_everywhere(&client, &addresses, &key, 25, "s").await;
+    assert_eq!(acked.len(), 3 * 4 * 25, "every write on every node was acknowledged");
+
+    // A write on A, then a check on B with min_seq: B answers with it.
+    let last = post(
+        &client,
+        &addresses[0],
+        &key,
+        &json!({"type": "consent.withdrawn", "subject": "first", "purpose": "newsletter", "actor": staff()}),
+    )
+    .await
+    .json::<Value>()
+    .await
+    .expect("json");
+    let seq = last["event"]["seq"].as_u64().expect("seq");
+    let check: Value = client
+        .get(format!("{}/v1/check?purpose=newsletter&channel=email&subject=first&min_seq={seq}", addresses[2]))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("check")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(check["permitted"], false, "node C sees the withdrawal made on node A: {check}");
+
+    // Every node holds the same gapless log with every acknowledged event exactly once.
+    let total = 2 + acked.len() as u64 + 1;
+    for n in &nodes {
+        let _ = log_size(&client, n.address(), &key).await;
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let first = feed(&client, &addresses[0], &key).await;
+    assert_eq!(first.len() as u64, total);
+    for (i, e) in first.iter().enumerate() {
+        assert_eq!(e["event"]["seq"].as_u64(), Some(i as u64 + 1), "seqs are gapless");
+    }
+    for a in &addresses[1..] {
+        assert_eq!(feed(&client, a, &key).await, first, "every node holds the same log");
+    }
+    let ids: std::collections::HashSet<&str> = first.iter().filter_map(|e| e["event"]["id"].as_str()).collect();
+    for r in &acked {
+        assert!(ids.contains(r["event"]["id"].as_str().expect("id")));
+    }
+    assert_eq!(ids.len() as u64, total, "no event twice");
+
+    // Checkpoints, signed by whichever node held the lease, are one consistent series, and
+    // each node's replica verifies (bytes, hashes, signatures, projections, checkpoints).
+    let checkpoint = client.get(format!("{}/v1/log/checkpoint", addresses[1])).send().await.expect("cp");
+    assert!(checkpoint.status().is_success());
+    drop(nodes);
+    for p in &paths {
+        verify(p);
+    }
+}
+
+#[tokio::test]
+async fn a_killed_node_loses_nothing_acknowledged_and_the_database_restarting_loses_nothing() {
+    let pg = PgCluster::start();
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let paths: Vec<&Path> = dirs.iter().map(|d| d.path()).collect();
+    let key = init_nodes(&pg.url(), &paths);
+    let a = Node::start(paths[0], &pg.url());
+    let mut b = Node::start(paths[1], &pg.url());
+    let client = reqwest::Client::new();
+    let r = client
+        .put(format!("{}/v1/purposes/newsletter", a.address()))
+        .bearer_auth(&key)
+        .json(&newsletter())
+        .send()
+        .await
+        .expect("put");
+    assert!(r.status().is_success());
+
+    // Writers on both; B is killed with -9 in the middle.
+    let addresses = vec![a.address().to_owned(), b.address().to_owned()];
+    let writing = {
+        let (client, key) = (client.clone(), key.clone());
+        tokio::spawn(async move { write_everywhere(&client, &addresses, &key, 40, "k").await })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    b.server.stop();
+    let acked = writing.await.expect("writers");
+    assert!(acked.len() >= 4 * 40, "A went on writing: {}", acked.len());
+    let b = Node::start(&b.dir.clone(), &pg.url());
+    let seq_max = acked.iter().filter_map(|r| r["event"]["seq"].as_u64()).max().expect("a seq");
+    let check = client
+        .get(format!("{}/v1/check?purpose=newsletter&channel=email&subject=nobody&min_seq={seq_max}", b.address()))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("check");
+    assert!(check.status().is_success(), "the restarted node caught up");
+    let held: std::collections::HashSet<String> = feed(&client, b.address(), &key)
+        .await
+        .iter()
+        .filter_map(|e| e["event"]["id"].as_str().map(str::to_owned))
+        .collect();
+    for r in &acked {
+        assert!(held.contains(r["event"]["id"].as_str().expect("id")), "an acknowledged event is missing");
+    }
+
+    // The database goes down: writes are refused with 503 and Retry-After, and readiness
+    // fails; once it is back, writes go on and nothing acknowledged is lost.
+    pg.stop();
+    let r = post(&client, a.address(), &key, &grant("while-down")).await;
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    let ready = client.get(format!("{}/readyz", a.address())).send().await.expect("readyz");
+    assert_eq!(ready.status(), 503, "not ready while the database is down");
+    pg.start_again();
+    let mut ok = false;
+    for _ in 0..50 {
+        if post(&client, a.address(), &key, &grant("after")).await.status() == 201 {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(ok, "writes resume once the database is back");
+    let after = feed(&client, b.address(), &key).await;
+    let size = log_size(&client, a.address(), &key).await;
+    let check = client
+        .get(format!("{}/v1/check?purpose=newsletter&channel=email&subject=nobody&min_seq={size}", b.address()))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("check");
+    assert!(check.status().is_success());
+    assert!(after.len() as u64 <= size);
+    let all: std::collections::HashSet<String> = feed(&client, b.address(), &key)
+        .await
+        .iter()
+        .filter_map(|e| e["event"]["id"].as_str().map(str::to_owned))
+        .collect();
+    for r in &acked {
+        assert!(all.contains(r["event"]["id"].as_str().expect("id")));
+    }
+    drop((a, b));
+    for p in &paths {
+        verify(p);
+    }
+}
+
+#[tokio::test]
+async fn a_node_whose_shared_secret_differs_is_refused_by_name() {
+    let pg = PgCluster::start();
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let paths: Vec<&Path> = dirs.iter().map(|d| d.path()).collect();
+    init_nodes(&pg.url(), &paths);
+    std::fs::write(paths[1].join("token.key"), [7u8; 32]).expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &pg.url(), "--data-dir"])
+        .arg(paths[1])
+        .output()
+        .expect("serve");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("token.key"), "the refusal names the file: {err}");
+    std::fs::remove_file(paths[1].join("blind-index.key")).expect("rm");
+    let out = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &pg.url(), "--data-dir"])
+        .arg(paths[1])
+        .output()
+        .expect("serve");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("blind-index.key"));
+    assert!(!paths[1].join("blind-index.key").exists(), "a missing shared secret is never created");
+}
