@@ -8,6 +8,12 @@
 //! It starts the server in this process on a fresh temporary store (2 HTTP workers), seeds
 //! it, then runs each phase with `CONNS` concurrent keep-alive clients and prints throughput
 //! and latency percentiles.
+//!
+//! With `DATABASE_URL` (an empty PostgreSQL database) the log lives there instead, and
+//! `NODES` (default 1) nodes, each with its own replica and HTTP server in this process,
+//! share it: appends are spread over the nodes, checks and bulk go to the first. The
+//! `catchup` phase then opens one more node on an empty directory and times how fast it
+//! applies the whole log.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -15,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use consent_ledger::domain::ControllerId;
 use consent_ledger::http::{Application, HttpOptions};
-use consent_ledger::ledger::{DataDir, Ledger};
+use consent_ledger::ledger::{DataDir, Ledger, Options};
 use consent_ledger::service::access::{KeyStore, Role};
 use consent_ledger::service::Service;
 use serde_json::json;
@@ -86,22 +92,48 @@ fn main() {
     let subjects = env_or("SUBJECTS", 10_000);
     let phases = std::env::var("PHASES").unwrap_or_else(|_| "check,append,append-batch,bulk".into());
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = DataDir::new(dir.path());
-    let ledger = Ledger::open(&data, "bench/consent-ledger").expect("ledger");
-    let keys = KeyStore::open(data.api_keys()).expect("keys");
+    let database = std::env::var("DATABASE_URL").ok();
+    let nodes = if database.is_some() { env_or("NODES", 1).max(1) } else { 1 };
+    let dirs: Vec<tempfile::TempDir> = (0..nodes + 1).map(|_| tempfile::tempdir().expect("tempdir")).collect();
+    let shared = ["signing-key.json", "keyring.json", "blind-index.key", "token.key"];
+    if let Some(url) = &database {
+        consent_ledger::ledger::init_database(&DataDir::new(dirs[0].path()), url, "bench/consent-ledger")
+            .expect("init");
+        for d in &dirs[1..] {
+            for f in shared {
+                std::fs::copy(dirs[0].path().join(f), d.path().join(f)).expect("copy");
+            }
+        }
+    }
+    let open = |i: usize| {
+        let options = Options { database: database.clone(), ..Options::new("bench/consent-ledger") };
+        Ledger::open_with(&DataDir::new(dirs[i].path()), options).expect("ledger")
+    };
+    let keys = Arc::new(KeyStore::open(DataDir::new(dirs[0].path()).api_keys()).expect("keys"));
     let controller = ControllerId::parse("council").expect("controller");
     let key = keys.create(&controller, &[Role::Admin, Role::Record, Role::Check]).expect("key");
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let options = HttpOptions { workers: Some(2), ..Default::default() };
-    let service = Arc::new(Service::new(ledger));
-    let app = Application::build(listener, service.clone(), Arc::new(keys), options).expect("app");
-    let handle = app.handle();
-    let base = format!("http://127.0.0.1:{}", app.port());
+    let mut services = Vec::new();
+    let mut apps = Vec::new();
+    let mut bases = Vec::new();
+    for i in 0..nodes {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let options = HttpOptions { workers: Some(2), ..Default::default() };
+        let service = Arc::new(Service::new(open(i)));
+        let app = Application::build(listener, service.clone(), keys.clone(), options).expect("app");
+        bases.push(format!("http://127.0.0.1:{}", app.port()));
+        services.push(service);
+        apps.push(app);
+    }
+    let handles: Vec<_> = apps.iter().map(|a| a.handle()).collect();
+    let base = bases[0].clone();
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let catchup_dir = dirs[nodes].path().to_path_buf();
+    let catchup_database = database.clone();
     rt.block_on(async move {
-        tokio::spawn(app.run_until_stopped());
+        for app in apps {
+            tokio::spawn(app.run_until_stopped());
+        }
         let client = reqwest::Client::builder().pool_max_idle_per_host(conns).build().expect("client");
         let purpose = json!({"title": "Newsletter", "basis": "consent", "marketing": true, "channels": ["email", "post", "sms"], "consent_valid_days": 730});
         let r = client.put(format!("{base}/v1/purposes/newsletter")).bearer_auth(&key).json(&purpose).send().await.expect("purpose");
@@ -143,9 +175,9 @@ fn main() {
                 }
                 "append" | "append-batch" => {
                     let per = if phase == "append" { 1 } else { env_or("BATCH", 10) };
-                    let (client, base, key) = (client.clone(), base.clone(), key.clone());
+                    let (client, bases, key) = (client.clone(), bases.clone(), key.clone());
                     let mut stats = run_phase(conns, seconds, move |c, i| {
-                        let (client, base, key) = (client.clone(), base.clone(), key.clone());
+                        let (client, base, key) = (client.clone(), bases[c % bases.len()].clone(), key.clone());
                         async move {
                             let ev = |k: usize| json!({"type": "consent.granted", "subject": format!("W-{c}-{i}-{k}"), "purpose": "newsletter", "actor": {"kind": "system"}});
                             let req = if per == 1 {
@@ -209,18 +241,38 @@ fn main() {
                     println!("{:<14} {permitted} of {lines} permitted", "bulk answers");
                     println!("{:<14} {:>10.0}/s  {lines} lines in {secs:.2} s", "bulk (ndjson)", lines as f64 / secs);
                 }
+                "catchup" => {
+                    let Some(url) = catchup_database.clone() else {
+                        eprintln!("catchup needs DATABASE_URL");
+                        continue;
+                    };
+                    let dir = catchup_dir.clone();
+                    let (events, secs) = tokio::task::spawn_blocking(move || {
+                        let start = Instant::now();
+                        let options = Options { database: Some(url), ..Options::new("bench/consent-ledger") };
+                        let ledger = Ledger::open_with(&DataDir::new(&dir), options).expect("new node");
+                        (ledger.committed_seq(), start.elapsed().as_secs_f64())
+                    })
+                    .await
+                    .expect("catch-up");
+                    println!("{:<14} {:>10.0}/s  {events} events applied by a new node in {secs:.2} s", "catch-up", events as f64 / secs);
+                }
                 other => eprintln!("unknown phase {other}"),
             }
         }
         // Stop the server so the store is closed before the process exits (RocksDB aborts a
         // process that exits with a database open).
-        handle.stop(false).await;
-    });
-    for _ in 0..200 {
-        if Arc::strong_count(&service) == 1 {
-            break;
+        for handle in handles {
+            handle.stop(false).await;
         }
-        std::thread::sleep(std::time::Duration::from_millis(10));
+    });
+    for service in services {
+        for _ in 0..200 {
+            if Arc::strong_count(&service) == 1 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        drop(service);
     }
-    drop(service);
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use tokio::sync::oneshot;
 
-use super::remote::{node_of, row_of, stored_of, Remote};
+use super::remote::Remote;
 use super::LedgerError;
 use canonical::to_canonical_bytes;
 use format::{leaf_hash, to_micros, EventDoc, Receipt, StoredEvent};
@@ -50,9 +50,6 @@ impl Job {
 /// woke it sooner.
 pub const FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// Most events applied from the database in one local write.
-const FOLLOW_CHUNK: i64 = 5000;
-
 pub struct Writer {
     pub store: Arc<Store>,
     pub signer: Arc<dyn Signer>,
@@ -74,18 +71,6 @@ pub struct Writer {
     /// The database holding the log, on a database ledger (see `remote.rs`); `None` for the
     /// embedded store.
     pub remote: Option<Remote>,
-}
-
-type Reply = oneshot::Sender<Result<Vec<Receipt>, LedgerError>>;
-type Replies = Vec<Reply>;
-type Answers = Vec<(Reply, Result<Vec<Receipt>, LedgerError>)>;
-/// A group that failed: who to answer, and why.
-type Failed = (Replies, LedgerError);
-
-/// Why a group commit on the database failed: the database, or the ledger itself.
-enum Failure {
-    Db(pglog::PgError),
-    Ledger(LedgerError),
 }
 
 enum Slot {
@@ -134,7 +119,7 @@ impl Writer {
                 }
             }
             if self.remote.is_some() {
-                self.commit_group_remote(jobs);
+                self.commit_group_remote(jobs, &rx);
             } else {
                 self.commit_group(jobs);
             }
@@ -271,9 +256,22 @@ impl Writer {
 
     /// Gives a draft its seq and time, and signs it.
     fn seal(&mut self, draft: &Draft) -> Result<(StoredEvent, EventDoc), LedgerError> {
-        let now = to_micros(self.clock.now()).max(self.last_recorded);
+        let (stored, doc) = self.seal_as(draft, self.next_seq, self.last_recorded)?;
+        self.next_seq += 1;
+        self.last_recorded = doc.recorded_at;
+        Ok((stored, doc))
+    }
+
+    /// Signs a draft as event `seq`, recorded now or at `after` if the clock reads earlier.
+    pub(super) fn seal_as(
+        &self,
+        draft: &Draft,
+        seq: u64,
+        after: chrono::DateTime<Utc>,
+    ) -> Result<(StoredEvent, EventDoc), LedgerError> {
+        let now = to_micros(self.clock.now()).max(after);
         let mut doc = draft.doc.clone();
-        doc.seq = self.next_seq;
+        doc.seq = seq;
         doc.recorded_at = now;
         if draft.occurred_now {
             doc.occurred_at = now;
@@ -285,268 +283,12 @@ impl Writer {
             leaf_hash: leaf_hash(&bytes),
             bytes,
         };
-        self.next_seq += 1;
-        self.last_recorded = now;
         Ok((stored, doc))
     }
 }
 
-impl Writer {
-    /// A group commit on a database ledger: lock the database's head, apply what other
-    /// nodes committed, stage the group as on the embedded store, commit it to the database
-    /// (the events are durable from here), then write it to the local replica. A group of no
-    /// events (a wake-up) only applies what is new.
-    fn commit_group_remote(&mut self, jobs: Vec<Job>) {
-        if jobs.iter().all(|j| j.drafts.is_empty()) {
-            let followed = self.follow();
-            if let Err(e) = &followed {
-                tracing::debug!(error = %e, "following the database");
-            }
-            for job in jobs {
-                let _ = job.reply.send(match &followed {
-                    Ok(()) => Ok(Vec::new()),
-                    Err(LedgerError::StorageFull) => Err(LedgerError::StorageFull),
-                    Err(_) => Err(LedgerError::DatabaseUnavailable),
-                });
-            }
-            return;
-        }
-        if self.storage_full.load(Ordering::Acquire) && !self.try_recover() {
-            for job in jobs {
-                let _ = job.reply.send(Err(LedgerError::StorageFull));
-            }
-            return;
-        }
-        let started = std::time::Instant::now();
-        match self.commit_remote(jobs) {
-            Ok((answers, new)) => {
-                for (reply, result) in answers {
-                    let _ = reply.send(result);
-                }
-                if new > 0 {
-                    let m = &metrics::METRICS;
-                    m.commits.fetch_add(1, Ordering::Relaxed);
-                    m.events.fetch_add(new, Ordering::Relaxed);
-                    m.commit_latency.observe(started.elapsed());
-                }
-            }
-            Err((replies, e)) => {
-                for reply in replies {
-                    let _ = reply.send(Err(match &e {
-                        LedgerError::StorageFull => LedgerError::StorageFull,
-                        LedgerError::DatabaseUnavailable | LedgerError::Database(_) => {
-                            LedgerError::DatabaseUnavailable
-                        }
-                        _ => LedgerError::WriteFailed,
-                    }));
-                }
-            }
-        }
-    }
-
-    fn commit_remote(&mut self, jobs: Vec<Job>) -> Result<(Answers, u64), Failed> {
-        let mut remote = match self.remote.take() {
-            Some(r) => r,
-            None => return Err((jobs.into_iter().map(|j| j.reply).collect(), LedgerError::Closed)),
-        };
-        let result = self.commit_with(&mut remote, jobs);
-        self.remote = Some(remote);
-        result
-    }
-
-    fn commit_with(&mut self, remote: &mut Remote, jobs: Vec<Job>) -> Result<(Answers, u64), Failed> {
-        let conn = match remote.conn() {
-            Ok(c) => c,
-            Err(e) => return Err((jobs.into_iter().map(|j| j.reply).collect(), e)),
-        };
-        match self.commit_on(conn, jobs) {
-            Ok(done) => {
-                remote.succeeded();
-                Ok(done)
-            }
-            Err((replies, Failure::Db(e))) => {
-                // Not acknowledged: whether or not a commit reached the database, a retry
-                // with the same ids answers the same receipts once it did.
-                remote.failed(&e);
-                Err((replies, LedgerError::DatabaseUnavailable))
-            }
-            Err((replies, Failure::Ledger(e))) => Err((replies, e)),
-        }
-    }
-
-    fn commit_on(&mut self, conn: &mut pglog::PgLog, jobs: Vec<Job>) -> Result<(Answers, u64), (Replies, Failure)> {
-        fn fail<T>(jobs: Vec<Job>, f: Failure) -> Result<T, (Replies, Failure)> {
-            Err((jobs.into_iter().map(|j| j.reply).collect(), f))
-        }
-        let mut append = match conn.begin_append() {
-            Ok(a) => a,
-            Err(e) => return fail(jobs, Failure::Db(e)),
-        };
-        // What other nodes committed comes first, under the head's lock.
-        loop {
-            let rows = match append.events(self.next_seq - 1, FOLLOW_CHUNK) {
-                Ok(rows) => rows,
-                Err(e) => return fail(jobs, Failure::Db(e)),
-            };
-            if rows.is_empty() {
-                break;
-            }
-            if let Err(e) = self.apply(rows) {
-                tracing::error!(error = %e, "applying the database's events to the local store failed");
-                return fail(jobs, Failure::Ledger(e));
-            }
-        }
-        if self.next_seq - 1 != append.head.size {
-            tracing::error!("the database's head is not the last event it holds");
-            return fail(jobs, Failure::Ledger(LedgerError::Corrupt));
-        }
-        let head_recorded =
-            chrono::DateTime::from_timestamp_micros(append.head.last_recorded_micros).unwrap_or(self.last_recorded);
-        self.last_recorded = self.last_recorded.max(head_recorded);
-
-        let start_seq = self.next_seq;
-        let start_recorded = self.last_recorded;
-        let start_frontier = self.frontier.clone();
-        let mut batch = Batch::default();
-        let mut pending: HashMap<Vec<u8>, (StoredEvent, EventDoc)> = HashMap::new();
-        let mut answers = Vec::new();
-        for job in jobs {
-            let result = self.stage(&job.drafts, &mut batch, &mut pending);
-            answers.push((job.reply, result));
-        }
-        let mut new: Vec<(&Vec<u8>, &(StoredEvent, EventDoc))> = pending.iter().collect();
-        new.sort_by_key(|(_, (_, doc))| doc.seq);
-        let rows: Vec<_> = new.iter().map(|(key, (stored, doc))| row_of(doc.seq, key.to_vec(), stored)).collect();
-        let nodes: Vec<_> = batch
-            .ops()
-            .filter(|(cf, ..)| *cf == Cf::Merkle)
-            .filter_map(|(_, key, hash, _)| node_of(key, hash))
-            .collect();
-        let reset = |w: &mut Self| {
-            w.next_seq = start_seq;
-            w.last_recorded = start_recorded;
-            w.frontier = start_frontier.clone();
-        };
-        if rows.is_empty() {
-            drop(append);
-            reset(self);
-            return Ok((answers, 0));
-        }
-        if let Err(e) = append.commit(&rows, &nodes, self.last_recorded.timestamp_micros()) {
-            reset(self);
-            return Err((answers.into_iter().map(|(r, _)| r).collect(), Failure::Db(e)));
-        }
-        // Durable now. The local replica follows; if its write fails, the events are still
-        // in the log (and acknowledged), and the next look at the database applies them.
-        match self.store.write_synced(&batch) {
-            Ok(()) => {
-                self.caches.invalidate(pending.values().map(|(_, doc)| doc));
-                self.published(self.next_seq - 1);
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "the local replica could not take a commit; it follows the database");
-                if matches!(e, StoreError::NoSpace) {
-                    self.storage_full.store(true, Ordering::Release);
-                    self.last_recovery = Some(std::time::Instant::now());
-                }
-                reset(self);
-            }
-        }
-        Ok((answers, rows.len() as u64))
-    }
-
-    /// Applies what the database holds past the local replica (a wake-up or a periodic look),
-    /// and copies the checkpoints signed since.
-    pub fn follow(&mut self) -> Result<(), LedgerError> {
-        let Some(mut remote) = self.remote.take() else { return Ok(()) };
-        let result = self.follow_with(&mut remote);
-        self.remote = Some(remote);
-        result
-    }
-
-    fn follow_with(&mut self, remote: &mut Remote) -> Result<(), LedgerError> {
-        loop {
-            let conn = remote.conn()?;
-            let rows = match conn.events(self.next_seq - 1, u64::MAX >> 1, FOLLOW_CHUNK) {
-                Ok(rows) => rows,
-                Err(e) => {
-                    remote.failed(&e);
-                    return Err(LedgerError::DatabaseUnavailable);
-                }
-            };
-            remote.succeeded();
-            if rows.is_empty() {
-                break;
-            }
-            self.apply(rows)?;
-        }
-        let local = super::latest_checkpoint(&self.store)?.map_or(0, |(s, _)| s);
-        let conn = remote.conn()?;
-        let signed = match conn.checkpoints(local, self.next_seq - 1) {
-            Ok(c) => c,
-            Err(e) => {
-                remote.failed(&e);
-                return Err(LedgerError::DatabaseUnavailable);
-            }
-        };
-        if !signed.is_empty() {
-            let mut batch = Batch::default();
-            for (size, note) in signed {
-                batch.put(Cf::Checkpoints, size.to_be_bytes().to_vec(), note.into_bytes());
-            }
-            self.store.write_synced(&batch)?;
-        }
-        Ok(())
-    }
-
-    /// Writes events the database holds (the next seqs, in order) to the local replica with
-    /// every row they imply, as the writer would have.
-    fn apply(&mut self, rows: Vec<pglog::LogRow>) -> Result<(), LedgerError> {
-        let start = (self.next_seq, self.last_recorded, self.frontier.clone());
-        let mut batch = Batch::default();
-        let mut docs = Vec::with_capacity(rows.len());
-        let result = (|| {
-            for row in rows {
-                if row.seq != self.next_seq {
-                    return Err(LedgerError::CorruptEvent(row.seq));
-                }
-                let seq = row.seq;
-                let stored = stored_of(row)?;
-                let doc = stored.doc().map_err(|_| LedgerError::CorruptEvent(seq))?;
-                if doc.seq != seq {
-                    return Err(LedgerError::CorruptEvent(seq));
-                }
-                batch.put(Cf::Events, seq_key(seq).to_vec(), stored.encode());
-                for (cf, k, v) in super::derived_rows(&doc, stored.leaf_hash, &mut self.frontier)
-                    .map_err(|_| LedgerError::WriteFailed)?
-                {
-                    batch.row(cf, k, v);
-                }
-                self.next_seq += 1;
-                self.last_recorded = self.last_recorded.max(doc.recorded_at);
-                docs.push(doc);
-            }
-            self.store.write_synced(&batch)?;
-            Ok(())
-        })();
-        if let Err(e) = result {
-            (self.next_seq, self.last_recorded, self.frontier) = start;
-            return Err(e);
-        }
-        self.caches.invalidate(docs.iter());
-        self.published(self.next_seq - 1);
-        Ok(())
-    }
-
-    /// Publishes the last seq the local store holds: readers may now see it.
-    fn published(&self, seq: u64) {
-        self.committed.store(seq, Ordering::Release);
-        self.notify.send_replace(seq);
-    }
-}
-
 /// Whether a retried draft describes the event already stored under its id.
-fn same_event(draft: &Draft, stored: &EventDoc) -> bool {
+pub(super) fn same_event(draft: &Draft, stored: &EventDoc) -> bool {
     let mut d = draft.doc.clone();
     d.seq = stored.seq;
     d.recorded_at = stored.recorded_at;

@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod commit;
+mod db_commit;
 mod error;
 pub mod export;
 pub mod keys;
@@ -281,7 +282,12 @@ impl Ledger {
             writer.follow()?;
             let applied = writer.next_seq - 1 - from;
             let secs = started.elapsed().as_secs_f64();
-            tracing::info!(applied, seconds = secs, per_second = applied as f64 / secs.max(1e-9), "caught up with the database");
+            tracing::info!(
+                applied,
+                seconds = secs,
+                per_second = applied as f64 / secs.max(1e-9),
+                "caught up with the database"
+            );
         }
         let (tx, rx) = mpsc::sync_channel(options.writer_queue.max(1));
         let listener = match &database {
@@ -300,9 +306,9 @@ impl Ledger {
             signer: signer.clone(),
             committed: committed.clone(),
             inconsistent: inconsistent.clone(),
-            remote: database.as_deref().map(|url| {
-                (remote::Remote::new(url, reachable.clone()), uuid::Uuid::now_v7().to_string(), lease_ttl)
-            }),
+            remote: database
+                .as_deref()
+                .map(|url| (remote::Remote::new(url, reachable.clone()), uuid::Uuid::now_v7().to_string(), lease_ttl)),
         };
         match checkpoints.sign_if_grown() {
             // Served, but not ready and signing nothing (see `Checkpointer`).
@@ -318,13 +324,7 @@ impl Ledger {
             store,
             caches,
             secrets: Secrets { signer, verifier, keys, blind, tokens },
-            progress: Progress {
-                committed,
-                notify,
-                inconsistent,
-                storage_full,
-                database: database.map(|_| reachable),
-            },
+            progress: Progress { committed, notify, inconsistent, storage_full, database: database.map(|_| reachable) },
             threads: Threads {
                 tx: Some(tx),
                 writer: Some(handle),

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 use format::StoredEvent;
-use pglog::{LogRow, Node, PgError, PgLog};
+use pglog::{LogRow, PgError, PgLog};
 use signing::Ed25519Signer;
 use store::{Batch, Cf, Store};
 
@@ -107,12 +107,6 @@ pub fn stored_of(row: LogRow) -> Result<StoredEvent, LedgerError> {
         return Err(LedgerError::CorruptEvent(seq));
     }
     Ok(stored)
-}
-
-/// The Merkle node of a `merkle` row (key: level ‖ index big-endian).
-pub fn node_of(key: &[u8], hash: &[u8]) -> Option<Node> {
-    let (&level, index) = key.split_first()?;
-    Some(Node { level, index: u64::from_be_bytes(index.try_into().ok()?), hash: hash.to_vec() })
 }
 
 /// The files every node must share, and what the database records of each: the signing

@@ -25,7 +25,8 @@ const MIGRATIONS: &[(i32, &str)] = &[(
          id smallint PRIMARY KEY CHECK (id = 1),
          ledger_id text NOT NULL,
          size bigint NOT NULL CHECK (size >= 0),
-         last_recorded_micros bigint NOT NULL
+         last_recorded_micros bigint NOT NULL,
+         frontier bytea NOT NULL DEFAULT decode('0000000000000000', 'hex')
      );
      CREATE TABLE log_events (
          seq bigint PRIMARY KEY CHECK (seq > 0),
@@ -78,6 +79,9 @@ pub struct Head {
     pub ledger_id: String,
     pub size: u64,
     pub last_recorded_micros: i64,
+    /// The right edge of the Merkle tree at `size` (as the log layer encodes it), so a node
+    /// extends the tree without holding the events.
+    pub frontier: Vec<u8>,
 }
 
 /// One signed event as the database keeps it.
@@ -168,7 +172,8 @@ impl PgLog {
 
     /// The head, or `None` before `init`.
     pub fn head(&mut self) -> Result<Option<Head>, PgError> {
-        let row = self.client.query_opt("SELECT ledger_id, size, last_recorded_micros FROM ledger_head", &[])?;
+        let row =
+            self.client.query_opt("SELECT ledger_id, size, last_recorded_micros, frontier FROM ledger_head", &[])?;
         row.map(|r| head_of(&r)).transpose()
     }
 
@@ -232,7 +237,10 @@ impl PgLog {
     pub fn begin_append(&mut self) -> Result<Append<'_>, PgError> {
         let mut tx = self.client.transaction()?;
         let row = tx
-            .query_opt("SELECT ledger_id, size, last_recorded_micros FROM ledger_head WHERE id = 1 FOR UPDATE", &[])?
+            .query_opt(
+                "SELECT ledger_id, size, last_recorded_micros, frontier FROM ledger_head WHERE id = 1 FOR UPDATE",
+                &[],
+            )?
             .ok_or(PgError::NotInitialised)?;
         let head = head_of(&row)?;
         Ok(Append { tx, head })
@@ -255,7 +263,8 @@ impl PgLog {
              ON CONFLICT (id) DO NOTHING",
             &[&holder, &(ttl_ms as f64)],
         )?;
-        let lease = tx.query_one("SELECT holder, expires_at < now() FROM checkpoint_lease WHERE id = 1 FOR UPDATE", &[])?;
+        let lease =
+            tx.query_one("SELECT holder, expires_at < now() FROM checkpoint_lease WHERE id = 1 FOR UPDATE", &[])?;
         let (current, lapsed): (String, bool) = (lease.get(0), lease.get(1));
         if current != holder && !lapsed {
             return Ok(None);
@@ -306,7 +315,7 @@ impl PgLog {
 }
 
 fn head_of(r: &postgres::Row) -> Result<Head, PgError> {
-    Ok(Head { ledger_id: r.get(0), size: seq_u64(r.get(1))?, last_recorded_micros: r.get(2) })
+    Ok(Head { ledger_id: r.get(0), size: seq_u64(r.get(1))?, last_recorded_micros: r.get(2), frontier: r.get(3) })
 }
 
 fn events_between(
@@ -320,18 +329,18 @@ fn events_between(
          WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
         &[&seq_i64(after)?, &seq_i64(up_to)?, &limit],
     )?;
-    rows.iter()
-        .map(|r| {
-            Ok(LogRow {
-                seq: seq_u64(r.get(0))?,
-                id_key: r.get(1),
-                key_id: r.get(2),
-                signature: r.get(3),
-                leaf_hash: r.get(4),
-                event: r.get(5),
-            })
-        })
-        .collect()
+    rows.iter().map(row_of).collect()
+}
+
+fn row_of(r: &postgres::Row) -> Result<LogRow, PgError> {
+    Ok(LogRow {
+        seq: seq_u64(r.get(0))?,
+        id_key: r.get(1),
+        key_id: r.get(2),
+        signature: r.get(3),
+        leaf_hash: r.get(4),
+        event: r.get(5),
+    })
 }
 
 /// One group commit in progress: the head row is locked until it commits or is dropped
@@ -342,14 +351,27 @@ pub struct Append<'a> {
 }
 
 impl Append<'_> {
-    /// Events other nodes committed in `(after, head]`, for this node to apply first.
-    pub fn events(&mut self, after: u64, limit: i64) -> Result<Vec<LogRow>, PgError> {
-        events_between(&mut self.tx, after, self.head.size, limit)
+    /// The events already stored under any of these id keys.
+    pub fn existing(&mut self, id_keys: &[&[u8]]) -> Result<Vec<LogRow>, PgError> {
+        if id_keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = self.tx.query(
+            "SELECT seq, id_key, key_id, signature, leaf_hash, event FROM log_events WHERE id_key = ANY($1)",
+            &[&id_keys],
+        )?;
+        rows.iter().map(row_of).collect()
     }
 
     /// Writes the group's events (seqs `head.size + 1 ..`, gapless) and the Merkle nodes they
     /// complete, moves the head, and commits. Only an `Ok` means the events are durable.
-    pub fn commit(mut self, events: &[LogRow], nodes: &[Node], last_recorded_micros: i64) -> Result<(), PgError> {
+    pub fn commit(
+        mut self,
+        events: &[LogRow],
+        nodes: &[Node],
+        last_recorded_micros: i64,
+        frontier: &[u8],
+    ) -> Result<(), PgError> {
         let mut expected = self.head.size;
         for e in events {
             expected += 1;
@@ -357,33 +379,41 @@ impl Append<'_> {
                 return Err(PgError::Shape("events of a commit must follow the head without gaps"));
             }
         }
-        if !events.is_empty() {
-            let seqs: Vec<i64> = events.iter().map(|e| seq_i64(e.seq)).collect::<Result<_, _>>()?;
-            let ids: Vec<&[u8]> = events.iter().map(|e| e.id_key.as_slice()).collect();
-            let keys: Vec<&[u8]> = events.iter().map(|e| e.key_id.as_slice()).collect();
-            let sigs: Vec<&[u8]> = events.iter().map(|e| e.signature.as_slice()).collect();
-            let leaves: Vec<&[u8]> = events.iter().map(|e| e.leaf_hash.as_slice()).collect();
-            let bodies: Vec<&[u8]> = events.iter().map(|e| e.event.as_slice()).collect();
-            self.tx.execute(
-                "INSERT INTO log_events (seq, id_key, key_id, signature, leaf_hash, event)
-                 SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[])",
-                &[&seqs, &ids, &keys, &sigs, &leaves, &bodies],
-            )?;
-        }
-        if !nodes.is_empty() {
-            let levels: Vec<i16> = nodes.iter().map(|n| i16::from(n.level)).collect();
-            let idxs: Vec<i64> = nodes.iter().map(|n| seq_i64(n.index)).collect::<Result<_, _>>()?;
-            let hashes: Vec<&[u8]> = nodes.iter().map(|n| n.hash.as_slice()).collect();
-            self.tx.execute(
-                "INSERT INTO log_nodes (level, idx, hash) SELECT * FROM UNNEST($1::smallint[], $2::bigint[], $3::bytea[])",
-                &[&levels, &idxs, &hashes],
-            )?;
-        }
+        let seqs: Vec<i64> = events.iter().map(|e| seq_i64(e.seq)).collect::<Result<_, _>>()?;
+        let ids: Vec<&[u8]> = events.iter().map(|e| e.id_key.as_slice()).collect();
+        let keys: Vec<&[u8]> = events.iter().map(|e| e.key_id.as_slice()).collect();
+        let sigs: Vec<&[u8]> = events.iter().map(|e| e.signature.as_slice()).collect();
+        let leaves: Vec<&[u8]> = events.iter().map(|e| e.leaf_hash.as_slice()).collect();
+        let bodies: Vec<&[u8]> = events.iter().map(|e| e.event.as_slice()).collect();
+        let levels: Vec<i16> = nodes.iter().map(|n| i16::from(n.level)).collect();
+        let idxs: Vec<i64> = nodes.iter().map(|n| seq_i64(n.index)).collect::<Result<_, _>>()?;
+        let hashes: Vec<&[u8]> = nodes.iter().map(|n| n.hash.as_slice()).collect();
+        // One statement, one round trip: the events, the nodes, the head and the wake-up.
         self.tx.execute(
-            "UPDATE ledger_head SET size = $1, last_recorded_micros = $2 WHERE id = 1",
-            &[&seq_i64(expected)?, &last_recorded_micros],
+            "WITH e AS (
+                 INSERT INTO log_events (seq, id_key, key_id, signature, leaf_hash, event)
+                 SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[])
+             ), n AS (
+                 INSERT INTO log_nodes (level, idx, hash)
+                 SELECT * FROM UNNEST($7::smallint[], $8::bigint[], $9::bytea[])
+             )
+             UPDATE ledger_head SET size = $10, last_recorded_micros = $11, frontier = $12 WHERE id = 1
+             RETURNING pg_notify('consent_ledger_log', '')",
+            &[
+                &seqs,
+                &ids,
+                &keys,
+                &sigs,
+                &leaves,
+                &bodies,
+                &levels,
+                &idxs,
+                &hashes,
+                &seq_i64(expected)?,
+                &last_recorded_micros,
+                &frontier,
+            ],
         )?;
-        self.tx.batch_execute(&format!("NOTIFY {CHANNEL}"))?;
         self.tx.commit()?;
         Ok(())
     }

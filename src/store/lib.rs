@@ -147,6 +147,14 @@ pub trait KvStore: Send + Sync {
     /// returns.
     fn write_synced(&self, batch: &Batch) -> Result<(), StoreError>;
 
+    /// Applies `batch` atomically without waiting for the disk: a process that dies keeps
+    /// it (for RocksDB: the WAL is written, not synced), a machine that loses power may lose
+    /// the last such batches, never part of one. Only for data kept elsewhere too (a
+    /// database ledger's local replica, which applies again what it lost).
+    fn write_unsynced(&self, batch: &Batch) -> Result<(), StoreError> {
+        self.write_synced(batch)
+    }
+
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
 
     /// Values of many keys in one batched lookup, in the order given.
@@ -198,6 +206,12 @@ impl Store {
     /// Applies `batch` atomically, durable before it returns.
     pub fn write_synced(&self, batch: &Batch) -> Result<(), StoreError> {
         self.engine.write_synced(batch)
+    }
+
+    /// Applies `batch` atomically without waiting for the disk (see
+    /// [`KvStore::write_unsynced`]).
+    pub fn write_unsynced(&self, batch: &Batch) -> Result<(), StoreError> {
+        self.engine.write_unsynced(batch)
     }
 
     pub fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {

@@ -187,8 +187,8 @@ impl Iterator for Pages<'_> {
     }
 }
 
-impl KvStore for RocksStore {
-    fn write_synced(&self, batch: &Batch) -> Result<(), StoreError> {
+impl RocksStore {
+    fn write(&self, batch: &Batch, sync: bool) -> Result<(), StoreError> {
         let db = self.db()?;
         let db = db.get();
         let mut wb = WriteBatch::default();
@@ -200,9 +200,19 @@ impl KvStore for RocksStore {
             }
         }
         let mut wo = WriteOptions::default();
-        wo.set_sync(true);
+        wo.set_sync(sync);
         db.write_opt(wb, &wo)?;
         Ok(())
+    }
+}
+
+impl KvStore for RocksStore {
+    fn write_synced(&self, batch: &Batch) -> Result<(), StoreError> {
+        self.write(batch, true)
+    }
+
+    fn write_unsynced(&self, batch: &Batch) -> Result<(), StoreError> {
+        self.write(batch, false)
     }
 
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {

@@ -80,7 +80,8 @@ impl PgCluster {
     pub fn start_again(&self) {
         let opts = format!("-p {} -k {} -c listen_addresses=127.0.0.1", self.port, self.dir.path().display());
         let log = self.dir.path().join("log").to_string_lossy().into_owned();
-        let st = self.pg("pg_ctl", &["-D", &self.data(), "-o", &opts, "-l", &log, "-w", "start"]).status().expect("pg_ctl");
+        let st =
+            self.pg("pg_ctl", &["-D", &self.data(), "-o", &opts, "-l", &log, "-w", "start"]).status().expect("pg_ctl");
         assert!(st.success(), "pg_ctl start");
     }
 
@@ -185,7 +186,12 @@ async fn log_size(client: &reqwest::Client, address: &str, key: &str) -> u64 {
 }
 
 fn verify(dir: &Path) {
-    let out = Command::new(env!("CARGO_BIN_EXE_consent-ledger")).arg("verify").arg("--data-dir").arg(dir).output().expect("verify");
+    let out = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
+        .arg("verify")
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .expect("verify");
     assert!(out.status.success(), "verify {}: {}", dir.display(), String::from_utf8_lossy(&out.stdout));
 }
 

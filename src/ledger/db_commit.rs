@@ -1,0 +1,331 @@
+//! The group commit of a database ledger, and how its local replica follows the database.
+//!
+//! A commit holds the database's head row only for what must be serial: reading the head
+//! (size, last `recorded_at`, the tree's right edge), looking up the group's ids, signing
+//! the group at the next seqs, and one statement that writes the events, the Merkle nodes
+//! they complete and the new head, then the commit. Applying events to the local replica
+//! (this node's and other nodes') happens after, outside the lock; a group is answered once
+//! it is committed and, normally, applied here, so a client reads its own write on the node
+//! it wrote to.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, TryRecvError};
+
+use tokio::sync::oneshot;
+
+use format::{EventDoc, Receipt, StoredEvent};
+use log::merkle::Frontier;
+use pglog::{LogRow, Node, PgLog};
+use projection::{event_id_key, seq_key};
+use store::{Batch, Cf};
+
+use super::commit::{same_event, Draft, Job, Writer, MAX_GROUP_EVENTS};
+use super::remote::{row_of, stored_of, Remote};
+use super::LedgerError;
+
+/// Most events applied from the database in one local write.
+const FOLLOW_CHUNK: i64 = 5000;
+
+type Reply = oneshot::Sender<Result<Vec<Receipt>, LedgerError>>;
+type Answers = Vec<(Reply, Result<Vec<Receipt>, LedgerError>)>;
+/// A group that failed: who to answer, and why.
+type Failed = (Vec<Reply>, LedgerError);
+
+/// What a group adds to the database while it holds the head.
+struct Staged {
+    next: u64,
+    last: chrono::DateTime<chrono::Utc>,
+    frontier: Frontier,
+    rows: Vec<LogRow>,
+    nodes: Vec<Node>,
+    /// Events by id key: those the database held, and those of this group.
+    known: HashMap<Vec<u8>, (StoredEvent, EventDoc)>,
+}
+
+impl Writer {
+    /// A group commit on a database ledger (see the module). A group of no events (a
+    /// wake-up, or `catch_up`) only applies what the database holds past the replica.
+    pub fn commit_group_remote(&mut self, jobs: Vec<Job>, queue: &Receiver<Job>) {
+        if jobs.iter().all(|j| j.drafts.is_empty()) {
+            let followed = self.follow();
+            if let Err(e) = &followed {
+                tracing::debug!(error = %e, "following the database");
+            }
+            for job in jobs {
+                let _ = job.reply.send(match &followed {
+                    Ok(()) => Ok(Vec::new()),
+                    Err(LedgerError::StorageFull) => Err(LedgerError::StorageFull),
+                    Err(_) => Err(LedgerError::DatabaseUnavailable),
+                });
+            }
+            return;
+        }
+        let Some(mut remote) = self.remote.take() else {
+            for job in jobs {
+                let _ = job.reply.send(Err(LedgerError::Closed));
+            }
+            return;
+        };
+        let started = std::time::Instant::now();
+        let outcome = self.commit_with(&mut remote, jobs, queue);
+        self.remote = Some(remote);
+        match outcome {
+            Ok((answers, new)) => {
+                for (reply, result) in answers {
+                    let _ = reply.send(result);
+                }
+                if new > 0 {
+                    let m = &metrics::METRICS;
+                    m.commits.fetch_add(1, Ordering::Relaxed);
+                    m.events.fetch_add(new, Ordering::Relaxed);
+                    m.commit_latency.observe(started.elapsed());
+                }
+            }
+            Err((replies, e)) => {
+                for reply in replies {
+                    let _ = reply.send(Err(match &e {
+                        LedgerError::IdConflict(id) => LedgerError::IdConflict(*id),
+                        LedgerError::Corrupt => LedgerError::WriteFailed,
+                        _ => LedgerError::DatabaseUnavailable,
+                    }));
+                }
+            }
+        }
+    }
+
+    fn commit_with(
+        &mut self,
+        remote: &mut Remote,
+        jobs: Vec<Job>,
+        queue: &Receiver<Job>,
+    ) -> Result<(Answers, u64), Failed> {
+        let conn = match remote.conn() {
+            Ok(c) => c,
+            Err(e) => return Err((jobs.into_iter().map(|j| j.reply).collect(), e)),
+        };
+        let (answers, rows) = match commit_on(self, conn, jobs, queue) {
+            Ok(done) => done,
+            Err((replies, e)) => {
+                // Not acknowledged: whether or not a commit reached the database, a retry
+                // with the same ids answers the same receipts once it did.
+                if let Some(e) = &e {
+                    remote.failed(e);
+                }
+                return Err((replies, LedgerError::DatabaseUnavailable));
+            }
+        };
+        remote.succeeded();
+        let new = rows.len() as u64;
+        // Durable now. The replica applies what other nodes committed before this group,
+        // then the group; if that fails, the events are still in the log, acknowledged, and
+        // the next look at the database applies them.
+        if let Some(first) = rows.first().map(|r| r.seq) {
+            if let Err(e) = self.follow_up_to(remote, first - 1).and_then(|()| self.apply(rows)) {
+                tracing::error!(error = %e, "the local replica could not take a commit; it follows the database");
+            }
+        }
+        Ok((answers, new))
+    }
+
+    /// Applies what the database holds past the local replica (a wake-up or a periodic look),
+    /// and copies the checkpoints signed since.
+    pub fn follow(&mut self) -> Result<(), LedgerError> {
+        let Some(mut remote) = self.remote.take() else { return Ok(()) };
+        let result = self.follow_up_to(&mut remote, u64::MAX >> 1).and_then(|()| self.copy_checkpoints(&mut remote));
+        self.remote = Some(remote);
+        result
+    }
+
+    fn follow_up_to(&mut self, remote: &mut Remote, up_to: u64) -> Result<(), LedgerError> {
+        while self.next_seq - 1 < up_to {
+            let conn = remote.conn()?;
+            let rows = match conn.events(self.next_seq - 1, up_to, FOLLOW_CHUNK) {
+                Ok(rows) => rows,
+                Err(e) => {
+                    remote.failed(&e);
+                    return Err(LedgerError::DatabaseUnavailable);
+                }
+            };
+            remote.succeeded();
+            if rows.is_empty() {
+                break;
+            }
+            self.apply(rows)?;
+        }
+        Ok(())
+    }
+
+    fn copy_checkpoints(&mut self, remote: &mut Remote) -> Result<(), LedgerError> {
+        let local = super::latest_checkpoint(&self.store)?.map_or(0, |(s, _)| s);
+        let conn = remote.conn()?;
+        let signed = match conn.checkpoints(local, self.next_seq - 1) {
+            Ok(c) => c,
+            Err(e) => {
+                remote.failed(&e);
+                return Err(LedgerError::DatabaseUnavailable);
+            }
+        };
+        if !signed.is_empty() {
+            let mut batch = Batch::default();
+            for (size, note) in signed {
+                batch.put(Cf::Checkpoints, size.to_be_bytes().to_vec(), note.into_bytes());
+            }
+            self.store.write_synced(&batch)?;
+        }
+        Ok(())
+    }
+
+    /// Writes events the database holds (the replica's next seqs, in order) to the local
+    /// replica with every row they imply, as the embedded writer would have. Unsynced: the
+    /// database holds them, and a replica that lost its last writes to a power cut applies
+    /// them again when it starts.
+    fn apply(&mut self, rows: Vec<LogRow>) -> Result<(), LedgerError> {
+        let start = (self.next_seq, self.last_recorded, self.frontier.clone());
+        let mut batch = Batch::default();
+        let mut docs = Vec::with_capacity(rows.len());
+        let result = (|| {
+            for row in rows {
+                if row.seq != self.next_seq {
+                    return Err(LedgerError::CorruptEvent(row.seq));
+                }
+                let seq = row.seq;
+                let stored = stored_of(row)?;
+                let doc = stored.doc().map_err(|_| LedgerError::CorruptEvent(seq))?;
+                if doc.seq != seq {
+                    return Err(LedgerError::CorruptEvent(seq));
+                }
+                batch.put(Cf::Events, seq_key(seq).to_vec(), stored.encode());
+                for (cf, k, v) in super::derived_rows(&doc, stored.leaf_hash, &mut self.frontier)
+                    .map_err(|_| LedgerError::WriteFailed)?
+                {
+                    batch.row(cf, k, v);
+                }
+                self.next_seq += 1;
+                self.last_recorded = self.last_recorded.max(doc.recorded_at);
+                docs.push(doc);
+            }
+            self.store.write_unsynced(&batch)?;
+            Ok(())
+        })();
+        if let Err(e) = result {
+            (self.next_seq, self.last_recorded, self.frontier) = start;
+            if matches!(e, LedgerError::Store(store::StoreError::NoSpace)) {
+                self.storage_full.store(true, Ordering::Release);
+                self.last_recovery = Some(std::time::Instant::now());
+                return Err(LedgerError::StorageFull);
+            }
+            return Err(e);
+        }
+        self.caches.invalidate(docs.iter());
+        self.committed.store(self.next_seq - 1, Ordering::Release);
+        self.notify.send_replace(self.next_seq - 1);
+        Ok(())
+    }
+}
+
+/// Under the head's lock: the group (with what queued while waiting for the lock), signed
+/// at the next seqs and committed. Answers per job, and the rows committed.
+#[allow(clippy::type_complexity)]
+fn commit_on(
+    w: &Writer,
+    conn: &mut PgLog,
+    mut jobs: Vec<Job>,
+    queue: &Receiver<Job>,
+) -> Result<(Answers, Vec<LogRow>), (Vec<Reply>, Option<pglog::PgError>)> {
+    fn fail<T>(jobs: Vec<Job>, e: Option<pglog::PgError>) -> Result<T, (Vec<Reply>, Option<pglog::PgError>)> {
+        Err((jobs.into_iter().map(|j| j.reply).collect(), e))
+    }
+    let mut append = match conn.begin_append() {
+        Ok(a) => a,
+        Err(e) => return fail(jobs, Some(e)),
+    };
+    // What queued while this node waited for the head joins the group: with several nodes,
+    // the wait for the lock grows each node's group instead of its queue.
+    let mut count: usize = jobs.iter().map(|j| j.drafts.len()).sum();
+    while count < MAX_GROUP_EVENTS {
+        match queue.try_recv() {
+            Ok(job) => {
+                count += job.drafts.len();
+                jobs.push(job);
+            }
+            Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+        }
+    }
+    let head = append.head.clone();
+    let Some(frontier) = Frontier::from_bytes(&head.frontier).filter(|f| f.size() == head.size) else {
+        tracing::error!("the database's tree edge does not match its head");
+        return fail(jobs, None);
+    };
+    let keys: Vec<Vec<u8>> =
+        jobs.iter().flat_map(|j| j.drafts.iter().map(|d| event_id_key(d.doc.controller.as_ref(), &d.doc.id))).collect();
+    let existing = match append.existing(&keys.iter().map(Vec::as_slice).collect::<Vec<_>>()) {
+        Ok(rows) => rows,
+        Err(e) => return fail(jobs, Some(e)),
+    };
+    let mut known = HashMap::new();
+    for row in existing {
+        let (key, seq) = (row.id_key.clone(), row.seq);
+        let Some(pair) = stored_of(row).ok().and_then(|s| s.doc().ok().map(|d| (s, d))) else {
+            tracing::error!(seq, "a stored event does not decode");
+            return fail(jobs, None);
+        };
+        known.insert(key, pair);
+    }
+    let last = chrono::DateTime::from_timestamp_micros(head.last_recorded_micros).unwrap_or_default();
+    let mut staged = Staged { next: head.size + 1, last, frontier, rows: Vec::new(), nodes: Vec::new(), known };
+    let mut answers = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let result = stage(w, &job.drafts, &mut staged);
+        answers.push((job.reply, result));
+    }
+    if staged.rows.is_empty() {
+        drop(append);
+        return Ok((answers, Vec::new()));
+    }
+    let frontier = staged.frontier.to_bytes();
+    if let Err(e) = append.commit(&staged.rows, &staged.nodes, staged.last.timestamp_micros(), &frontier) {
+        return Err((answers.into_iter().map(|(r, _)| r).collect(), Some(e)));
+    }
+    Ok((answers, staged.rows))
+}
+
+/// Stages one job all or nothing: an id the database (or this group) holds answers its
+/// receipt, or a conflict when the event differs; the rest are signed at the next seqs.
+fn stage(w: &Writer, drafts: &[Draft], s: &mut Staged) -> Result<Vec<Receipt>, LedgerError> {
+    let mut new = Vec::new();
+    for (i, d) in drafts.iter().enumerate() {
+        if let Some((_, doc)) = s.known.get(&event_id_key(d.doc.controller.as_ref(), &d.doc.id)) {
+            if !same_event(d, doc) {
+                return Err(LedgerError::IdConflict(d.doc.id));
+            }
+        } else {
+            new.push(i);
+        }
+    }
+    let undo = (s.next, s.last, s.frontier.clone(), s.rows.len(), s.nodes.len());
+    for &i in &new {
+        let sealed_one = w.seal_as(&drafts[i], s.next, s.last);
+        let Ok((stored, doc)) = sealed_one else {
+            (s.next, s.last, s.frontier) = (undo.0, undo.1, undo.2);
+            s.rows.truncate(undo.3);
+            s.nodes.truncate(undo.4);
+            return Err(LedgerError::WriteFailed);
+        };
+        for (level, index, hash) in s.frontier.push(stored.leaf_hash) {
+            s.nodes.push(Node { level, index, hash: hash.to_vec() });
+        }
+        let key = event_id_key(doc.controller.as_ref(), &doc.id);
+        s.rows.push(row_of(doc.seq, key.clone(), &stored));
+        s.next += 1;
+        s.last = doc.recorded_at;
+        s.known.insert(key, (stored, doc));
+    }
+    drafts
+        .iter()
+        .map(|d| {
+            let key = event_id_key(d.doc.controller.as_ref(), &d.doc.id);
+            s.known.get(&key).map(|(stored, doc)| stored.receipt(doc.clone())).ok_or(LedgerError::WriteFailed)
+        })
+        .collect()
+}
