@@ -117,6 +117,9 @@ impl Writer {
         };
         remote.succeeded();
         let new = rows.len() as u64;
+        if let Some(last) = rows.last() {
+            remote.state.size.fetch_max(last.seq, Ordering::AcqRel);
+        }
         // Durable now. The replica applies what other nodes committed before this group,
         // then the group; if that fails, the events are still in the log, acknowledged, and
         // the next look at the database applies them.
@@ -132,7 +135,9 @@ impl Writer {
     /// and copies the checkpoints signed since.
     pub fn follow(&mut self) -> Result<(), LedgerError> {
         let Some(mut remote) = self.remote.take() else { return Ok(()) };
-        let result = self.follow_up_to(&mut remote, u64::MAX >> 1).and_then(|()| self.copy_checkpoints(&mut remote));
+        let result = look_at_head(&mut remote)
+            .and_then(|()| self.follow_up_to(&mut remote, u64::MAX >> 1))
+            .and_then(|()| self.copy_checkpoints(&mut remote));
         self.remote = Some(remote);
         result
     }
@@ -221,6 +226,22 @@ impl Writer {
         self.committed.store(self.next_seq - 1, Ordering::Release);
         self.notify.send_replace(self.next_seq - 1);
         Ok(())
+    }
+}
+
+/// Reads the database's log size for `/readyz` and `/metrics`.
+fn look_at_head(remote: &mut Remote) -> Result<(), LedgerError> {
+    let size = remote.conn()?.size();
+    match size {
+        Ok(size) => {
+            remote.state.size.store(size, Ordering::Release);
+            remote.succeeded();
+            Ok(())
+        }
+        Err(e) => {
+            remote.failed(&e);
+            Err(LedgerError::DatabaseUnavailable)
+        }
     }
 }
 

@@ -61,6 +61,8 @@ pub enum LedgerError {
     StorageFull,
     #[error("the log's database is unreachable; nothing was written")]
     DatabaseUnavailable,
+    #[error("this node's replica is {0} events behind the database")]
+    FarBehind(u64),
     // Reading.
     #[error("stored event {0} is missing or does not decode")]
     CorruptEvent(u64),

@@ -196,8 +196,8 @@ struct Progress {
     inconsistent: Arc<std::sync::atomic::AtomicBool>,
     /// The writer found the disk full and has not recovered yet.
     storage_full: Arc<std::sync::atomic::AtomicBool>,
-    /// On a database ledger: whether the database answered its last use.
-    database: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// On a database ledger: what the node knows of the database.
+    database: Option<Arc<remote::DatabaseState>>,
 }
 
 /// The writer and checkpointer threads and the channels that stop them.
@@ -229,7 +229,7 @@ impl Ledger {
         dir.ensure().map_err(LedgerError::Dir)?;
         let store = Arc::new(store);
         check_format(&store)?;
-        let reachable = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let db_state = Arc::new(remote::DatabaseState { reachable: true.into(), size: 0.into() });
         let database = match &options.database {
             Some(url) => {
                 let mut db = pglog::PgLog::connect(url)?;
@@ -273,7 +273,7 @@ impl Ledger {
             clock: options.clock.clone(),
             storage_full: storage_full.clone(),
             last_recovery: None,
-            remote: database.as_deref().map(|url| remote::Remote::new(url, reachable.clone())),
+            remote: database.as_deref().map(|url| remote::Remote::new(url, db_state.clone())),
         };
         if database.is_some() {
             // A new or behind node catches up before it answers anything.
@@ -308,7 +308,7 @@ impl Ledger {
             inconsistent: inconsistent.clone(),
             remote: database
                 .as_deref()
-                .map(|url| (remote::Remote::new(url, reachable.clone()), uuid::Uuid::now_v7().to_string(), lease_ttl)),
+                .map(|url| (remote::Remote::new(url, db_state.clone()), uuid::Uuid::now_v7().to_string(), lease_ttl)),
         };
         match checkpoints.sign_if_grown() {
             // Served, but not ready and signing nothing (see `Checkpointer`).
@@ -324,7 +324,7 @@ impl Ledger {
             store,
             caches,
             secrets: Secrets { signer, verifier, keys, blind, tokens },
-            progress: Progress { committed, notify, inconsistent, storage_full, database: database.map(|_| reachable) },
+            progress: Progress { committed, notify, inconsistent, storage_full, database: database.map(|_| db_state) },
             threads: Threads {
                 tx: Some(tx),
                 writer: Some(handle),
@@ -471,6 +471,12 @@ impl Ledger {
         rx.await.map_err(|_| LedgerError::Closed)?.map(|_| ())
     }
 
+    /// On a database ledger: whether the database answered last, and its log size when
+    /// this node last looked.
+    pub fn database(&self) -> Option<(bool, u64)> {
+        self.progress.database.as_ref().map(|d| (d.reachable.load(Ordering::Acquire), d.size.load(Ordering::Acquire)))
+    }
+
     /// Whether the log lives in a database that other nodes write too.
     pub fn follows_database(&self) -> bool {
         self.progress.database.is_some()
@@ -530,8 +536,14 @@ impl Ledger {
         if self.progress.storage_full.load(Ordering::Acquire) {
             return Err(LedgerError::StorageFull);
         }
-        if self.progress.database.as_ref().is_some_and(|ok| !ok.load(Ordering::Acquire)) {
-            return Err(LedgerError::DatabaseUnavailable);
+        if let Some(db) = &self.progress.database {
+            if !db.reachable.load(Ordering::Acquire) {
+                return Err(LedgerError::DatabaseUnavailable);
+            }
+            let behind = db.size.load(Ordering::Acquire).saturating_sub(self.committed_seq());
+            if behind > remote::FAR_BEHIND {
+                return Err(LedgerError::FarBehind(behind));
+            }
         }
         self.event(self.committed_seq().max(1)).map(|_| ())
     }

@@ -10,7 +10,7 @@
 //! ledger, the same secrets, a replica not ahead of the database), and the listener that
 //! wakes the writer when another node commits.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -31,18 +31,29 @@ const FOLLOWS_KEY: &[u8] = b"follows";
 /// How long a writer or listener waits before trying an unreachable database again.
 const RECONNECT_AFTER: Duration = Duration::from_millis(500);
 
+/// A node is not ready while its replica is this many events behind the database.
+pub const FAR_BEHIND: u64 = 10_000;
+
+/// What a node knows of the database, for `/readyz` and `/metrics`.
+#[derive(Debug, Default)]
+pub struct DatabaseState {
+    /// Whether the last use reached the database.
+    pub reachable: AtomicBool,
+    /// The database's log size when the writer last looked.
+    pub size: AtomicU64,
+}
+
 /// A connection to the log's database, opened again after it breaks.
 pub struct Remote {
     url: String,
     conn: Option<PgLog>,
     last_try: Option<Instant>,
-    /// Whether the last use reached the database (read by `/readyz`).
-    pub reachable: Arc<AtomicBool>,
+    pub state: Arc<DatabaseState>,
 }
 
 impl Remote {
-    pub fn new(url: &str, reachable: Arc<AtomicBool>) -> Self {
-        Self { url: url.to_owned(), conn: None, last_try: None, reachable }
+    pub fn new(url: &str, state: Arc<DatabaseState>) -> Self {
+        Self { url: url.to_owned(), conn: None, last_try: None, state }
     }
 
     /// The open connection, connecting if there is none (at most once per
@@ -69,14 +80,14 @@ impl Remote {
 
     /// Records a failed use: the connection is dropped and opened again next time.
     pub fn failed(&mut self, e: &PgError) {
-        if self.reachable.swap(false, Ordering::AcqRel) {
+        if self.state.reachable.swap(false, Ordering::AcqRel) {
             tracing::error!(error = %e, "the log's database is unreachable; writes are refused until it answers");
         }
         self.conn = None;
     }
 
     pub fn succeeded(&self) {
-        if !self.reachable.swap(true, Ordering::AcqRel) {
+        if !self.state.reachable.swap(true, Ordering::AcqRel) {
             tracing::info!("the log's database answers again");
         }
     }

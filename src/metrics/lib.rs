@@ -126,7 +126,15 @@ impl Metrics {
     }
 
     /// The text exposition, with the gauges the caller reads at scrape time.
-    pub fn render(&self, log_size: u64, checkpoint_size: u64, storage_full: bool) -> String {
+    /// `database`, on a node whose log is in PostgreSQL: whether the database answered
+    /// last, and its log size when this node last looked.
+    pub fn render(
+        &self,
+        log_size: u64,
+        checkpoint_size: u64,
+        storage_full: bool,
+        database: Option<(bool, u64)>,
+    ) -> String {
         let mut out = String::with_capacity(4096);
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         header(&mut out, "consent_ledger_log_size", "gauge", "Events in the log (durable).");
@@ -156,6 +164,24 @@ impl Metrics {
         let _ = writeln!(out, "consent_ledger_checkpoints_refused_total {}", load(&self.checkpoints_refused));
         header(&mut out, "consent_ledger_storage_full", "gauge", "1 while the disk is full and writes are refused.");
         let _ = writeln!(out, "consent_ledger_storage_full {}", u8::from(storage_full));
+        if let Some((up, size)) = database {
+            header(&mut out, "consent_ledger_database_up", "gauge", "1 while the log's database answers.");
+            let _ = writeln!(out, "consent_ledger_database_up {}", u8::from(up));
+            header(
+                &mut out,
+                "consent_ledger_database_log_size",
+                "gauge",
+                "Events in the database's log when last read.",
+            );
+            let _ = writeln!(out, "consent_ledger_database_log_size {size}");
+            header(
+                &mut out,
+                "consent_ledger_replica_lag",
+                "gauge",
+                "Events the database holds that this node has not applied.",
+            );
+            let _ = writeln!(out, "consent_ledger_replica_lag {}", size.saturating_sub(log_size));
+        }
         header(&mut out, "consent_ledger_bulk_lines_total", "counter", "Lines of bulk NDJSON checks answered.");
         let _ = writeln!(out, "consent_ledger_bulk_lines_total {}", load(&self.bulk_lines));
         header(
@@ -199,7 +225,9 @@ mod tests {
         m.http_request("get_event", "GET", 404, Duration::from_millis(1));
         m.http_request("get_event", "GET", 404, Duration::from_millis(1));
         m.decisions(1, 0);
-        let text = m.render(7, 5, false);
+        let text = m.render(7, 5, false, Some((true, 9)));
+        assert!(text.contains("consent_ledger_replica_lag 2\n"), "{text}");
+        assert!(!m.render(7, 5, false, None).contains("consent_ledger_replica_lag"));
         assert!(text.contains("consent_ledger_commit_seconds_bucket{le=\"0.0001\"} 1\n"), "{text}");
         assert!(text.contains("consent_ledger_commit_seconds_bucket{le=\"0.005\"} 2\n"), "{text}");
         assert!(text.contains("consent_ledger_commit_seconds_bucket{le=\"+Inf\"} 3\n"), "{text}");

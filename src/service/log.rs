@@ -243,7 +243,12 @@ impl Service {
     /// The Prometheus text of every metric, with the log and checkpoint sizes.
     pub fn metrics_text(&self) -> String {
         let checkpoint = self.latest_checkpoint().ok().flatten().map_or(0, |(size, _)| size);
-        metrics::METRICS.render(self.ledger.committed_seq(), checkpoint, self.ledger.storage_full())
+        metrics::METRICS.render(
+            self.ledger.committed_seq(),
+            checkpoint,
+            self.ledger.storage_full(),
+            self.ledger.database(),
+        )
     }
 }
 

@@ -306,6 +306,11 @@ async fn three_nodes_on_one_database_write_at_once_and_agree() {
     // each node's replica verifies (bytes, hashes, signatures, projections, checkpoints).
     let checkpoint = client.get(format!("{}/v1/log/checkpoint", addresses[1])).send().await.expect("cp");
     assert!(checkpoint.status().is_success());
+    // The node reports the database and how far behind it its replica is.
+    let metrics =
+        client.get(format!("{}/metrics", addresses[2])).send().await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains("consent_ledger_database_up 1\n"), "{metrics}");
+    assert!(metrics.contains("consent_ledger_replica_lag "), "{metrics}");
     drop(nodes);
     for p in &paths {
         verify(p);
