@@ -8,6 +8,7 @@ pub mod export;
 pub mod generate;
 pub mod init;
 pub mod keys;
+pub mod migrate;
 pub mod rebuild;
 pub mod serve;
 pub mod sms;
@@ -51,6 +52,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Create a ledger whose log lives in PostgreSQL, and the files every node shares.
     Init(init::InitArgs),
+    /// Move a stopped embedded ledger into an empty PostgreSQL database, verifying it first.
+    Migrate(migrate::MigrateArgs),
     /// Manage API keys.
     Apikey {
         #[command(subcommand)]
@@ -91,6 +94,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Init(args) => init::run(args),
+        Command::Migrate(args) => migrate::run(args),
         Command::Apikey { command } => apikey::run(command),
         Command::Verify(args) => verify::run(args),
         Command::Generate(args) => generate::run(args),

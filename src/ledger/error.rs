@@ -46,6 +46,8 @@ pub enum LedgerError {
          (holding only the shared files) and it catches up from the database"
     )]
     OtherLedger,
+    #[error("the ledger does not verify, so it is not migrated: {0}")]
+    NotVerified(String),
     #[error("the local store holds {local} events but the database only {database}; is this the right database?")]
     AheadOfDatabase { local: u64, database: u64 },
     // Writing.

@@ -7,6 +7,7 @@ mod db_commit;
 mod error;
 pub mod export;
 pub mod keys;
+mod migrate;
 pub mod rebuild;
 mod remote;
 mod tree;
@@ -35,6 +36,7 @@ use store::{Batch, Cf, Store, StoreError};
 use tokens::TokenKey;
 use tree::StoredTree;
 
+pub use migrate::{migrate_to_database, Migrated};
 pub use remote::{init_database, InitInfo};
 
 use commit::{Draft, Job, Writer};

@@ -26,7 +26,7 @@ use super::commit::Job;
 use super::{DataDir, LedgerError};
 
 /// `meta` key of the database ledger a local replica follows.
-const FOLLOWS_KEY: &[u8] = b"follows";
+pub const FOLLOWS_KEY: &[u8] = b"follows";
 
 /// How long a writer or listener waits before trying an unreachable database again.
 const RECONNECT_AFTER: Duration = Duration::from_millis(500);

@@ -70,6 +70,8 @@ pub enum PgError {
     NotInitialised,
     #[error("a stored row does not have the expected shape: {0}")]
     Shape(&'static str),
+    #[error("the database already holds a ledger; migrate into an empty database")]
+    NotEmpty,
 }
 
 /// The log's head: its size and the last `recorded_at` (microseconds since the epoch).
@@ -287,6 +289,24 @@ impl PgLog {
         Ok(Some((size, note)))
     }
 
+    /// Starts bringing a whole ledger in (`consent-ledger migrate`): one transaction that
+    /// creates the head (refused, by the head's key, if the database holds a ledger) and the
+    /// secrets' fingerprints; nothing is visible until [`Import::finish`].
+    pub fn begin_import(&mut self, ledger_id: &str, fingerprints: &[(String, String)]) -> Result<Import<'_>, PgError> {
+        let mut tx = self.client.transaction()?;
+        if tx.query_opt("SELECT 1 FROM ledger_head", &[])?.is_some() {
+            return Err(PgError::NotEmpty);
+        }
+        tx.execute(
+            "INSERT INTO ledger_head (id, ledger_id, size, last_recorded_micros) VALUES (1, $1, 0, 0)",
+            &[&ledger_id],
+        )?;
+        for (name, fp) in fingerprints {
+            tx.execute("INSERT INTO ledger_secrets (name, fingerprint) VALUES ($1, $2)", &[name, fp])?;
+        }
+        Ok(Import { tx })
+    }
+
     /// Starts listening for commits of other nodes (see [`PgLog::wait_for_notice`]).
     pub fn listen(&mut self) -> Result<(), PgError> {
         self.client.batch_execute(&format!("LISTEN {CHANNEL}"))?;
@@ -413,6 +433,61 @@ impl Append<'_> {
                 &last_recorded_micros,
                 &frontier,
             ],
+        )?;
+        self.tx.commit()?;
+        Ok(())
+    }
+}
+
+/// A whole ledger coming in, in one transaction (see [`PgLog::begin_import`]).
+pub struct Import<'a> {
+    tx: postgres::Transaction<'a>,
+}
+
+impl Import<'_> {
+    /// Adds events (in seq order across calls).
+    pub fn events(&mut self, events: &[LogRow]) -> Result<(), PgError> {
+        let seqs: Vec<i64> = events.iter().map(|e| seq_i64(e.seq)).collect::<Result<_, _>>()?;
+        let ids: Vec<&[u8]> = events.iter().map(|e| e.id_key.as_slice()).collect();
+        let keys: Vec<&[u8]> = events.iter().map(|e| e.key_id.as_slice()).collect();
+        let sigs: Vec<&[u8]> = events.iter().map(|e| e.signature.as_slice()).collect();
+        let leaves: Vec<&[u8]> = events.iter().map(|e| e.leaf_hash.as_slice()).collect();
+        let bodies: Vec<&[u8]> = events.iter().map(|e| e.event.as_slice()).collect();
+        self.tx.execute(
+            "INSERT INTO log_events (seq, id_key, key_id, signature, leaf_hash, event)
+             SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[])",
+            &[&seqs, &ids, &keys, &sigs, &leaves, &bodies],
+        )?;
+        Ok(())
+    }
+
+    /// Adds Merkle nodes.
+    pub fn nodes(&mut self, nodes: &[Node]) -> Result<(), PgError> {
+        let levels: Vec<i16> = nodes.iter().map(|n| i16::from(n.level)).collect();
+        let idxs: Vec<i64> = nodes.iter().map(|n| seq_i64(n.index)).collect::<Result<_, _>>()?;
+        let hashes: Vec<&[u8]> = nodes.iter().map(|n| n.hash.as_slice()).collect();
+        self.tx.execute(
+            "INSERT INTO log_nodes (level, idx, hash) SELECT * FROM UNNEST($1::smallint[], $2::bigint[], $3::bytea[])",
+            &[&levels, &idxs, &hashes],
+        )?;
+        Ok(())
+    }
+
+    /// Adds a signed checkpoint.
+    pub fn checkpoint(&mut self, size: u64, note: &str) -> Result<(), PgError> {
+        self.tx.execute("INSERT INTO log_checkpoints (size, note) VALUES ($1, $2)", &[&seq_i64(size)?, &note])?;
+        Ok(())
+    }
+
+    /// Sets the head and commits: the ledger is there, whole, or not at all.
+    pub fn finish(mut self, size: u64, last_recorded_micros: i64, frontier: &[u8]) -> Result<(), PgError> {
+        let count: i64 = self.tx.query_one("SELECT count(*) FROM log_events", &[])?.get(0);
+        if count != seq_i64(size)? {
+            return Err(PgError::Shape("the imported events are not the log's size"));
+        }
+        self.tx.execute(
+            "UPDATE ledger_head SET size = $1, last_recorded_micros = $2, frontier = $3 WHERE id = 1",
+            &[&seq_i64(size)?, &last_recorded_micros, &frontier],
         )?;
         self.tx.commit()?;
         Ok(())

@@ -1,0 +1,95 @@
+//! `consent-ledger migrate`: an embedded ledger moves into PostgreSQL whole. Every event is
+//! verified first (bytes, leaf hash, signature by the key of its period, projections), then
+//! the events, the Merkle nodes and every signed checkpoint go into an empty database in one
+//! transaction, so the same receipts and checkpoints verify afterwards. The data directory's
+//! secrets become the shared files, and its store becomes the first node's replica.
+
+use format::StoredEvent;
+use log::merkle::Frontier;
+use pglog::{Node, PgLog};
+use projection::event_id_key;
+use store::{Batch, Cf, Store};
+
+use super::remote::{fingerprints, row_of, FOLLOWS_KEY, SHARED_FILES};
+use super::tree::StoredTree;
+use super::{DataDir, LedgerError};
+
+/// Rows per statement.
+const CHUNK: usize = 5000;
+
+/// What a migration brought in.
+pub struct Migrated {
+    pub ledger_id: String,
+    pub events: u64,
+    pub checkpoints: u64,
+}
+
+/// Moves the stopped embedded ledger in `dir` into the empty database at `url`. `progress`
+/// hears (what, done, total) as each stage goes.
+pub fn migrate_to_database(
+    dir: &DataDir,
+    url: &str,
+    mut progress: impl FnMut(&'static str, u64, u64),
+) -> Result<Migrated, LedgerError> {
+    let store = Store::open(&dir.db())?;
+    super::check_format(&store)?;
+    if store.get(Cf::Meta, FOLLOWS_KEY)?.is_some() {
+        return Err(LedgerError::Database(pglog::PgError::NotEmpty));
+    }
+    for name in SHARED_FILES {
+        if !dir.root().join(name).exists() {
+            return Err(LedgerError::MissingSecret(name));
+        }
+    }
+    let size = super::log_size(&store)?;
+    let keys = super::keys::read_valid_keys(dir)?;
+    let report = super::verify::verify(&store, &keys, |seq| progress("verifying", seq, size))?;
+    if let Some(failure) = report.failure {
+        return Err(LedgerError::NotVerified(failure.to_string()));
+    }
+    let mut db = PgLog::connect(url)?;
+    db.migrate()?;
+    let ledger_id = uuid::Uuid::now_v7().to_string();
+    let mut import = db.begin_import(&ledger_id, &fingerprints(dir)?)?;
+    let mut rows = Vec::with_capacity(CHUNK);
+    let mut last_recorded = 0;
+    let mut done = 0;
+    for item in store.iter_from(Cf::Events, &[])? {
+        let (key, value) = item?;
+        let seq = <[u8; 8]>::try_from(key.as_ref()).map(u64::from_be_bytes).map_err(|_| LedgerError::Corrupt)?;
+        let stored = StoredEvent::decode(&value).map_err(|_| LedgerError::CorruptEvent(seq))?;
+        let doc = stored.doc().map_err(|_| LedgerError::CorruptEvent(seq))?;
+        last_recorded = doc.recorded_at.timestamp_micros();
+        rows.push(row_of(seq, event_id_key(doc.controller.as_ref(), &doc.id), &stored));
+        if rows.len() == CHUNK {
+            import.events(&rows)?;
+            done += rows.len() as u64;
+            progress("copying", done, size);
+            rows.clear();
+        }
+    }
+    import.events(&rows)?;
+    progress("copying", size, size);
+    let mut nodes: Vec<Node> = Vec::with_capacity(CHUNK);
+    for item in store.iter_from(Cf::Merkle, &[])? {
+        let (key, hash) = item?;
+        let (&level, index) = key.split_first().ok_or(LedgerError::Corrupt)?;
+        let index = <[u8; 8]>::try_from(index).map(u64::from_be_bytes).map_err(|_| LedgerError::Corrupt)?;
+        nodes.push(Node { level, index, hash: hash.to_vec() });
+        if nodes.len() == CHUNK {
+            import.nodes(&nodes)?;
+            nodes.clear();
+        }
+    }
+    import.nodes(&nodes)?;
+    let checkpoints = super::checkpoints(&store)?;
+    for (cp_size, note) in &checkpoints {
+        import.checkpoint(*cp_size, note)?;
+    }
+    let frontier = Frontier::load(&StoredTree(&store), size)?.to_bytes();
+    import.finish(size, last_recorded, &frontier)?;
+    let mut batch = Batch::default();
+    batch.put(Cf::Meta, FOLLOWS_KEY.to_vec(), ledger_id.clone().into_bytes());
+    store.write_synced(&batch)?;
+    Ok(Migrated { ledger_id, events: size, checkpoints: checkpoints.len() as u64 })
+}
