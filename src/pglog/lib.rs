@@ -279,8 +279,9 @@ impl PgLog {
             .query_opt("SELECT size, note FROM log_checkpoints ORDER BY size DESC LIMIT 1", &[])?
             .map(|r| Ok::<_, PgError>((seq_u64(r.get(0))?, r.get::<_, String>(1))))
             .transpose()?;
-        let last_size = last.as_ref().map_or(0, |(s, _)| *s);
-        let Some((size, note)) = sign(last).filter(|(s, _)| *s > last_size) else {
+        // The first checkpoint may be of the empty log; each later one is of a larger size.
+        let last_size = last.as_ref().map(|(s, _)| *s);
+        let Some((size, note)) = sign(last).filter(|(s, _)| last_size.is_none_or(|l| *s > l)) else {
             tx.commit()?;
             return Ok(None);
         };

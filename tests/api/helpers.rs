@@ -42,7 +42,26 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(options: HttpOptions) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = DataDir::new(dir.path());
-    let ledger = Ledger::open(&data, "test.example/consent-ledger").expect("open ledger");
+    let ledger = match std::env::var(crate::postgres::BACKEND_ENV) {
+        // The suite run again with its log in PostgreSQL (see `postgres.rs`): a database of
+        // its own for each test.
+        Ok(server) => {
+            let url = crate::postgres::new_database(&server);
+            let options = consent_ledger::ledger::Options {
+                database: Some(url.clone()),
+                ..consent_ledger::ledger::Options::new("test.example/consent-ledger")
+            };
+            // The database driver runs a runtime of its own: open outside this test's.
+            let root = data.root().to_path_buf();
+            let open = std::thread::spawn(move || {
+                let data = DataDir::new(root);
+                consent_ledger::ledger::init_database(&data, &url, "test.example/consent-ledger").expect("init");
+                Ledger::open_with(&data, options)
+            });
+            open.join().expect("open").expect("open ledger")
+        }
+        Err(_) => Ledger::open(&data, "test.example/consent-ledger").expect("open ledger"),
+    };
     let keys = Arc::new(KeyStore::open(data.api_keys()).expect("key store"));
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let service = Arc::new(Service::new(ledger));

@@ -14,6 +14,22 @@ use serde_json::{json, Value};
 
 use crate::helpers::{new_keys, newsletter, staff, start_server_with, Server};
 
+/// Set (to a server's `postgres://` URL without a database) when the suite runs again with
+/// its log in PostgreSQL: `spawn_app` then gives each test a database of its own.
+pub const BACKEND_ENV: &str = "CONSENT_LEDGER_TEST_POSTGRES";
+
+/// A new, empty database on the server at `server` (`postgres://user@host:port`); its URL.
+pub fn new_database(server: &str) -> String {
+    let name = format!("t_{}", uuid::Uuid::now_v7().simple());
+    let port = server.rsplit(':').next().expect("port");
+    let out = Command::new(pg_bin().join("createdb"))
+        .args(["-h", "127.0.0.1", "-p", port, "-U", "postgres", &name])
+        .output()
+        .expect("createdb");
+    assert!(out.status.success(), "createdb: {}", String::from_utf8_lossy(&out.stderr));
+    format!("{server}/{name}")
+}
+
 /// A PostgreSQL cluster of its own, stopped when dropped.
 pub struct PgCluster {
     dir: tempfile::TempDir,
@@ -74,7 +90,12 @@ impl PgCluster {
     }
 
     pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+        format!("{}/postgres", self.server())
+    }
+
+    /// The server's URL without a database.
+    pub fn server(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}", self.port)
     }
 
     pub fn start_again(&self) {
@@ -534,4 +555,44 @@ async fn an_embedded_ledger_migrated_into_postgres_keeps_its_receipts_and_checkp
         .output()
         .expect("migrate");
     assert!(!out.status.success());
+}
+
+/// The modules of the suite that run again with the log in PostgreSQL: everything a client
+/// of the API sees (recording, checks single and bulk, history, preferences, links, the log's
+/// proofs and receipts, access, metrics). Left out: what is about the embedded store itself
+/// (disk full, tampering with RocksDB, kill -9 rounds, backups of the data directory, the
+/// storage model) and the browser and schemathesis runs, which take their own minutes.
+const SUITE_ON_POSTGRES: &[&str] = &[
+    "events::",
+    "validation::",
+    "scenario::",
+    "preferences::",
+    "mailing::",
+    "bulk::",
+    "log::",
+    "access::",
+    "metrics::",
+];
+
+#[test]
+fn the_api_suite_passes_with_its_log_in_postgres() {
+    if std::env::var(BACKEND_ENV).is_ok() {
+        return; // this is the run below
+    }
+    let pg = PgCluster::start();
+    let mut cmd = Command::new(std::env::current_exe().expect("this test binary"));
+    cmd.args(SUITE_ON_POSTGRES).args(["--test-threads", "2"]).env(BACKEND_ENV, pg.server());
+    let out = cmd.output().expect("run the suite");
+    let said = String::from_utf8_lossy(&out.stdout);
+    let summary = said.lines().filter(|l| l.starts_with("test result:")).collect::<Vec<_>>().join("\n");
+    assert!(out.status.success(), "the suite on PostgreSQL:\n{said}\n{}", String::from_utf8_lossy(&out.stderr));
+    let passed: usize = summary
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .windows(2)
+        .find(|w| w[1] == "passed;")
+        .and_then(|w| w[0].parse().ok())
+        .unwrap_or(0);
+    assert!(passed >= 40, "a representative part ran: {summary}");
+    eprintln!("on PostgreSQL: {summary}");
 }
