@@ -46,6 +46,11 @@ pub enum LedgerError {
          (holding only the shared files) and it catches up from the database"
     )]
     OtherLedger,
+    #[error(
+        "this data directory is a node of a ledger kept in PostgreSQL: serve it with --database-url \
+         (it takes no events of its own)"
+    )]
+    IsReplica,
     #[error("the ledger does not verify, so it is not migrated: {0}")]
     NotVerified(String),
     #[error("the local store holds {local} events but the database only {database}; is this the right database?")]

@@ -240,6 +240,10 @@ impl Ledger {
                 Some(url.clone())
             }
             None => {
+                // A database ledger's replica must never take events of its own.
+                if store.get(Cf::Meta, remote::FOLLOWS_KEY)?.is_some() {
+                    return Err(LedgerError::IsReplica);
+                }
                 keys::recover_rotation(dir, &store)?;
                 refuse_lost_secrets(dir, &store)?;
                 None

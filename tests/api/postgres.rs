@@ -598,6 +598,16 @@ async fn an_embedded_ledger_migrated_into_postgres_keeps_its_receipts_and_checkp
     assert!(out.status.success() && said.contains("consistent with the kept checkpoint"), "{said}");
     verify(other.path());
 
+    // A node's directory served without the database is refused: a replica takes no events
+    // of its own (a key rotation or a write there would fork the log).
+    let out = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(other.path())
+        .output()
+        .expect("serve");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--database-url"));
+
     // A second migration into the same database is refused: it holds a ledger.
     let out = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
         .args(["migrate", "--database-url", &pg.url(), "--data-dir"])
