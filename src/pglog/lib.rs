@@ -11,7 +11,12 @@
 
 use std::time::Duration;
 
-use postgres::{Client, NoTls};
+use std::path::Path;
+use std::sync::Arc;
+
+use postgres::Client;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 
 /// The channel other nodes `LISTEN` on to hear of new events early.
 pub const CHANNEL: &str = "consent_ledger_log";
@@ -72,6 +77,8 @@ pub enum PgError {
     Shape(&'static str),
     #[error("the database already holds a ledger; migrate into an empty database")]
     NotEmpty,
+    #[error("TLS settings: {0}")]
+    Tls(String),
 }
 
 /// The log's head: its size and the last `recorded_at` (microseconds since the epoch).
@@ -124,14 +131,21 @@ fn seq_u64(seq: i64) -> Result<u64, PgError> {
 impl PgLog {
     /// Connects (a `postgres://` URL or key=value string; `connect_timeout` defaults to 5 s)
     /// with `synchronous_commit` on for this session.
+    ///
+    /// TLS is negotiated as `sslmode` says (`disable`, `prefer`, the default, or `require`;
+    /// libpq's `verify-ca` and `verify-full` mean `require` here), and a server's certificate
+    /// is always verified, name included: against `sslrootcert=FILE` (PEM) when given, as
+    /// managed services document, otherwise against the Mozilla roots.
     pub fn connect(url: &str) -> Result<Self, PgError> {
+        let (url, root_cert) = libpq_tls_options(url);
+        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(root_cert.as_deref().map(Path::new))?);
         let mut config: postgres::Config = url.parse()?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
         config.keepalives_idle(Duration::from_secs(30));
         config.application_name("consent-ledger");
-        let mut client = config.connect(NoTls)?;
+        let mut client = config.connect(tls)?;
         client.batch_execute("SET synchronous_commit = on")?;
         Ok(Self { client })
     }
@@ -335,6 +349,58 @@ impl PgLog {
     }
 }
 
+/// Takes libpq's `sslrootcert` out of a connection string (the driver does not know it) and
+/// reads `verify-ca`/`verify-full` as `require` (certificates are always verified here).
+fn libpq_tls_options(url: &str) -> (String, Option<String>) {
+    let mut root = None;
+    let rewrite = |pair: &str| -> Option<String> {
+        match pair.split_once('=') {
+            Some(("sslrootcert", v)) => {
+                root = Some(v.to_owned());
+                None
+            }
+            Some(("sslmode", "verify-ca" | "verify-full")) => Some("sslmode=require".to_owned()),
+            _ => Some(pair.to_owned()),
+        }
+    };
+    let rewritten = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        match url.split_once('?') {
+            Some((base, query)) => {
+                let kept: Vec<String> = query.split('&').filter_map(rewrite).collect();
+                if kept.is_empty() {
+                    base.to_owned()
+                } else {
+                    format!("{base}?{}", kept.join("&"))
+                }
+            }
+            None => url.to_owned(),
+        }
+    } else {
+        url.split_whitespace().filter_map(rewrite).collect::<Vec<_>>().join(" ")
+    };
+    (rewritten, root)
+}
+
+/// The TLS client settings: the given root certificates (PEM), or the Mozilla roots.
+fn tls_config(root_cert: Option<&Path>) -> Result<rustls::ClientConfig, PgError> {
+    let mut roots = rustls::RootCertStore::empty();
+    match root_cert {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| PgError::Tls(format!("sslrootcert {}: {e}", path.display())))?;
+            for cert in certs {
+                let cert = cert.map_err(|e| PgError::Tls(format!("sslrootcert {}: {e}", path.display())))?;
+                roots.add(cert).map_err(|e| PgError::Tls(format!("sslrootcert {}: {e}", path.display())))?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| PgError::Tls(e.to_string()))
+        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+}
+
 fn head_of(r: &postgres::Row) -> Result<Head, PgError> {
     Ok(Head { ledger_id: r.get(0), size: seq_u64(r.get(1))?, last_recorded_micros: r.get(2), frontier: r.get(3) })
 }
@@ -492,5 +558,27 @@ impl Import<'_> {
         )?;
         self.tx.commit()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::libpq_tls_options;
+
+    #[test]
+    fn libpq_tls_options_are_taken_out_of_urls_and_keyword_strings() {
+        assert_eq!(
+            libpq_tls_options("postgres://u@db.example:5432/ledger?sslmode=verify-full&sslrootcert=/etc/ca.pem"),
+            ("postgres://u@db.example:5432/ledger?sslmode=require".to_owned(), Some("/etc/ca.pem".to_owned()))
+        );
+        assert_eq!(
+            libpq_tls_options("postgres://u@h/db?sslrootcert=ca.pem"),
+            ("postgres://u@h/db".to_owned(), Some("ca.pem".to_owned()))
+        );
+        assert_eq!(libpq_tls_options("postgres://u@h/db"), ("postgres://u@h/db".to_owned(), None));
+        assert_eq!(
+            libpq_tls_options("host=h user=u sslmode=verify-ca sslrootcert=/ca.pem"),
+            ("host=h user=u sslmode=require".to_owned(), Some("/ca.pem".to_owned()))
+        );
     }
 }

@@ -98,6 +98,83 @@ impl PgCluster {
         format!("postgres://postgres@127.0.0.1:{}", self.port)
     }
 
+    /// A cluster that takes TLS connections only, with a server certificate for 127.0.0.1
+    /// issued by a CA of its own; returns the CA's certificate file too.
+    pub fn start_tls_only() -> (Self, PathBuf) {
+        let cluster = Self::start();
+        cluster.stop();
+        let d = cluster.dir.path();
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl").args(args).current_dir(d).output().expect("openssl");
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test-ca",
+        ]);
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        std::fs::write(d.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").expect("ext");
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ]);
+        let data = PathBuf::from(cluster.data());
+        for f in ["server.crt", "server.key"] {
+            std::fs::copy(d.join(f), data.join(f)).expect("copy");
+        }
+        std::fs::write(data.join("pg_hba.conf"), "local all all trust\nhostssl all all 127.0.0.1/32 trust\n")
+            .expect("hba");
+        let conf = std::fs::read_to_string(data.join("postgresql.conf")).expect("conf");
+        std::fs::write(data.join("postgresql.conf"), format!("{conf}\nssl = on\n")).expect("conf");
+        if is_root() {
+            let ok = Command::new("chown").arg("-R").arg("postgres").arg(d).status().expect("chown");
+            assert!(ok.success());
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(data.join("server.key"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        }
+        cluster.start_again();
+        let ca = d.join("ca.crt");
+        (cluster, ca)
+    }
+
     pub fn start_again(&self) {
         let opts = format!("-p {} -k {} -c listen_addresses=127.0.0.1", self.port, self.dir.path().display());
         let log = self.dir.path().join("log").to_string_lossy().into_owned();
@@ -655,4 +732,27 @@ fn the_api_suite_passes_with_its_log_in_postgres() {
         .unwrap_or(0);
     assert!(passed >= 40, "a representative part ran: {summary}");
     eprintln!("on PostgreSQL: {summary}");
+}
+
+#[test]
+fn a_database_that_takes_tls_only_is_reached_with_its_ca_and_refused_without() {
+    let (pg, ca) = PgCluster::start_tls_only();
+    let init = |url: &str| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
+            .args(["init", "--database-url", url, "--log-name", "pg.test/ledger", "--data-dir"])
+            .arg(dir.path())
+            .output()
+            .expect("init");
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    // Without TLS the server refuses; with TLS but not trusting its CA, we refuse.
+    let (ok, _) = init(&format!("{}?sslmode=disable", pg.url()));
+    assert!(!ok, "a plain connection is refused by a TLS-only server");
+    let (ok, said) = init(&format!("{}?sslmode=require", pg.url()));
+    assert!(!ok, "an unknown CA is not trusted");
+    assert!(said.to_lowercase().contains("certificate") || said.contains("database"), "{said}");
+    // With the CA (libpq's spelling), the certificate and its address verify.
+    let (ok, said) = init(&format!("{}?sslmode=verify-full&sslrootcert={}", pg.url(), ca.display()));
+    assert!(ok, "TLS with the server's CA: {said}");
 }
