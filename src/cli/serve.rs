@@ -68,6 +68,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let options = Options {
         checkpoint_interval: std::time::Duration::from_millis(args.checkpoint_interval_ms.max(1)),
         database: args.database_url.clone(),
+        catch_up_progress: args.database_url.as_ref().map(|_| {
+            let bar = super::progress_bar("catching up with the database");
+            let progress: Arc<dyn Fn(u64, u64) + Send + Sync> = Arc::new(move |done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+                if done >= total {
+                    bar.finish_and_clear();
+                }
+            });
+            progress
+        }),
         ..Options::new(&name)
     };
     let ledger = Ledger::open_with(&dir, options).context("opening the ledger")?;

@@ -142,6 +142,30 @@ impl Writer {
         result
     }
 
+    /// The catch-up of a node that starts behind, telling `progress` (applied, database size)
+    /// after each chunk.
+    pub fn catch_up_at_start(
+        &mut self,
+        progress: Option<&(dyn Fn(u64, u64) + Send + Sync)>,
+    ) -> Result<(), LedgerError> {
+        let Some(mut remote) = self.remote.take() else { return Ok(()) };
+        let result = (|| {
+            look_at_head(&mut remote)?;
+            let target = remote.state.size.load(Ordering::Acquire);
+            while self.next_seq - 1 < target {
+                let up_to = (self.next_seq - 1 + FOLLOW_CHUNK as u64).min(target);
+                self.follow_up_to(&mut remote, up_to)?;
+                if let Some(p) = progress {
+                    p(self.next_seq - 1, target);
+                }
+            }
+            self.follow_up_to(&mut remote, u64::MAX >> 1)?;
+            self.copy_checkpoints(&mut remote)
+        })();
+        self.remote = Some(remote);
+        result
+    }
+
     fn follow_up_to(&mut self, remote: &mut Remote, up_to: u64) -> Result<(), LedgerError> {
         while self.next_seq - 1 < up_to {
             let conn = remote.conn()?;

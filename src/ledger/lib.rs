@@ -113,7 +113,7 @@ impl DataDir {
 pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How a ledger is opened.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Options {
     /// Name of the signing key created on first start; also the checkpoint origin.
     pub key_name: String,
@@ -127,6 +127,20 @@ pub struct Options {
     /// Keep the log in this PostgreSQL database (a `postgres://` URL) and the local store as
     /// its replica; `None` keeps the log in the local store alone.
     pub database: Option<String>,
+    /// Told (events applied, the database's log size) as a database node catches up at start.
+    pub catch_up_progress: Option<Arc<dyn Fn(u64, u64) + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("key_name", &self.key_name)
+            .field("checkpoint_interval", &self.checkpoint_interval)
+            .field("clock", &self.clock)
+            .field("writer_queue", &self.writer_queue)
+            .field("database", &self.database.as_ref().map(|_| "(set)"))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Options {
@@ -137,6 +151,7 @@ impl Options {
             clock: Clock::System,
             writer_queue: WRITER_QUEUE,
             database: None,
+            catch_up_progress: None,
         }
     }
 }
@@ -285,7 +300,7 @@ impl Ledger {
             // A new or behind node catches up before it answers anything.
             let started = std::time::Instant::now();
             let from = writer.next_seq - 1;
-            writer.follow()?;
+            writer.catch_up_at_start(options.catch_up_progress.as_deref())?;
             let applied = writer.next_seq - 1 - from;
             let secs = started.elapsed().as_secs_f64();
             tracing::info!(
