@@ -199,7 +199,14 @@ impl Listener {
                 if conn.is_none() {
                     conn = PgLog::connect(&url).and_then(|mut c| c.listen().map(|()| c)).ok();
                     if conn.is_none() {
-                        std::thread::sleep(RECONNECT_AFTER);
+                        // Unreachable, or a database without LISTEN: the writer's own looks
+                        // every few hundred milliseconds carry on without the wake-up.
+                        for _ in 0..10 {
+                            if stopping.load(Ordering::Acquire) {
+                                return;
+                            }
+                            std::thread::sleep(RECONNECT_AFTER);
+                        }
                         continue;
                     }
                 }

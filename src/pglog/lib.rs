@@ -118,6 +118,9 @@ pub struct Node {
 /// A connection to the database holding the log.
 pub struct PgLog {
     client: Client,
+    /// Whether the database has `pg_notify` (PostgreSQL does; some compatible databases do
+    /// not, and then nodes find new events by looking every few hundred milliseconds).
+    notify: bool,
 }
 
 fn seq_i64(seq: u64) -> Result<i64, PgError> {
@@ -147,7 +150,10 @@ impl PgLog {
         config.application_name("consent-ledger");
         let mut client = config.connect(tls)?;
         client.batch_execute("SET synchronous_commit = on")?;
-        Ok(Self { client })
+        let notify = client
+            .query_one("SELECT count(*) FROM pg_proc WHERE proname = 'pg_notify'", &[])
+            .is_ok_and(|r| r.get::<_, i64>(0) > 0);
+        Ok(Self { client, notify })
     }
 
     /// Whether the connection is known to be broken (reconnect before the next use).
@@ -259,7 +265,7 @@ impl PgLog {
             )?
             .ok_or(PgError::NotInitialised)?;
         let head = head_of(&row)?;
-        Ok(Append { tx, head })
+        Ok(Append { tx, head, notify: self.notify })
     }
 
     /// Takes or renews the checkpoint lease for `holder` (valid `ttl` by the database's
@@ -435,6 +441,7 @@ fn row_of(r: &postgres::Row) -> Result<LogRow, PgError> {
 pub struct Append<'a> {
     tx: postgres::Transaction<'a>,
     pub head: Head,
+    notify: bool,
 }
 
 impl Append<'_> {
@@ -476,16 +483,18 @@ impl Append<'_> {
         let idxs: Vec<i64> = nodes.iter().map(|n| seq_i64(n.index)).collect::<Result<_, _>>()?;
         let hashes: Vec<&[u8]> = nodes.iter().map(|n| n.hash.as_slice()).collect();
         // One statement, one round trip: the events, the nodes, the head and the wake-up.
-        self.tx.execute(
-            "WITH e AS (
+        const WRITE: &str = "WITH e AS (
                  INSERT INTO log_events (seq, id_key, key_id, signature, leaf_hash, event)
                  SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[])
              ), n AS (
                  INSERT INTO log_nodes (level, idx, hash)
                  SELECT * FROM UNNEST($7::smallint[], $8::bigint[], $9::bytea[])
              )
-             UPDATE ledger_head SET size = $10, last_recorded_micros = $11, frontier = $12 WHERE id = 1
-             RETURNING pg_notify('consent_ledger_log', '')",
+             UPDATE ledger_head SET size = $10, last_recorded_micros = $11, frontier = $12 WHERE id = 1";
+        let statement =
+            if self.notify { format!("{WRITE} RETURNING pg_notify('{CHANNEL}', '')") } else { WRITE.to_owned() };
+        self.tx.execute(
+            statement.as_str(),
             &[
                 &seqs,
                 &ids,
