@@ -31,6 +31,9 @@ pub struct Draft {
     pub doc: EventDoc,
     /// `occurred_at` was not given: it becomes `recorded_at`.
     pub occurred_now: bool,
+    /// The id was made for this draft just now (a new UUIDv7), so no stored event has it: a
+    /// database ledger does not look it up (the database's unique key still holds).
+    pub fresh_id: bool,
 }
 
 pub struct Job {

@@ -302,8 +302,12 @@ fn commit_on(
         tracing::error!("the database's tree edge does not match its head");
         return fail(jobs, None);
     };
-    let keys: Vec<Vec<u8>> =
-        jobs.iter().flat_map(|j| j.drafts.iter().map(|d| event_id_key(d.doc.controller.as_ref(), &d.doc.id))).collect();
+    let keys: Vec<Vec<u8>> = jobs
+        .iter()
+        .flat_map(|j| {
+            j.drafts.iter().filter(|d| !d.fresh_id).map(|d| event_id_key(d.doc.controller.as_ref(), &d.doc.id))
+        })
+        .collect();
     let existing = match append.existing(&keys.iter().map(Vec::as_slice).collect::<Vec<_>>()) {
         Ok(rows) => rows,
         Err(e) => return fail(jobs, Some(e)),

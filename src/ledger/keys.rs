@@ -172,7 +172,8 @@ pub fn rotate_key(dir: &DataDir) -> Result<Rotation, LedgerError> {
     let mut doc = EventDoc::by_ledger(None, EventType::KeyRotated, chrono::Utc::now());
     doc.next_key = Some(new_vkey.clone());
     let runtime = tokio::runtime::Builder::new_current_thread().build().map_err(LedgerError::Runtime)?;
-    let receipts = runtime.block_on(ledger.append(vec![super::commit::Draft { doc, occurred_now: true }]))?;
+    let receipts =
+        runtime.block_on(ledger.append(vec![super::commit::Draft { doc, occurred_now: true, fresh_id: false }]))?;
     let seq = receipts.first().map(|r| r.seq).unwrap_or_default();
     // Closing the ledger stops the writer and signs a last checkpoint with the old key.
     drop(ledger);

@@ -195,7 +195,7 @@ impl Service {
         doc.basis = Some(definition.basis);
         doc.definition = Some(definition);
         self.ledger
-            .append(vec![Draft { doc, occurred_now: true }])
+            .append(vec![Draft { doc, occurred_now: true, fresh_id: true }])
             .await?
             .pop()
             .ok_or_else(|| ServiceError::Internal("no receipt".into()))
@@ -350,6 +350,7 @@ impl Service {
                 ContactInput::Unchecked(_) => Err(ServiceError::Internal("a contact was not checked".into())),
             })
             .transpose()?;
+        let fresh_id = e.id.is_none();
         let doc = EventDoc {
             v: FORMAT_VERSION,
             id: e.id.unwrap_or_else(|| self.new_id()),
@@ -374,6 +375,6 @@ impl Service {
             definition: None,
             next_key: None,
         };
-        Ok(Draft { doc, occurred_now: occurred_at.is_none() })
+        Ok(Draft { doc, occurred_now: occurred_at.is_none(), fresh_id })
     }
 }
