@@ -120,6 +120,14 @@ pub fn stored_of(row: LogRow) -> Result<StoredEvent, LedgerError> {
     Ok(stored)
 }
 
+/// The keyring as the database keeps it.
+pub fn keyring_rows(ring: &super::keys::Keyring) -> Vec<pglog::KeyPeriod> {
+    ring.keys
+        .iter()
+        .map(|k| pglog::KeyPeriod { vkey: k.vkey.clone(), first_seq: k.first_seq, last_seq: k.last_seq })
+        .collect()
+}
+
 /// The files every node must share, and what the database records of each: the signing
 /// key's public form, and a hash of each secret (never the secret).
 pub fn fingerprints(dir: &DataDir) -> Result<Vec<(String, String)>, LedgerError> {
@@ -161,6 +169,17 @@ pub fn check_node(dir: &DataDir, store: &Store, db: &mut PgLog) -> Result<u64, L
             let name = SHARED_FILES.into_iter().find(|n| *n == name).unwrap_or("a shared secret");
             return Err(LedgerError::SecretMismatch(name));
         }
+    }
+    // The keyring the database holds is the one this node signs and verifies with. A ledger
+    // created before the database kept it (schema 1) gets it from the first node whose
+    // keyring.json matches the recorded fingerprint (checked above).
+    let ours =
+        keyring_rows(&super::keys::Keyring::load(&dir.keyring())?.ok_or(LedgerError::SecretMismatch("keyring.json"))?);
+    let theirs = db.keyring()?;
+    if theirs.is_empty() {
+        db.fill_keyring(&ours)?;
+    } else if theirs != ours {
+        return Err(LedgerError::SecretMismatch("keyring.json"));
     }
     match store.get(Cf::Meta, FOLLOWS_KEY)? {
         Some(id) if id == head.ledger_id.as_bytes() => {}
@@ -258,8 +277,9 @@ pub fn init_database(dir: &DataDir, url: &str, key_name: &str) -> Result<InitInf
         }
     }
     let ours = fingerprints(dir)?;
+    let keyring = super::keys::Keyring::load(&dir.keyring())?.ok_or(LedgerError::SecretMismatch("keyring.json"))?;
     let id = uuid::Uuid::now_v7().to_string();
-    let (head, theirs) = db.init(&id, &ours)?;
+    let (head, theirs) = db.init(&id, &ours, &keyring_rows(&keyring))?;
     for (name, fp) in &ours {
         if theirs.iter().find(|(n, _)| n == name).map(|(_, f)| f) != Some(fp) {
             let name = SHARED_FILES.into_iter().find(|n| n == name).unwrap_or("a shared secret");

@@ -22,11 +22,12 @@ use rustls::pki_types::CertificateDer;
 pub const CHANNEL: &str = "consent_ledger_log";
 
 /// The schema version this build writes, and the migrations that reach it, in order.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "CREATE TABLE ledger_head (
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "CREATE TABLE ledger_head (
          id smallint PRIMARY KEY CHECK (id = 1),
          ledger_id text NOT NULL,
          size bigint NOT NULL CHECK (size >= 0),
@@ -60,7 +61,26 @@ const MIGRATIONS: &[(i32, &str)] = &[(
          holder text NOT NULL,
          expires_at timestamptz NOT NULL
      );",
-)];
+    ),
+    // The keyring itself (public: every signing key and the seqs it signs), beside its
+    // fingerprint, so the database alone says which key signed which event.
+    (
+        2,
+        "CREATE TABLE ledger_keyring (
+         vkey text PRIMARY KEY,
+         first_seq bigint NOT NULL,
+         last_seq bigint
+     );",
+    ),
+];
+
+/// One signing key and the seqs it signs (`last_seq` `None` for the current key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPeriod {
+    pub vkey: String,
+    pub first_seq: u64,
+    pub last_seq: Option<u64>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PgError {
@@ -205,6 +225,7 @@ impl PgLog {
         &mut self,
         ledger_id: &str,
         fingerprints: &[(String, String)],
+        keyring: &[KeyPeriod],
     ) -> Result<(Head, Vec<(String, String)>), PgError> {
         let mut tx = self.client.transaction()?;
         let created = tx.execute(
@@ -216,10 +237,37 @@ impl PgLog {
             for (name, fp) in fingerprints {
                 tx.execute("INSERT INTO ledger_secrets (name, fingerprint) VALUES ($1, $2)", &[name, fp])?;
             }
+            insert_keyring(&mut tx, keyring)?;
         }
         tx.commit()?;
         let head = self.head()?.ok_or(PgError::NotInitialised)?;
         Ok((head, self.fingerprints()?))
+    }
+
+    /// The keyring: every signing key with its seqs, oldest first.
+    pub fn keyring(&mut self) -> Result<Vec<KeyPeriod>, PgError> {
+        let rows = self.client.query("SELECT vkey, first_seq, last_seq FROM ledger_keyring ORDER BY first_seq", &[])?;
+        rows.iter()
+            .map(|r| {
+                Ok(KeyPeriod {
+                    vkey: r.get(0),
+                    first_seq: seq_u64(r.get(1))?,
+                    last_seq: r.get::<_, Option<i64>>(2).map(seq_u64).transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    /// Writes the keyring of a ledger whose database does not hold one yet (nothing when it
+    /// does).
+    pub fn fill_keyring(&mut self, keyring: &[KeyPeriod]) -> Result<(), PgError> {
+        let mut tx = self.client.transaction()?;
+        tx.query_one("SELECT 1 FROM ledger_head WHERE id = 1 FOR UPDATE", &[])?;
+        if tx.query_opt("SELECT 1 FROM ledger_keyring LIMIT 1", &[])?.is_none() {
+            insert_keyring(&mut tx, keyring)?;
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// The fingerprints of the shared secrets, by name.
@@ -313,7 +361,12 @@ impl PgLog {
     /// Starts bringing a whole ledger in (`consent-ledger migrate`): one transaction that
     /// creates the head (refused, by the head's key, if the database holds a ledger) and the
     /// secrets' fingerprints; nothing is visible until [`Import::finish`].
-    pub fn begin_import(&mut self, ledger_id: &str, fingerprints: &[(String, String)]) -> Result<Import<'_>, PgError> {
+    pub fn begin_import(
+        &mut self,
+        ledger_id: &str,
+        fingerprints: &[(String, String)],
+        keyring: &[KeyPeriod],
+    ) -> Result<Import<'_>, PgError> {
         let mut tx = self.client.transaction()?;
         if tx.query_opt("SELECT 1 FROM ledger_head", &[])?.is_some() {
             return Err(PgError::NotEmpty);
@@ -325,6 +378,7 @@ impl PgLog {
         for (name, fp) in fingerprints {
             tx.execute("INSERT INTO ledger_secrets (name, fingerprint) VALUES ($1, $2)", &[name, fp])?;
         }
+        insert_keyring(&mut tx, keyring)?;
         Ok(Import { tx })
     }
 
@@ -405,6 +459,17 @@ fn tls_config(root_cert: Option<&Path>) -> Result<rustls::ClientConfig, PgError>
         .with_safe_default_protocol_versions()
         .map_err(|e| PgError::Tls(e.to_string()))
         .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+}
+
+fn insert_keyring(tx: &mut postgres::Transaction<'_>, keyring: &[KeyPeriod]) -> Result<(), PgError> {
+    for k in keyring {
+        let last = k.last_seq.map(seq_i64).transpose()?;
+        tx.execute(
+            "INSERT INTO ledger_keyring (vkey, first_seq, last_seq) VALUES ($1, $2, $3)",
+            &[&k.vkey, &seq_i64(k.first_seq)?, &last],
+        )?;
+    }
+    Ok(())
 }
 
 fn head_of(r: &postgres::Row) -> Result<Head, PgError> {

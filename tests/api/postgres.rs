@@ -175,6 +175,17 @@ impl PgCluster {
         (cluster, ca)
     }
 
+    /// One value of a query, as `psql` prints it.
+    pub fn query(&self, sql: &str) -> String {
+        let port = self.port.to_string();
+        let out = Command::new(self.bin.join("psql"))
+            .args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-d", "postgres", "-Atc", sql])
+            .output()
+            .expect("psql");
+        assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
     pub fn start_again(&self) {
         let opts = format!("-p {} -k {} -c listen_addresses=127.0.0.1", self.port, self.dir.path().display());
         let log = self.dir.path().join("log").to_string_lossy().into_owned();
@@ -674,6 +685,14 @@ async fn an_embedded_ledger_migrated_into_postgres_keeps_its_receipts_and_checkp
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && said.contains("consistent with the kept checkpoint"), "{said}");
     verify(other.path());
+    // The database holds the keyring (the key that signed everything, current), the schema
+    // at its latest version, and every event once.
+    assert_eq!(
+        pg.query("SELECT vkey || ' ' || first_seq || ' ' || coalesce(last_seq::text, '-') FROM ledger_keyring"),
+        format!("{vkey} 1 -")
+    );
+    assert_eq!(pg.query("SELECT max(version) FROM schema_migrations"), "2");
+    assert_eq!(pg.query("SELECT count(*) || ' ' || max(seq) FROM log_events"), "26 26");
 
     // A node's directory served without the database is refused: a replica takes no events
     // of its own (a key rotation or a write there would fork the log).
