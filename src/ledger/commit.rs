@@ -74,6 +74,9 @@ pub struct Writer {
     /// The database holding the log, on a database ledger (see `remote.rs`); `None` for the
     /// embedded store.
     pub remote: Option<Remote>,
+    /// This process's name among a database ledger's nodes (its commits' wake-ups carry it,
+    /// so they do not wake this node's own writer).
+    pub node: String,
 }
 
 enum Slot {

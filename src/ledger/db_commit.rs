@@ -333,7 +333,7 @@ fn commit_on(
         return Ok((answers, Vec::new()));
     }
     let frontier = staged.frontier.to_bytes();
-    if let Err(e) = append.commit(&staged.rows, &staged.nodes, staged.last.timestamp_micros(), &frontier) {
+    if let Err(e) = append.commit(&staged.rows, &staged.nodes, staged.last.timestamp_micros(), &frontier, &w.node) {
         return Err((answers.into_iter().map(|(r, _)| r).collect(), Some(e)));
     }
     Ok((answers, staged.rows))

@@ -247,6 +247,8 @@ impl Ledger {
         dir.ensure().map_err(LedgerError::Dir)?;
         let store = Arc::new(store);
         check_format(&store)?;
+        // This process among the nodes: its commits' wake-ups and its checkpoint lease.
+        let node = uuid::Uuid::now_v7().to_string();
         let db_state = Arc::new(remote::DatabaseState { reachable: true.into(), size: 0.into() });
         let database = match &options.database {
             Some(url) => {
@@ -296,6 +298,7 @@ impl Ledger {
             storage_full: storage_full.clone(),
             last_recovery: None,
             remote: database.as_deref().map(|url| remote::Remote::new(url, db_state.clone())),
+            node: node.clone(),
         };
         if database.is_some() {
             // A new or behind node catches up before it answers anything.
@@ -313,7 +316,7 @@ impl Ledger {
         }
         let (tx, rx) = mpsc::sync_channel(options.writer_queue.max(1));
         let listener = match &database {
-            Some(url) => Some(remote::Listener::start(url, tx.clone()).map_err(LedgerError::Dir)?),
+            Some(url) => Some(remote::Listener::start(url, tx.clone(), node.clone()).map_err(LedgerError::Dir)?),
             None => None,
         };
         let handle = std::thread::Builder::new()
@@ -330,7 +333,7 @@ impl Ledger {
             inconsistent: inconsistent.clone(),
             remote: database
                 .as_deref()
-                .map(|url| (remote::Remote::new(url, db_state.clone()), uuid::Uuid::now_v7().to_string(), lease_ttl)),
+                .map(|url| (remote::Remote::new(url, db_state.clone()), node.clone(), lease_ttl)),
         };
         match checkpoints.sign_if_grown() {
             // Served, but not ready and signing nothing (see `Checkpointer`).

@@ -208,7 +208,7 @@ pub struct Listener {
 }
 
 impl Listener {
-    pub fn start(url: &str, wake: mpsc::SyncSender<Job>) -> std::io::Result<Self> {
+    pub fn start(url: &str, wake: mpsc::SyncSender<Job>, node: String) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let url = url.to_owned();
         let stopping = stop.clone();
@@ -229,7 +229,7 @@ impl Listener {
                         continue;
                     }
                 }
-                match conn.as_mut().map(|c| c.wait_for_notice(Duration::from_millis(500))) {
+                match conn.as_mut().map(|c| c.wait_for_notice(Duration::from_millis(500), &node)) {
                     Some(Ok(true)) => {
                         let _ = wake.try_send(Job::wake());
                     }

@@ -388,19 +388,22 @@ impl PgLog {
         Ok(())
     }
 
-    /// Waits up to `timeout` for a notice on [`CHANNEL`]; true when one came.
-    pub fn wait_for_notice(&mut self, timeout: Duration) -> Result<bool, PgError> {
+    /// Waits up to `timeout` for a notice on [`CHANNEL`]; true when one came whose payload
+    /// (the committing node) is not `ignore` (this node's own commits wake nobody here).
+    pub fn wait_for_notice(&mut self, timeout: Duration, ignore: &str) -> Result<bool, PgError> {
         use postgres::fallible_iterator::FallibleIterator;
-        let first = {
+        let mut woken = {
             let mut notices = self.client.notifications();
             let mut it = notices.timeout_iter(timeout);
-            it.next()?.is_some()
+            it.next()?.is_some_and(|n| n.payload() != ignore)
         };
         // Drain what else is queued: one wake-up covers them all.
         let mut rest = self.client.notifications();
         let mut more = rest.iter();
-        while more.next()?.is_some() {}
-        Ok(first)
+        while let Some(n) = more.next()? {
+            woken |= n.payload() != ignore;
+        }
+        Ok(woken)
     }
 
     /// The log's size (0 before `init`).
@@ -530,6 +533,7 @@ impl Append<'_> {
         nodes: &[Node],
         last_recorded_micros: i64,
         frontier: &[u8],
+        node: &str,
     ) -> Result<(), PgError> {
         let mut expected = self.head.size;
         for e in events {
@@ -557,24 +561,26 @@ impl Append<'_> {
              )
              UPDATE ledger_head SET size = $10, last_recorded_micros = $11, frontier = $12 WHERE id = 1";
         let statement =
-            if self.notify { format!("{WRITE} RETURNING pg_notify('{CHANNEL}', '')") } else { WRITE.to_owned() };
-        self.tx.execute(
-            statement.as_str(),
-            &[
-                &seqs,
-                &ids,
-                &keys,
-                &sigs,
-                &leaves,
-                &bodies,
-                &levels,
-                &idxs,
-                &hashes,
-                &seq_i64(expected)?,
-                &last_recorded_micros,
-                &frontier,
-            ],
-        )?;
+            if self.notify { format!("{WRITE} RETURNING pg_notify('{CHANNEL}', $13)") } else { WRITE.to_owned() };
+        let size = seq_i64(expected)?;
+        let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![
+            &seqs,
+            &ids,
+            &keys,
+            &sigs,
+            &leaves,
+            &bodies,
+            &levels,
+            &idxs,
+            &hashes,
+            &size,
+            &last_recorded_micros,
+            &frontier,
+        ];
+        if self.notify {
+            params.push(&node);
+        }
+        self.tx.execute(statement.as_str(), &params)?;
         self.tx.commit()?;
         Ok(())
     }
