@@ -65,18 +65,28 @@ impl Checkpointer {
                 outcome = Checkpointer::signed_note(&self.store, &self.signer, &self.inconsistent, last, size);
                 outcome.as_ref().ok().cloned().flatten()
             });
-            return match signed {
-                Ok(Some((size, note))) => {
-                    let mut batch = Batch::default();
-                    batch.put(Cf::Checkpoints, size.to_be_bytes().to_vec(), note.into_bytes());
-                    Ok(self.store.write_synced(&batch)?)
-                }
-                Ok(None) => outcome.map(|_| ()),
+            if let Err(e) = signed {
+                remote.failed(&e);
+                return Err(LedgerError::DatabaseUnavailable);
+            }
+            // Every node, the signer too, keeps the database's checkpoints up to what its
+            // replica holds, copied in order of size (so none is skipped).
+            let local = latest_checkpoint(&self.store)?.map(|(s, _)| s);
+            let copied = match conn.checkpoints(local, size) {
+                Ok(c) => c,
                 Err(e) => {
                     remote.failed(&e);
-                    Err(LedgerError::DatabaseUnavailable)
+                    return Err(LedgerError::DatabaseUnavailable);
                 }
             };
+            if !copied.is_empty() {
+                let mut batch = Batch::default();
+                for (size, note) in copied {
+                    batch.put(Cf::Checkpoints, size.to_be_bytes().to_vec(), note.into_bytes());
+                }
+                self.store.write_synced(&batch)?;
+            }
+            return outcome.map(|_| ());
         }
         let last = latest_checkpoint(&self.store)?;
         if last.as_ref().is_some_and(|(s, _)| *s >= size) {

@@ -131,13 +131,11 @@ impl Writer {
         Ok((answers, new))
     }
 
-    /// Applies what the database holds past the local replica (a wake-up or a periodic look),
-    /// and copies the checkpoints signed since.
+    /// Applies what the database holds past the local replica (a wake-up or a periodic look).
     pub fn follow(&mut self) -> Result<(), LedgerError> {
         let Some(mut remote) = self.remote.take() else { return Ok(()) };
-        let result = look_at_head(&mut remote)
-            .and_then(|()| self.follow_up_to(&mut remote, u64::MAX >> 1))
-            .and_then(|()| self.copy_checkpoints(&mut remote));
+        // Checkpoints are copied by the checkpointer, each interval.
+        let result = look_at_head(&mut remote).and_then(|()| self.follow_up_to(&mut remote, u64::MAX >> 1));
         self.remote = Some(remote);
         result
     }
@@ -186,7 +184,7 @@ impl Writer {
     }
 
     fn copy_checkpoints(&mut self, remote: &mut Remote) -> Result<(), LedgerError> {
-        let local = super::latest_checkpoint(&self.store)?.map_or(0, |(s, _)| s);
+        let local = super::latest_checkpoint(&self.store)?.map(|(s, _)| s);
         let conn = remote.conn()?;
         let signed = match conn.checkpoints(local, self.next_seq - 1) {
             Ok(c) => c,

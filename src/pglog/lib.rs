@@ -294,11 +294,13 @@ impl PgLog {
         rows.iter().map(|r| Ok(Node { level, index: seq_u64(r.get(0))?, hash: r.get(1) })).collect()
     }
 
-    /// Signed checkpoints with sizes in `(after, up_to]`, oldest first.
-    pub fn checkpoints(&mut self, after: u64, up_to: u64) -> Result<Vec<(u64, String)>, PgError> {
+    /// Signed checkpoints with sizes above `after` (all when `None`: the first may be of the
+    /// empty log) up to `up_to`, oldest first.
+    pub fn checkpoints(&mut self, after: Option<u64>, up_to: u64) -> Result<Vec<(u64, String)>, PgError> {
+        let after = after.map(seq_i64).transpose()?.unwrap_or(-1);
         let rows = self.client.query(
             "SELECT size, note FROM log_checkpoints WHERE size > $1 AND size <= $2 ORDER BY size",
-            &[&seq_i64(after)?, &seq_i64(up_to)?],
+            &[&after, &seq_i64(up_to)?],
         )?;
         rows.iter().map(|r| Ok((seq_u64(r.get(0))?, r.get(1)))).collect()
     }
