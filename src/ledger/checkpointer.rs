@@ -71,21 +71,7 @@ impl Checkpointer {
             }
             // Every node, the signer too, keeps the database's checkpoints up to what its
             // replica holds, copied in order of size (so none is skipped).
-            let local = latest_checkpoint(&self.store)?.map(|(s, _)| s);
-            let copied = match conn.checkpoints(local, size) {
-                Ok(c) => c,
-                Err(e) => {
-                    remote.failed(&e);
-                    return Err(LedgerError::DatabaseUnavailable);
-                }
-            };
-            if !copied.is_empty() {
-                let mut batch = Batch::default();
-                for (size, note) in copied {
-                    batch.put(Cf::Checkpoints, size.to_be_bytes().to_vec(), note.into_bytes());
-                }
-                self.store.write_synced(&batch)?;
-            }
+            remote::copy_checkpoints(&self.store, remote, size)?;
             return outcome.map(|_| ());
         }
         let last = latest_checkpoint(&self.store)?;

@@ -158,7 +158,7 @@ impl Writer {
                 }
             }
             self.follow_up_to(&mut remote, u64::MAX >> 1)?;
-            self.copy_checkpoints(&mut remote)
+            super::remote::copy_checkpoints(&self.store, &mut remote, self.next_seq - 1)
         })();
         self.remote = Some(remote);
         result
@@ -179,26 +179,6 @@ impl Writer {
                 break;
             }
             self.apply(rows)?;
-        }
-        Ok(())
-    }
-
-    fn copy_checkpoints(&mut self, remote: &mut Remote) -> Result<(), LedgerError> {
-        let local = super::latest_checkpoint(&self.store)?.map(|(s, _)| s);
-        let conn = remote.conn()?;
-        let signed = match conn.checkpoints(local, self.next_seq - 1) {
-            Ok(c) => c,
-            Err(e) => {
-                remote.failed(&e);
-                return Err(LedgerError::DatabaseUnavailable);
-            }
-        };
-        if !signed.is_empty() {
-            let mut batch = Batch::default();
-            for (size, note) in signed {
-                batch.put(Cf::Checkpoints, size.to_be_bytes().to_vec(), note.into_bytes());
-            }
-            self.store.write_synced(&batch)?;
         }
         Ok(())
     }

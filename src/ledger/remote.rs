@@ -93,6 +93,27 @@ impl Remote {
     }
 }
 
+/// Copies the database's checkpoints up to `up_to` (the replica's size) into `store`, in
+/// order of size after the last one it holds, so none is ever skipped.
+pub fn copy_checkpoints(store: &Store, remote: &mut Remote, up_to: u64) -> Result<(), LedgerError> {
+    let local = super::latest_checkpoint(store)?.map(|(s, _)| s);
+    let signed = match remote.conn()?.checkpoints(local, up_to) {
+        Ok(c) => c,
+        Err(e) => {
+            remote.failed(&e);
+            return Err(LedgerError::DatabaseUnavailable);
+        }
+    };
+    if !signed.is_empty() {
+        let mut batch = Batch::default();
+        for (size, note) in signed {
+            batch.put(Cf::Checkpoints, size.to_be_bytes().to_vec(), note.into_bytes());
+        }
+        store.write_synced(&batch)?;
+    }
+    Ok(())
+}
+
 /// The database row of a sealed event.
 pub fn row_of(seq: u64, id_key: Vec<u8>, stored: &StoredEvent) -> LogRow {
     LogRow {

@@ -127,6 +127,29 @@ pub struct LogRow {
     pub event: Vec<u8>,
 }
 
+/// Events as the columns of one `UNNEST` insert.
+struct EventColumns<'a> {
+    seqs: Vec<i64>,
+    ids: Vec<&'a [u8]>,
+    keys: Vec<&'a [u8]>,
+    sigs: Vec<&'a [u8]>,
+    leaves: Vec<&'a [u8]>,
+    bodies: Vec<&'a [u8]>,
+}
+
+impl<'a> EventColumns<'a> {
+    fn of(events: &'a [LogRow]) -> Result<Self, PgError> {
+        Ok(Self {
+            seqs: events.iter().map(|e| seq_i64(e.seq)).collect::<Result<_, _>>()?,
+            ids: events.iter().map(|e| e.id_key.as_slice()).collect(),
+            keys: events.iter().map(|e| e.key_id.as_slice()).collect(),
+            sigs: events.iter().map(|e| e.signature.as_slice()).collect(),
+            leaves: events.iter().map(|e| e.leaf_hash.as_slice()).collect(),
+            bodies: events.iter().map(|e| e.event.as_slice()).collect(),
+        })
+    }
+}
+
 /// A complete Merkle subtree hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
@@ -544,12 +567,7 @@ impl Append<'_> {
                 return Err(PgError::Shape("events of a commit must follow the head without gaps"));
             }
         }
-        let seqs: Vec<i64> = events.iter().map(|e| seq_i64(e.seq)).collect::<Result<_, _>>()?;
-        let ids: Vec<&[u8]> = events.iter().map(|e| e.id_key.as_slice()).collect();
-        let keys: Vec<&[u8]> = events.iter().map(|e| e.key_id.as_slice()).collect();
-        let sigs: Vec<&[u8]> = events.iter().map(|e| e.signature.as_slice()).collect();
-        let leaves: Vec<&[u8]> = events.iter().map(|e| e.leaf_hash.as_slice()).collect();
-        let bodies: Vec<&[u8]> = events.iter().map(|e| e.event.as_slice()).collect();
+        let EventColumns { seqs, ids, keys, sigs, leaves, bodies } = EventColumns::of(events)?;
         let levels: Vec<i16> = nodes.iter().map(|n| i16::from(n.level)).collect();
         let idxs: Vec<i64> = nodes.iter().map(|n| seq_i64(n.index)).collect::<Result<_, _>>()?;
         let hashes: Vec<&[u8]> = nodes.iter().map(|n| n.hash.as_slice()).collect();
@@ -596,12 +614,7 @@ pub struct Import<'a> {
 impl Import<'_> {
     /// Adds events (in seq order across calls).
     pub fn events(&mut self, events: &[LogRow]) -> Result<(), PgError> {
-        let seqs: Vec<i64> = events.iter().map(|e| seq_i64(e.seq)).collect::<Result<_, _>>()?;
-        let ids: Vec<&[u8]> = events.iter().map(|e| e.id_key.as_slice()).collect();
-        let keys: Vec<&[u8]> = events.iter().map(|e| e.key_id.as_slice()).collect();
-        let sigs: Vec<&[u8]> = events.iter().map(|e| e.signature.as_slice()).collect();
-        let leaves: Vec<&[u8]> = events.iter().map(|e| e.leaf_hash.as_slice()).collect();
-        let bodies: Vec<&[u8]> = events.iter().map(|e| e.event.as_slice()).collect();
+        let EventColumns { seqs, ids, keys, sigs, leaves, bodies } = EventColumns::of(events)?;
         self.tx.execute(
             "INSERT INTO log_events (seq, id_key, key_id, signature, leaf_hash, event)
              SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[])",
