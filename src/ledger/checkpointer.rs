@@ -11,7 +11,7 @@ use signing::Ed25519Signer;
 use store::{Batch, Cf, Store};
 
 use super::tree::StoredTree;
-use super::{latest_checkpoint, remote, LedgerError};
+use super::{db_conn, latest_checkpoint, remote, LedgerError};
 
 /// Signs a checkpoint of the durable log, at most once per interval and only when it grew.
 /// Tree heads come from the append-only stored tree and sizes only increase; before signing,
@@ -26,7 +26,7 @@ pub(super) struct Checkpointer {
     pub(super) inconsistent: Arc<std::sync::atomic::AtomicBool>,
     /// On a database ledger: the database, this node's lease holder name and the lease's
     /// time to live. Only the lease's holder signs.
-    pub(super) remote: Option<(remote::Remote, String, Duration)>,
+    pub(super) remote: Option<(db_conn::Remote, String, Duration)>,
 }
 
 impl Checkpointer {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use tokio::sync::oneshot;
 
-use super::remote::Remote;
+use super::db_conn::Remote;
 use super::LedgerError;
 use canonical::to_canonical_bytes;
 use format::{leaf_hash, to_micros, EventDoc, Receipt, StoredEvent};

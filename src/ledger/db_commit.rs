@@ -21,7 +21,8 @@ use projection::{event_id_key, seq_key};
 use store::{Batch, Cf};
 
 use super::commit::{same_event, Draft, Job, Writer, MAX_GROUP_EVENTS};
-use super::remote::{row_of, stored_of, Remote};
+use super::db_conn::Remote;
+use super::remote::{row_of, stored_of};
 use super::LedgerError;
 
 /// Most events applied from the database in one local write.

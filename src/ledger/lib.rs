@@ -5,6 +5,7 @@ pub mod backup;
 mod checkpointer;
 pub mod commit;
 mod db_commit;
+mod db_conn;
 mod error;
 pub mod export;
 pub mod keys;
@@ -215,7 +216,7 @@ struct Progress {
     /// The writer found the disk full and has not recovered yet.
     storage_full: Arc<std::sync::atomic::AtomicBool>,
     /// On a database ledger: what the node knows of the database.
-    database: Option<Arc<remote::DatabaseState>>,
+    database: Option<Arc<db_conn::DatabaseState>>,
 }
 
 /// The writer and checkpointer threads and the channels that stop them.
@@ -249,7 +250,7 @@ impl Ledger {
         check_format(&store)?;
         // This process among the nodes: its commits' wake-ups and its checkpoint lease.
         let node = uuid::Uuid::now_v7().to_string();
-        let db_state = Arc::new(remote::DatabaseState { reachable: true.into(), size: 0.into() });
+        let db_state = Arc::new(db_conn::DatabaseState { reachable: true.into(), size: 0.into() });
         let database = match &options.database {
             Some(url) => {
                 let mut db = pglog::PgLog::connect(url)?;
@@ -297,7 +298,7 @@ impl Ledger {
             clock: options.clock.clone(),
             storage_full: storage_full.clone(),
             last_recovery: None,
-            remote: database.as_deref().map(|url| remote::Remote::new(url, db_state.clone())),
+            remote: database.as_deref().map(|url| db_conn::Remote::new(url, db_state.clone())),
             node: node.clone(),
         };
         if database.is_some() {
@@ -316,7 +317,11 @@ impl Ledger {
         }
         let (tx, rx) = mpsc::sync_channel(options.writer_queue.max(1));
         let listener = match &database {
-            Some(url) => Some(remote::Listener::start(url, tx.clone(), node.clone()).map_err(LedgerError::Dir)?),
+            Some(url) => {
+                let wake = tx.clone();
+                let listener = remote::Listener::start(url, move || drop(wake.try_send(Job::wake())), node.clone());
+                Some(listener.map_err(LedgerError::Dir)?)
+            }
             None => None,
         };
         let handle = std::thread::Builder::new()
@@ -333,7 +338,7 @@ impl Ledger {
             inconsistent: inconsistent.clone(),
             remote: database
                 .as_deref()
-                .map(|url| (remote::Remote::new(url, db_state.clone()), node.clone(), lease_ttl)),
+                .map(|url| (db_conn::Remote::new(url, db_state.clone()), node.clone(), lease_ttl)),
         };
         match checkpoints.sign_if_grown() {
             // Served, but not ready and signing nothing (see `Checkpointer`).
@@ -566,7 +571,7 @@ impl Ledger {
                 return Err(LedgerError::DatabaseUnavailable);
             }
             let behind = db.size.load(Ordering::Acquire).saturating_sub(self.committed_seq());
-            if behind > remote::FAR_BEHIND {
+            if behind > db_conn::FAR_BEHIND {
                 return Err(LedgerError::FarBehind(behind));
             }
         }

@@ -10,10 +10,10 @@
 //! ledger, the same secrets, a replica not ahead of the database), and the listener that
 //! wakes the writer when another node commits.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
@@ -22,76 +22,11 @@ use pglog::{LogRow, PgError, PgLog};
 use signing::Ed25519Signer;
 use store::{Batch, Cf, Store};
 
-use super::commit::Job;
+use super::db_conn::{Remote, RECONNECT_AFTER};
 use super::{DataDir, LedgerError};
 
 /// `meta` key of the database ledger a local replica follows.
 pub const FOLLOWS_KEY: &[u8] = b"follows";
-
-/// How long a writer or listener waits before trying an unreachable database again.
-const RECONNECT_AFTER: Duration = Duration::from_millis(500);
-
-/// A node is not ready while its replica is this many events behind the database.
-pub const FAR_BEHIND: u64 = 10_000;
-
-/// What a node knows of the database, for `/readyz` and `/metrics`.
-#[derive(Debug, Default)]
-pub struct DatabaseState {
-    /// Whether the last use reached the database.
-    pub reachable: AtomicBool,
-    /// The database's log size when the writer last looked.
-    pub size: AtomicU64,
-}
-
-/// A connection to the log's database, opened again after it breaks.
-pub struct Remote {
-    url: String,
-    conn: Option<PgLog>,
-    last_try: Option<Instant>,
-    pub state: Arc<DatabaseState>,
-}
-
-impl Remote {
-    pub fn new(url: &str, state: Arc<DatabaseState>) -> Self {
-        Self { url: url.to_owned(), conn: None, last_try: None, state }
-    }
-
-    /// The open connection, connecting if there is none (at most once per
-    /// [`RECONNECT_AFTER`] while the database is unreachable).
-    pub fn conn(&mut self) -> Result<&mut PgLog, LedgerError> {
-        if self.conn.as_ref().is_some_and(PgLog::is_closed) {
-            self.conn = None;
-        }
-        if self.conn.is_none() {
-            if self.last_try.is_some_and(|t| t.elapsed() < RECONNECT_AFTER) {
-                return Err(LedgerError::DatabaseUnavailable);
-            }
-            self.last_try = Some(Instant::now());
-            match PgLog::connect(&self.url) {
-                Ok(c) => self.conn = Some(c),
-                Err(e) => {
-                    self.failed(&e);
-                    return Err(LedgerError::DatabaseUnavailable);
-                }
-            }
-        }
-        self.conn.as_mut().ok_or(LedgerError::DatabaseUnavailable)
-    }
-
-    /// Records a failed use: the connection is dropped and opened again next time.
-    pub fn failed(&mut self, e: &PgError) {
-        if self.state.reachable.swap(false, Ordering::AcqRel) {
-            tracing::error!(error = %e, "the log's database is unreachable; writes are refused until it answers");
-        }
-        self.conn = None;
-    }
-
-    pub fn succeeded(&self) {
-        if !self.state.reachable.swap(true, Ordering::AcqRel) {
-            tracing::info!("the log's database answers again");
-        }
-    }
-}
 
 /// Copies the database's checkpoints up to `up_to` (the replica's size) into `store`, in
 /// order of size after the last one it holds, so none is ever skipped.
@@ -229,7 +164,7 @@ pub struct Listener {
 }
 
 impl Listener {
-    pub fn start(url: &str, wake: mpsc::SyncSender<Job>, node: String) -> std::io::Result<Self> {
+    pub fn start(url: &str, wake: impl Fn() + Send + 'static, node: String) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let url = url.to_owned();
         let stopping = stop.clone();
@@ -252,7 +187,7 @@ impl Listener {
                 }
                 match conn.as_mut().map(|c| c.wait_for_notice(Duration::from_millis(500), &node)) {
                     Some(Ok(true)) => {
-                        let _ = wake.try_send(Job::wake());
+                        wake();
                     }
                     Some(Ok(false)) | None => {}
                     Some(Err(_)) => conn = None,
