@@ -36,9 +36,13 @@ pub struct Draft {
     pub fresh_id: bool,
 }
 
+/// The receipt of one appended draft, and whether this append wrote it (`false`: the log
+/// held an event with its id already, and this is that event's receipt).
+pub type Appended = (Receipt, bool);
+
 pub struct Job {
     pub drafts: Vec<Draft>,
-    pub reply: oneshot::Sender<Result<Vec<Receipt>, LedgerError>>,
+    pub reply: oneshot::Sender<Result<Vec<Appended>, LedgerError>>,
 }
 
 impl Job {
@@ -166,7 +170,7 @@ impl Writer {
         let mut batch = Batch::default();
         // Events of this group by id, so a retry inside one group is idempotent too.
         let mut pending: HashMap<Vec<u8>, (StoredEvent, EventDoc)> = HashMap::new();
-        let mut answers: Vec<(oneshot::Sender<_>, Result<Vec<Receipt>, LedgerError>)> = Vec::new();
+        let mut answers: Vec<(oneshot::Sender<_>, Result<Vec<Appended>, LedgerError>)> = Vec::new();
 
         for job in jobs {
             let result = self.stage(&job.drafts, &mut batch, &mut pending);
@@ -208,7 +212,7 @@ impl Writer {
         drafts: &[Draft],
         batch: &mut Batch,
         pending: &mut HashMap<Vec<u8>, (StoredEvent, EventDoc)>,
-    ) -> Result<Vec<Receipt>, LedgerError> {
+    ) -> Result<Vec<Appended>, LedgerError> {
         let mut slots = Vec::with_capacity(drafts.len());
         for (i, d) in drafts.iter().enumerate() {
             match self.existing(&event_id_key(d.doc.controller.as_ref(), &d.doc.id), pending)? {
@@ -224,7 +228,7 @@ impl Writer {
         let mut receipts = Vec::with_capacity(drafts.len());
         for slot in slots {
             match slot {
-                Slot::Existing(r) => receipts.push(*r),
+                Slot::Existing(r) => receipts.push((*r, false)),
                 Slot::New(i) => {
                     let (stored, doc) = self.seal(&drafts[i])?;
                     batch.put(Cf::Events, seq_key(doc.seq).to_vec(), stored.encode());
@@ -233,7 +237,7 @@ impl Writer {
                     {
                         batch.row(cf, k, v);
                     }
-                    receipts.push(stored.receipt(doc.clone()));
+                    receipts.push((stored.receipt(doc.clone()), true));
                     pending.insert(event_id_key(doc.controller.as_ref(), &doc.id), (stored, doc));
                 }
             }

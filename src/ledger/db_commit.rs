@@ -14,13 +14,13 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 
 use tokio::sync::oneshot;
 
-use format::{EventDoc, Receipt, StoredEvent};
+use format::{EventDoc, StoredEvent};
 use log::merkle::Frontier;
 use pglog::{LogRow, Node, PgLog};
 use projection::{event_id_key, seq_key};
 use store::{Batch, Cf};
 
-use super::commit::{same_event, Draft, Job, Writer, MAX_GROUP_EVENTS};
+use super::commit::{same_event, Appended, Draft, Job, Writer, MAX_GROUP_EVENTS};
 use super::db_conn::Remote;
 use super::remote::{row_of, stored_of};
 use super::LedgerError;
@@ -28,8 +28,8 @@ use super::LedgerError;
 /// Most events applied from the database in one local write.
 const FOLLOW_CHUNK: i64 = 5000;
 
-type Reply = oneshot::Sender<Result<Vec<Receipt>, LedgerError>>;
-type Answers = Vec<(Reply, Result<Vec<Receipt>, LedgerError>)>;
+type Reply = oneshot::Sender<Result<Vec<Appended>, LedgerError>>;
+type Answers = Vec<(Reply, Result<Vec<Appended>, LedgerError>)>;
 /// A group that failed: who to answer, and why.
 type Failed = (Vec<Reply>, LedgerError);
 
@@ -320,7 +320,7 @@ fn commit_on(
 
 /// Stages one job all or nothing: an id the database (or this group) holds answers its
 /// receipt, or a conflict when the event differs; the rest are signed at the next seqs.
-fn stage(w: &Writer, drafts: &[Draft], s: &mut Staged) -> Result<Vec<Receipt>, LedgerError> {
+fn stage(w: &Writer, drafts: &[Draft], s: &mut Staged) -> Result<Vec<Appended>, LedgerError> {
     let mut new = Vec::new();
     for (i, d) in drafts.iter().enumerate() {
         if let Some((_, doc)) = s.known.get(&event_id_key(d.doc.controller.as_ref(), &d.doc.id)) {
@@ -351,9 +351,11 @@ fn stage(w: &Writer, drafts: &[Draft], s: &mut Staged) -> Result<Vec<Receipt>, L
     }
     drafts
         .iter()
-        .map(|d| {
+        .enumerate()
+        .map(|(i, d)| {
             let key = event_id_key(d.doc.controller.as_ref(), &d.doc.id);
-            s.known.get(&key).map(|(stored, doc)| stored.receipt(doc.clone())).ok_or(LedgerError::WriteFailed)
+            let receipt = s.known.get(&key).map(|(stored, doc)| stored.receipt(doc.clone()));
+            receipt.map(|r| (r, new.contains(&i))).ok_or(LedgerError::WriteFailed)
         })
         .collect()
 }

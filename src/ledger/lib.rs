@@ -477,6 +477,12 @@ impl Ledger {
     /// Appends `drafts` all or nothing and answers once they are durable. An event whose id
     /// is already in the log is not written again; its original receipt is returned.
     pub async fn append(&self, drafts: Vec<Draft>) -> Result<Vec<Receipt>, LedgerError> {
+        Ok(self.append_reporting(drafts).await?.into_iter().map(|(r, _)| r).collect())
+    }
+
+    /// Appends as [`Ledger::append`] does, saying for each draft whether this append wrote it
+    /// (`false`: the log already held its id, whichever node wrote it).
+    pub async fn append_reporting(&self, drafts: Vec<Draft>) -> Result<Vec<commit::Appended>, LedgerError> {
         let (reply, rx) = oneshot::channel();
         let tx = self.threads.tx.as_ref().ok_or(LedgerError::Closed)?;
         tx.try_send(Job { drafts, reply }).map_err(|e| match e {

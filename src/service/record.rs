@@ -213,6 +213,16 @@ impl Service {
         inputs: Vec<EventInput>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Receipt>, ServiceError> {
+        Ok(self.record_reporting(controller, inputs, now).await?.into_iter().map(|(r, _)| r).collect())
+    }
+
+    /// Records as [`Service::record`] does, saying for each event whether this call wrote it.
+    async fn record_reporting(
+        &self,
+        controller: &ControllerId,
+        inputs: Vec<EventInput>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(Receipt, bool)>, ServiceError> {
         if inputs.is_empty() {
             return Err(invalid("at least one event is needed"));
         }
@@ -232,7 +242,7 @@ impl Service {
         } else {
             self.drafts(controller, inputs, now)?
         };
-        Ok(self.ledger.append(drafts).await?)
+        Ok(self.ledger.append_reporting(drafts).await?)
     }
 
     /// The drafts of a request's events, each checked against its shape and the catalogue.
@@ -268,10 +278,11 @@ impl Service {
         inputs: Vec<EventInput>,
         now: DateTime<Utc>,
     ) -> Result<Recorded, ServiceError> {
-        let before = self.ledger.committed_seq();
-        let receipts = self.record(controller, inputs, now).await?;
-        let new = receipts.iter().any(|r| r.seq > before);
-        Ok(Recorded { receipts, new })
+        // Whether this call wrote any of them, as the writer saw it (on a database ledger an
+        // event another node wrote is not new here, whatever this node had applied).
+        let appended = self.record_reporting(controller, inputs, now).await?;
+        let new = appended.iter().any(|(_, new)| *new);
+        Ok(Recorded { receipts: appended.into_iter().map(|(r, _)| r).collect(), new })
     }
 
     /// Checks one event against the rules of its type and the catalogue.

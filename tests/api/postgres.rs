@@ -435,6 +435,16 @@ async fn three_nodes_on_one_database_write_at_once_and_agree() {
     let r = post(&client, &addresses[1], &key, &grant("first")).await;
     assert_eq!(r.status(), 201, "an event on node B right after the purpose on node A");
 
+    // A retry of an event on another node answers the original receipt, as a retry (200).
+    let mut with_id = grant("retried");
+    with_id["id"] = json!("01930000-0000-7000-8000-00000000abcd");
+    let first = post(&client, &addresses[0], &key, &with_id).await;
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.expect("json");
+    let again = post(&client, &addresses[2], &key, &with_id).await;
+    assert_eq!(again.status(), 200, "the retry on another node is not a new event");
+    assert_eq!(again.json::<Value>().await.expect("json")["event"], first["event"]);
+
     let acked = write_everywhere(&client, &addresses, &key, 25, "s").await;
     assert_eq!(acked.len(), 3 * 4 * 25, "every write on every node was acknowledged");
 
@@ -462,7 +472,7 @@ async fn three_nodes_on_one_database_write_at_once_and_agree() {
     assert_eq!(check["permitted"], false, "node C sees the withdrawal made on node A: {check}");
 
     // Every node holds the same gapless log with every acknowledged event exactly once.
-    let total = 2 + acked.len() as u64 + 1;
+    let total = 3 + acked.len() as u64 + 1;
     for n in &nodes {
         let _ = log_size(&client, n.address(), &key).await;
     }
