@@ -12,12 +12,36 @@ use crate::service::access::{KeyStore, Role};
 
 use super::DataDirArg;
 
+/// Where the keys are: the data directory's `apikeys/`, or a database ledger's database.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KeysAt {
+    /// The keys of a ledger kept in PostgreSQL live in its database, shared by every node.
+    #[arg(long, env = "CONSENT_LEDGER_DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+fn key_store(data: &DataDirArg, at: &KeysAt, creating: bool) -> anyhow::Result<KeyStore> {
+    if let Some(url) = &at.database_url {
+        return KeyStore::on_database(url).context("opening the database's API keys");
+    }
+    let dir = if creating {
+        let dir = DataDir::new(&data.data_dir);
+        dir.ensure().context("creating the data directory")?;
+        dir
+    } else {
+        data.existing()?
+    };
+    Ok(KeyStore::open(dir.api_keys())?)
+}
+
 #[derive(Debug, clap::Subcommand)]
 pub enum ApikeyCommand {
     /// Create a key; it is printed once and stored only as a hash.
     Create {
         #[command(flatten)]
         data: DataDirArg,
+        #[command(flatten)]
+        at: KeysAt,
         /// The controller (organisation) the key belongs to.
         #[arg(long, required_unless_present = "operator", conflicts_with = "operator")]
         controller: Option<String>,
@@ -33,6 +57,8 @@ pub enum ApikeyCommand {
     List {
         #[command(flatten)]
         data: DataDirArg,
+        #[command(flatten)]
+        at: KeysAt,
         /// Print JSON lines instead of a table.
         #[arg(long)]
         json: bool,
@@ -41,16 +67,16 @@ pub enum ApikeyCommand {
     Revoke {
         #[command(flatten)]
         data: DataDirArg,
+        #[command(flatten)]
+        at: KeysAt,
         id: String,
     },
 }
 
 pub fn run(cmd: ApikeyCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        ApikeyCommand::Create { data, controller, roles, operator } => {
-            let dir = DataDir::new(&data.data_dir);
-            dir.ensure().context("creating the data directory")?;
-            let store = KeyStore::open(dir.api_keys())?;
+        ApikeyCommand::Create { data, at, controller, roles, operator } => {
+            let store = key_store(&data, &at, true)?;
             let key = match (operator, controller) {
                 (true, _) => store.create_operator()?,
                 (false, Some(c)) => store.create(&ControllerId::parse(c).context("--controller")?, &roles)?,
@@ -59,8 +85,8 @@ pub fn run(cmd: ApikeyCommand) -> anyhow::Result<ExitCode> {
             println!("{key}");
             Ok(ExitCode::SUCCESS)
         }
-        ApikeyCommand::List { data, json } => {
-            let store = KeyStore::open(data.existing()?.api_keys())?;
+        ApikeyCommand::List { data, at, json } => {
+            let store = key_store(&data, &at, false)?;
             let keys = store.list()?;
             let day = |t: Option<chrono::DateTime<chrono::Utc>>| {
                 t.map_or_else(|| "-".to_owned(), |t| t.format("%Y-%m-%d %H:%M").to_string())
@@ -95,8 +121,8 @@ pub fn run(cmd: ApikeyCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        ApikeyCommand::Revoke { data, id } => {
-            let store = KeyStore::open(data.existing()?.api_keys())?;
+        ApikeyCommand::Revoke { data, at, id } => {
+            let store = key_store(&data, &at, false)?;
             let at = store.revoke(&id).with_context(|| "revoking the key (give the 16 hex digits after clk_)")?;
             println!("revoked {id} at {}", at.to_rfc3339());
             Ok(ExitCode::SUCCESS)

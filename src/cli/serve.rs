@@ -82,7 +82,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         ..Options::new(&name)
     };
     let ledger = Ledger::open_with(&dir, options).context("opening the ledger")?;
-    let keys = KeyStore::open(dir.api_keys()).context("opening the API key store")?;
+    let keys = match &args.database_url {
+        // Every node of a database ledger takes the keys kept in its database.
+        Some(url) => KeyStore::on_database(url).context("opening the database's API keys")?,
+        None => KeyStore::open(dir.api_keys()).context("opening the API key store")?,
+    };
     let listener = TcpListener::bind(&args.listen).with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
     let service = Arc::new(Service::new(ledger));

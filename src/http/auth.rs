@@ -69,9 +69,10 @@ impl FromRequest for Caller {
         };
         let result = match bearer(req) {
             None => Err(ApiError::new(Kind::Unauthorized, "send Authorization: Bearer <api key>")),
-            Some(t) => match state.keys.authenticate(t) {
-                Some(p) => Ok(Caller(p)),
-                None => Err(ApiError::new(Kind::Unauthorized, "the API key is not valid")),
+            Some(t) => match state.keys.authenticate_checked(t) {
+                Ok(Some(p)) => Ok(Caller(p)),
+                Ok(None) => Err(ApiError::new(Kind::Unauthorized, "the API key is not valid")),
+                Err(e) => Err(e.into()),
             },
         };
         ready(result)

@@ -51,6 +51,8 @@ pub enum LedgerError {
          (it takes no events of its own)"
     )]
     IsReplica,
+    #[error("the API keys: {0}")]
+    ApiKeys(std::io::Error),
     #[error("the ledger does not verify, so it is not migrated: {0}")]
     NotVerified(String),
     #[error("the local store holds {local} events but the database only {database}; is this the right database?")]

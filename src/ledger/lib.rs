@@ -12,6 +12,7 @@ pub mod keys;
 mod migrate;
 pub mod rebuild;
 mod remote;
+pub mod shared_keys;
 mod tree;
 pub mod verify;
 

@@ -11,6 +11,7 @@ use projection::event_id_key;
 use store::{Batch, Cf, Store};
 
 use super::remote::{fingerprints, keyring_rows, row_of, FOLLOWS_KEY, SHARED_FILES};
+use super::shared_keys::SharedKeys;
 use super::tree::StoredTree;
 use super::{DataDir, LedgerError};
 
@@ -89,8 +90,38 @@ pub fn migrate_to_database(
     }
     let frontier = Frontier::load(&StoredTree(&store), size)?.to_bytes();
     import.finish(size, last_recorded, &frontier)?;
+    let keys = copy_api_keys(dir, url)?;
     let mut batch = Batch::default();
     batch.put(Cf::Meta, FOLLOWS_KEY.to_vec(), ledger_id.clone().into_bytes());
     store.write_synced(&batch)?;
+    progress("API keys", keys, keys);
     Ok(Migrated { ledger_id, events: size, checkpoints: checkpoints.len() as u64 })
+}
+
+/// Copies the data directory's API key records (`apikeys/ID.json`, revoked ones
+/// `ID.revoked.json`, their last use `ID.last-used`) into the database as they are, so the
+/// same keys work on every node. Returns how many.
+fn copy_api_keys(dir: &DataDir, url: &str) -> Result<u64, LedgerError> {
+    let Ok(entries) = std::fs::read_dir(dir.api_keys()) else { return Ok(0) };
+    let keys = SharedKeys::open(url).map_err(LedgerError::ApiKeys)?;
+    let mut copied = 0;
+    for entry in entries {
+        let path = entry.map_err(LedgerError::ApiKeys)?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+        let (id, revoked) = match (name.strip_suffix(".revoked.json"), name.strip_suffix(".json")) {
+            (Some(id), _) => (id, true),
+            (None, Some(id)) => (id, false),
+            _ => continue,
+        };
+        let record = std::fs::read(&path).map_err(LedgerError::ApiKeys)?;
+        keys.insert(id, &record).map_err(LedgerError::ApiKeys)?;
+        if revoked {
+            keys.revoke(id, &record).map_err(LedgerError::ApiKeys)?;
+        }
+        if let Ok(at) = std::fs::read_to_string(dir.api_keys().join(format!("{id}.last-used"))) {
+            keys.note_use(id, at.trim()).map_err(LedgerError::ApiKeys)?;
+        }
+        copied += 1;
+    }
+    Ok(copied)
 }

@@ -22,7 +22,7 @@ use rustls::pki_types::CertificateDer;
 pub const CHANNEL: &str = "consent_ledger_log";
 
 /// The schema version this build writes, and the migrations that reach it, in order.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 const MIGRATIONS: &[(i32, &str)] = &[
     (
@@ -70,6 +70,16 @@ const MIGRATIONS: &[(i32, &str)] = &[
          vkey text PRIMARY KEY,
          first_seq bigint NOT NULL,
          last_seq bigint
+     );",
+    ),
+    // API keys shared by every node (their records hold a hash of the secret, never it).
+    (
+        3,
+        "CREATE TABLE api_keys (
+         id text PRIMARY KEY,
+         record bytea NOT NULL,
+         revoked boolean NOT NULL DEFAULT false,
+         last_used text
      );",
     ),
 ];
@@ -149,6 +159,9 @@ impl<'a> EventColumns<'a> {
         })
     }
 }
+
+/// An API key as the database keeps it: id, record, revoked, last use.
+pub type ApiKeyRow = (String, Vec<u8>, bool, Option<String>);
 
 /// A complete Merkle subtree hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -405,6 +418,40 @@ impl PgLog {
         }
         insert_keyring(&mut tx, keyring)?;
         Ok(Import { tx })
+    }
+
+    /// Stores a new API key's record under `id` (refused if the id exists).
+    pub fn insert_api_key(&mut self, id: &str, record: &[u8]) -> Result<(), PgError> {
+        self.client.execute("INSERT INTO api_keys (id, record) VALUES ($1, $2)", &[&id, &record])?;
+        Ok(())
+    }
+
+    /// The record of API key `id`, and whether it was revoked; `None` when there is none.
+    pub fn api_key(&mut self, id: &str) -> Result<Option<(Vec<u8>, bool)>, PgError> {
+        let row = self.client.query_opt("SELECT record, revoked FROM api_keys WHERE id = $1", &[&id])?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+
+    /// Every API key: id, record, revoked, last use (as written by [`PgLog::note_api_key_use`]).
+    pub fn api_keys(&mut self) -> Result<Vec<ApiKeyRow>, PgError> {
+        let rows = self.client.query("SELECT id, record, revoked, last_used FROM api_keys ORDER BY id", &[])?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect())
+    }
+
+    /// Replaces the record of API key `id` with its revoked form (once: a revoked key's record
+    /// stays as it was revoked). True when the key exists.
+    pub fn revoke_api_key(&mut self, id: &str, record: &[u8]) -> Result<bool, PgError> {
+        let n = self.client.execute(
+            "UPDATE api_keys SET record = $2, revoked = true WHERE id = $1 AND NOT revoked",
+            &[&id, &record],
+        )?;
+        Ok(n == 1 || self.api_key(id)?.is_some())
+    }
+
+    /// Writes down when API key `id` was last used.
+    pub fn note_api_key_use(&mut self, id: &str, at: &str) -> Result<(), PgError> {
+        self.client.execute("UPDATE api_keys SET last_used = $2 WHERE id = $1", &[&id, &at])?;
+        Ok(())
     }
 
     /// Starts listening for commits of other nodes (see [`PgLog::wait_for_notice`]).

@@ -118,8 +118,15 @@ struct Verified {
     noted: Option<Instant>,
 }
 
+/// Where the key records live: files in the data directory, or, on a database ledger, the
+/// database, so that every node takes the same keys and a revocation reaches them all.
+enum Records {
+    Files(PathBuf),
+    Database(std::sync::Arc<ledger::shared_keys::SharedKeys>),
+}
+
 pub struct KeyStore {
-    dir: PathBuf,
+    records: Records,
     cache: Mutex<HashMap<[u8; 32], Verified>>,
     failed: Mutex<HashMap<[u8; 32], Instant>>,
 }
@@ -131,7 +138,17 @@ fn sha256(b: &[u8]) -> [u8; 32] {
 impl KeyStore {
     pub fn open(dir: PathBuf) -> Result<Self, ServiceError> {
         fs::create_dir_all(&dir)?;
-        Ok(Self { dir, cache: Mutex::new(HashMap::new()), failed: Mutex::new(HashMap::new()) })
+        Ok(Self::on(Records::Files(dir)))
+    }
+
+    /// The keys of a database ledger, kept in its database (`postgres://` URL).
+    pub fn on_database(url: &str) -> Result<Self, ServiceError> {
+        let keys = ledger::shared_keys::SharedKeys::open(url)?;
+        Ok(Self::on(Records::Database(std::sync::Arc::new(keys))))
+    }
+
+    fn on(records: Records) -> Self {
+        Self { records, cache: Mutex::new(HashMap::new()), failed: Mutex::new(HashMap::new()) }
     }
 
     /// Creates a key and returns it; this is the only time the secret exists in plain form.
@@ -169,12 +186,23 @@ impl KeyStore {
             revoked_at: None,
         };
         let text = serde_json::to_vec_pretty(&record).map_err(std::io::Error::other)?;
-        write_secret_file(&self.dir.join(format!("{id}.json")), &text)?;
+        match &self.records {
+            Records::Files(dir) => write_secret_file(&dir.join(format!("{id}.json")), &text)?,
+            Records::Database(db) => db.insert(&id, &text)?,
+        }
         Ok(format!("clk_{id}_{secret}"))
     }
 
     /// Who a presented key stands for, if it is a valid key.
     pub fn authenticate(&self, token: &str) -> Option<Identity> {
+        self.authenticate_checked(token).ok().flatten()
+    }
+
+    /// As [`KeyStore::authenticate`], telling a key that is not valid (`Ok(None)`) from keys
+    /// that cannot be read now (the database's keys while it is unreachable): then a key
+    /// verified before is still taken as it was last seen, and an unknown one is an error to
+    /// retry, never a refusal that would read as "your key is not valid".
+    pub fn authenticate_checked(&self, token: &str) -> Result<Option<Identity>, ServiceError> {
         let token_hash = sha256(token.as_bytes());
         let mut note = None;
         if let Ok(mut cache) = self.cache.lock() {
@@ -189,16 +217,25 @@ impl KeyStore {
                     if let Some(id) = note {
                         self.note_use(&id);
                     }
-                    return Some(p);
+                    return Ok(Some(p));
                 }
             }
         }
         if let Ok(failed) = self.failed.lock() {
             if failed.get(&token_hash).is_some_and(|at| at.elapsed() < FAILED_TTL) {
-                return None;
+                return Ok(None);
             }
         }
-        match self.verify(token) {
+        let verified = match self.verify(token) {
+            Ok(v) => v,
+            Err(()) => {
+                let stale = self.cache.lock().ok().and_then(|c| c.get(&token_hash).map(|v| v.principal.clone()));
+                return stale.map(Some).ok_or(ServiceError::NotYet(
+                    "the API keys cannot be read now (their database is unreachable); retry shortly",
+                ));
+            }
+        };
+        Ok(match verified {
             Some((id, p)) => {
                 let noted = self.cache.lock().ok().and_then(|mut cache| {
                     let noted = cache.get(&token_hash).and_then(|v| v.noted);
@@ -224,18 +261,36 @@ impl KeyStore {
                 }
                 None
             }
-        }
+        })
     }
 
     /// Reads and checks a key from its file: its id and identity when valid and not revoked.
-    fn verify(&self, token: &str) -> Option<(String, Identity)> {
-        let rest = token.strip_prefix("clk_")?;
-        let (id, secret) = rest.split_once('_')?;
+    /// `Err` when the records cannot be read now (the database is unreachable).
+    #[allow(clippy::result_unit_err)]
+    fn verify(&self, token: &str) -> Result<Option<(String, Identity)>, ()> {
+        let Some((id, secret)) = token.strip_prefix("clk_").and_then(|rest| rest.split_once('_')) else {
+            return Ok(None);
+        };
         if !valid_id(id) {
-            return None;
+            return Ok(None);
         }
-        let text = fs::read(self.dir.join(format!("{id}.json"))).ok()?;
-        let record: KeyRecord = serde_json::from_slice(&text).ok()?;
+        let text = match &self.records {
+            Records::Files(dir) => fs::read(dir.join(format!("{id}.json"))).ok(),
+            Records::Database(db) => match db.get(id) {
+                Ok(Some((text, false))) => Some(text),
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read an API key");
+                    return Err(());
+                }
+            },
+        };
+        Ok(text.and_then(|text| Self::check(id, secret, &text)))
+    }
+
+    /// The identity of a key record, if `secret` is its secret and it is not revoked.
+    fn check(id: &str, secret: &str, text: &[u8]) -> Option<(String, Identity)> {
+        let record: KeyRecord = serde_json::from_slice(text).ok()?;
         if record.revoked_at.is_some() {
             return None;
         }
@@ -259,10 +314,19 @@ impl KeyStore {
     /// used it does no file I/O (best effort: a failure is logged, never fatal). At most once
     /// a minute per key.
     fn note_use(&self, id: &str) {
-        let path = self.dir.join(format!("{id}.last-used"));
         let now = Utc::now().to_rfc3339();
+        let write: Box<dyn FnOnce() -> std::io::Result<()> + Send> = match &self.records {
+            Records::Files(dir) => {
+                let path = dir.join(format!("{id}.last-used"));
+                Box::new(move || fs::write(&path, now))
+            }
+            Records::Database(db) => {
+                let (db, id) = (db.clone(), id.to_owned());
+                Box::new(move || db.note_use(&id, &now))
+            }
+        };
         let spawned = std::thread::Builder::new().name("key-last-used".into()).spawn(move || {
-            if let Err(e) = fs::write(&path, now) {
+            if let Err(e) = write() {
                 tracing::warn!(error = %e, "could not note an API key's last use");
             }
         });
@@ -273,8 +337,30 @@ impl KeyStore {
 
     /// Every key, active and revoked, oldest first; never a secret.
     pub fn list(&self) -> Result<Vec<KeyListing>, ServiceError> {
+        let dir = match &self.records {
+            Records::Files(dir) => dir,
+            Records::Database(db) => {
+                let mut out = Vec::new();
+                for (id, text, _, last_used) in db.all()? {
+                    let Ok(record) = serde_json::from_slice::<KeyRecord>(&text) else { continue };
+                    let last_used = last_used
+                        .and_then(|t| DateTime::parse_from_rfc3339(t.trim()).ok())
+                        .map(|t| t.with_timezone(&Utc));
+                    out.push(KeyListing {
+                        id,
+                        controller: record.controller,
+                        roles: record.roles,
+                        created_at: record.created_at,
+                        last_used,
+                        revoked_at: record.revoked_at,
+                    });
+                }
+                out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+                return Ok(out);
+            }
+        };
         let mut out = Vec::new();
-        for entry in fs::read_dir(&self.dir)? {
+        for entry in fs::read_dir(dir)? {
             let path = entry?.path();
             let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
             let Some(id) = name.strip_suffix(".revoked.json").or_else(|| name.strip_suffix(".json")) else {
@@ -284,7 +370,7 @@ impl KeyStore {
                 continue;
             }
             let Ok(record) = serde_json::from_slice::<KeyRecord>(&fs::read(&path)?) else { continue };
-            let last_used = fs::read_to_string(self.dir.join(format!("{id}.last-used")))
+            let last_used = fs::read_to_string(dir.join(format!("{id}.last-used")))
                 .ok()
                 .and_then(|t| DateTime::parse_from_rfc3339(t.trim()).ok())
                 .map(|t| t.with_timezone(&Utc));
@@ -308,8 +394,25 @@ impl KeyStore {
         if !valid_id(id) {
             return Err(ServiceError::NotFound("key"));
         }
-        let revoked = self.dir.join(format!("{id}.revoked.json"));
-        let active = self.dir.join(format!("{id}.json"));
+        let dir = match &self.records {
+            Records::Files(dir) => dir,
+            Records::Database(db) => {
+                let (text, _) = db.get(id)?.ok_or(ServiceError::NotFound("key"))?;
+                let mut record: KeyRecord = serde_json::from_slice(&text).map_err(std::io::Error::other)?;
+                if let Some(at) = record.revoked_at {
+                    return Ok(at);
+                }
+                let at = *record.revoked_at.get_or_insert_with(Utc::now);
+                let text = serde_json::to_vec_pretty(&record).map_err(std::io::Error::other)?;
+                db.revoke(id, &text)?;
+                // The first revocation's time stands if another revoked it a moment ago.
+                let (stored, _) = db.get(id)?.ok_or(ServiceError::NotFound("key"))?;
+                let stored: KeyRecord = serde_json::from_slice(&stored).map_err(std::io::Error::other)?;
+                return Ok(stored.revoked_at.unwrap_or(at));
+            }
+        };
+        let revoked = dir.join(format!("{id}.revoked.json"));
+        let active = dir.join(format!("{id}.json"));
         let text = match fs::read(&active) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -328,7 +431,7 @@ impl KeyStore {
         // it), which is what stops it; then it moves aside. A crash between the two leaves a
         // key that no longer authenticates, and revoking again finishes the move.
         let text = serde_json::to_vec_pretty(&record).map_err(std::io::Error::other)?;
-        let tmp = self.dir.join(format!("{id}.revoking"));
+        let tmp = dir.join(format!("{id}.revoking"));
         let _ = fs::remove_file(&tmp);
         write_secret_file(&tmp, &text)?;
         fs::rename(&tmp, &active)?;

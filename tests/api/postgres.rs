@@ -229,8 +229,8 @@ impl Drop for Node {
 
 const SHARED: [&str; 4] = ["signing-key.json", "keyring.json", "blind-index.key", "token.key"];
 
-/// `init` in the first directory, then the shared files and API keys copied to the others
-/// (as an operator would), and one key with every role.
+/// `init` in the first directory, then the shared files copied to the others (as an operator
+/// would), and one key with every role, made once in the database for every node.
 fn init_nodes(url: &str, dirs: &[&Path]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
         .args(["init", "--database-url", url, "--log-name", "pg.test/ledger", "--data-dir"])
@@ -238,17 +238,23 @@ fn init_nodes(url: &str, dirs: &[&Path]) -> String {
         .output()
         .expect("init");
     assert!(out.status.success(), "init: {}", String::from_utf8_lossy(&out.stderr));
-    let key = new_keys(dirs[0], "council", &[Role::Admin, Role::Record, Role::Check, Role::Audit]);
     for d in &dirs[1..] {
-        std::fs::create_dir_all(d.join("apikeys")).expect("mkdir");
         for f in SHARED {
             std::fs::copy(dirs[0].join(f), d.join(f)).expect("copy shared file");
         }
-        for e in std::fs::read_dir(dirs[0].join("apikeys")).expect("apikeys").flatten() {
-            std::fs::copy(e.path(), d.join("apikeys").join(e.file_name())).expect("copy key");
-        }
     }
-    key
+    db_key(url, &["--role", "admin", "--role", "record", "--role", "check", "--role", "audit"])
+}
+
+/// A key of controller `council` made with `apikey create --database-url`.
+fn db_key(url: &str, roles: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
+        .args(["apikey", "create", "--database-url", url, "--controller", "council"])
+        .args(roles)
+        .output()
+        .expect("apikey create");
+    assert!(out.status.success(), "apikey: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 async fn post(client: &reqwest::Client, address: &str, key: &str, body: &Value) -> reqwest::Response {
@@ -448,6 +454,34 @@ async fn three_nodes_on_one_database_write_at_once_and_agree() {
     let acked = write_everywhere(&client, &addresses, &key, 25, "s").await;
     assert_eq!(acked.len(), 3 * 4 * 25, "every write on every node was acknowledged");
 
+    // A key made once works on every node; revoked once, every node stops taking it.
+    let checker = db_key(&pg.url(), &["--role", "check"]);
+    let check_with = |k: String, a: String| {
+        let client = client.clone();
+        async move {
+            client
+                .get(format!("{a}/v1/check?purpose=newsletter&channel=email&subject=nobody"))
+                .bearer_auth(k)
+                .send()
+                .await
+                .expect("check")
+                .status()
+        }
+    };
+    for a in &addresses {
+        assert_eq!(check_with(checker.clone(), a.clone()).await, 200);
+    }
+    let id = checker.split('_').nth(1).expect("id").to_owned();
+    let out = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
+        .args(["apikey", "revoke", "--database-url", &pg.url(), &id])
+        .output()
+        .expect("revoke");
+    assert!(out.status.success(), "revoke: {}", String::from_utf8_lossy(&out.stderr));
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    for a in &addresses {
+        assert_eq!(check_with(checker.clone(), a.clone()).await, 401, "a revoked key is refused everywhere");
+    }
+
     // A write on A, then a check on B with min_seq: B answers with it.
     let last = post(
         &client,
@@ -564,11 +598,28 @@ async fn a_killed_node_loses_nothing_acknowledged_and_the_database_restarting_lo
         let addresses = vec![a.address().to_owned(), b.address().to_owned()];
         tokio::spawn(async move { write_until(&client, &addresses, &key, Duration::from_millis(2500), "d").await })
     };
+    let unused = db_key(&pg.url(), &["--role", "check"]);
     tokio::time::sleep(Duration::from_millis(300)).await;
     pg.stop();
     let r = post(&client, a.address(), &key, &grant("while-down")).await;
     assert_eq!(r.status(), 503);
     assert!(r.headers().contains_key("retry-after"));
+    // Checks go on from the replica with a key the node knows; a key it never saw cannot be
+    // read now: 503 to retry, never a 401 that would say the key is not valid.
+    let check = |k: String| {
+        let (client, a) = (client.clone(), a.address().to_owned());
+        async move {
+            client
+                .get(format!("{a}/v1/check?purpose=newsletter&channel=email&subject=nobody"))
+                .bearer_auth(k)
+                .send()
+                .await
+                .expect("check")
+                .status()
+        }
+    };
+    assert_eq!(check(key.clone()).await, 200, "checks answer while the database is down");
+    assert_eq!(check(unused).await, 503);
     let ready = client.get(format!("{}/readyz", a.address())).send().await.expect("readyz");
     assert_eq!(ready.status(), 503, "not ready while the database is down");
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -695,10 +746,7 @@ async fn an_embedded_ledger_migrated_into_postgres_keeps_its_receipts_and_checkp
     for f in SHARED {
         std::fs::copy(dir.path().join(f), other.path().join(f)).expect("copy");
     }
-    std::fs::create_dir_all(other.path().join("apikeys")).expect("mkdir");
-    for e in std::fs::read_dir(dir.path().join("apikeys")).expect("apikeys").flatten() {
-        std::fs::copy(e.path(), other.path().join("apikeys").join(e.file_name())).expect("copy key");
-    }
+    // The key made before the move was moved into the database: it works on the new node.
     let a = Node::start(dir.path(), &pg.url());
     let b = Node::start(other.path(), &pg.url());
     for i in 20..25 {
@@ -750,7 +798,8 @@ async fn an_embedded_ledger_migrated_into_postgres_keeps_its_receipts_and_checkp
         pg.query("SELECT vkey || ' ' || first_seq || ' ' || coalesce(last_seq::text, '-') FROM ledger_keyring"),
         format!("{vkey} 1 -")
     );
-    assert_eq!(pg.query("SELECT max(version) FROM schema_migrations"), "2");
+    assert_eq!(pg.query("SELECT max(version) FROM schema_migrations"), "3");
+    assert_eq!(pg.query("SELECT count(*) FROM api_keys"), "1", "the key made before the move");
     assert_eq!(pg.query("SELECT count(*) || ' ' || max(seq) FROM log_events"), "26 26");
 
     // A node's directory served without the database is refused: a replica takes no events

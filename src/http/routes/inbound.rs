@@ -142,7 +142,7 @@ pub async fn create_inbound_sms(
     let caller = Caller(
         state
             .keys
-            .authenticate(&key)
+            .authenticate_checked(&key)?
             .ok_or_else(|| ApiError::new(Kind::Unauthorized, "the webhook secret is not valid"))?,
     );
     let principal = caller.require(&[Role::SmsWebhook])?;
