@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::domain::ControllerId;
+use crate::ledger::shared_keys::SharedKeys;
 use crate::service::sms::set_twilio_token;
 
 use super::DataDirArg;
@@ -19,6 +20,8 @@ pub enum SmsCommand {
     TwilioToken {
         #[command(flatten)]
         data: DataDirArg,
+        #[command(flatten)]
+        at: super::apikey::KeysAt,
         #[arg(long)]
         controller: String,
         /// Remove the token: forms are then taken on the webhook secret alone.
@@ -29,11 +32,19 @@ pub enum SmsCommand {
 
 pub fn run(cmd: SmsCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        SmsCommand::TwilioToken { data, controller, remove } => {
+        SmsCommand::TwilioToken { data, at, controller, remove } => {
             let controller = ControllerId::parse(controller).context("--controller")?;
-            let dir = data.existing()?;
+            // A database ledger keeps the token in its database, for every node.
+            let set = |token: Option<&str>| -> anyhow::Result<()> {
+                match &at.database_url {
+                    Some(url) => SharedKeys::open(url)
+                        .and_then(|db| db.set_provider_token(controller.as_str(), "twilio", token.map(str::as_bytes)))
+                        .context("the database's provider settings"),
+                    None => Ok(set_twilio_token(&data.existing()?, &controller, token)?),
+                }
+            };
             if remove {
-                set_twilio_token(&dir, &controller, None)?;
+                set(None)?;
                 println!("removed the Twilio auth token of {controller}");
                 return Ok(ExitCode::SUCCESS);
             }
@@ -43,7 +54,7 @@ pub fn run(cmd: SmsCommand) -> anyhow::Result<ExitCode> {
             if token.is_empty() {
                 anyhow::bail!("no token on standard input");
             }
-            set_twilio_token(&dir, &controller, Some(token))?;
+            set(Some(token))?;
             println!("set the Twilio auth token of {controller}: forms must now carry X-Twilio-Signature");
             Ok(ExitCode::SUCCESS)
         }

@@ -196,6 +196,8 @@ pub struct Ledger {
     threads: Threads,
     checkpoint_interval: Duration,
     data: PathBuf,
+    /// On a database ledger: its API key records and SMS providers' tokens.
+    shared: Option<Arc<shared_keys::SharedKeys>>,
 }
 
 /// The keys of a data directory: who signs, every key that has signed, the blind-index and
@@ -355,7 +357,13 @@ impl Ledger {
             store,
             caches,
             secrets: Secrets { signer, verifier, keys, blind, tokens },
-            progress: Progress { committed, notify, inconsistent, storage_full, database: database.map(|_| db_state) },
+            progress: Progress {
+                committed,
+                notify,
+                inconsistent,
+                storage_full,
+                database: database.as_ref().map(|_| db_state),
+            },
             threads: Threads {
                 tx: Some(tx),
                 writer: Some(handle),
@@ -365,6 +373,10 @@ impl Ledger {
             },
             checkpoint_interval: interval,
             data: dir.root().to_path_buf(),
+            shared: match &database {
+                Some(url) => Some(Arc::new(shared_keys::SharedKeys::open(url).map_err(LedgerError::ApiKeys)?)),
+                None => None,
+            },
         })
     }
 
@@ -512,6 +524,11 @@ impl Ledger {
     /// this node last looked.
     pub fn database(&self) -> Option<(bool, u64)> {
         self.progress.database.as_ref().map(|d| (d.reachable.load(Ordering::Acquire), d.size.load(Ordering::Acquire)))
+    }
+
+    /// On a database ledger: the API key records and SMS providers' tokens its database keeps.
+    pub fn shared_records(&self) -> Option<&shared_keys::SharedKeys> {
+        self.shared.as_deref()
     }
 
     /// Whether the log lives in a database that other nodes write too.

@@ -1,6 +1,7 @@
-//! The API key records of a database ledger, kept in the database so that every node takes
-//! the same keys and a revocation reaches them all. The service's key store decides what a
-//! record holds (a hash of the secret, the controller, the roles); this only keeps them.
+//! The API key records and SMS providers' tokens of a database ledger, kept in the database
+//! so that every node takes the same keys and a revocation reaches them all. The service's
+//! key store decides what a record holds (a hash of the secret, the controller, the roles);
+//! this only keeps them.
 
 use std::sync::{Arc, Mutex};
 
@@ -70,5 +71,28 @@ impl SharedKeys {
 
     pub fn note_use(&self, id: &str, at: &str) -> std::io::Result<()> {
         self.with(|c| c.note_api_key_use(id, at))
+    }
+
+    /// A controller's token at an SMS provider (`twilio`), if set.
+    pub fn provider_token(&self, controller: &str, provider: &str) -> std::io::Result<Option<Vec<u8>>> {
+        let (controller, provider) = (controller.to_owned(), provider.to_owned());
+        self.with(move |c| c.provider_token(&controller, &provider))
+    }
+
+    /// Sets (or with `None` removes) a controller's token at an SMS provider.
+    pub fn set_provider_token(&self, controller: &str, provider: &str, token: Option<&[u8]>) -> std::io::Result<()> {
+        self.with(|c| c.set_provider_token(controller, provider, token))
+    }
+}
+
+impl Drop for SharedKeys {
+    /// The driver closes its connection by blocking on a runtime of its own, which may not
+    /// happen on a thread that drives another (a request's, a test's): close it on one of its
+    /// own.
+    fn drop(&mut self) {
+        if let Ok(remote) = self.remote.get_mut() {
+            let taken = std::mem::replace(remote, Remote::new("", Arc::new(DatabaseState::default())));
+            let _ = std::thread::spawn(move || drop(taken)).join();
+        }
     }
 }

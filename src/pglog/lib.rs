@@ -22,7 +22,7 @@ use rustls::pki_types::CertificateDer;
 pub const CHANNEL: &str = "consent_ledger_log";
 
 /// The schema version this build writes, and the migrations that reach it, in order.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 const MIGRATIONS: &[(i32, &str)] = &[
     (
@@ -80,6 +80,16 @@ const MIGRATIONS: &[(i32, &str)] = &[
          record bytea NOT NULL,
          revoked boolean NOT NULL DEFAULT false,
          last_used text
+     );",
+    ),
+    // SMS providers' tokens (a controller's Twilio auth token), shared by every node.
+    (
+        4,
+        "CREATE TABLE provider_tokens (
+         controller text NOT NULL,
+         provider text NOT NULL,
+         token bytea NOT NULL,
+         PRIMARY KEY (controller, provider)
      );",
     ),
 ];
@@ -451,6 +461,36 @@ impl PgLog {
     /// Writes down when API key `id` was last used.
     pub fn note_api_key_use(&mut self, id: &str, at: &str) -> Result<(), PgError> {
         self.client.execute("UPDATE api_keys SET last_used = $2 WHERE id = $1", &[&id, &at])?;
+        Ok(())
+    }
+
+    /// A controller's token at an SMS provider, if it set one.
+    pub fn provider_token(&mut self, controller: &str, provider: &str) -> Result<Option<Vec<u8>>, PgError> {
+        let row = self.client.query_opt(
+            "SELECT token FROM provider_tokens WHERE controller = $1 AND provider = $2",
+            &[&controller, &provider],
+        )?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Sets (or with `None` removes) a controller's token at an SMS provider.
+    pub fn set_provider_token(
+        &mut self,
+        controller: &str,
+        provider: &str,
+        token: Option<&[u8]>,
+    ) -> Result<(), PgError> {
+        match token {
+            Some(t) => self.client.execute(
+                "INSERT INTO provider_tokens (controller, provider, token) VALUES ($1, $2, $3)
+                 ON CONFLICT (controller, provider) DO UPDATE SET token = EXCLUDED.token",
+                &[&controller, &provider, &t],
+            )?,
+            None => self.client.execute(
+                "DELETE FROM provider_tokens WHERE controller = $1 AND provider = $2",
+                &[&controller, &provider],
+            )?,
+        };
         Ok(())
     }
 

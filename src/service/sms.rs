@@ -76,8 +76,21 @@ impl Service {
         params: &[(String, String)],
         signature: Option<&str>,
     ) -> Result<(), ServiceError> {
-        let Ok(token) = std::fs::read(twilio_token_path(&self.ledger.data_dir(), controller)) else {
-            return Ok(());
+        let token = match self.ledger.shared_records() {
+            // A database ledger: the token every node shares; unreadable is not "none set".
+            Some(db) => match db.provider_token(controller.as_str(), "twilio") {
+                Ok(Some(token)) => token,
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read the Twilio token");
+                    return Err(ServiceError::NotYet("the provider's settings cannot be read now; retry shortly"));
+                }
+            },
+            None => match std::fs::read(twilio_token_path(&self.ledger.data_dir(), controller)) {
+                Ok(token) => token,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(ServiceError::Io(e)),
+            },
         };
         let want = twilio_signature(&token, url, params);
         let got = signature.unwrap_or_default().trim();

@@ -482,6 +482,30 @@ async fn three_nodes_on_one_database_write_at_once_and_agree() {
         assert_eq!(check_with(checker.clone(), a.clone()).await, 401, "a revoked key is refused everywhere");
     }
 
+    // A Twilio token set once is every node's: an unsigned form is refused on any node.
+    let webhook = db_key(&pg.url(), &["--role", "sms-webhook"]);
+    let mut set = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
+        .args(["sms", "twilio-token", "--database-url", &pg.url(), "--controller", "council"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("sms twilio-token");
+    std::io::Write::write_all(&mut set.stdin.take().expect("stdin"), b"twilio-auth-token\n").expect("token");
+    assert!(set.wait().expect("wait").success());
+    let params: Vec<(String, String)> =
+        [("From", "+447700900123"), ("To", "+447700900999"), ("Body", "STOP"), ("MessageSid", "SM1")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+    for a in &addresses {
+        let url = format!("{a}/v1/inbound/sms?key={webhook}");
+        let unsigned = client.post(&url).form(&params).send().await.expect("form");
+        assert_eq!(unsigned.status(), 401, "an unsigned form on a node that was not told the token");
+        let good = consent_ledger::service::sms::twilio_signature(b"twilio-auth-token", &url, &params);
+        let signed = client.post(&url).form(&params).header("X-Twilio-Signature", good).send().await.expect("form");
+        assert_eq!(signed.status(), 200);
+    }
+
     // A write on A, then a check on B with min_seq: B answers with it.
     let last = post(
         &client,
@@ -506,7 +530,9 @@ async fn three_nodes_on_one_database_write_at_once_and_agree() {
     assert_eq!(check["permitted"], false, "node C sees the withdrawal made on node A: {check}");
 
     // Every node holds the same gapless log with every acknowledged event exactly once.
-    let total = 3 + acked.len() as u64 + 1;
+    // The purpose, two grants, the one STOP (its message id delivered to three nodes, recorded
+    // once), the writers' events and the withdrawal.
+    let total = 4 + acked.len() as u64 + 1;
     for n in &nodes {
         let _ = log_size(&client, n.address(), &key).await;
     }
@@ -798,7 +824,7 @@ async fn an_embedded_ledger_migrated_into_postgres_keeps_its_receipts_and_checkp
         pg.query("SELECT vkey || ' ' || first_seq || ' ' || coalesce(last_seq::text, '-') FROM ledger_keyring"),
         format!("{vkey} 1 -")
     );
-    assert_eq!(pg.query("SELECT max(version) FROM schema_migrations"), "3");
+    assert_eq!(pg.query("SELECT max(version) FROM schema_migrations"), "4");
     assert_eq!(pg.query("SELECT count(*) FROM api_keys"), "1", "the key made before the move");
     assert_eq!(pg.query("SELECT count(*) || ' ' || max(seq) FROM log_events"), "26 26");
 
