@@ -8,7 +8,19 @@ fn main() -> std::process::ExitCode {
     match consent_ledger::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Each cause once: an error whose message already holds its source's is not
+            // followed by it again.
+            let mut message = String::new();
+            for cause in e.chain() {
+                let text = cause.to_string();
+                if !message.contains(&text) {
+                    if !message.is_empty() {
+                        message.push_str(": ");
+                    }
+                    message.push_str(&text);
+                }
+            }
+            eprintln!("error: {message}");
             std::process::ExitCode::from(2)
         }
     }

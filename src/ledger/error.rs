@@ -68,7 +68,7 @@ pub enum LedgerError {
     Busy,
     #[error("the data directory's disk is full; nothing was written")]
     StorageFull,
-    #[error("the log's database is unreachable; nothing was written")]
+    #[error("the log's database is unreachable")]
     DatabaseUnavailable,
     #[error("this node's replica is {0} events behind the database")]
     FarBehind(u64),

@@ -10,7 +10,7 @@ use pglog::{Node, PgLog};
 use projection::event_id_key;
 use store::{Batch, Cf, Store};
 
-use super::remote::{fingerprints, keyring_rows, row_of, FOLLOWS_KEY, SHARED_FILES};
+use super::remote::{fingerprints, local_keyring, row_of, FOLLOWS_KEY, SHARED_FILES};
 use super::shared_keys::SharedKeys;
 use super::tree::StoredTree;
 use super::{DataDir, LedgerError};
@@ -51,8 +51,7 @@ pub fn migrate_to_database(
     let mut db = PgLog::connect(url)?;
     db.migrate()?;
     let ledger_id = uuid::Uuid::now_v7().to_string();
-    let keyring = super::keys::Keyring::load(&dir.keyring())?.ok_or(LedgerError::MissingSecret("keyring.json"))?;
-    let mut import = db.begin_import(&ledger_id, &fingerprints(dir)?, &keyring_rows(&keyring))?;
+    let mut import = db.begin_import(&ledger_id, &fingerprints(dir)?, &local_keyring(dir)?)?;
     let mut rows = Vec::with_capacity(CHUNK);
     let mut last_recorded = 0;
     let mut done = 0;

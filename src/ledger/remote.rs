@@ -76,22 +76,23 @@ pub fn stored_of(row: LogRow) -> Result<StoredEvent, LedgerError> {
     Ok(stored)
 }
 
-/// The keyring as the database keeps it.
-pub fn keyring_rows(ring: &super::keys::Keyring) -> Vec<pglog::KeyPeriod> {
-    ring.keys
+/// The data directory's keyring as the database keeps it.
+pub fn local_keyring(dir: &DataDir) -> Result<Vec<pglog::KeyPeriod>, LedgerError> {
+    let ring = super::keys::Keyring::load(&dir.keyring())?.ok_or(LedgerError::SecretMismatch("keyring.json"))?;
+    Ok(ring
+        .keys
         .iter()
         .map(|k| pglog::KeyPeriod { vkey: k.vkey.clone(), first_seq: k.first_seq, last_seq: k.last_seq })
-        .collect()
+        .collect())
 }
 
 /// The files every node must share, and what the database records of each: the signing
-/// key's public form, and a hash of each secret (never the secret).
+/// key's public form, and a hash of each secret (never the secret). The keyring itself is in
+/// the database (`local_keyring`).
 pub fn fingerprints(dir: &DataDir) -> Result<Vec<(String, String)>, LedgerError> {
     let signer = Ed25519Signer::load_existing(&dir.signing_key())?;
     let mut out = vec![("signing-key.json".to_owned(), signer.verifier().vkey())];
-    for (name, path) in
-        [("keyring.json", dir.keyring()), ("blind-index.key", dir.blind_index_key()), ("token.key", dir.token_key())]
-    {
+    for (name, path) in [("blind-index.key", dir.blind_index_key()), ("token.key", dir.token_key())] {
         let bytes = std::fs::read(&path).map_err(LedgerError::Secret)?;
         let mut h = Sha256::new();
         h.update(b"consent-ledger secret fingerprint\0");
@@ -126,15 +127,9 @@ pub fn check_node(dir: &DataDir, store: &Store, db: &mut PgLog) -> Result<u64, L
             return Err(LedgerError::SecretMismatch(name));
         }
     }
-    // The keyring the database holds is the one this node signs and verifies with. A ledger
-    // created before the database kept it (schema 1) gets it from the first node whose
-    // keyring.json matches the recorded fingerprint (checked above).
-    let ours =
-        keyring_rows(&super::keys::Keyring::load(&dir.keyring())?.ok_or(LedgerError::SecretMismatch("keyring.json"))?);
-    let theirs = db.keyring()?;
-    if theirs.is_empty() {
-        db.fill_keyring(&ours)?;
-    } else if theirs != ours {
+    // The keyring the database holds (every key and its seqs) is the one this node signs
+    // and verifies with.
+    if db.keyring()? != local_keyring(dir)? {
         return Err(LedgerError::SecretMismatch("keyring.json"));
     }
     match store.get(Cf::Meta, FOLLOWS_KEY)? {
@@ -233,9 +228,12 @@ pub fn init_database(dir: &DataDir, url: &str, key_name: &str) -> Result<InitInf
         }
     }
     let ours = fingerprints(dir)?;
-    let keyring = super::keys::Keyring::load(&dir.keyring())?.ok_or(LedgerError::SecretMismatch("keyring.json"))?;
+    let keyring = local_keyring(dir)?;
     let id = uuid::Uuid::now_v7().to_string();
-    let (head, theirs) = db.init(&id, &ours, &keyring_rows(&keyring))?;
+    let (head, theirs) = db.init(&id, &ours, &keyring)?;
+    if db.keyring()? != keyring {
+        return Err(LedgerError::SecretMismatch("keyring.json"));
+    }
     for (name, fp) in &ours {
         if theirs.iter().find(|(n, _)| n == name).map(|(_, f)| f) != Some(fp) {
             let name = SHARED_FILES.into_iter().find(|n| n == name).unwrap_or("a shared secret");

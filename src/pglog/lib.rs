@@ -22,12 +22,11 @@ use rustls::pki_types::CertificateDer;
 pub const CHANNEL: &str = "consent_ledger_log";
 
 /// The schema version this build writes, and the migrations that reach it, in order.
-pub const SCHEMA_VERSION: i32 = 4;
+pub const SCHEMA_VERSION: i32 = 1;
 
-const MIGRATIONS: &[(i32, &str)] = &[
-    (
-        1,
-        "CREATE TABLE ledger_head (
+const MIGRATIONS: &[(i32, &str)] = &[(
+    1,
+    "CREATE TABLE ledger_head (
          id smallint PRIMARY KEY CHECK (id = 1),
          ledger_id text NOT NULL,
          size bigint NOT NULL CHECK (size >= 0),
@@ -60,39 +59,25 @@ const MIGRATIONS: &[(i32, &str)] = &[
          id smallint PRIMARY KEY CHECK (id = 1),
          holder text NOT NULL,
          expires_at timestamptz NOT NULL
-     );",
-    ),
-    // The keyring itself (public: every signing key and the seqs it signs), beside its
-    // fingerprint, so the database alone says which key signed which event.
-    (
-        2,
-        "CREATE TABLE ledger_keyring (
+     );
+     CREATE TABLE ledger_keyring (
          vkey text PRIMARY KEY,
          first_seq bigint NOT NULL,
          last_seq bigint
-     );",
-    ),
-    // API keys shared by every node (their records hold a hash of the secret, never it).
-    (
-        3,
-        "CREATE TABLE api_keys (
+     );
+     CREATE TABLE api_keys (
          id text PRIMARY KEY,
          record bytea NOT NULL,
          revoked boolean NOT NULL DEFAULT false,
          last_used text
-     );",
-    ),
-    // SMS providers' tokens (a controller's Twilio auth token), shared by every node.
-    (
-        4,
-        "CREATE TABLE provider_tokens (
+     );
+     CREATE TABLE provider_tokens (
          controller text NOT NULL,
          provider text NOT NULL,
          token bytea NOT NULL,
          PRIMARY KEY (controller, provider)
      );",
-    ),
-];
+)];
 
 /// One signing key and the seqs it signs (`last_seq` `None` for the current key).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,7 +92,7 @@ pub enum PgError {
     /// The database could not be reached or a statement failed; nothing of the operation
     /// took effect unless it says so. The driver's message names no personal data (it holds
     /// statements and server errors, never bound values).
-    #[error("database: {0}")]
+    #[error(transparent)]
     Db(#[from] postgres::Error),
     #[error("the database's schema is version {0}; this build knows up to {SCHEMA_VERSION}")]
     NewerSchema(i32),
@@ -302,18 +287,6 @@ impl PgLog {
                 })
             })
             .collect()
-    }
-
-    /// Writes the keyring of a ledger whose database does not hold one yet (nothing when it
-    /// does).
-    pub fn fill_keyring(&mut self, keyring: &[KeyPeriod]) -> Result<(), PgError> {
-        let mut tx = self.client.transaction()?;
-        tx.query_one("SELECT 1 FROM ledger_head WHERE id = 1 FOR UPDATE", &[])?;
-        if tx.query_opt("SELECT 1 FROM ledger_keyring LIMIT 1", &[])?.is_none() {
-            insert_keyring(&mut tx, keyring)?;
-        }
-        tx.commit()?;
-        Ok(())
     }
 
     /// The fingerprints of the shared secrets, by name.

@@ -86,8 +86,9 @@ pub enum ServiceError {
     NotYet(&'static str),
     #[error("internal error")]
     Internal(String),
-    /// A file of the data directory (an API key's) could not be read or written.
-    #[error("files of the data directory: {0}")]
+    /// Stored settings (an API key's record, a provider's token: files of the data
+    /// directory, or a database ledger's database) could not be read or written.
+    #[error("stored settings: {0}")]
     Io(#[from] std::io::Error),
 }
 
