@@ -18,9 +18,9 @@ use super::LedgerError;
 use canonical::to_canonical_bytes;
 use format::{leaf_hash, to_micros, EventDoc, Receipt, StoredEvent};
 use log::merkle::Frontier;
-use projection::{event_id_key, seq_key, Caches};
+use projection::{event_id_key, Caches};
 use signing::Signer;
-use store::{Batch, Cf, Store, StoreError};
+use store::{Batch, Store, StoreError};
 
 /// Most events one group commit takes.
 pub const MAX_GROUP_EVENTS: usize = 8192;
@@ -231,12 +231,7 @@ impl Writer {
                 Slot::Existing(r) => receipts.push((*r, false)),
                 Slot::New(i) => {
                     let (stored, doc) = self.seal(&drafts[i])?;
-                    batch.put(Cf::Events, seq_key(doc.seq).to_vec(), stored.encode());
-                    for (cf, k, v) in super::derived_rows(&doc, stored.leaf_hash, &mut self.frontier)
-                        .map_err(|_| LedgerError::WriteFailed)?
-                    {
-                        batch.row(cf, k, v);
-                    }
+                    super::stage_event(batch, &doc, &stored, &mut self.frontier)?;
                     receipts.push((stored.receipt(doc.clone()), true));
                     pending.insert(event_id_key(doc.controller.as_ref(), &doc.id), (stored, doc));
                 }

@@ -17,8 +17,8 @@ use tokio::sync::oneshot;
 use format::{EventDoc, StoredEvent};
 use log::merkle::Frontier;
 use pglog::{LogRow, Node, PgLog};
-use projection::{event_id_key, seq_key};
-use store::{Batch, Cf};
+use projection::event_id_key;
+use store::Batch;
 
 use super::commit::{same_event, Appended, Draft, Job, Writer, MAX_GROUP_EVENTS};
 use super::db_conn::Remote;
@@ -203,12 +203,7 @@ impl Writer {
                 if doc.seq != seq {
                     return Err(LedgerError::CorruptEvent(seq));
                 }
-                batch.put(Cf::Events, seq_key(seq).to_vec(), stored.encode());
-                for (cf, k, v) in super::derived_rows(&doc, stored.leaf_hash, &mut self.frontier)
-                    .map_err(|_| LedgerError::WriteFailed)?
-                {
-                    batch.row(cf, k, v);
-                }
+                super::stage_event(&mut batch, &doc, &stored, &mut self.frontier)?;
                 self.next_seq += 1;
                 self.last_recorded = self.last_recorded.max(doc.recorded_at);
                 docs.push(doc);

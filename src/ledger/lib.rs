@@ -696,6 +696,21 @@ pub fn derived_rows(
     Ok(rows)
 }
 
+/// Stages an event with every row it implies into `batch`: how the embedded writer writes
+/// an event, and how a database node's replica applies one.
+fn stage_event(
+    batch: &mut Batch,
+    doc: &format::EventDoc,
+    stored: &StoredEvent,
+    tree: &mut Frontier,
+) -> Result<(), LedgerError> {
+    batch.put(Cf::Events, projection::seq_key(doc.seq).to_vec(), stored.encode());
+    for (cf, k, v) in derived_rows(doc, stored.leaf_hash, tree).map_err(|_| LedgerError::WriteFailed)? {
+        batch.row(cf, k, v);
+    }
+    Ok(())
+}
+
 /// Events in the log of `store` (the seq of the last one).
 pub fn log_size(store: &Store) -> Result<u64, StoreError> {
     Ok(store.last(Cf::Events)?.and_then(|(k, _)| <[u8; 8]>::try_from(k.as_ref()).ok()).map_or(0, u64::from_be_bytes))

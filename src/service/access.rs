@@ -337,52 +337,42 @@ impl KeyStore {
 
     /// Every key, active and revoked, oldest first; never a secret.
     pub fn list(&self) -> Result<Vec<KeyListing>, ServiceError> {
-        let dir = match &self.records {
-            Records::Files(dir) => dir,
+        // Each key's id, record and last use, from wherever the records are.
+        let mut found: Vec<(String, Vec<u8>, Option<String>)> = Vec::new();
+        match &self.records {
             Records::Database(db) => {
-                let mut out = Vec::new();
-                for (id, text, _, last_used) in db.all()? {
-                    let Ok(record) = serde_json::from_slice::<KeyRecord>(&text) else { continue };
-                    let last_used = last_used
-                        .and_then(|t| DateTime::parse_from_rfc3339(t.trim()).ok())
-                        .map(|t| t.with_timezone(&Utc));
-                    out.push(KeyListing {
-                        id,
-                        controller: record.controller,
-                        roles: record.roles,
-                        created_at: record.created_at,
-                        last_used,
-                        revoked_at: record.revoked_at,
-                    });
+                found.extend(db.all()?.into_iter().map(|(id, record, _, last_used)| (id, record, last_used)));
+            }
+            Records::Files(dir) => {
+                for entry in fs::read_dir(dir)? {
+                    let path = entry?.path();
+                    let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+                    let Some(id) = name.strip_suffix(".revoked.json").or_else(|| name.strip_suffix(".json")) else {
+                        continue;
+                    };
+                    if valid_id(id) {
+                        let last_used = fs::read_to_string(dir.join(format!("{id}.last-used"))).ok();
+                        found.push((id.to_owned(), fs::read(&path)?, last_used));
+                    }
                 }
-                out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-                return Ok(out);
             }
-        };
-        let mut out = Vec::new();
-        for entry in fs::read_dir(dir)? {
-            let path = entry?.path();
-            let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
-            let Some(id) = name.strip_suffix(".revoked.json").or_else(|| name.strip_suffix(".json")) else {
-                continue;
-            };
-            if !valid_id(id) {
-                continue;
-            }
-            let Ok(record) = serde_json::from_slice::<KeyRecord>(&fs::read(&path)?) else { continue };
-            let last_used = fs::read_to_string(dir.join(format!("{id}.last-used")))
-                .ok()
-                .and_then(|t| DateTime::parse_from_rfc3339(t.trim()).ok())
-                .map(|t| t.with_timezone(&Utc));
-            out.push(KeyListing {
-                id: id.to_owned(),
-                controller: record.controller,
-                roles: record.roles,
-                created_at: record.created_at,
-                last_used,
-                revoked_at: record.revoked_at,
-            });
         }
+        let mut out: Vec<KeyListing> = found
+            .into_iter()
+            .filter_map(|(id, record, last_used)| {
+                let record = serde_json::from_slice::<KeyRecord>(&record).ok()?;
+                let last_used =
+                    last_used.and_then(|t| DateTime::parse_from_rfc3339(t.trim()).ok()).map(|t| t.with_timezone(&Utc));
+                Some(KeyListing {
+                    id,
+                    controller: record.controller,
+                    roles: record.roles,
+                    created_at: record.created_at,
+                    last_used,
+                    revoked_at: record.revoked_at,
+                })
+            })
+            .collect();
         out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(out)
     }
