@@ -3,16 +3,11 @@
 //! or after an event is removed; an older kept checkpoint is proven consistent.
 
 use std::path::Path;
-use std::process::Command;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, staff, TestApp};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
-}
+use crate::helpers::{bin, spawn_app, staff, TestApp};
 
 fn verify_export(file: &Path, vkey: &str, kept: Option<&Path>) -> (bool, String) {
     let mut cmd = bin();

@@ -3,16 +3,12 @@
 //! on it answers as the ledger did when the backup was taken.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, staff};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
-}
+use crate::helpers::{bin, spawn_app, staff};
 
 fn operator_key(dir: &std::path::Path) -> String {
     let out = bin().args(["apikey", "create", "--operator", "--data-dir"]).arg(dir).output().expect("apikey");

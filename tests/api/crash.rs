@@ -4,14 +4,13 @@
 //! (`CRASH_ROUNDS=50`) and prints each restart's time.
 
 use std::collections::HashMap;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use consent_ledger::service::access::Role;
 use serde_json::{json, Value};
 
-use crate::helpers::{new_keys, newsletter, staff, start_server as start};
+use crate::helpers::{bin, new_keys, newsletter, staff, start_server as start};
 
 /// Concurrent writers per round.
 const WRITERS: usize = 16;
@@ -20,26 +19,11 @@ const ACKED_PER_ROUND: usize = 150;
 
 /// Every event of the controller, by id, read back through the paged feed.
 async fn all_events(client: &reqwest::Client, address: &str, key: &str) -> HashMap<String, Value> {
-    let mut out = HashMap::new();
-    let mut after = 0u64;
-    loop {
-        let page: Value = client
-            .get(format!("{address}/v1/feed?after={after}&limit=1000"))
-            .bearer_auth(key)
-            .send()
-            .await
-            .expect("feed")
-            .json()
-            .await
-            .expect("json");
-        for r in page["events"].as_array().expect("events") {
-            out.insert(r["event"]["id"].as_str().expect("id").to_owned(), r.clone());
-        }
-        after = page["next_after"].as_u64().expect("next_after");
-        if page["has_more"] != true {
-            return out;
-        }
-    }
+    crate::helpers::feed(client, address, key)
+        .await
+        .into_iter()
+        .map(|r| (r["event"]["id"].as_str().expect("id").to_owned(), r))
+        .collect()
 }
 
 #[tokio::test]
@@ -100,11 +84,7 @@ async fn acknowledged_events_survive_rounds_of_kill_9() {
             let _ = t.await;
         }
         assert!(acked.lock().expect("lock").len() >= before + ACKED_PER_ROUND, "round {round}: too few writes");
-        let out = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
-            .args(["verify", "--data-dir"])
-            .arg(dir.path())
-            .output()
-            .expect("verify");
+        let out = bin().args(["verify", "--data-dir"]).arg(dir.path()).output().expect("verify");
         assert!(out.status.success(), "round {round}: {}", String::from_utf8_lossy(&out.stdout));
     }
     // The last round's acknowledged events too.

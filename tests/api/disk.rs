@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use consent_ledger::service::access::Role;
 use serde_json::{json, Value};
 
-use crate::helpers::{new_keys, newsletter, staff, start_server};
+use crate::helpers::{bin, new_keys, newsletter, staff, start_server};
 
 /// A tmpfs of `mb` MiB mounted on a new temporary directory, unmounted on drop.
 struct SmallDisk {
@@ -124,7 +124,6 @@ async fn a_full_disk_refuses_writes_cleanly_and_recovers_by_itself() {
         assert_eq!(got.status(), 200, "acknowledged event {id} lost");
     }
     server.stop();
-    let out =
-        Command::new(env!("CARGO_BIN_EXE_consent-ledger")).args(["verify", "--data-dir"]).arg(&data).output().unwrap();
+    let out = bin().args(["verify", "--data-dir"]).arg(&data).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 }

@@ -1,13 +1,11 @@
 //! An opt-out never silently stops working: a lost secret is refused by name rather than made
 //! anew, an old unsubscribe link withdraws again after a re-grant, and YES never lifts a STOP.
 
-use std::process::Command;
-
 use consent_ledger::service::access::Role;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{new_keys, spawn_app, staff, start_server};
+use crate::helpers::{bin, new_keys, spawn_app, staff, start_server};
 
 /// A stopped ledger with events in it, as the real binary leaves it.
 fn ledger_with_events() -> tempfile::TempDir {
@@ -45,7 +43,7 @@ fn a_lost_secret_is_refused_by_name_and_never_made_anew() {
         let path = dir.path().join(file);
         let saved = std::fs::read(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
+        let out = bin()
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path())
             .env("RUST_LOG", "off")
@@ -155,8 +153,7 @@ async fn an_address_in_the_wrong_field_is_never_echoed() {
 }
 
 fn cli(dir: &std::path::Path, args: &[&str]) -> String {
-    let out =
-        Command::new(env!("CARGO_BIN_EXE_consent-ledger")).args(args).arg("--data-dir").arg(dir).output().unwrap();
+    let out = bin().args(args).arg("--data-dir").arg(dir).output().unwrap();
     assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
@@ -395,7 +392,7 @@ fn a_store_of_the_previous_format_is_refused_by_name_and_brought_up_by_rebuild()
         b.put(Cf::Meta, b"format".to_vec(), b"2".to_vec());
         store.write_synced(&b).unwrap();
     }
-    let serve = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
+    let serve = bin()
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
         .env("RUST_LOG", "off")
@@ -404,11 +401,7 @@ fn a_store_of_the_previous_format_is_refused_by_name_and_brought_up_by_rebuild()
     assert!(!serve.status.success());
     let stderr = String::from_utf8_lossy(&serve.stderr);
     assert!(stderr.contains("format 2") && stderr.contains("rebuild"), "{stderr}");
-    let out = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
-        .args(["rebuild", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = bin().args(["rebuild", "--data-dir"]).arg(dir.path()).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let mut server = start_server(dir.path());
     server.stop();

@@ -267,6 +267,33 @@ impl TestApp {
     }
 }
 
+/// The real binary, for a command.
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
+}
+
+/// Every event of the controller a server holds, in seq order, read through the paged feed.
+pub async fn feed(client: &reqwest::Client, address: &str, key: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut after = 0u64;
+    loop {
+        let page: Value = client
+            .get(format!("{address}/v1/feed?after={after}&limit=1000"))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("feed")
+            .json()
+            .await
+            .expect("json");
+        out.extend(page["events"].as_array().expect("events").iter().cloned());
+        after = page["next_after"].as_u64().expect("next_after");
+        if page["has_more"] != true {
+            return out;
+        }
+    }
+}
+
 /// The real binary serving a data directory on a free port.
 pub struct Server {
     pub child: Child,
@@ -287,7 +314,7 @@ pub fn start_server(dir: &std::path::Path) -> Server {
 
 /// The real binary serving a data directory on a free port, with extra `serve` arguments.
 pub fn start_server_with(dir: &std::path::Path, args: &[&str]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
+    let mut child = bin()
         .args(["serve", "--listen", "127.0.0.1:0", "--workers", "2"])
         .args(args)
         .arg("--data-dir")

@@ -12,7 +12,7 @@ use std::time::Duration;
 use consent_ledger::service::access::Role;
 use serde_json::{json, Value};
 
-use crate::helpers::{new_keys, newsletter, staff, start_server_with, Server};
+use crate::helpers::{bin, feed, new_keys, newsletter, staff, start_server_with, Server};
 
 /// Set (to a server's `postgres://` URL without a database) when the suite runs again with
 /// its log in PostgreSQL: `spawn_app` then gives each test a database of its own.
@@ -232,7 +232,7 @@ const SHARED: [&str; 4] = ["signing-key.json", "keyring.json", "blind-index.key"
 /// `init` in the first directory, then the shared files copied to the others (as an operator
 /// would), and one key with every role, made once in the database for every node.
 fn init_nodes(url: &str, dirs: &[&Path]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
+    let out = bin()
         .args(["init", "--database-url", url, "--log-name", "pg.test/ledger", "--data-dir"])
         .arg(dirs[0])
         .output()
@@ -248,7 +248,7 @@ fn init_nodes(url: &str, dirs: &[&Path]) -> String {
 
 /// A key of controller `council` made with `apikey create --database-url`.
 fn db_key(url: &str, roles: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
+    let out = bin()
         .args(["apikey", "create", "--database-url", url, "--controller", "council"])
         .args(roles)
         .output()
@@ -265,58 +265,35 @@ fn grant(subject: &str) -> Value {
     json!({"type": "consent.granted", "subject": subject, "purpose": "newsletter", "actor": staff()})
 }
 
-/// Every event of the controller a node holds, in seq order, through the paged feed.
-async fn feed(client: &reqwest::Client, address: &str, key: &str) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut after = 0u64;
-    loop {
-        let page: Value = client
-            .get(format!("{address}/v1/feed?after={after}&limit=1000"))
-            .bearer_auth(key)
-            .send()
-            .await
-            .expect("feed")
-            .json()
-            .await
-            .expect("json");
-        out.extend(page["events"].as_array().expect("events").iter().cloned());
-        after = page["next_after"].as_u64().expect("next_after");
-        if page["has_more"] != true {
-            return out;
-        }
-    }
-}
-
-async fn log_size(client: &reqwest::Client, address: &str, key: &str) -> u64 {
-    let r: Value = client
-        .get(format!("{address}/v1/check?purpose=newsletter&channel=email&subject=nobody"))
+/// A check of a subject nobody recorded, after the node holds `min_seq` when given.
+async fn check(client: &reqwest::Client, address: &str, key: &str, min_seq: Option<u64>) -> reqwest::Response {
+    let wait = min_seq.map(|s| format!("&min_seq={s}")).unwrap_or_default();
+    client
+        .get(format!("{address}/v1/check?purpose=newsletter&channel=email&subject=nobody{wait}"))
         .bearer_auth(key)
         .send()
         .await
         .expect("check")
-        .json()
-        .await
-        .expect("json");
+}
+
+async fn log_size(client: &reqwest::Client, address: &str, key: &str) -> u64 {
+    let r: Value = check(client, address, key, None).await.json().await.expect("json");
     r["log_size"].as_u64().expect("log_size")
 }
 
 fn verify(dir: &Path) {
-    let out = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
-        .arg("verify")
-        .arg("--data-dir")
-        .arg(dir)
-        .output()
-        .expect("verify");
+    let out = bin().arg("verify").arg("--data-dir").arg(dir).output().expect("verify");
     assert!(out.status.success(), "verify {}: {}", dir.display(), String::from_utf8_lossy(&out.stdout));
 }
 
 /// An export of a node's replica verifies offline against the published key: every event's
 /// signature, and the tree head against every signed checkpoint the database holds, whichever
 /// node signed it. Returns how many checkpoints it held.
-fn export_verifies(dir: &Path, vkey: &str) -> usize {
+/// With `kept`, the export must also be consistent with that checkpoint, kept from before.
+fn export_verifies(dir: &Path, vkey: &str, kept: Option<&str>) -> usize {
     let work = tempfile::tempdir().expect("tempdir");
     let file = work.path().join("export.ndjson");
-    let out = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
+    let out = bin()
         .args(["export", "--controller", "council", "--data-dir"])
         .arg(dir)
         .arg("--out")
@@ -324,13 +301,17 @@ fn export_verifies(dir: &Path, vkey: &str) -> usize {
         .output()
         .expect("export");
     assert!(out.status.success(), "export: {}", String::from_utf8_lossy(&out.stderr));
-    let out = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
-        .args(["verify", "--key", vkey, "--export"])
-        .arg(&file)
-        .output()
-        .expect("verify");
+    let mut verify = bin();
+    verify.args(["verify", "--key", vkey, "--export"]).arg(&file);
+    if let Some(note) = kept {
+        let kept_file = work.path().join("kept.checkpoint");
+        std::fs::write(&kept_file, note).expect("write");
+        verify.arg("--checkpoint").arg(&kept_file);
+    }
+    let out = verify.output().expect("verify");
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{said}");
+    assert!(kept.is_none() || said.contains("consistent with the kept checkpoint"), "{said}");
     said.split("matches ").nth(1).and_then(|t| t.split(' ').next()).and_then(|n| n.parse().ok()).expect("a count")
 }
 
@@ -456,35 +437,20 @@ async fn three_nodes_on_one_database_write_at_once_and_agree() {
 
     // A key made once works on every node; revoked once, every node stops taking it.
     let checker = db_key(&pg.url(), &["--role", "check"]);
-    let check_with = |k: String, a: String| {
-        let client = client.clone();
-        async move {
-            client
-                .get(format!("{a}/v1/check?purpose=newsletter&channel=email&subject=nobody"))
-                .bearer_auth(k)
-                .send()
-                .await
-                .expect("check")
-                .status()
-        }
-    };
     for a in &addresses {
-        assert_eq!(check_with(checker.clone(), a.clone()).await, 200);
+        assert_eq!(check(&client, a, &checker, None).await.status(), 200);
     }
     let id = checker.split('_').nth(1).expect("id").to_owned();
-    let out = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
-        .args(["apikey", "revoke", "--database-url", &pg.url(), &id])
-        .output()
-        .expect("revoke");
+    let out = bin().args(["apikey", "revoke", "--database-url", &pg.url(), &id]).output().expect("revoke");
     assert!(out.status.success(), "revoke: {}", String::from_utf8_lossy(&out.stderr));
     tokio::time::sleep(Duration::from_millis(1200)).await;
     for a in &addresses {
-        assert_eq!(check_with(checker.clone(), a.clone()).await, 401, "a revoked key is refused everywhere");
+        assert_eq!(check(&client, a, &checker, None).await.status(), 401, "a revoked key is refused everywhere");
     }
 
     // A Twilio token set once is every node's: an unsigned form is refused on any node.
     let webhook = db_key(&pg.url(), &["--role", "sms-webhook"]);
-    let mut set = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
+    let mut set = bin()
         .args(["sms", "twilio-token", "--database-url", &pg.url(), "--controller", "council"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -565,7 +531,7 @@ async fn three_nodes_on_one_database_write_at_once_and_agree() {
     for p in &paths {
         verify(p);
     }
-    assert!(export_verifies(paths[2], &vkey) >= 2, "checkpoints were signed as the log grew");
+    assert!(export_verifies(paths[2], &vkey, None) >= 2, "checkpoints were signed as the log grew");
 }
 
 #[tokio::test]
@@ -600,13 +566,10 @@ async fn a_killed_node_loses_nothing_acknowledged_and_the_database_restarting_lo
     assert!(acked.len() >= 4 * 40, "A went on writing: {}", acked.len());
     let b = Node::start(&b.dir.clone(), &pg.url());
     let seq_max = acked.iter().filter_map(|r| r["event"]["seq"].as_u64()).max().expect("a seq");
-    let check = client
-        .get(format!("{}/v1/check?purpose=newsletter&channel=email&subject=nobody&min_seq={seq_max}", b.address()))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .expect("check");
-    assert!(check.status().is_success(), "the restarted node caught up");
+    assert!(
+        check(&client, b.address(), &key, Some(seq_max)).await.status().is_success(),
+        "the restarted node caught up"
+    );
     let held: std::collections::HashSet<String> = feed(&client, b.address(), &key)
         .await
         .iter()
@@ -632,20 +595,8 @@ async fn a_killed_node_loses_nothing_acknowledged_and_the_database_restarting_lo
     assert!(r.headers().contains_key("retry-after"));
     // Checks go on from the replica with a key the node knows; a key it never saw cannot be
     // read now: 503 to retry, never a 401 that would say the key is not valid.
-    let check = |k: String| {
-        let (client, a) = (client.clone(), a.address().to_owned());
-        async move {
-            client
-                .get(format!("{a}/v1/check?purpose=newsletter&channel=email&subject=nobody"))
-                .bearer_auth(k)
-                .send()
-                .await
-                .expect("check")
-                .status()
-        }
-    };
-    assert_eq!(check(key.clone()).await, 200, "checks answer while the database is down");
-    assert_eq!(check(unused).await, 503);
+    assert_eq!(check(&client, a.address(), &key, None).await.status(), 200, "checks answer while the database is down");
+    assert_eq!(check(&client, a.address(), &unused, None).await.status(), 503);
     let ready = client.get(format!("{}/readyz", a.address())).send().await.expect("readyz");
     assert_eq!(ready.status(), 503, "not ready while the database is down");
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -663,13 +614,7 @@ async fn a_killed_node_loses_nothing_acknowledged_and_the_database_restarting_lo
     }
     assert!(ok, "writes resume once the database is back");
     let size = log_size(&client, a.address(), &key).await;
-    let check = client
-        .get(format!("{}/v1/check?purpose=newsletter&channel=email&subject=nobody&min_seq={size}", b.address()))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .expect("check");
-    assert!(check.status().is_success());
+    assert!(check(&client, b.address(), &key, Some(size)).await.status().is_success());
     let all: std::collections::HashSet<String> = feed(&client, b.address(), &key)
         .await
         .iter()
@@ -696,7 +641,7 @@ async fn a_killed_node_loses_nothing_acknowledged_and_the_database_restarting_lo
     for p in &paths {
         verify(p);
     }
-    let n = export_verifies(paths[0], &vkey);
+    let n = export_verifies(paths[0], &vkey, None);
     assert!(n >= 2, "{n} checkpoints; the database has {}", pg.query("SELECT count(*) FROM log_checkpoints"));
 }
 
@@ -707,7 +652,7 @@ async fn a_node_whose_shared_secret_differs_is_refused_by_name() {
     let paths: Vec<&Path> = dirs.iter().map(|d| d.path()).collect();
     init_nodes(&pg.url(), &paths);
     std::fs::write(paths[1].join("token.key"), [7u8; 32]).expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
+    let out = bin()
         .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &pg.url(), "--data-dir"])
         .arg(paths[1])
         .output()
@@ -716,7 +661,7 @@ async fn a_node_whose_shared_secret_differs_is_refused_by_name() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("token.key"), "the refusal names the file: {err}");
     std::fs::remove_file(paths[1].join("blind-index.key")).expect("rm");
-    let out = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
+    let out = bin()
         .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &pg.url(), "--data-dir"])
         .arg(paths[1])
         .output()
@@ -759,11 +704,8 @@ async fn an_embedded_ledger_migrated_into_postgres_keeps_its_receipts_and_checkp
     let vkey = keys["keys"][0]["vkey"].as_str().expect("vkey").to_owned();
     embedded.stop();
 
-    let out = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
-        .args(["migrate", "--database-url", &pg.url(), "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .expect("migrate");
+    let out =
+        bin().args(["migrate", "--database-url", &pg.url(), "--data-dir"]).arg(dir.path()).output().expect("migrate");
     assert!(out.status.success(), "migrate: {}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("21 events"));
 
@@ -796,27 +738,7 @@ async fn an_embedded_ledger_migrated_into_postgres_keeps_its_receipts_and_checkp
     // the checkpoint kept before the move.
     tokio::time::sleep(Duration::from_millis(600)).await;
     drop((a, b));
-    let work = tempfile::tempdir().expect("tempdir");
-    let file = work.path().join("export.ndjson");
-    let kept_file = work.path().join("kept.checkpoint");
-    std::fs::write(&kept_file, &kept).expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
-        .args(["export", "--controller", "council", "--data-dir"])
-        .arg(other.path())
-        .arg("--out")
-        .arg(&file)
-        .output()
-        .expect("export");
-    assert!(out.status.success(), "export: {}", String::from_utf8_lossy(&out.stderr));
-    let out = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
-        .args(["verify", "--key", &vkey, "--export"])
-        .arg(&file)
-        .arg("--checkpoint")
-        .arg(&kept_file)
-        .output()
-        .expect("verify");
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && said.contains("consistent with the kept checkpoint"), "{said}");
+    export_verifies(other.path(), &vkey, Some(&kept));
     verify(other.path());
     // The database holds the keyring (the key that signed everything, current), the schema
     // at its latest version, and every event once.
@@ -830,20 +752,13 @@ async fn an_embedded_ledger_migrated_into_postgres_keeps_its_receipts_and_checkp
 
     // A node's directory served without the database is refused: a replica takes no events
     // of its own (a key rotation or a write there would fork the log).
-    let out = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(other.path())
-        .output()
-        .expect("serve");
+    let out = bin().args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(other.path()).output().expect("serve");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--database-url"));
 
     // A second migration into the same database is refused: it holds a ledger.
-    let out = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
-        .args(["migrate", "--database-url", &pg.url(), "--data-dir"])
-        .arg(other.path())
-        .output()
-        .expect("migrate");
+    let out =
+        bin().args(["migrate", "--database-url", &pg.url(), "--data-dir"]).arg(other.path()).output().expect("migrate");
     assert!(!out.status.success());
 }
 
@@ -892,7 +807,7 @@ fn a_database_that_takes_tls_only_is_reached_with_its_ca_and_refused_without() {
     let (pg, ca) = PgCluster::start_tls_only();
     let init = |url: &str| {
         let dir = tempfile::tempdir().expect("tempdir");
-        let out = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
+        let out = bin()
             .args(["init", "--database-url", url, "--log-name", "pg.test/ledger", "--data-dir"])
             .arg(dir.path())
             .output()

@@ -2,16 +2,10 @@
 //! checkpoints use the new key; old events still verify; `/v1/keys` shows both with periods;
 //! an export verifies from the old key alone by following the rotation.
 
-use std::process::Command;
-
 use consent_ledger::service::access::Role;
 use serde_json::{json, Value};
 
-use crate::helpers::{new_keys, newsletter, staff, start_server};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
-}
+use crate::helpers::{bin, new_keys, newsletter, staff, start_server};
 
 async fn post(client: &reqwest::Client, address: &str, key: &str, body: Value) -> Value {
     let r = client.post(format!("{address}/v1/events")).bearer_auth(key).json(&body).send().await.unwrap();

@@ -1,21 +1,15 @@
 //! Tampering: a byte changed in a stored event, or a projection row rewritten, is found by
 //! `consent-ledger verify`, which names the event.
 
-use std::process::Command;
-
 use consent_ledger::format::StoredEvent;
 use consent_ledger::ledger::DataDir;
 use consent_ledger::store::{Batch, Cf, Store};
 use serde_json::json;
 
-use crate::helpers::{spawn_app, staff};
+use crate::helpers::{bin, spawn_app, staff};
 
 fn verify(dir: &std::path::Path) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
-        .args(["verify", "--data-dir"])
-        .arg(dir)
-        .output()
-        .expect("run verify");
+    let out = bin().args(["verify", "--data-dir"]).arg(dir).output().expect("run verify");
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
@@ -138,11 +132,7 @@ fn projections(dir: &std::path::Path) -> Vec<(Cf, Vec<u8>, Vec<u8>)> {
 }
 
 fn rebuild(dir: &std::path::Path) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_consent-ledger"))
-        .args(["rebuild", "--data-dir"])
-        .arg(dir)
-        .output()
-        .expect("run rebuild");
+    let out = bin().args(["rebuild", "--data-dir"]).arg(dir).output().expect("run rebuild");
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
