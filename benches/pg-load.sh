@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The log in PostgreSQL against the embedded store, in one run (docs/PERFORMANCE.md): starts
+# a PostgreSQL cluster of its own (initdb in a temporary directory, a free port, as user
+# postgres when run as root; needs the distribution's postgresql package), then runs the load
+# bench (benches/load.rs) alternately on the embedded store and on 1 node (checks, appends,
+# batches, a new node's catch-up), and on 2 and 3 nodes (appends, batches), each on an empty
+# database. Usage: [RUNS=2] [LOAD=<bench binary>] benches/pg-load.sh
+# LOAD measures a bench binary built from another commit (`cargo bench --bench load --no-run`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-2}
+if [ -z "${LOAD:-}" ]; then
+  LOAD=$(cargo bench --bench load --no-run --message-format=json 2>/dev/null |
+    python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "load" and m.get("executable"): print(m["executable"])' | tail -1)
+fi
+PGBIN=$(pg_config --bindir 2>/dev/null || ls -d /usr/lib/postgresql/*/bin | sort | tail -1)
+PGDIR=$(mktemp -d)
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+AS=()
+if [ "$(id -u)" -eq 0 ]; then chown postgres "$PGDIR"; AS=(runuser -u postgres --); fi
+"${AS[@]}" "$PGBIN/initdb" -D "$PGDIR/data" -A trust -U postgres >/dev/null
+"${AS[@]}" "$PGBIN/pg_ctl" -D "$PGDIR/data" -o "-p $PORT -k $PGDIR -c listen_addresses=127.0.0.1" -l "$PGDIR/log" -w start >/dev/null
+trap '"${AS[@]}" "$PGBIN/pg_ctl" -D "$PGDIR/data" -m immediate -w stop >/dev/null 2>&1; rm -rf "$PGDIR"' EXIT
+# A new, empty database named $1; prints its URL.
+database() { "$PGBIN/createdb" -h 127.0.0.1 -p "$PORT" -U postgres "$1"; echo "postgres://postgres@127.0.0.1:$PORT/$1"; }
+for run in $(seq "$RUNS"); do
+  echo "== embedded, run $run"
+  PHASES=check,append,append-batch "$LOAD" --bench | grep '/s'
+  echo "== PostgreSQL, 1 node, run $run"
+  DATABASE_URL=$(database "one$run") NODES=1 PHASES=check,append,append-batch,catchup "$LOAD" --bench | grep '/s'
+done
+for nodes in 2 3; do
+  echo "== PostgreSQL, $nodes nodes"
+  DATABASE_URL=$(database "nodes$nodes") NODES=$nodes PHASES=append,append-batch "$LOAD" --bench | grep '/s'
+done
