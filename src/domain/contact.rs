@@ -100,7 +100,8 @@ impl fmt::Debug for ContactPoint {
 
 impl ContactPoint {
     /// Parses an address for a channel: emails are trimmed and case-folded, phone numbers
-    /// lose spaces, dashes, dots and brackets and must then be E.164, postal addresses have
+    /// lose spaces, dashes, dots and brackets and must then be E.164 (a number in UK
+    /// national form, `07700 900123`, or dialled with `00`, becomes E.164), postal addresses have
     /// their whitespace collapsed and are case-folded.
     pub fn parse(channel: Channel, address: &str) -> Result<Self, DomainError> {
         let kind = channel.kind();
@@ -150,11 +151,45 @@ fn normalise_email(raw: &str) -> Result<String, DomainError> {
 }
 
 fn normalise_phone(raw: &str) -> Result<String, DomainError> {
-    let s: String = raw.trim().chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')')).collect();
+    let mut s: String = raw.trim().chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '\u{a0}')).collect();
+    // "+44 (0)7700 900123": the trunk prefix in brackets after a country code is not dialled
+    // from abroad; anywhere else brackets only group digits.
+    if s.starts_with('+') {
+        if let Some(at) = s.find("(0)") {
+            s.replace_range(at..at + 3, "");
+        }
+    }
+    s.retain(|c| !matches!(c, '(' | ')'));
+    if let Some(rest) = s.strip_prefix("00") {
+        // The international prefix dialled from the UK.
+        s = format!("+{rest}");
+    } else if s.starts_with('0') {
+        return national_uk(&s);
+    }
     let digits = s.strip_prefix('+').ok_or(DomainError::Phone)?;
     let ok = (8..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit()) && !digits.starts_with('0');
     if ok {
         Ok(s)
+    } else {
+        Err(DomainError::Phone)
+    }
+}
+
+/// A number in UK national form (`07700 900123`, `020 7946 0000`) in E.164, read by
+/// libphonenumber with the UK as the region. The UK plan's numbers have 9 or 10 digits after
+/// the trunk `0`; Ofcom's ranges for drama and tests (`07700 900xxx`) count as numbers, though
+/// libphonenumber's metadata calls them invalid, because lists hold them and a STOP from one
+/// must be honoured like any other.
+fn national_uk(digits: &str) -> Result<String, DomainError> {
+    if !digits.chars().all(|c| c.is_ascii_digit()) {
+        return Err(DomainError::Phone);
+    }
+    let n = phonenumber::parse(Some(phonenumber::country::Id::GB), digits).map_err(|_| DomainError::Phone)?;
+    let e164 = n.format().mode(phonenumber::Mode::E164).to_string();
+    let national = e164.strip_prefix("+44").ok_or(DomainError::Phone)?;
+    if (9..=10).contains(&national.len()) && !national.starts_with('0') && national.bytes().all(|b| b.is_ascii_digit())
+    {
+        Ok(e164)
     } else {
         Err(DomainError::Phone)
     }
@@ -192,9 +227,26 @@ mod tests {
         let b = ContactPoint::parse(Channel::Phone, "+447700900123").unwrap();
         assert_eq!(a, b);
         assert_eq!(a.address(), "+447700900123");
-        for bad in ["07700900123", "+44", "+44abc7700900", "+0447700900123"] {
+        for bad in ["+44", "+44abc7700900", "+0447700900123", "0", "07700", "0770090012345", "07700 9OO123"] {
             assert!(ContactPoint::parse(Channel::Sms, bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn uk_numbers_as_people_write_them_are_e164() {
+        for written in [
+            "07700 900123",
+            "07700-900-123",
+            "(07700) 900123",
+            "+44 (0)7700 900123",
+            "0044 7700 900123",
+            "+44 7700\u{a0}900123",
+        ] {
+            let a = ContactPoint::parse(Channel::Sms, written).unwrap();
+            assert_eq!(a.address(), "+447700900123", "{written}");
+        }
+        assert_eq!(ContactPoint::parse(Channel::Phone, "020 7946 0000").unwrap().address(), "+442079460000");
+        assert_eq!(ContactPoint::parse(Channel::Phone, "0161 496 0000").unwrap().address(), "+441614960000");
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub enum DomainError {
     // Contact points.
     #[error("the email address is not valid")]
     Email,
-    #[error("the phone number must be in E.164 form, e.g. +447700900123")]
+    #[error("the phone number must be in E.164 form, e.g. +447700900123, or a UK number such as 07700 900123")]
     Phone,
     #[error("the postal address must not be empty and must be at most {MAX_POST_LEN} bytes")]
     Post,
@@ -33,6 +33,8 @@ pub enum DomainError {
     Recipients,
     #[error("consent_valid_days must be between 1 and {MAX_CONSENT_VALID_DAYS}")]
     ValidDays,
+    #[error("retention must be between 1 month and 100 years")]
+    Retention,
     // Event shapes: the event type and the member, by their names (`EventType::as_str`,
     // `shape::Member::as_str`).
     /// Only the ledger records it, when a purpose is defined or revised.

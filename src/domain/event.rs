@@ -33,6 +33,14 @@ pub enum EventType {
     RepresentativeRevoked,
     #[serde(rename = "subject.erased")]
     SubjectErased,
+    /// The subject's relationship with the controller (a tenancy, a membership) began again
+    /// after it had ended: the retention clock stops.
+    #[serde(rename = "relationship.started")]
+    RelationshipStarted,
+    /// The subject's relationship with the controller ended (the tenancy ended): the clock of
+    /// the purposes' retention rules starts.
+    #[serde(rename = "relationship.ended")]
+    RelationshipEnded,
     /// Recorded by the ledger itself when a purpose is defined or revised.
     #[serde(rename = "purpose.defined")]
     PurposeDefined,
@@ -56,6 +64,8 @@ impl EventType {
             EventType::RepresentativeAuthorised => "representative.authorised",
             EventType::RepresentativeRevoked => "representative.revoked",
             EventType::SubjectErased => "subject.erased",
+            EventType::RelationshipStarted => "relationship.started",
+            EventType::RelationshipEnded => "relationship.ended",
             EventType::PurposeDefined => "purpose.defined",
             EventType::KeyRotated => "key.rotated",
         }

@@ -16,6 +16,6 @@ pub use error::DomainError;
 pub use event::{Actor, ActorKind, EventType, Evidence, Format, Method, Preference, Representative};
 pub use fact::Fact;
 pub use ids::{ControllerId, PurposeId, RecipientId, SubjectId, Token};
-pub use purpose::{LawfulBasis, PurposeDefinition};
+pub use purpose::{LawfulBasis, PurposeDefinition, Retention};
 pub use rules::{decide, decide_among, objection_to_all_marketing, Decision, Question, Reason, Target};
 pub use shape::{Member, Need, Present, RecordedBy, Shape};

@@ -1,6 +1,6 @@
 //! Purposes: what processing is for, its lawful basis (UK GDPR Art. 6), whether it is direct
-//! marketing, the channels it may use, the recipients it may share with, and how long a
-//! consent for it stays valid.
+//! marketing, the channels it may use, the recipients it may share with, how long a consent
+//! for it stays valid, and how long a person's record is kept once they have left.
 
 use super::error::DomainError;
 use serde::{Deserialize, Serialize};
@@ -9,6 +9,9 @@ use super::contact::Channel;
 use super::ids::RecipientId;
 
 pub use super::limits::{MAX_CONSENT_VALID_DAYS, MAX_DESCRIPTION_LEN, MAX_RECIPIENTS, MAX_TITLE_LEN};
+
+/// The longest retention rule: 100 years.
+pub const MAX_RETENTION_MONTHS: u32 = 1200;
 
 /// The lawful basis of a purpose (UK GDPR Art. 6(1)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -70,6 +73,36 @@ pub struct PurposeDefinition {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1, maximum = 3650)]
     pub consent_valid_days: Option<u32>,
+    /// How long a person's record is kept for this purpose once their relationship with the
+    /// controller has ended (`relationship.ended`); none means the purpose sets no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
+}
+
+/// A retention rule: years and months after the subject's relationship ended (e.g. "six years
+/// after you leave" is `{"years": 6}`). Together 1 month to 100 years.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 100)]
+    pub years: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 1200)]
+    pub months: Option<u32>,
+}
+
+impl Retention {
+    /// The rule in whole months (at least 1, at most 1200 when valid).
+    pub fn months(self) -> u32 {
+        self.years.unwrap_or(0).saturating_mul(12).saturating_add(self.months.unwrap_or(0))
+    }
+
+    /// When the record is due to be forgotten, for a relationship that ended at `ended`
+    /// (calendar months: the 31st counts to the month's last day).
+    pub fn due(self, ended: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+        ended.checked_add_months(chrono::Months::new(self.months())).unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
+    }
 }
 
 impl PurposeDefinition {
@@ -101,6 +134,11 @@ impl PurposeDefinition {
         if let Some(d) = self.consent_valid_days {
             if d == 0 || d > MAX_CONSENT_VALID_DAYS {
                 return Err(DomainError::ValidDays);
+            }
+        }
+        if let Some(r) = self.retention {
+            if !(1..=MAX_RETENTION_MONTHS).contains(&r.months()) {
+                return Err(DomainError::Retention);
             }
         }
         Ok(self)
@@ -143,6 +181,7 @@ mod tests {
             channels: vec![Channel::Email],
             recipients: vec![],
             consent_valid_days: None,
+            retention: None,
         }
     }
 
@@ -176,5 +215,38 @@ mod tests {
             assert!(definition(bad, None).validated().is_err(), "{bad:?}");
         }
         assert!(property("title").is_valid(&serde_json::json!("The Voice newsletter")));
+    }
+}
+
+#[cfg(test)]
+mod retention_tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn retention_counts_calendar_months_from_the_end() {
+        let ended = chrono::Utc.with_ymd_and_hms(2020, 2, 29, 10, 0, 0).unwrap();
+        let six_years = Retention { years: Some(6), months: None };
+        assert_eq!(six_years.due(ended), chrono::Utc.with_ymd_and_hms(2026, 2, 28, 10, 0, 0).unwrap());
+        let eighteen_months = Retention { years: Some(1), months: Some(6) };
+        assert_eq!(eighteen_months.due(ended), chrono::Utc.with_ymd_and_hms(2021, 8, 29, 10, 0, 0).unwrap());
+    }
+
+    #[test]
+    fn a_rule_of_nothing_or_over_a_century_is_refused() {
+        let mut d: PurposeDefinition = serde_json::from_value(serde_json::json!({
+            "title": "Tenancy records", "basis": "contract", "marketing": false
+        }))
+        .unwrap();
+        for (years, months, ok) in [
+            (None, None, false),
+            (Some(0), Some(0), false),
+            (Some(101), None, false),
+            (Some(100), None, true),
+            (None, Some(1), true),
+        ] {
+            d.retention = Some(Retention { years, months });
+            assert_eq!(d.clone().validated().is_ok(), ok, "{years:?} {months:?}");
+        }
     }
 }

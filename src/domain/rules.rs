@@ -319,6 +319,7 @@ mod tests {
             channels: vec![Channel::Email, Channel::Sms, Channel::Post],
             recipients: vec![],
             consent_valid_days: valid_days,
+            retention: None,
         }
     }
 

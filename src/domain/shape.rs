@@ -101,14 +101,14 @@ impl EventType {
             T::RepresentativeAuthorised | T::RepresentativeRevoked => {
                 Shape { representative: R, ..by_client(R, A, F, F) }
             }
-            T::SubjectErased => by_client(R, F, F, F),
+            T::SubjectErased | T::RelationshipStarted | T::RelationshipEnded => by_client(R, F, F, F),
             T::PurposeDefined => Shape { recorded_by: RecordedBy::PurposeCatalogue, ..by_client(F, F, R, F) },
             T::KeyRotated => Shape { recorded_by: RecordedBy::KeyRotation, ..by_client(F, F, F, F) },
         }
     }
 
     /// Every event type.
-    pub const ALL: [EventType; 14] = [
+    pub const ALL: [EventType; 16] = [
         EventType::ConsentGranted,
         EventType::ConsentWithdrawn,
         EventType::ObjectionRaised,
@@ -121,6 +121,8 @@ impl EventType {
         EventType::RepresentativeAuthorised,
         EventType::RepresentativeRevoked,
         EventType::SubjectErased,
+        EventType::RelationshipStarted,
+        EventType::RelationshipEnded,
         EventType::PurposeDefined,
         EventType::KeyRotated,
     ];

@@ -148,6 +148,8 @@ pub fn describe(e: &EventDoc, titles: &HashMap<PurposeId, String>) -> String {
         EventType::RepresentativeAuthorised => "Someone was authorised to act for you".into(),
         EventType::RepresentativeRevoked => "Someone's authority to act for you ended".into(),
         EventType::SubjectErased => "Your details were erased".into(),
+        EventType::RelationshipStarted => "Your tenancy or membership began again".into(),
+        EventType::RelationshipEnded => "Your tenancy or membership ended".into(),
         EventType::PurposeDefined => format!("{t} described"),
         EventType::KeyRotated => "The ledger's signing key changed".into(),
     }

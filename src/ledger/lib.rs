@@ -496,13 +496,25 @@ impl Ledger {
     /// Appends as [`Ledger::append`] does, saying for each draft whether this append wrote it
     /// (`false`: the log already held its id, whichever node wrote it).
     pub async fn append_reporting(&self, drafts: Vec<Draft>) -> Result<Vec<commit::Appended>, LedgerError> {
+        self.submit(drafts)?.await
+    }
+
+    /// Hands `drafts` to the writer at once (all or nothing) and answers with what the
+    /// append will answer, so a caller can prepare the next while this one is written.
+    pub fn submit(
+        &self,
+        drafts: Vec<Draft>,
+    ) -> Result<
+        impl std::future::Future<Output = Result<Vec<commit::Appended>, LedgerError>> + Send + 'static,
+        LedgerError,
+    > {
         let (reply, rx) = oneshot::channel();
         let tx = self.threads.tx.as_ref().ok_or(LedgerError::Closed)?;
         tx.try_send(Job { drafts, reply }).map_err(|e| match e {
             mpsc::TrySendError::Full(_) => LedgerError::Busy,
             mpsc::TrySendError::Disconnected(_) => LedgerError::Closed,
         })?;
-        rx.await.map_err(|_| LedgerError::Closed)?
+        Ok(async move { rx.await.map_err(|_| LedgerError::Closed)? })
     }
 
     /// On a database ledger: applies everything the database held when called before

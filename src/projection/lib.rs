@@ -316,6 +316,30 @@ impl<'a> Projections<'a> {
         Ok(out.into_iter().map(Option::unwrap_or_default).collect())
     }
 
+    /// Calls `f` with the facts of each of the controller's subjects whose facts row holds
+    /// `marker` (raw bytes, e.g. an event type's quoted name), in subject order. One scan of
+    /// the controller's subject rows; only the rows that hold the marker are decoded.
+    pub fn subjects_with(
+        &self,
+        controller: &ControllerId,
+        marker: &[u8],
+        mut f: impl FnMut(Vec<Fact>),
+    ) -> Result<(), ProjectionError> {
+        let mut prefix = controller_prefix(controller);
+        prefix.push(b's');
+        let finder = memchr::memmem::Finder::new(marker);
+        for item in self.store.iter_from(Cf::Facts, &prefix)? {
+            let (k, v) = item?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            if finder.find(&v).is_some() {
+                f(decode_facts(&v)?);
+            }
+        }
+        Ok(())
+    }
+
     /// Seqs of the controller's events after `after`, at most `limit`, in order.
     pub fn log_after(&self, controller: &ControllerId, after: u64, limit: usize) -> Result<Vec<u64>, ProjectionError> {
         let prefix = controller_prefix(controller);

@@ -10,6 +10,8 @@
 //! - `reads`: permissions, history, feed, receipts, purposes;
 //! - `log`: the transparency log, keys, export, backups and operations;
 //! - `preferences`: the tenant's own preference page;
+//! - `import`: CSV files of consent records and suppression lists; `suppress`: a list of
+//!   addresses never to market to; `retention`: subjects whose retention has passed;
 //! - `access`: API keys and the roles they carry.
 //!
 //! Every use case takes the caller's controller, and no read or write crosses from one
@@ -17,12 +19,15 @@
 
 pub mod access;
 mod check;
+pub mod import;
 mod links;
 mod log;
 mod preferences;
 mod reads;
 mod record;
+mod retention;
 pub mod sms;
+mod suppress;
 
 pub use check::{CheckAnswer, CheckInput, CheckOutcome, CheckQuery, CheckTarget};
 pub use links::UnsubscribeToken;
@@ -32,6 +37,8 @@ pub use preferences::{
 };
 pub use reads::PermissionRow;
 pub use record::{ContactInput, ContactRequest, EventInput, Recorded, MAX_CLOCK_SKEW, MAX_EVENTS_AT_ONCE};
+pub use retention::RetentionDue;
+pub use suppress::{Suppressed, SuppressionList};
 
 /// The published formats a caller sees in answers (signed receipts and decisions, the stored
 /// event document, a contact point by blind index) and the export's lines.

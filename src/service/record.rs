@@ -286,7 +286,12 @@ impl Service {
     }
 
     /// Checks one event against the rules of its type and the catalogue.
-    fn draft(&self, controller: &ControllerId, mut e: EventInput, now: DateTime<Utc>) -> Result<Draft, ServiceError> {
+    pub(crate) fn draft(
+        &self,
+        controller: &ControllerId,
+        mut e: EventInput,
+        now: DateTime<Utc>,
+    ) -> Result<Draft, ServiceError> {
         // An address as the client sent it is checked first, as a request's parse would.
         e.contact = e.contact.map(ContactInput::checked).transpose()?;
         let present = Present {

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::auth::Caller;
 use crate::error::{ApiError, Kind};
 use crate::AppState;
-use domain::{Channel, LawfulBasis, PurposeDefinition, PurposeId, RecipientId};
+use domain::{Channel, LawfulBasis, PurposeDefinition, PurposeId, RecipientId, Retention};
 use service::access::Role;
 use service::PurposeVersion;
 
@@ -27,6 +27,8 @@ pub struct PurposeView {
     pub recipients: Vec<RecipientId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consent_valid_days: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
     /// Seq of the `purpose.defined` event of this version.
     pub version_seq: u64,
     pub defined_at: DateTime<Utc>,
@@ -34,8 +36,16 @@ pub struct PurposeView {
 
 impl From<PurposeVersion> for PurposeView {
     fn from(v: PurposeVersion) -> Self {
-        let PurposeDefinition { title, description, basis, marketing, channels, recipients, consent_valid_days } =
-            v.definition;
+        let PurposeDefinition {
+            title,
+            description,
+            basis,
+            marketing,
+            channels,
+            recipients,
+            consent_valid_days,
+            retention,
+        } = v.definition;
         Self {
             id: v.id,
             title,
@@ -45,6 +55,7 @@ impl From<PurposeVersion> for PurposeView {
             channels,
             recipients,
             consent_valid_days,
+            retention,
             version_seq: v.seq,
             defined_at: v.recorded_at,
         }
