@@ -1,15 +1,17 @@
-//! The command line: `serve`, `apikey`, `verify`, `keys`, `export`, `rebuild`, `backup`, `sms`
-//! and `generate`.
+//! The command line: `serve`, `init`, `migrate`, `apikey`, `verify`, `keys`, `export`,
+//! `rebuild`, `backup`, `sms`, `import`, `retention` and `generate`.
 //! One file per command.
 
 pub mod apikey;
 pub mod backup;
 pub mod export;
 pub mod generate;
+pub mod import;
 pub mod init;
 pub mod keys;
 pub mod migrate;
 pub mod rebuild;
+pub mod retention;
 pub mod serve;
 pub mod sms;
 pub mod verify;
@@ -46,6 +48,35 @@ impl DataDirArg {
     }
 }
 
+/// Which ledger a command that records opens: the data directory's embedded store (the
+/// server stopped), or a PostgreSQL log, with the data directory as this command's replica.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LedgerAt {
+    /// The ledger's PostgreSQL database (as `serve --database-url`); use a data directory no
+    /// running node uses.
+    #[arg(long, env = "CONSENT_LEDGER_DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+impl LedgerAt {
+    /// Opens the ledger behind the service, and a runtime to drive it.
+    pub fn open(&self, data: &DataDirArg) -> anyhow::Result<(crate::service::Service, tokio::runtime::Runtime)> {
+        use anyhow::Context;
+        let dir = match &self.database_url {
+            Some(_) => crate::ledger::DataDir::new(&data.data_dir),
+            None => data.existing()?,
+        };
+        let options = crate::ledger::Options {
+            database: self.database_url.clone(),
+            ..crate::ledger::Options::new(&serve::default_log_name())
+        };
+        let ledger = crate::ledger::Ledger::open_with(&dir, options)
+            .context("opening the ledger (is a server running on this data directory?)")?;
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        Ok((crate::service::Service::new(ledger), runtime))
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP API on the embedded store (or, with --database-url, on a PostgreSQL log).
@@ -76,6 +107,13 @@ pub enum Command {
     Rebuild(rebuild::RebuildArgs),
     /// Write the OpenAPI document and JSON Schemas (openapi/, schemas/).
     Generate(generate::GenerateArgs),
+    /// Import a CSV file of consent records or a suppression list into a stopped ledger.
+    Import(import::ImportArgs),
+    /// Subjects whose retention has passed: list them, or erase them.
+    Retention {
+        #[command(subcommand)]
+        command: retention::RetentionCommand,
+    },
     /// Configure SMS providers (a controller's Twilio auth token).
     Sms {
         #[command(subcommand)]
@@ -103,6 +141,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rebuild(args) => rebuild::run(args),
         Command::Backup(args) => backup::run(args),
         Command::Sms { command } => sms::run(command),
+        Command::Import(args) => import::run(args),
+        Command::Retention { command } => retention::run(command),
     }
 }
 

@@ -193,6 +193,16 @@ impl Application {
                         .route(web::post().to(checks::create_checks))
                         .default_service(web::to(no_route)),
                 )
+                .service(imports::create_import)
+                .service(imports::get_import)
+                .service(
+                    web::resource("/v1/suppressions")
+                        .name("create_suppressions")
+                        .app_data(json(imports::MAX_SUPPRESSION_BODY))
+                        .route(web::post().to(imports::create_suppressions))
+                        .default_service(web::to(no_route)),
+                )
+                .service(retention::get_retention_due)
                 .service(subjects::get_subject_permissions)
                 .service(subjects::get_subject_history)
                 .service(subjects::create_preference_link)

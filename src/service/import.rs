@@ -4,9 +4,11 @@
 //! source's name and each row's source id, so importing the same file again records nothing
 //! new; a row that breaks a rule is refused on its own (row, column, reason) and the rest go in.
 
+mod jobs;
 mod mapping;
 mod rows;
 
+pub use jobs::{ImportJob, JobState, Jobs, MAX_JOB_REJECTS};
 pub use mapping::{read_date, ImportMode, Mapping};
 pub use rows::{suppression_id, Reject};
 
@@ -119,19 +121,7 @@ impl Service {
         // On a database ledger the catalogue may have changed on another node.
         self.ledger.catch_up().await?;
         let mut csv = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(input);
-        let mut record = csv::ByteRecord::new();
-        if !csv.read_byte_record(&mut record).map_err(csv_error)? {
-            return Err(invalid("the file is empty: it needs a header row"));
-        }
-        let header: Vec<String> = record
-            .iter()
-            .enumerate()
-            .map(|(i, f)| {
-                let f = if i == 0 { f.strip_prefix(b"\xef\xbb\xbf").unwrap_or(f) } else { f };
-                std::str::from_utf8(f).map(str::to_string)
-            })
-            .collect::<Result<_, _>>()
-            .map_err(|_| invalid("the header row is not UTF-8 text (save the file as CSV UTF-8)"))?;
+        let header = read_header(&mut csv)?;
         let layout = mapping.layout(&header, options.mode).map_err(invalid)?;
         let mut run = Run {
             service: self,
@@ -145,6 +135,7 @@ impl Service {
             in_flight: VecDeque::new(),
             on_reject,
         };
+        let mut record = csv::ByteRecord::new();
         let mut number = 1u64;
         while csv.read_byte_record(&mut record).map_err(csv_error)? {
             number += 1;
@@ -176,6 +167,29 @@ impl Service {
         on_progress(&run.counts);
         Ok(run.counts)
     }
+}
+
+/// The file's header row (a UTF-8 byte order mark before it is dropped).
+fn read_header<R: Read>(csv: &mut csv::Reader<R>) -> Result<Vec<String>, ServiceError> {
+    let mut record = csv::ByteRecord::new();
+    if !csv.read_byte_record(&mut record).map_err(csv_error)? {
+        return Err(invalid("the file is empty: it needs a header row"));
+    }
+    record
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let f = if i == 0 { f.strip_prefix(b"\xef\xbb\xbf").unwrap_or(f) } else { f };
+            std::str::from_utf8(f).map(str::to_string)
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|_| invalid("the header row is not UTF-8 text (save the file as CSV UTF-8)"))
+}
+
+/// Checks that `mapping` fits the file's header before an import starts.
+pub fn check_header(input: impl Read, mapping: &Mapping, mode: ImportMode) -> Result<(), ServiceError> {
+    let mut csv = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(input);
+    mapping.layout(&read_header(&mut csv)?, mode).map(|_| ()).map_err(invalid)
 }
 
 fn csv_error(e: csv::Error) -> ServiceError {

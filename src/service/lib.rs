@@ -138,11 +138,18 @@ pub struct Service {
     ids: IdSource,
     /// A backup is being written (one at a time).
     backup_running: std::sync::atomic::AtomicBool,
+    /// Imports started over HTTP.
+    imports: import::Jobs,
 }
 
 impl Service {
     pub fn new(ledger: Ledger) -> Self {
-        Self { ledger, ids: Arc::new(uuid::Uuid::now_v7), backup_running: Default::default() }
+        Self {
+            ledger,
+            ids: Arc::new(uuid::Uuid::now_v7),
+            backup_running: Default::default(),
+            imports: Default::default(),
+        }
     }
 
     /// Takes new event ids from `ids` instead of UUIDv7s (for tests that compare two ledgers

@@ -13,6 +13,7 @@ mod events;
 mod format_doc;
 mod hardening;
 mod helpers;
+mod imports;
 mod log;
 mod mailing;
 mod metrics;

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use domain::{Channel, Method};
 
 /// What an import's file is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, utoipa::ToSchema, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum ImportMode {
     /// Consent records: each row links its addresses to its subject and records the answer.

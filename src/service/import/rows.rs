@@ -179,12 +179,9 @@ pub fn plan(
         }
     }
     let (Some(purpose), Some(yes)) = (&row.purpose, row.answer) else {
-        if row.subject.is_none() {
-            return Err(Reject {
-                row: number,
-                column: String::new(),
-                reason: "the row has an address but nothing to record about it".into(),
-            });
+        if out.is_empty() {
+            let reason = "the row has nothing to record: no address to link and no answer".into();
+            return Err(Reject { row: number, column: String::new(), reason });
         }
         return Ok(out);
     };
