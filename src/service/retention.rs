@@ -151,7 +151,7 @@ mod tests {
         );
         assert_eq!(p, vec![PurposeId::parse("newsletter").unwrap()]);
         // Named nothing: the longest rule of the catalogue.
-        assert_eq!(due(&[ended.clone()], &rules).unwrap().1.to_rfc3339(), "2024-03-31T00:00:00+00:00");
+        assert_eq!(due(std::slice::from_ref(&ended), &rules).unwrap().1.to_rfc3339(), "2024-03-31T00:00:00+00:00");
         // A purpose without a rule keeps the record; a relationship that began again stops the clock.
         let research = fact(3, EventType::ConsentGranted, Some("research"), "2016-01-01T00:00:00Z");
         assert_eq!(due(&[granted.clone(), research, ended.clone()], &rules), None);
