@@ -36,7 +36,7 @@ async fn malformed_events_are_refused_with_a_clear_problem() {
             "email address is not valid",
         ),
         (
-            json!({"type": "consent.granted", "contact": {"channel": "sms", "address": "07700 900123"}, "purpose": "newsletter", "actor": s}),
+            json!({"type": "consent.granted", "contact": {"channel": "sms", "address": "07700 9001"}, "purpose": "newsletter", "actor": s}),
             v,
             "E.164",
         ),
