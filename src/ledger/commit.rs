@@ -214,7 +214,12 @@ impl Writer {
         pending: &mut HashMap<Vec<u8>, (StoredEvent, EventDoc)>,
     ) -> Result<Vec<Appended>, LedgerError> {
         let mut slots = Vec::with_capacity(drafts.len());
+        let mut ids = std::collections::HashSet::with_capacity(drafts.len());
         for (i, d) in drafts.iter().enumerate() {
+            // One job names an id once (two events under one id would both be written).
+            if !ids.insert((d.doc.controller.as_ref(), d.doc.id)) {
+                return Err(LedgerError::IdConflict(d.doc.id));
+            }
             match self.existing(&event_id_key(d.doc.controller.as_ref(), &d.doc.id), pending)? {
                 Some((stored, doc)) => {
                     if !same_event(d, &doc) {
@@ -225,12 +230,15 @@ impl Writer {
                 None => slots.push(Slot::New(i)),
             }
         }
+        let fresh: Vec<&Draft> =
+            slots.iter().filter_map(|s| if let Slot::New(i) = s { Some(&drafts[*i]) } else { None }).collect();
+        let mut sealed = self.seal(&fresh)?.into_iter();
         let mut receipts = Vec::with_capacity(drafts.len());
         for slot in slots {
             match slot {
                 Slot::Existing(r) => receipts.push((*r, false)),
-                Slot::New(i) => {
-                    let (stored, doc) = self.seal(&drafts[i])?;
+                Slot::New(_) => {
+                    let (stored, doc) = sealed.next().ok_or(LedgerError::WriteFailed)?;
                     super::stage_event(batch, &doc, &stored, &mut self.frontier)?;
                     receipts.push((stored.receipt(doc.clone()), true));
                     pending.insert(event_id_key(doc.controller.as_ref(), &doc.id), (stored, doc));
@@ -260,37 +268,76 @@ impl Writer {
     }
 
     /// Gives a draft its seq and time, and signs it.
-    fn seal(&mut self, draft: &Draft) -> Result<(StoredEvent, EventDoc), LedgerError> {
-        let (stored, doc) = self.seal_as(draft, self.next_seq, self.last_recorded)?;
-        self.next_seq += 1;
-        self.last_recorded = doc.recorded_at;
-        Ok((stored, doc))
+    /// Signs drafts as the next events, in order.
+    fn seal(&mut self, drafts: &[&Draft]) -> Result<Vec<(StoredEvent, EventDoc)>, LedgerError> {
+        let sealed = self.seal_many(drafts, self.next_seq, self.last_recorded)?;
+        if let Some((_, last)) = sealed.last() {
+            self.next_seq = last.seq + 1;
+            self.last_recorded = last.recorded_at;
+        }
+        Ok(sealed)
     }
 
-    /// Signs a draft as event `seq`, recorded now or at `after` if the clock reads earlier.
-    pub(super) fn seal_as(
+    /// Signs drafts as events `seq`, `seq + 1`, ..., each recorded now or at the previous
+    /// one's time if the clock reads earlier. Times and seqs are given in order; the
+    /// canonical bytes, signatures and leaf hashes of a large group are made on every core.
+    pub(super) fn seal_many(
         &self,
-        draft: &Draft,
+        drafts: &[&Draft],
         seq: u64,
         after: chrono::DateTime<Utc>,
-    ) -> Result<(StoredEvent, EventDoc), LedgerError> {
-        let now = to_micros(self.clock.now()).max(after);
-        let mut doc = draft.doc.clone();
-        doc.seq = seq;
-        doc.recorded_at = now;
-        if draft.occurred_now {
-            doc.occurred_at = now;
-        }
-        let bytes = to_canonical_bytes(&doc).map_err(|_| LedgerError::WriteFailed)?;
-        let stored = StoredEvent {
-            key_id: self.signer.key_id(),
-            signature: self.signer.sign(&bytes),
-            leaf_hash: leaf_hash(&bytes),
-            bytes,
+    ) -> Result<Vec<(StoredEvent, EventDoc)>, LedgerError> {
+        let mut last = after;
+        let docs: Vec<EventDoc> = drafts
+            .iter()
+            .zip(seq..)
+            .map(|(draft, seq)| {
+                let now = to_micros(self.clock.now()).max(last);
+                last = now;
+                let mut doc = draft.doc.clone();
+                doc.seq = seq;
+                doc.recorded_at = now;
+                if draft.occurred_now {
+                    doc.occurred_at = now;
+                }
+                doc
+            })
+            .collect();
+        let signer = &*self.signer;
+        let sign = |doc: &EventDoc| -> Result<StoredEvent, LedgerError> {
+            let bytes = to_canonical_bytes(doc).map_err(|_| LedgerError::WriteFailed)?;
+            Ok(StoredEvent {
+                key_id: signer.key_id(),
+                signature: signer.sign(&bytes),
+                leaf_hash: leaf_hash(&bytes),
+                bytes,
+            })
         };
-        Ok((stored, doc))
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+        let stored: Vec<StoredEvent> = if docs.len() < PARALLEL_SEAL_AT || threads < 2 {
+            docs.iter().map(sign).collect::<Result<_, _>>()?
+        } else {
+            let per = docs.len().div_ceil(threads);
+            std::thread::scope(|s| {
+                let sign = &sign;
+                let parts: Vec<_> = docs
+                    .chunks(per)
+                    .map(|c| s.spawn(move || c.iter().map(sign).collect::<Result<Vec<_>, _>>()))
+                    .collect();
+                let mut out = Vec::with_capacity(docs.len());
+                for p in parts {
+                    out.extend(p.join().map_err(|_| LedgerError::WriteFailed)??);
+                }
+                Ok::<_, LedgerError>(out)
+            })?
+        };
+        Ok(stored.into_iter().zip(docs).collect())
     }
 }
+
+/// Groups of at least this many new events are signed on every core (below it, starting the
+/// threads costs more than it saves).
+const PARALLEL_SEAL_AT: usize = 64;
 
 /// Whether a retried draft describes the event already stored under its id.
 pub(super) fn same_event(draft: &Draft, stored: &EventDoc) -> bool {

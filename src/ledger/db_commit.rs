@@ -317,7 +317,12 @@ fn commit_on(
 /// receipt, or a conflict when the event differs; the rest are signed at the next seqs.
 fn stage(w: &Writer, drafts: &[Draft], s: &mut Staged) -> Result<Vec<Appended>, LedgerError> {
     let mut new = Vec::new();
+    let mut ids = std::collections::HashSet::with_capacity(drafts.len());
     for (i, d) in drafts.iter().enumerate() {
+        // One job names an id once (two events under one id would both be written).
+        if !ids.insert((d.doc.controller.as_ref(), d.doc.id)) {
+            return Err(LedgerError::IdConflict(d.doc.id));
+        }
         if let Some((_, doc)) = s.known.get(&event_id_key(d.doc.controller.as_ref(), &d.doc.id)) {
             if !same_event(d, doc) {
                 return Err(LedgerError::IdConflict(d.doc.id));
@@ -326,15 +331,12 @@ fn stage(w: &Writer, drafts: &[Draft], s: &mut Staged) -> Result<Vec<Appended>, 
             new.push(i);
         }
     }
-    let undo = (s.next, s.last, s.frontier.clone(), s.rows.len(), s.nodes.len());
+    let mut is_new = vec![false; drafts.len()];
     for &i in &new {
-        let sealed_one = w.seal_as(&drafts[i], s.next, s.last);
-        let Ok((stored, doc)) = sealed_one else {
-            (s.next, s.last, s.frontier) = (undo.0, undo.1, undo.2);
-            s.rows.truncate(undo.3);
-            s.nodes.truncate(undo.4);
-            return Err(LedgerError::WriteFailed);
-        };
+        is_new[i] = true;
+    }
+    let fresh: Vec<&Draft> = new.iter().map(|&i| &drafts[i]).collect();
+    for (stored, doc) in w.seal_many(&fresh, s.next, s.last)? {
         for (level, index, hash) in s.frontier.push(stored.leaf_hash) {
             s.nodes.push(Node { level, index, hash: hash.to_vec() });
         }
@@ -350,7 +352,7 @@ fn stage(w: &Writer, drafts: &[Draft], s: &mut Staged) -> Result<Vec<Appended>, 
         .map(|(i, d)| {
             let key = event_id_key(d.doc.controller.as_ref(), &d.doc.id);
             let receipt = s.known.get(&key).map(|(stored, doc)| stored.receipt(doc.clone()));
-            receipt.map(|r| (r, new.contains(&i))).ok_or(LedgerError::WriteFailed)
+            receipt.map(|r| (r, is_new[i])).ok_or(LedgerError::WriteFailed)
         })
         .collect()
 }
