@@ -764,7 +764,7 @@ async fn an_embedded_ledger_migrated_into_postgres_keeps_its_receipts_and_checkp
 
 /// The modules of the suite that run again with the log in PostgreSQL: everything a client
 /// of the API sees (recording, checks single and bulk, history, preferences, links, the log's
-/// proofs and receipts, access, metrics). Left out: what is about the embedded store itself
+/// proofs and receipts, access, metrics, imports). Left out: what is about the embedded store itself
 /// (disk full, tampering with RocksDB, kill -9 rounds, backups of the data directory, the
 /// storage model) and the browser and schemathesis runs, which take their own minutes.
 const SUITE_ON_POSTGRES: &[&str] = &[
@@ -777,6 +777,9 @@ const SUITE_ON_POSTGRES: &[&str] = &[
     "log::",
     "access::",
     "metrics::",
+    // The imports over HTTP and suppression lists (the commands' tests run on a stopped
+    // embedded ledger).
+    "imports::a",
 ];
 
 #[test]
