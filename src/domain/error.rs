@@ -56,7 +56,7 @@ fn takes_no(kind: &str, member: &str) -> String {
         ("subject.erased", "a contact") => {
             "subject.erased takes no contact: the subject's linked contact points are suppressed".into()
         }
-        (_, "expires_at") => "only consent.granted takes expires_at".into(),
+        (_, "expires_at") => "only consent.granted and representative.authorised take expires_at".into(),
         (k, m) => format!("{k} takes no {}", m.trim_start_matches("a ")),
     }
 }

@@ -144,6 +144,19 @@ pub struct Preference {
     pub language: Option<Token>,
 }
 
+/// The authorities a representative may act under (`representative.authority`): a lasting or
+/// enduring power of attorney, a deputy appointed by the Court of Protection, a DWP appointee,
+/// a parent or guardian of a child, the person's own written authorisation, an advocate.
+pub const AUTHORITIES: [&str; 7] = [
+    "lasting-power-of-attorney",
+    "enduring-power-of-attorney",
+    "deputy",
+    "appointee",
+    "parent-or-guardian",
+    "written-authorisation",
+    "advocate",
+];
+
 /// A representative authorised to act for a subject (`representative.*`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -13,7 +13,7 @@ pub mod shape;
 
 pub use contact::{Channel, ContactKind, ContactPoint};
 pub use error::DomainError;
-pub use event::{Actor, ActorKind, EventType, Evidence, Format, Method, Preference, Representative};
+pub use event::{Actor, ActorKind, EventType, Evidence, Format, Method, Preference, Representative, AUTHORITIES};
 pub use fact::Fact;
 pub use ids::{ControllerId, PurposeId, RecipientId, SubjectId, Token};
 pub use purpose::{LawfulBasis, PurposeDefinition, Retention};

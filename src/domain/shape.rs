@@ -98,9 +98,9 @@ impl EventType {
             T::RestrictionApplied | T::RestrictionLifted => by_client(R, A, A, F),
             T::PreferenceSet => Shape { preference: R, ..by_client(R, A, F, F) },
             T::ContactLinked | T::ContactUnlinked => by_client(R, R, F, F),
-            T::RepresentativeAuthorised | T::RepresentativeRevoked => {
-                Shape { representative: R, ..by_client(R, A, F, F) }
-            }
+            // An authorisation may end at a date (a guardian's at the child's 18th birthday).
+            T::RepresentativeAuthorised => Shape { representative: R, expires_at: A, ..by_client(R, A, F, F) },
+            T::RepresentativeRevoked => Shape { representative: R, ..by_client(R, A, F, F) },
             T::SubjectErased | T::RelationshipStarted | T::RelationshipEnded => by_client(R, F, F, F),
             T::PurposeDefined => Shape { recorded_by: RecordedBy::PurposeCatalogue, ..by_client(F, F, R, F) },
             T::KeyRotated => Shape { recorded_by: RecordedBy::KeyRotation, ..by_client(F, F, F, F) },

@@ -25,6 +25,7 @@ mod log;
 mod preferences;
 mod reads;
 mod record;
+mod representatives;
 mod retention;
 pub mod sms;
 mod suppress;

@@ -339,6 +339,7 @@ impl Service {
             ActorKind::Staff if e.actor.id.is_none() => return Err(invalid("a staff actor needs an id")),
             _ => {}
         }
+        self.check_representation(controller, &e, e.occurred_at.map(to_micros).unwrap_or(now))?;
         if let Some(ev) = &e.evidence {
             if ev.sha256.as_deref().is_some_and(|h| !domain::event::is_sha256_hex(h)) {
                 return Err(invalid("evidence.sha256 must be 64 lower-case hex digits"));

@@ -43,6 +43,11 @@ async fn real_receipts_and_events_validate_against_the_schemas() {
             .await,
         app.record(json!({"type": "contact.linked", "subject": "T-1", "contact": {"channel": "sms", "address": "+447700900123"}, "actor": staff()}))
             .await,
+        app.record(json!({"type": "representative.authorised", "subject": "T-1", "actor": staff(),
+                          "representative": {"id": "rep-1", "authority": "lasting-power-of-attorney"},
+                          "occurred_at": "2026-10-01T10:00:00Z", "expires_at": "2036-10-01T10:00:00Z",
+                          "evidence": {"ref": "lpa-scan-1"}}))
+            .await,
         app.record(json!({"type": "preference.set", "subject": "T-1", "actor": {"kind": "representative", "id": "rep-1", "authority": "lasting-power-of-attorney"},
                           "preference": {"format": "large_print"}}))
             .await,

@@ -20,6 +20,7 @@ mod metrics;
 mod model;
 mod postgres;
 mod preferences;
+mod representatives;
 mod robustness;
 mod rotation;
 mod scenario;
