@@ -74,7 +74,12 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         let rate = c.rows as f64 / started.elapsed().as_secs_f64().max(1e-3);
         bar.set_message(format!("{} rows, {rate:.0} rows/s", c.rows));
     };
-    let options = ImportOptions { mode: args.mode, source, dry_run: args.dry_run };
+    let options = ImportOptions {
+        mode: args.mode,
+        source,
+        dry_run: args.dry_run,
+        recorded_by: crate::service::Recorder::CommandLine.token(),
+    };
     let (service, runtime) = args.at.open(&args.data)?;
     let now = crate::service::now();
     let result = runtime.block_on(service.import(

@@ -138,6 +138,10 @@ pub struct EventDoc {
     /// The next signing key in C2SP verifier-key form, for `key.rotated` events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_key: Option<String>,
+    /// Who recorded it: `apikey:` and the API key's id, or `tenant-page`, `unsubscribe-link`,
+    /// `sms-provider`, `command-line`. Absent on events recorded before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_by: Option<Token>,
 }
 
 impl EventDoc {
@@ -168,6 +172,7 @@ impl EventDoc {
             representative: None,
             definition: None,
             next_key: None,
+            recorded_by: None,
         }
     }
 

@@ -347,5 +347,9 @@ pub(super) fn same_event(draft: &Draft, stored: &EventDoc) -> bool {
     if draft.occurred_now {
         d.occurred_at = stored.occurred_at;
     }
+    if stored.recorded_by.is_none() {
+        // Recorded before events named their recorder: a retry is the same event.
+        d.recorded_by = None;
+    }
     d == *stored
 }

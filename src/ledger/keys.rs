@@ -171,6 +171,8 @@ pub fn rotate_key(dir: &DataDir) -> Result<Rotation, LedgerError> {
     let new_vkey = next.verifier().vkey();
     let mut doc = EventDoc::by_ledger(None, EventType::KeyRotated, chrono::Utc::now());
     doc.next_key = Some(new_vkey.clone());
+    // Rotation is a command of the stopped ledger.
+    doc.recorded_by = domain::Token::parse("command-line").ok();
     let runtime = tokio::runtime::Builder::new_current_thread().build().map_err(LedgerError::Runtime)?;
     let receipts =
         runtime.block_on(ledger.append(vec![super::commit::Draft { doc, occurred_now: true, fresh_id: false }]))?;

@@ -73,6 +73,8 @@ pub enum Identity {
 pub struct Principal {
     pub controller: ControllerId,
     pub roles: Vec<Role>,
+    /// The key's id (the 16 hex digits after `clk_`), which events it records name.
+    pub key_id: String,
 }
 
 impl Principal {
@@ -302,7 +304,7 @@ impl KeyStore {
         }
         let identity = match record.controller {
             Some(controller) if !record.roles.contains(&Role::Operator) => {
-                Identity::Controller(Principal { controller, roles: record.roles })
+                Identity::Controller(Principal { controller, roles: record.roles, key_id: id.to_string() })
             }
             None if record.roles == [Role::Operator] => Identity::Operator,
             _ => return None, // neither a controller's key nor the operator's

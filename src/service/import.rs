@@ -35,6 +35,8 @@ pub struct ImportOptions {
     pub source: String,
     /// Check every row and count what would be recorded; write nothing.
     pub dry_run: bool,
+    /// Who records the events (`recorded_by`).
+    pub recorded_by: Option<domain::Token>,
 }
 
 /// How far an import has gone, and in the end what it did.
@@ -245,7 +247,8 @@ impl Run<'_> {
         self.seen.insert(digest(&[&source_id]), (content_hash, number));
         let mut drafts = Vec::with_capacity(planned.len());
         let mut keys = Vec::new();
-        for Planned { input, column, role } in planned {
+        for Planned { mut input, column, role } in planned {
+            input.recorded_by = self.options.recorded_by.clone();
             let subject = input.subject.clone();
             let mut draft = match self.service.draft(self.controller, input, now) {
                 Ok(d) => d,

@@ -37,7 +37,7 @@ pub use preferences::{
     Choice, PreferenceState, PreferenceToken, PurposeSection, Wishes, DEFAULT_LINK_DAYS, MAX_LINK_DAYS,
 };
 pub use reads::PermissionRow;
-pub use record::{ContactInput, ContactRequest, EventInput, Recorded, MAX_CLOCK_SKEW, MAX_EVENTS_AT_ONCE};
+pub use record::{ContactInput, ContactRequest, EventInput, Recorded, Recorder, MAX_CLOCK_SKEW, MAX_EVENTS_AT_ONCE};
 pub use retention::RetentionDue;
 pub use suppress::{Suppressed, SuppressionList};
 

@@ -104,6 +104,7 @@ impl Service {
             Method::EmailLink,
         );
         input.purpose = Some(payload.p.clone());
+        input.recorded_by = super::Recorder::UnsubscribeLink.token();
         let mut receipts = self.record(&payload.c, vec![input], now).await?;
         let r = receipts.pop().ok_or_else(|| ServiceError::Internal("no receipt".into()))?;
         Ok((Some(r), title))

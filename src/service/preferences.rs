@@ -85,7 +85,11 @@ pub struct Wishes {
 
 /// An event the subject made on the page.
 fn by_subject(kind: EventType, subject: &SubjectId) -> EventInput {
-    EventInput { subject: Some(subject.clone()), ..EventInput::by_person(kind, Method::WebForm) }
+    EventInput {
+        subject: Some(subject.clone()),
+        recorded_by: super::Recorder::TenantPage.token(),
+        ..EventInput::by_person(kind, Method::WebForm)
+    }
 }
 
 impl Service {

@@ -63,6 +63,32 @@ pub struct EventInput {
     pub expires_at: Option<DateTime<Utc>>,
     pub preference: Option<Preference>,
     pub representative: Option<Representative>,
+    /// Who records it (see [`Recorder`]); set by the caller of the service, never by a client.
+    #[serde(skip)]
+    pub recorded_by: Option<Token>,
+}
+
+/// Who records events, as the signed event names it (`recorded_by`).
+pub enum Recorder<'a> {
+    /// An API key, by its id.
+    ApiKey(&'a str),
+    TenantPage,
+    UnsubscribeLink,
+    SmsProvider,
+    CommandLine,
+}
+
+impl Recorder<'_> {
+    pub fn token(&self) -> Option<Token> {
+        Token::parse(match self {
+            Recorder::ApiKey(id) => return Token::parse(format!("apikey:{id}")).ok(),
+            Recorder::TenantPage => "tenant-page",
+            Recorder::UnsubscribeLink => "unsubscribe-link",
+            Recorder::SmsProvider => "sms-provider",
+            Recorder::CommandLine => "command-line",
+        })
+        .ok()
+    }
 }
 
 /// Reads an optional RFC 3339 time with an error that says what is expected.
@@ -118,6 +144,7 @@ impl EventInput {
             expires_at: None,
             preference: None,
             representative: None,
+            recorded_by: None,
         }
     }
 
@@ -178,6 +205,7 @@ impl Service {
         controller: &ControllerId,
         purpose: PurposeId,
         definition: PurposeDefinition,
+        by: Recorder<'_>,
         now: DateTime<Utc>,
     ) -> Result<Receipt, ServiceError> {
         let definition = definition.validated().map_err(|e| invalid(e.to_string()))?;
@@ -194,6 +222,7 @@ impl Service {
         doc.purpose = Some(purpose);
         doc.basis = Some(definition.basis);
         doc.definition = Some(definition);
+        doc.recorded_by = by.token();
         self.ledger
             .append(vec![Draft { doc, occurred_now: true, fresh_id: true }])
             .await?
@@ -391,6 +420,7 @@ impl Service {
             representative: e.representative,
             definition: None,
             next_key: None,
+            recorded_by: e.recorded_by,
         };
         Ok(Draft { doc, occurred_now: occurred_at.is_none(), fresh_id })
     }

@@ -102,6 +102,7 @@ impl Service {
                         id: Some(Uuid::new_v5(&RETENTION_IDS, key.as_bytes())),
                         subject: Some(d.subject.clone()),
                         actor: actor.clone(),
+                        recorded_by: super::Recorder::CommandLine.token(),
                         ..EventInput::by_person(EventType::SubjectErased, Method::Api)
                     }
                 })

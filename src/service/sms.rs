@@ -60,7 +60,8 @@ impl Service {
         now: DateTime<Utc>,
     ) -> Result<Receipt, ServiceError> {
         let id = Some(derived_id(format!("sms\0{controller}\0{message_id}").as_bytes()));
-        let input = EventInput::by_contact(id, kind, ContactInput::Address(from), Channel::Sms, Method::SmsKeyword);
+        let mut input = EventInput::by_contact(id, kind, ContactInput::Address(from), Channel::Sms, Method::SmsKeyword);
+        input.recorded_by = super::Recorder::SmsProvider.token();
         self.record(controller, vec![input], now)
             .await?
             .pop()

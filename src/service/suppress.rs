@@ -25,6 +25,9 @@ pub struct SuppressionList {
     /// When the list was made (RFC 3339, or a UK date); defaults to now.
     pub occurred_at: Option<String>,
     pub evidence: Option<Evidence>,
+    /// Who records it (set by the caller of the service, never by a client).
+    #[serde(skip)]
+    pub recorded_by: Option<Token>,
 }
 
 /// What a suppression list recorded.
@@ -62,6 +65,7 @@ impl Service {
                 occurred_at,
                 evidence: list.evidence.clone(),
                 actor: actor.clone(),
+                recorded_by: list.recorded_by.clone(),
                 ..EventInput::by_person(EventType::ObjectionRaised, Method::Api)
             };
             let mut draft = self.draft(controller, input, now).map_err(|e| invalid(format!("address {i}: {e}")))?;

@@ -33,6 +33,10 @@ async fn a_receipt_verifies_with_the_published_key_and_standard_libraries() {
     assert_eq!(hex::encode(h.finalize()), r["leaf_hash"]);
     assert_eq!(r["leaf_index"].as_u64(), r["seq"].as_u64().map(|s| s - 1));
     assert_eq!(r["event"]["seq"], r["seq"]);
+    // The signed event names the API key that recorded it (by id, never its secret).
+    let key_id = app.record.strip_prefix("clk_").unwrap().split('_').next().unwrap();
+    assert_eq!(r["event"]["recorded_by"], format!("apikey:{key_id}"));
+    assert!(!r.to_string().contains(app.record.rsplit('_').next().unwrap()));
 
     // Any change to the event breaks the signature.
     let mut forged = r["event"].clone();

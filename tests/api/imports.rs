@@ -126,6 +126,8 @@ async fn a_csv_file_imports_its_events_refuses_its_awkward_rows_and_a_rerun_reco
     // 2 April 2016 in UK summer time.
     assert_eq!(answers[1]["occurred_at"], "2016-04-01T23:00:00.000000Z");
     assert_eq!(answers[1]["method"], "import");
+    let key_id = app.record.strip_prefix("clk_").unwrap().split('_').next().unwrap();
+    assert!(events.iter().all(|e| e["recorded_by"] == format!("apikey:{key_id}")), "{history}");
     assert_eq!(events.iter().filter(|e| e["type"] == "contact.linked").count(), 2, "each address linked once");
 
     // The same file again records nothing.

@@ -62,6 +62,7 @@ async fn one_click_unsubscribe_withdraws_and_a_get_changes_nothing() {
         app.get_event(&app.audit, after["decided_by"][0].as_str().unwrap()).await.json().await.unwrap();
     assert_eq!(receipt["event"]["method"], "email_link");
     assert_eq!(receipt["event"]["channel"], "email");
+    assert_eq!(receipt["event"]["recorded_by"], "unsubscribe-link", "the signed event says what recorded it");
     // A second POST records nothing new.
     let size = app.log_size().await;
     assert_eq!(post().await.unwrap().status(), 200);
@@ -110,6 +111,9 @@ async fn sms_stop_and_start_follow_the_keywords() {
     let stopped = app.check(&sms).await;
     assert_eq!(stopped["permitted"], false);
     assert_eq!(stopped["reason"], "marketing_objection");
+    let receipt: Value =
+        app.get_event(&app.audit, stopped["decided_by"][0].as_str().unwrap()).await.json().await.unwrap();
+    assert_eq!(receipt["event"]["recorded_by"], "sms-provider");
     // Service texts (contract) still go.
     assert_eq!(
         app.check(&[("phone", "+447700900123"), ("purpose", "repairs-updates"), ("channel", "sms")]).await["permitted"],

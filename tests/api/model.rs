@@ -187,7 +187,14 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     for (id, def) in PURPOSES.iter().zip(definitions) {
         for side in [&rocks, &memory] {
             let def = serde_json::from_value(def.clone()).unwrap();
-            rt.block_on(side.service().define_purpose(&c, PurposeId::parse(*id).unwrap(), def, now())).unwrap();
+            rt.block_on(side.service().define_purpose(
+                &c,
+                PurposeId::parse(*id).unwrap(),
+                def,
+                consent_ledger::service::Recorder::CommandLine,
+                now(),
+            ))
+            .unwrap();
         }
     }
     for (step, op) in ops.iter().enumerate() {

@@ -128,6 +128,10 @@ async fn the_page_shows_current_state_and_saving_records_one_event_per_change() 
 
     assert_eq!(subject_check(&app, "newsletter", "email").await["permitted"], true);
     assert_eq!(subject_check(&app, "newsletter", "sms").await["permitted"], false);
+    let decided = subject_check(&app, "newsletter", "email").await;
+    let receipt: Value =
+        app.get_event(&app.audit, decided["decided_by"][0].as_str().unwrap()).await.json().await.unwrap();
+    assert_eq!(receipt["event"]["recorded_by"], "tenant-page");
     assert_eq!(subject_check(&app, "surveys", "sms").await["permitted"], false);
     assert_eq!(subject_check(&app, "surveys", "email").await["permitted"], true);
     let share =

@@ -11,7 +11,7 @@ use crate::error::{too_many_events, ApiError, Kind, Problem};
 use crate::AppState;
 use service::access::Role;
 use service::Receipt;
-use service::{EventInput, MAX_EVENTS_AT_ONCE};
+use service::{EventInput, Recorder, MAX_EVENTS_AT_ONCE};
 
 /// Largest body of `POST /v1/events`, in bytes.
 pub const MAX_EVENT_BODY: usize = 16 * 1024;
@@ -74,7 +74,8 @@ pub async fn create_event(
     body: web::Json<EventInput>,
 ) -> Result<HttpResponse, ApiError> {
     let p = caller.require(&[Role::Record])?;
-    let input = body.into_inner();
+    let mut input = body.into_inner();
+    input.recorded_by = Recorder::ApiKey(&p.key_id).token();
     let mut recorded = state.service.record_new(&p.controller, vec![input], Utc::now()).await?;
     let r = recorded.receipts.pop().ok_or_else(|| ApiError::bare(Kind::Internal))?;
     let mut resp = if recorded.new { HttpResponse::Created() } else { HttpResponse::Ok() };
@@ -107,7 +108,10 @@ pub async fn create_events_batch(
     body: web::Json<EventBatch>,
 ) -> Result<HttpResponse, ApiError> {
     let p = caller.require(&[Role::Record])?;
-    let inputs = body.into_inner().0;
+    let mut inputs = body.into_inner().0;
+    for input in &mut inputs {
+        input.recorded_by = Recorder::ApiKey(&p.key_id).token();
+    }
     let receipts = state.service.record(&p.controller, inputs, Utc::now()).await?;
     Ok(HttpResponse::Created().json(receipts))
 }

@@ -15,7 +15,7 @@ use crate::error::{ApiError, Kind, Problem};
 use crate::AppState;
 use service::access::Role;
 use service::import::{ImportJob, ImportMode, ImportOptions, Mapping};
-use service::{Suppressed, SuppressionList};
+use service::{Recorder, Suppressed, SuppressionList};
 
 /// Largest uploaded file, in bytes.
 pub const MAX_IMPORT_FILE: usize = 512 * 1024 * 1024;
@@ -144,7 +144,7 @@ pub async fn create_import(
         return Err(bad("the form needs a mapping part and a file part"));
     };
     let source = mapping.source.clone().or(name).unwrap_or_else(|| "upload".into());
-    let options = ImportOptions { mode, source, dry_run };
+    let options = ImportOptions { mode, source, dry_run, recorded_by: Recorder::ApiKey(&p.key_id).token() };
     let job = state.service.start_import(&p.controller, file, mapping, options)?;
     Ok(HttpResponse::Accepted().insert_header(("Location", format!("/v1/imports/{}", job.id))).json(job))
 }
@@ -206,6 +206,8 @@ pub async fn create_suppressions(
     body: web::Json<SuppressionList>,
 ) -> Result<HttpResponse, ApiError> {
     let p = caller.require(&[Role::Record])?;
-    let done = state.service.suppress(&p.controller, body.into_inner(), Utc::now()).await?;
+    let mut list = body.into_inner();
+    list.recorded_by = Recorder::ApiKey(&p.key_id).token();
+    let done = state.service.suppress(&p.controller, list, Utc::now()).await?;
     Ok(HttpResponse::Ok().json(done))
 }

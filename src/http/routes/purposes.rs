@@ -9,7 +9,7 @@ use crate::error::{ApiError, Kind};
 use crate::AppState;
 use domain::{Channel, LawfulBasis, PurposeDefinition, PurposeId, RecipientId, Retention};
 use service::access::Role;
-use service::PurposeVersion;
+use service::{PurposeVersion, Recorder};
 
 /// A purpose in the catalogue with the log position of its current version: the fields of
 /// its definition, then where it was defined. (Spelled out rather than flattened: the
@@ -99,7 +99,8 @@ pub async fn put_purpose(
 ) -> Result<HttpResponse, ApiError> {
     let p = caller.require(&[Role::Admin])?;
     let id = parse_purpose(&path)?;
-    state.service.define_purpose(&p.controller, id.clone(), body.into_inner(), Utc::now()).await?;
+    let by = Recorder::ApiKey(&p.key_id);
+    state.service.define_purpose(&p.controller, id.clone(), body.into_inner(), by, Utc::now()).await?;
     let v = state
         .service
         .purposes(&p.controller)?
