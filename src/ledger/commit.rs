@@ -313,11 +313,10 @@ impl Writer {
                 bytes,
             })
         };
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-        let stored: Vec<StoredEvent> = if docs.len() < PARALLEL_SEAL_AT || threads < 2 {
+        let stored: Vec<StoredEvent> = if docs.len() < PARALLEL_SEAL_AT || cores() < 2 {
             docs.iter().map(sign).collect::<Result<_, _>>()?
         } else {
-            let per = docs.len().div_ceil(threads);
+            let per = docs.len().div_ceil(cores());
             std::thread::scope(|s| {
                 let sign = &sign;
                 let parts: Vec<_> = docs
@@ -338,6 +337,13 @@ impl Writer {
 /// Groups of at least this many new events are signed on every core (below it, starting the
 /// threads costs more than it saves).
 const PARALLEL_SEAL_AT: usize = 64;
+
+/// The cores to sign on (at most 8), asked once: `available_parallelism` reads the cgroup's
+/// files and costs more than a signature.
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(8))
+}
 
 /// Whether a retried draft describes the event already stored under its id.
 pub(super) fn same_event(draft: &Draft, stored: &EventDoc) -> bool {
