@@ -11,25 +11,25 @@ use crate::domain::ControllerId;
 
 use super::{DataDirArg, LedgerAt};
 
+/// Which ledger and controller.
+#[derive(Debug, clap::Args)]
+pub struct RetentionArgs {
+    #[command(flatten)]
+    data: DataDirArg,
+    #[command(flatten)]
+    at: LedgerAt,
+    #[arg(long)]
+    controller: String,
+}
+
 #[derive(Debug, clap::Subcommand)]
 pub enum RetentionCommand {
     /// List the subjects whose retention has passed.
-    Due {
-        #[command(flatten)]
-        data: DataDirArg,
-        #[command(flatten)]
-        at: LedgerAt,
-        #[arg(long)]
-        controller: String,
-    },
+    Due(RetentionArgs),
     /// Erase the subjects whose retention has passed.
     Apply {
         #[command(flatten)]
-        data: DataDirArg,
-        #[command(flatten)]
-        at: LedgerAt,
-        #[arg(long)]
-        controller: String,
+        args: RetentionArgs,
         /// List whom it would erase; write nothing.
         #[arg(long)]
         dry_run: bool,
@@ -37,9 +37,9 @@ pub enum RetentionCommand {
 }
 
 pub fn run(cmd: RetentionCommand) -> anyhow::Result<ExitCode> {
-    let (data, at, controller, apply) = match cmd {
-        RetentionCommand::Due { data, at, controller } => (data, at, controller, false),
-        RetentionCommand::Apply { data, at, controller, dry_run } => (data, at, controller, !dry_run),
+    let (RetentionArgs { data, at, controller }, apply) = match cmd {
+        RetentionCommand::Due(args) => (args, false),
+        RetentionCommand::Apply { args, dry_run } => (args, !dry_run),
     };
     let controller = ControllerId::parse(controller).context("--controller")?;
     let (service, runtime) = at.open(&data)?;

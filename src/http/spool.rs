@@ -66,8 +66,8 @@ impl Inner {
 }
 
 /// Writes `bytes` at `at` in the spool's file (made first if there is none yet), on the
-/// blocking pool; answers the file.
-async fn spill(file: Option<Arc<File>>, bytes: Bytes, at: u64) -> io::Result<Arc<File>> {
+/// blocking pool; answers the file. Uploads spool through it too.
+pub(crate) async fn spill(file: Option<Arc<File>>, bytes: Bytes, at: u64) -> io::Result<Arc<File>> {
     tokio::task::spawn_blocking(move || {
         let file = match file {
             Some(f) => f,

@@ -125,6 +125,7 @@ impl Service {
         let mut csv = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(input);
         let header = read_header(&mut csv)?;
         let layout = mapping.layout(&header, options.mode).map_err(invalid)?;
+        self.check_fixed(controller, mapping)?;
         let mut run = Run {
             service: self,
             controller,
@@ -188,10 +189,34 @@ fn read_header<R: Read>(csv: &mut csv::Reader<R>) -> Result<Vec<String>, Service
         .map_err(|_| invalid("the header row is not UTF-8 text (save the file as CSV UTF-8)"))
 }
 
-/// Checks that `mapping` fits the file's header before an import starts.
-pub fn check_header(input: impl Read, mapping: &Mapping, mode: ImportMode) -> Result<(), ServiceError> {
-    let mut csv = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(input);
-    mapping.layout(&read_header(&mut csv)?, mode).map(|_| ()).map_err(invalid)
+impl Service {
+    /// Checks, before an import starts, that `mapping` fits the file's header and that its
+    /// fixed purpose and channel are in the catalogue (else every row would be refused alike).
+    pub fn check_import(
+        &self,
+        controller: &ControllerId,
+        input: impl Read,
+        mapping: &Mapping,
+        mode: ImportMode,
+    ) -> Result<(), ServiceError> {
+        let mut csv = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(input);
+        mapping.layout(&read_header(&mut csv)?, mode).map_err(invalid)?;
+        self.check_fixed(controller, mapping)
+    }
+
+    fn check_fixed(&self, controller: &ControllerId, mapping: &Mapping) -> Result<(), ServiceError> {
+        let Some(word) = &mapping.fixed.purpose else { return Ok(()) };
+        let purpose = domain::PurposeId::parse(mapping.purpose_id(word))
+            .ok()
+            .and_then(|p| self.current_purpose(controller, &p).transpose())
+            .transpose()?
+            .ok_or_else(|| invalid("fixed.purpose names no purpose of the catalogue"))?;
+        let channel = mapping.fixed.channel.as_deref().and_then(mapping::read_channel);
+        if channel.is_some_and(|k| !purpose.definition.allows_channel(k)) {
+            return Err(invalid("fixed.channel is not a channel of fixed.purpose"));
+        }
+        Ok(())
+    }
 }
 
 fn csv_error(e: csv::Error) -> ServiceError {
@@ -226,7 +251,8 @@ impl Run<'_> {
             None => hex::encode(&Sha256::digest(content.as_bytes())[..16]),
         };
         let content_hash = digest(&[&content]);
-        match self.seen.get(&digest(&[&source_id])) {
+        let source_key = digest(&[&source_id]);
+        match self.seen.get(&source_key) {
             Some((h, _)) if *h == content_hash => {
                 self.counts.duplicates += 1;
                 return;
@@ -244,7 +270,7 @@ impl Run<'_> {
             Ok(p) => p,
             Err(r) => return self.reject(r),
         };
-        self.seen.insert(digest(&[&source_id]), (content_hash, number));
+        self.seen.insert(source_key, (content_hash, number));
         let mut drafts = Vec::with_capacity(planned.len());
         let mut keys = Vec::new();
         for Planned { mut input, column, role } in planned {

@@ -80,14 +80,14 @@ pub enum Recorder<'a> {
 
 impl Recorder<'_> {
     pub fn token(&self) -> Option<Token> {
-        Token::parse(match self {
-            Recorder::ApiKey(id) => return Token::parse(format!("apikey:{id}")).ok(),
-            Recorder::TenantPage => "tenant-page",
-            Recorder::UnsubscribeLink => "unsubscribe-link",
-            Recorder::SmsProvider => "sms-provider",
-            Recorder::CommandLine => "command-line",
-        })
-        .ok()
+        let name = match self {
+            Recorder::ApiKey(id) => format!("apikey:{id}"),
+            Recorder::TenantPage => "tenant-page".into(),
+            Recorder::UnsubscribeLink => "unsubscribe-link".into(),
+            Recorder::SmsProvider => "sms-provider".into(),
+            Recorder::CommandLine => "command-line".into(),
+        };
+        Token::parse(name).ok()
     }
 }
 

@@ -56,6 +56,10 @@ impl Service {
             .as_deref()
             .map(|d| read_date(d).ok_or_else(|| invalid("occurred_at is not a date")))
             .transpose()?;
+        // Said of the list, not of its first address.
+        if occurred_at.is_some_and(|t| t > now + super::MAX_CLOCK_SKEW) {
+            return Err(invalid("occurred_at is in the future"));
+        }
         let actor = Actor { kind: ActorKind::System, id: Token::parse("suppression-list").ok(), authority: None };
         let mut drafts = Vec::with_capacity(list.addresses.len());
         let mut seen = std::collections::HashSet::new();

@@ -148,6 +148,10 @@ async fn an_upload_that_cannot_be_imported_is_refused_before_anything_runs() {
     let wrong = "[columns]\nsubject = \"Tenancy\"\nemail = \"Email\"\n";
     let p = assert_problem(upload(&app, csv.clone(), wrong, &[]).await, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert!(p["detail"].as_str().unwrap().contains("columns.subject"), "{p}");
+    // A fixed purpose the catalogue lacks would refuse every row: refused at once instead.
+    let unknown = "[columns]\nemail = \"Email\"\nanswer = \"Consent\"\n[fixed]\npurpose = \"parish-magazine\"\n";
+    let p = assert_problem(upload(&app, csv.clone(), unknown, &[]).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert!(p["detail"].as_str().unwrap().contains("fixed.purpose"), "{p}");
     let p = assert_problem(upload(&app, csv.clone(), "columns = 3", &[]).await, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert!(p["detail"].as_str().unwrap().contains("mapping"), "{p}");
     let not_a_form =
@@ -201,6 +205,9 @@ async fn a_suppression_list_denies_marketing_to_its_addresses_and_nothing_else()
     let p = assert_problem(post(bad_list()).await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY).await;
     assert!(p["detail"].as_str().unwrap().starts_with("address 1:"), "{p}");
     assert!(!p.to_string().contains("nope"));
+    let future = json!({"source": "complaints", "channel": "email", "addresses": ["ben@example.org"], "occurred_at": "2099-01-01"});
+    let p = assert_problem(post(future).await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(p["detail"], "occurred_at is in the future");
     let done: Value = post(list.clone()).await.unwrap().json().await.unwrap();
     assert_eq!(done, json!({"recorded": 1, "already": 0}));
     let again: Value = post(list).await.unwrap().json().await.unwrap();

@@ -2,8 +2,6 @@
 //! suppression list, uploaded with its mapping and imported while the server serves; and
 //! `POST /v1/suppressions`, a suppression list as JSON.
 
-use std::io::Write;
-
 use actix_multipart::Multipart;
 use actix_web::{get, post, web, HttpResponse};
 use chrono::Utc;
@@ -12,6 +10,7 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, Kind, Problem};
+use crate::spool::spill;
 use crate::AppState;
 use service::access::Role;
 use service::import::{ImportJob, ImportMode, ImportOptions, Mapping};
@@ -19,6 +18,8 @@ use service::{Recorder, Suppressed, SuppressionList};
 
 /// Largest uploaded file, in bytes.
 pub const MAX_IMPORT_FILE: usize = 512 * 1024 * 1024;
+/// Bytes of an upload gathered before they are written to its file.
+const SPOOL_AT: usize = 1 << 20;
 /// Largest mapping, in bytes.
 const MAX_MAPPING: usize = 64 * 1024;
 /// Largest body of `POST /v1/suppressions`, in bytes (at most 1000 addresses).
@@ -93,19 +94,29 @@ pub async fn create_import(
         match part.as_str() {
             "file" => {
                 name = field.content_disposition().and_then(|d| d.get_filename()).map(str::to_string);
-                let mut spool = tempfile::tempfile().map_err(|_| ApiError::bare(Kind::Internal))?;
-                let mut size = 0usize;
-                while let Some(chunk) = field.next().await {
-                    let chunk = chunk.map_err(|_| bad("the body is not a valid multipart form"))?;
-                    size += chunk.len();
-                    if size > MAX_IMPORT_FILE {
-                        return Err(ApiError::new(Kind::PayloadTooLarge, "the file is over 512 MiB: split it"));
+                // Spooled to an unlinked temporary file on the blocking pool, a MiB at a time,
+                // off this async worker.
+                let (mut spooled, mut at, mut buffer) = (None, 0u64, Vec::new());
+                loop {
+                    let chunk =
+                        field.next().await.transpose().map_err(|_| bad("the body is not a valid multipart form"))?;
+                    if let Some(chunk) = &chunk {
+                        if at as usize + buffer.len() + chunk.len() > MAX_IMPORT_FILE {
+                            return Err(ApiError::new(Kind::PayloadTooLarge, "the file is over 512 MiB: split it"));
+                        }
+                        buffer.extend_from_slice(chunk);
                     }
-                    spool.write_all(&chunk).map_err(|_| ApiError::bare(Kind::Internal))?;
+                    if buffer.len() >= SPOOL_AT || (chunk.is_none() && (spooled.is_none() || !buffer.is_empty())) {
+                        let bytes = web::Bytes::from(std::mem::take(&mut buffer));
+                        let n = bytes.len() as u64;
+                        spooled = Some(spill(spooled, bytes, at).await.map_err(|_| ApiError::bare(Kind::Internal))?);
+                        at += n;
+                    }
+                    if chunk.is_none() {
+                        break;
+                    }
                 }
-                use std::io::Seek;
-                spool.rewind().map_err(|_| ApiError::bare(Kind::Internal))?;
-                file = Some(spool);
+                file = spooled.and_then(|f| std::sync::Arc::try_unwrap(f).ok());
             }
             "mapping" | "mode" | "dry_run" => {
                 let mut text = Vec::new();
@@ -145,7 +156,11 @@ pub async fn create_import(
     };
     let source = mapping.source.clone().or(name).unwrap_or_else(|| "upload".into());
     let options = ImportOptions { mode, source, dry_run, recorded_by: Recorder::ApiKey(&p.key_id).token() };
-    let job = state.service.start_import(&p.controller, file, mapping, options)?;
+    // Reading the header and starting the job's thread happen on the blocking pool.
+    let (service, controller) = (state.service.clone(), p.controller.clone());
+    let job = web::block(move || service.start_import(&controller, file, mapping, options))
+        .await
+        .map_err(|_| ApiError::bare(Kind::Internal))??;
     Ok(HttpResponse::Accepted().insert_header(("Location", format!("/v1/imports/{}", job.id))).json(job))
 }
 

@@ -76,7 +76,7 @@ impl Service {
     ) -> Result<ImportJob, ServiceError> {
         // A mapping that does not fit the file is refused now, not in the job.
         let mut file = file;
-        super::check_header(&mut file, &mapping, options.mode)?;
+        self.check_import(controller, &mut file, &mapping, options.mode)?;
         std::io::Seek::rewind(&mut file)?;
         let id = self.new_id();
         let job = ImportJob {

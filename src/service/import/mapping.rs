@@ -105,6 +105,12 @@ impl Mapping {
         toml::from_str(text).map_err(|e| format!("the mapping is not valid: {}", e.message()))
     }
 
+    /// The purpose id a word of the file names: its entry in `[purposes]` (ignoring case), or
+    /// the word itself.
+    pub fn purpose_id<'a>(&'a self, word: &'a str) -> &'a str {
+        self.purposes.iter().find(|(k, _)| k.trim().eq_ignore_ascii_case(word.trim())).map_or(word, |(_, v)| v)
+    }
+
     /// Places the mapping's columns in the file's header, refusing a mapping that names a
     /// column the file lacks or does not say enough for `mode`.
     pub fn layout(&self, header: &[String], mode: ImportMode) -> Result<Layout, String> {

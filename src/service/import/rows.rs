@@ -58,19 +58,13 @@ pub fn read_row(
             contacts.push((at, ContactPoint::parse(channel, address).map_err(|e| reject(at, &e.to_string()))?));
         }
     }
-    let purpose = match cell(layout.purpose).or(mapping.fixed.purpose.as_deref()) {
-        None => None,
-        Some(word) => {
-            let id = mapping
-                .purposes
-                .iter()
-                .find(|(k, _)| k.trim().eq_ignore_ascii_case(word))
-                .map_or(word, |(_, v)| v.as_str());
-            Some(PurposeId::parse(id).map_err(|_| {
+    let purpose =
+        match cell(layout.purpose).or(mapping.fixed.purpose.as_deref()) {
+            None => None,
+            Some(word) => Some(PurposeId::parse(mapping.purpose_id(word)).map_err(|_| {
                 reject(layout.purpose, "not a purpose id, and not one of the mapping's [purposes] words")
-            })?)
-        }
-    };
+            })?),
+        };
     let answer = cell(layout.answer)
         .map(|w| read_answer(w, &mapping.answers).ok_or_else(|| reject(layout.answer, "is neither yes nor no")))
         .transpose()?;
