@@ -71,6 +71,23 @@ pub fn derived_id(input: &[u8]) -> Uuid {
     uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }
 
+/// The short reference people are shown for an event instead of its UUID: the first 40 bits
+/// of SHA-256 of the id's 16 bytes in Crockford base32 (no I, L, O, U), as `XXXX-XXXX`. Anyone
+/// holding the receipt can recompute it; the UUID stays the event's identifier.
+pub fn short_ref(id: &Uuid) -> String {
+    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let digest = Sha256::digest(id.as_bytes());
+    let bits = digest[..5].iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+    let mut out = String::with_capacity(9);
+    for i in 0..8 {
+        if i == 4 {
+            out.push('-');
+        }
+        out.push(char::from(ALPHABET[((bits >> (35 - 5 * i)) & 31) as usize]));
+    }
+    out
+}
+
 /// Truncates a time to whole microseconds, the precision of the log.
 pub fn to_micros(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
@@ -322,4 +339,22 @@ pub struct Receipt {
     pub signature: String,
     /// Lower-case hex C2SP key id of the signing key (see `GET /v1/keys`).
     pub key_id: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_reference_is_eight_unambiguous_characters_fixed_by_the_id() {
+        let id = Uuid::parse_str("01a22c5a-d9b2-7560-9cf3-2b13e0e9ea66").unwrap();
+        let r = short_ref(&id);
+        assert_eq!(r.len(), 9);
+        assert_eq!(&r[4..5], "-");
+        assert!(r.chars().filter(|c| *c != '-').all(|c| "0123456789ABCDEFGHJKMNPQRSTVWXYZ".contains(c)));
+        assert_eq!(r, short_ref(&id));
+        // Computed independently (Python's hashlib) from the published rule.
+        assert_eq!(r, "G270-EZCG");
+        assert_ne!(r, short_ref(&Uuid::from_u128(id.as_u128() ^ 1)));
+    }
 }

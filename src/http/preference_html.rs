@@ -7,8 +7,8 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 
 use crate::pages::escape;
-use domain::{ActorKind, Channel, EventType, Format, Method, PurposeId, Reason};
-use service::{EventDoc, Receipt};
+use domain::{ActorKind, Channel, ContactKind, EventType, Format, Method, PurposeId, Reason};
+use service::{short_ref, AddressNote, EventDoc, HistoryEntry, Receipt, Via};
 use service::{PreferenceState, PurposeSection};
 
 /// Languages offered on the page (BCP 47 tag, name in that language): those most asked for
@@ -156,7 +156,56 @@ pub fn describe(e: &EventDoc, titles: &HashMap<PurposeId, String>) -> String {
 }
 
 fn receipt_link(token: &str, r: &Receipt) -> String {
-    format!("<a href=\"/p/{token}/receipts/{id}\">receipt {id}</a>", token = escape(token), id = r.event.id)
+    format!(
+        "<a href=\"/p/{token}/receipts/{id}\">receipt {short}</a>",
+        token = escape(token),
+        id = r.event.id,
+        short = short_ref(&r.event.id)
+    )
+}
+
+fn address_words(kind: ContactKind) -> &'static str {
+    match kind {
+        ContactKind::Email => "your email address",
+        ContactKind::Tel => "your phone number",
+        ContactKind::Post => "your postal address",
+    }
+}
+
+/// How an event at one of the person's addresses came about, in words.
+fn via_words(v: &Via, e: &EventDoc) -> String {
+    let how = match (e.method, e.kind) {
+        (Method::EmailLink, _) => "by the unsubscribe link in an email".to_owned(),
+        (Method::SmsKeyword, EventType::ObjectionRaised) => "by a text message STOP".to_owned(),
+        (Method::SmsKeyword, _) => "by a text message reply".to_owned(),
+        _ => format!("at {}", address_words(v.kind)),
+    };
+    if v.shared {
+        format!("{how} (an address you share with someone else)")
+    } else {
+        how
+    }
+}
+
+/// Why one of the person's addresses answers "no", and whether the page can change it.
+fn address_note_words(n: &AddressNote) -> String {
+    let what = address_words(n.kind);
+    match (n.stopped_at_address(), n.shared) {
+        (Some(EventType::ConsentWithdrawn), false) => {
+            format!("Off for {what}: the unsubscribe link in an email was used. Choose Yes to hear from us again.")
+        }
+        (Some(EventType::ObjectionRaised), false) if n.kind == ContactKind::Tel => {
+            format!("Off for {what}: STOP was texted from it. Choose Yes to receive these again.")
+        }
+        (Some(EventType::ObjectionRaised), false) => {
+            format!("Off for {what}: we were asked to stop using it for this. Choose Yes to receive these again.")
+        }
+        (Some(_), true) => format!(
+            "Off for {what}, which you share with someone else: we were asked to stop at that address. \
+Contact us to change this."
+        ),
+        _ => format!("Off for {what}: someone else who uses that address asked us to stop. Contact us to change this."),
+    }
 }
 
 fn guard_field(guard: &str) -> String {
@@ -202,9 +251,9 @@ fn section_html(i: usize, s: &PurposeSection) -> String {
     }
     let _ = write!(
         h,
-        "<p class=\"hint\">What we told you about this: the description of {} (reference <code>{}</code>).</p>",
+        "<p class=\"hint\">What we told you about this: the description of {} (reference {}).</p>",
         day(s.notice_date),
-        s.notice
+        short_ref(&s.notice)
     );
     for (j, c) in s.choices.iter().enumerate() {
         let name = field_name(&s.id, c.channel);
@@ -214,13 +263,19 @@ fn section_html(i: usize, s: &PurposeSection) -> String {
         };
         let locked = c.locked();
         let on = c.decision.permitted;
+        let note = match &c.address {
+            Some(n) => Some(address_note_words(n)),
+            None if locked => Some(locked_words(c.decision.reason).to_owned()),
+            None => None,
+        };
         let _ = write!(
             h,
-            "<fieldset{cls}><legend>{legend}</legend>",
-            cls = if locked { " class=\"locked\" aria-describedby=\"lock-{i}-{j}\"" } else { "" }
+            "<fieldset{cls}{described}><legend>{legend}</legend>",
+            cls = if locked { " class=\"locked\"" } else { "" },
+            described = if note.is_some() { format!(" aria-describedby=\"lock-{i}-{j}\"") } else { String::new() }
         );
-        if locked {
-            let _ = write!(h, "<p class=\"hint\" id=\"lock-{i}-{j}\">{}</p>", locked_words(c.decision.reason));
+        if let Some(words) = note {
+            let _ = write!(h, "<p class=\"hint\" id=\"lock-{i}-{j}\">{}</p>", escape(&words));
         }
         let _ = write!(
             h,
@@ -316,6 +371,23 @@ Stop all marketing</button></form>",
             guard_field(guard)
         );
     }
+    let current: Vec<_> = state.addresses().iter().filter(|a| a.current()).collect();
+    if !current.is_empty() {
+        h.push_str(
+            "<h2>Your contact details</h2><p>The ways we have to reach you. We keep only a coded form of each \
+address, never the address itself.</p><ul>",
+        );
+        for a in current {
+            let kind = match a.contact.kind {
+                ContactKind::Email => "An email address",
+                ContactKind::Tel => "A phone number",
+                ContactKind::Post => "A postal address",
+            };
+            let shared = if a.shared { "; shared with someone else in your household" } else { "" };
+            let _ = write!(h, "<li>{kind}, added {}{shared}</li>", day(a.linked_at));
+        }
+        h.push_str("</ul>");
+    }
     if !state.history.is_empty() {
         h.push_str(
             "<h2>Your record</h2><p>Every change to your choices, newest first, with a receipt you can keep.</p>\
@@ -323,10 +395,11 @@ Stop all marketing</button></form>",
         );
         let titles: HashMap<PurposeId, String> =
             state.sections.iter().map(|s| (s.id.clone(), s.definition.title.clone())).collect();
-        for r in state.history.iter().take(50) {
+        for HistoryEntry { receipt: r, via } in state.history.iter().take(50) {
+            let how = via.as_ref().map(|v| format!(", {}", escape(&via_words(v, &r.event)))).unwrap_or_default();
             let _ = write!(
                 h,
-                "<li>{}: {} ({})</li>",
+                "<li>{}: {}{how} ({})</li>",
                 when(r.event.recorded_at),
                 describe(&r.event, &titles),
                 receipt_link(token, r)
@@ -367,7 +440,7 @@ pub fn receipt_page(r: &Receipt, titles: &HashMap<PurposeId, String>, token: &st
 <dt>When</dt><dd>{occurred}</dd>\
 <dt>Recorded in the ledger</dt><dd>{recorded} (entry {seq})</dd>\
 <dt>How</dt><dd>{how}, {who}</dd>\
-<dt>Reference</dt><dd><code>{id}</code></dd>\
+<dt>Reference</dt><dd>{short}</dd>\
 <dt>Signed with key</dt><dd><code>{key}</code></dd></dl>",
         what = describe(e, titles),
         occurred = when(e.occurred_at),
@@ -375,7 +448,7 @@ pub fn receipt_page(r: &Receipt, titles: &HashMap<PurposeId, String>, token: &st
         seq = r.seq,
         how = method_words(e.method),
         who = actor_words(e.actor.kind),
-        id = e.id,
+        short = short_ref(&e.id),
         key = escape(&r.key_id),
     );
     let _ = write!(

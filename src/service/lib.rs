@@ -18,7 +18,9 @@
 //! controller to another.
 
 pub mod access;
+mod addresses;
 mod check;
+mod choices;
 pub mod import;
 mod links;
 mod log;
@@ -30,12 +32,12 @@ mod retention;
 pub mod sms;
 mod suppress;
 
+pub use addresses::{Address, HistoryEntry, Via};
 pub use check::{CheckAnswer, CheckInput, CheckOutcome, CheckQuery, CheckTarget};
+pub use choices::{AddressNote, Choice};
 pub use links::UnsubscribeToken;
 pub use log::{BackupMade, InclusionBy, InclusionProof, KeyInfo, ReceiptBundle};
-pub use preferences::{
-    Choice, PreferenceState, PreferenceToken, PurposeSection, Wishes, DEFAULT_LINK_DAYS, MAX_LINK_DAYS,
-};
+pub use preferences::{PreferenceState, PreferenceToken, PurposeSection, Wishes, DEFAULT_LINK_DAYS, MAX_LINK_DAYS};
 pub use reads::PermissionRow;
 pub use record::{ContactInput, ContactRequest, EventInput, Recorded, Recorder, MAX_CLOCK_SKEW, MAX_EVENTS_AT_ONCE};
 pub use retention::RetentionDue;
@@ -43,7 +45,7 @@ pub use suppress::{Suppressed, SuppressionList};
 
 /// The published formats a caller sees in answers (signed receipts and decisions, the stored
 /// event document, a contact point by blind index) and the export's lines.
-pub use format::{ContactRef, EventDoc, Receipt, SignedDecision};
+pub use format::{short_ref, ContactRef, EventDoc, Receipt, SignedDecision};
 /// A purpose version of the catalogue, as `GET /v1/purposes` lists them.
 pub use projection::PurposeVersion;
 

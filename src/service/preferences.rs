@@ -8,10 +8,12 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
-use super::{EventInput, Service, ServiceError};
+use super::addresses::{Address, HistoryEntry};
+use super::choices::{Choice, Person};
+use super::{ContactInput, EventInput, Service, ServiceError};
 use domain::{
-    decide, objection_to_all_marketing, Channel, ControllerId, Decision, EventType, Format, LawfulBasis, Method,
-    Preference, PurposeDefinition, PurposeId, Question, Reason, SubjectId, Target, Token,
+    objection_to_all_marketing, Channel, ControllerId, EventType, Format, LawfulBasis, Method, Preference,
+    PurposeDefinition, PurposeId, SubjectId, Token,
 };
 use format::Receipt;
 use tokens::TokenUse;
@@ -30,25 +32,6 @@ pub struct PreferenceToken {
     pub x: i64,
     /// Issue time, Unix seconds.
     pub t: i64,
-}
-
-/// One question on the page: a purpose, and a channel when the purpose uses channels.
-#[derive(Debug, Clone)]
-pub struct Choice {
-    pub channel: Option<Channel>,
-    /// What the rules answer now for the subject.
-    pub decision: Decision,
-}
-
-impl Choice {
-    /// Set by something the page cannot change (an objection to all marketing, a restriction
-    /// of processing, an objection staff recorded): shown, not offered.
-    pub fn locked(&self) -> bool {
-        matches!(
-            self.decision.reason,
-            Reason::MarketingObjection | Reason::Restricted | Reason::Objection | Reason::SubjectErased
-        )
-    }
 }
 
 /// A purpose a person may say yes or no to (basis consent or legitimate interests).
@@ -70,8 +53,17 @@ pub struct PreferenceState {
     pub marketing_objection: Option<Uuid>,
     pub erased: bool,
     pub preference: Preference,
-    /// The subject's events, newest first.
-    pub history: Vec<Receipt>,
+    /// The person's history (their events and those at their addresses), newest first.
+    pub history: Vec<HistoryEntry>,
+    /// What the answers were read from: the person's facts and addresses.
+    pub(super) person: Person,
+}
+
+impl PreferenceState {
+    /// Every address ever linked to the person (kind, when linked, whether shared).
+    pub fn addresses(&self) -> &[Address] {
+        &self.person.addresses
+    }
 }
 
 /// What a person asked for on the page. Absent entries are left as they are.
@@ -143,6 +135,8 @@ impl Service {
         let facts = proj.facts(controller, projection::TargetKey::Subject(subject))?;
         let erased = facts.iter().any(|f| f.kind == EventType::SubjectErased);
         let marketing_objection = objection_to_all_marketing(&facts, now).map(|f| f.id);
+        let person =
+            Person { subject: subject.clone(), addresses: self.addresses(controller, subject, &facts)?, own: facts };
         let mut sections = Vec::new();
         for pv in proj.purposes(controller)? {
             if !matches!(pv.definition.basis, LawfulBasis::Consent | LawfulBasis::LegitimateInterests) {
@@ -152,17 +146,7 @@ impl Service {
                 .definition
                 .channel_scopes()
                 .into_iter()
-                .map(|channel| {
-                    let q = Question {
-                        target: Target::Subject(subject),
-                        purpose_id: &pv.id,
-                        purpose: &pv.definition,
-                        channel,
-                        recipient: None,
-                        at: now,
-                    };
-                    Choice { channel, decision: decide(&q, &facts) }
-                })
+                .map(|channel| person.choice(&pv.id, &pv.definition, channel, now, &[]))
                 .collect();
             let notice = self.receipt_by_seq(pv.seq)?;
             sections.push(PurposeSection {
@@ -173,17 +157,17 @@ impl Service {
                 choices,
             });
         }
-        let mut history = if facts.is_empty() { Vec::new() } else { self.history(controller, subject, None)? };
+        let mut history = if person.own.is_empty() { Vec::new() } else { self.history(controller, subject, None)? };
         let mut preference = Preference { preferred_channel: None, format: None, language: None };
         for r in &history {
-            if let Some(p) = &r.event.preference {
+            if let Some(p) = &r.receipt.event.preference {
                 preference.preferred_channel = p.preferred_channel.or(preference.preferred_channel);
                 preference.format = p.format.or(preference.format);
                 preference.language = p.language.clone().or(preference.language.take());
             }
         }
         history.reverse();
-        Ok(PreferenceState { sections, marketing_objection, erased, preference, history })
+        Ok(PreferenceState { sections, marketing_objection, erased, preference, history, person })
     }
 
     /// Records what changed between `state` (the page's state, read just now) and `wishes`:
@@ -200,20 +184,30 @@ impl Service {
         if state.erased {
             return Err(ServiceError::Invalid("this person's details were erased".into()));
         }
+        let wished = state.sections.iter().flat_map(|section| {
+            section.choices.iter().filter_map(move |choice| {
+                let yes = *wishes.choices.get(&(section.id.clone(), choice.channel))?;
+                Some((&section.id, &section.definition, choice.channel, yes))
+            })
+        });
+        let notices: BTreeMap<&PurposeId, Uuid> = state.sections.iter().map(|s| (&s.id, s.notice)).collect();
         let mut inputs = Vec::new();
-        for section in &state.sections {
-            for choice in &section.choices {
-                let Some(&yes) = wishes.choices.get(&(section.id.clone(), choice.channel)) else { continue };
-                if choice.locked() || yes == choice.decision.permitted {
-                    continue;
-                }
-                let kind = if yes { EventType::ConsentGranted } else { EventType::ConsentWithdrawn };
-                let mut e = by_subject(kind, subject);
-                e.purpose = Some(section.id.clone());
-                e.channel = choice.channel;
-                e.notice_version = Token::parse(section.notice.to_string()).ok();
-                inputs.push(e);
+        for p in state.person.changes(wished, now) {
+            let mut e = match p.contact {
+                None => by_subject(p.kind, subject),
+                Some(c) => EventInput {
+                    contact: Some(ContactInput::Index(c)),
+                    recorded_by: super::Recorder::TenantPage.token(),
+                    ..EventInput::by_person(p.kind, Method::WebForm)
+                },
+            };
+            if matches!(p.kind, EventType::ConsentGranted | EventType::ConsentWithdrawn) {
+                e.notice_version =
+                    p.purpose.as_ref().and_then(|id| notices.get(id)).and_then(|n| Token::parse(n.to_string()).ok());
             }
+            e.purpose = p.purpose;
+            e.channel = p.channel;
+            inputs.push(e);
         }
         let current = &state.preference;
         let mut pref = |p: Preference| {
@@ -257,7 +251,8 @@ impl Service {
         self.record(controller, vec![by_subject(kind, subject)], now).await
     }
 
-    /// One of the subject's own events, with its receipt; another subject's is not found.
+    /// One event of the person's history (their own, or one recorded against one of their
+    /// addresses while it was linked to them), with its receipt; any other is not found.
     pub fn subject_receipt(
         &self,
         controller: &ControllerId,
@@ -265,9 +260,16 @@ impl Service {
         id: Uuid,
     ) -> Result<Receipt, ServiceError> {
         let r = self.receipt(controller, id)?;
-        if r.event.subject.as_ref() != Some(subject) {
-            return Err(ServiceError::NotFound("event"));
+        if r.event.subject.as_ref() == Some(subject) {
+            return Ok(r);
         }
-        Ok(r)
+        if r.event.subject.is_none() && r.event.contact.is_some() {
+            let own = self.projections().facts(controller, projection::TargetKey::Subject(subject))?;
+            let addresses = self.addresses(controller, subject, &own)?;
+            if addresses.iter().any(|a| a.own_events().any(|f| f.seq == r.seq)) {
+                return Ok(r);
+            }
+        }
+        Err(ServiceError::NotFound("event"))
     }
 }

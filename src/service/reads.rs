@@ -1,4 +1,4 @@
-//! Reads: a subject's permissions and history, the controller's feed, receipts by id.
+//! Reads: a subject's permissions, the controller's feed, receipts by id.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -69,36 +69,6 @@ impl Service {
         Ok((rows, at))
     }
 
-    /// The signed events recorded against a subject, oldest first, optionally as of `at`.
-    pub fn history(
-        &self,
-        controller: &ControllerId,
-        subject: &SubjectId,
-        at: Option<DateTime<Utc>>,
-    ) -> Result<Vec<Receipt>, ServiceError> {
-        Ok(self.history_page(controller, subject, at, 0, usize::MAX)?.0)
-    }
-
-    /// One page of a subject's history: its events with a seq after `after` (and recorded by
-    /// `at`), at most `limit`, oldest first, and whether more follow.
-    pub fn history_page(
-        &self,
-        controller: &ControllerId,
-        subject: &SubjectId,
-        at: Option<DateTime<Utc>>,
-        after: u64,
-        limit: usize,
-    ) -> Result<(Vec<Receipt>, bool), ServiceError> {
-        let facts = self.projections().facts(controller, TargetKey::Subject(subject))?;
-        if facts.is_empty() {
-            return Err(ServiceError::NotFound("subject"));
-        }
-        let mut seqs = facts.iter().filter(|f| f.seq > after && at.is_none_or(|t| f.recorded_at <= t)).map(|f| f.seq);
-        let page: Vec<u64> = seqs.by_ref().take(limit).collect();
-        let more = seqs.next().is_some();
-        Ok((self.receipts(&page, "history")?, more))
-    }
-
     /// The controller's events after `after` in seq order (at most `limit`), and whether more
     /// follow.
     pub fn feed(
@@ -130,7 +100,7 @@ impl Service {
     }
 
     /// Receipts of events a projection named; a missing one is an internal error of `what`.
-    fn receipts(&self, seqs: &[u64], what: &str) -> Result<Vec<Receipt>, ServiceError> {
+    pub(super) fn receipts(&self, seqs: &[u64], what: &str) -> Result<Vec<Receipt>, ServiceError> {
         self.ledger
             .receipts(seqs)?
             .into_iter()

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod access;
+mod addresses;
 mod audit;
 mod backup;
 mod browser;

@@ -22,12 +22,12 @@ async fn catalogue(app: &TestApp) {
     assert_eq!(app.put_purpose(&app.admin, "share:mailing-house", &share).await.status(), StatusCode::OK);
 }
 
-fn guard_of(html: &str) -> String {
+pub(crate) fn guard_of(html: &str) -> String {
     let at = html.find("name=\"csrf\" value=\"").expect("a form guard") + "name=\"csrf\" value=\"".len();
     html[at..].split('"').next().unwrap().to_owned()
 }
 
-async fn get_html(app: &TestApp, url: &str) -> (StatusCode, String) {
+pub(crate) async fn get_html(app: &TestApp, url: &str) -> (StatusCode, String) {
     let resp = app.client.get(url).send().await.unwrap();
     let status = resp.status();
     assert_eq!(resp.headers()["content-type"], "text/html; charset=utf-8");
@@ -36,7 +36,7 @@ async fn get_html(app: &TestApp, url: &str) -> (StatusCode, String) {
     (status, resp.text().await.unwrap())
 }
 
-async fn post_form(app: &TestApp, url: &str, fields: &[(&str, &str)]) -> (StatusCode, String) {
+pub(crate) async fn post_form(app: &TestApp, url: &str, fields: &[(&str, &str)]) -> (StatusCode, String) {
     let resp = app.client.post(url).form(fields).send().await.unwrap();
     (resp.status(), resp.text().await.unwrap())
 }

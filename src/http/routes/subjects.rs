@@ -10,7 +10,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, Kind, Problem};
 use crate::routes::check_request::parse_at;
 use crate::AppState;
-use domain::{Channel, LawfulBasis, PurposeId, Reason, RecipientId, SubjectId};
+use domain::{Channel, ContactKind, LawfulBasis, PurposeId, Reason, RecipientId, SubjectId};
 use service::access::Role;
 use service::Receipt;
 
@@ -45,11 +45,33 @@ pub struct Permissions {
     pub permissions: Vec<PermissionView>,
 }
 
+/// An event recorded against one of the person's addresses while it was linked to them (an
+/// unsubscribe link clicked, a STOP texted), not against the subject.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ViaAddress {
+    /// The kind of address; the address itself is never stored.
+    pub contact_kind: ContactKind,
+    /// The address is linked to someone else as well (a household's shared email).
+    pub shared: bool,
+}
+
+/// One entry of a person's history: the event's signed receipt, and `via` when it was
+/// recorded against one of their addresses.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HistoryEntry {
+    #[serde(flatten)]
+    pub receipt: Receipt,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<ViaAddress>,
+}
+
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct History {
     pub subject: SubjectId,
-    /// The subject's signed events, oldest first (at most `limit` of them).
-    pub events: Vec<Receipt>,
+    /// The person's signed events, oldest first (at most `limit` of them): those recorded
+    /// against the subject and those recorded against one of their addresses while it was
+    /// linked to them.
+    pub events: Vec<HistoryEntry>,
     /// Pass as `after` to get the next page.
     pub next_after: u64,
     /// Whether more events follow.
@@ -121,8 +143,9 @@ pub async fn get_subject_permissions(
     Ok(HttpResponse::Ok().json(Permissions { subject, as_of, permissions }))
 }
 
-/// The subject's signed history, optionally as of a past moment, a page of at most 1000
-/// events at a time.
+/// The person's signed history, optionally as of a past moment, a page of at most 1000
+/// events at a time: the events recorded against the subject and, marked with `via`, those
+/// recorded against one of their addresses while it was linked to them.
 #[utoipa::path(
     get,
     path = "/v1/subjects/{subject}/history",
@@ -162,7 +185,14 @@ pub async fn get_subject_history(
     let (events, has_more) = web::block(move || service.history_page(&controller, &who, at, after, limit))
         .await
         .map_err(|_| ApiError::bare(Kind::Internal))??;
-    let next_after = events.last().map_or(after, |r| r.seq);
+    let next_after = events.last().map_or(after, |e| e.receipt.seq);
+    let events = events
+        .into_iter()
+        .map(|e| HistoryEntry {
+            receipt: e.receipt,
+            via: e.via.map(|v| ViaAddress { contact_kind: v.kind, shared: v.shared }),
+        })
+        .collect();
     Ok(HttpResponse::Ok().json(History { subject, events, next_after, has_more }))
 }
 
