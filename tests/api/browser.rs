@@ -3,7 +3,8 @@
 //! turned off in the browser and a 360 px wide window: a tenant opens their link, turns the
 //! newsletter on by email and off by text message, saves, sees the confirmation, and the API
 //! agrees; "stop all marketing" stops every marketing check; tampered and expired links show
-//! the error page. Screenshots are kept under `target/tmp/browser/` (or `$BROWSER_ARTEFACTS`).
+//! the error page; a STOP texted from the person's phone shows as "no" with why, and "Yes"
+//! saved in the browser lets the number be texted again. Screenshots are kept under `target/tmp/browser/` (or `$BROWSER_ARTEFACTS`).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -299,4 +300,40 @@ async fn a_tenant_changes_their_preferences_in_a_real_browser() {
     browser.goto(&app.url(&format!("/p/{expired}"))).await;
     assert_eq!(browser.title().await, "This link has expired");
     browser.screenshot("06-expired-link").await;
+}
+
+#[tokio::test]
+async fn a_stop_texted_shows_on_the_page_and_yes_in_the_browser_restores_it() {
+    let app = spawn_app().await;
+    app.with_purposes().await;
+    app.record(json!({"type": "consent.granted", "subject": "T-1", "purpose": "newsletter", "actor": staff()})).await;
+    app.record(json!({"type": "contact.linked", "subject": "T-1",
+        "contact": {"channel": "sms", "address": "+447700900123"}, "actor": staff()}))
+        .await;
+    crate::addresses::text_stop(&app).await;
+    let by_phone = [("phone", "+447700900123"), ("purpose", "newsletter"), ("channel", "sms")];
+    assert_eq!(app.check(&by_phone).await["permitted"], false);
+
+    let url = app.preference_link("T-1").await;
+    let browser = Browser::start().await;
+    browser.goto(&url).await;
+    let no = browser.find("input[name=\"newsletter/sms\"][value=\"no\"]").await;
+    assert!(browser.selected(&no).await, "the STOP shows as no");
+    let source = browser.source().await;
+    assert!(source.contains("STOP was texted from it") && source.contains("by a text message STOP"), "{source}");
+    // The note is tied to the question, for screen readers.
+    let fieldset = browser.find("fieldset[aria-describedby]").await;
+    let described = browser.attribute(&fieldset, "aria-describedby").await.unwrap();
+    assert!(browser.source().await.contains(&format!("id=\"{described}\"")));
+    browser.screenshot("07-stopped-by-text-360px").await;
+
+    browser.choose("newsletter/sms", "yes").await;
+    let save = browser.find("button[value=\"save\"]").await;
+    browser.click(&save).await;
+    browser.wait_for_title("Your choices are saved").await;
+    assert!(browser.source().await.contains("Marketing allowed again by text message"));
+    assert_eq!(app.check(&by_phone).await["permitted"], true, "the number may be texted again");
+    browser.goto(&url).await;
+    let yes = browser.find("input[name=\"newsletter/sms\"][value=\"yes\"]").await;
+    assert!(browser.selected(&yes).await);
 }
