@@ -2,7 +2,10 @@
 //! shape that breaks a rule. Messages name no value a client sent (a value may be personal
 //! data), no route and no command.
 
-use super::limits::{MAX_CONSENT_VALID_DAYS, MAX_DESCRIPTION_LEN, MAX_POST_LEN, MAX_RECIPIENTS, MAX_TITLE_LEN};
+use super::limits::{
+    MAX_CONSENT_VALID_DAYS, MAX_DESCRIPTION_LEN, MAX_NOTICE_TEXT, MAX_NOTICE_URL, MAX_NOTICE_VERSION, MAX_POST_LEN,
+    MAX_RECIPIENTS, MAX_TITLE_LEN,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum DomainError {
@@ -35,11 +38,23 @@ pub enum DomainError {
     ValidDays,
     #[error("retention must be between 1 month and 100 years")]
     Retention,
+    // Notices.
+    #[error("version must be 1 to {MAX_NOTICE_VERSION} characters with no control characters")]
+    NoticeVersion,
+    #[error("url must be an http or https URL of at most {MAX_NOTICE_URL} bytes without spaces")]
+    NoticeUrl,
+    #[error("sha256 must be 64 lower-case hex digits")]
+    NoticeHash,
+    #[error("text must be at most {MAX_NOTICE_TEXT} bytes")]
+    NoticeText,
     // Event shapes: the event type and the member, by their names (`EventType::as_str`,
     // `shape::Member::as_str`).
     /// Only the ledger records it, when a purpose is defined or revised.
     #[error("{0} is recorded by the ledger when a purpose is defined")]
     ByPurposeCatalogue(&'static str),
+    /// Only the ledger records it, when a notice is published.
+    #[error("{0} is recorded by the ledger when a notice is published")]
+    ByNoticeCatalogue(&'static str),
     /// Only the ledger records it, when its key is rotated.
     #[error("{0} is recorded by the ledger when its key is rotated")]
     ByKeyRotation(&'static str),

@@ -44,6 +44,9 @@ pub enum EventType {
     /// Recorded by the ledger itself when a purpose is defined or revised.
     #[serde(rename = "purpose.defined")]
     PurposeDefined,
+    /// Recorded by the ledger itself when a controller publishes a notice (`PUT /v1/notices`).
+    #[serde(rename = "notice.published")]
+    NoticePublished,
     /// Recorded by the ledger itself, signed by the retiring key, naming the next key.
     #[serde(rename = "key.rotated")]
     KeyRotated,
@@ -67,6 +70,7 @@ impl EventType {
             EventType::RelationshipStarted => "relationship.started",
             EventType::RelationshipEnded => "relationship.ended",
             EventType::PurposeDefined => "purpose.defined",
+            EventType::NoticePublished => "notice.published",
             EventType::KeyRotated => "key.rotated",
         }
     }

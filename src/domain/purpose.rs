@@ -6,7 +6,7 @@ use super::error::DomainError;
 use serde::{Deserialize, Serialize};
 
 use super::contact::Channel;
-use super::ids::RecipientId;
+use super::ids::{RecipientId, Token};
 
 pub use super::limits::{MAX_CONSENT_VALID_DAYS, MAX_DESCRIPTION_LEN, MAX_RECIPIENTS, MAX_TITLE_LEN};
 
@@ -77,6 +77,10 @@ pub struct PurposeDefinition {
     /// controller has ended (`relationship.ended`); none means the purpose sets no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<Retention>,
+    /// The published notice (`PUT /v1/notices/{id}`) that describes this purpose to people;
+    /// the tenant page shows and links it, and records it as the consent's `notice_version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<Token>,
 }
 
 /// A retention rule: years and months after the subject's relationship ended (e.g. "six years
@@ -182,6 +186,7 @@ mod tests {
             recipients: vec![],
             consent_valid_days: None,
             retention: None,
+            notice: None,
         }
     }
 

@@ -320,6 +320,7 @@ mod tests {
             recipients: vec![],
             consent_valid_days: valid_days,
             retention: None,
+            notice: None,
         }
     }
 

@@ -21,6 +21,8 @@ pub enum RecordedBy {
     Client,
     /// The ledger, when a purpose is defined or revised.
     PurposeCatalogue,
+    /// The ledger, when a notice is published.
+    NoticeCatalogue,
     /// The ledger, when its signing key is rotated.
     KeyRotation,
 }
@@ -103,12 +105,13 @@ impl EventType {
             T::RepresentativeRevoked => Shape { representative: R, ..by_client(R, A, F, F) },
             T::SubjectErased | T::RelationshipStarted | T::RelationshipEnded => by_client(R, F, F, F),
             T::PurposeDefined => Shape { recorded_by: RecordedBy::PurposeCatalogue, ..by_client(F, F, R, F) },
+            T::NoticePublished => Shape { recorded_by: RecordedBy::NoticeCatalogue, ..by_client(F, F, F, F) },
             T::KeyRotated => Shape { recorded_by: RecordedBy::KeyRotation, ..by_client(F, F, F, F) },
         }
     }
 
     /// Every event type.
-    pub const ALL: [EventType; 16] = [
+    pub const ALL: [EventType; 17] = [
         EventType::ConsentGranted,
         EventType::ConsentWithdrawn,
         EventType::ObjectionRaised,
@@ -124,6 +127,7 @@ impl EventType {
         EventType::RelationshipStarted,
         EventType::RelationshipEnded,
         EventType::PurposeDefined,
+        EventType::NoticePublished,
         EventType::KeyRotated,
     ];
 }
@@ -136,6 +140,7 @@ impl Present {
         match shape.recorded_by {
             RecordedBy::Client => {}
             RecordedBy::PurposeCatalogue => return Err(DomainError::ByPurposeCatalogue(kind.as_str())),
+            RecordedBy::NoticeCatalogue => return Err(DomainError::ByNoticeCatalogue(kind.as_str())),
             RecordedBy::KeyRotation => return Err(DomainError::ByKeyRotation(kind.as_str())),
         }
         if !self.subject && !self.contact {

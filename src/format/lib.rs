@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use domain::{
-    Actor, Channel, ContactKind, ControllerId, EventType, Evidence, Fact, LawfulBasis, Method, Preference,
+    Actor, Channel, ContactKind, ControllerId, EventType, Evidence, Fact, LawfulBasis, Method, Notice, Preference,
     PurposeDefinition, PurposeId, RecipientId, Representative, SubjectId, Token,
 };
 
@@ -152,6 +152,9 @@ pub struct EventDoc {
     /// The definition, for `purpose.defined` events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub definition: Option<PurposeDefinition>,
+    /// The notice, for `notice.published` events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<Notice>,
     /// The next signing key in C2SP verifier-key form, for `key.rotated` events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_key: Option<String>,
@@ -188,6 +191,7 @@ impl EventDoc {
             preference: None,
             representative: None,
             definition: None,
+            notice: None,
             next_key: None,
             recorded_by: None,
         }

@@ -170,6 +170,15 @@ impl Application {
                 .service(purposes::put_purpose)
                 .service(purposes::list_purposes)
                 .service(
+                    web::resource("/v1/notices/{notice}")
+                        .name("notice")
+                        .app_data(json(notices::MAX_NOTICE_BODY))
+                        .route(web::put().to(notices::put_notice))
+                        .route(web::get().to(notices::get_notice))
+                        .default_service(web::to(no_route)),
+                )
+                .service(notices::list_notices)
+                .service(
                     web::resource("/v1/events/batch")
                         .name("create_events_batch")
                         .app_data(json(events::MAX_BATCH_BODY))
@@ -210,6 +219,7 @@ impl Application {
                 .service(preference_page::post_page)
                 .service(preference_page::get_receipt)
                 .service(preference_page::get_receipt_json)
+                .service(preference_page::get_notice)
                 .default_service(web::to(no_route))
         })
         .listen(listener)?;

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::pages::escape;
 use domain::{ActorKind, Channel, ContactKind, EventType, Format, Method, PurposeId, Reason};
-use service::{short_ref, AddressNote, EventDoc, HistoryEntry, Receipt, Via};
+use service::{short_ref, AddressNote, EventDoc, HistoryEntry, NoticeVersion, Receipt, Via};
 use service::{PreferenceState, PurposeSection};
 
 /// Languages offered on the page (BCP 47 tag, name in that language): those most asked for
@@ -151,6 +151,10 @@ pub fn describe(e: &EventDoc, titles: &HashMap<PurposeId, String>) -> String {
         EventType::RelationshipStarted => "Your tenancy or membership began again".into(),
         EventType::RelationshipEnded => "Your tenancy or membership ended".into(),
         EventType::PurposeDefined => format!("{t} described"),
+        EventType::NoticePublished => match &e.notice {
+            Some(n) => format!("Notice “{}” (version {}) published", escape(&n.title), escape(&n.version)),
+            None => "A notice was published".into(),
+        },
         EventType::KeyRotated => "The ledger's signing key changed".into(),
     }
 }
@@ -239,7 +243,34 @@ pub fn field_name(purpose: &PurposeId, channel: Option<Channel>) -> String {
     format!("{}/{}", purpose.as_str(), channel.map(Channel::as_str).unwrap_or("all"))
 }
 
-fn section_html(i: usize, s: &PurposeSection) -> String {
+/// What the person was told about a purpose: the notice it names (linked: the ledger's copy
+/// when it holds the text, else where the notice is published), or its description above.
+fn told_html(s: &PurposeSection, token: &str) -> String {
+    let Some(nv) = &s.notice else {
+        return format!(
+            "<p class=\"hint\">What we told you about this: the description above, of {} (reference {}).</p>",
+            day(s.described_at),
+            short_ref(&s.described)
+        );
+    };
+    let n = &nv.notice;
+    let href = match (&n.text, &n.url) {
+        (Some(_), _) => Some(format!("/p/{}/notices/{}", escape(token), escape(n.id.as_str()))),
+        (None, Some(url)) => Some(escape(url)),
+        (None, None) => None,
+    };
+    let title = match href {
+        Some(href) => format!("<a href=\"{href}\">{}</a>", escape(&n.title)),
+        None => escape(&n.title),
+    };
+    format!(
+        "<p class=\"hint\">What we told you about this: our notice {title}, version {}, published {}.</p>",
+        escape(&n.version),
+        day(nv.recorded_at)
+    )
+}
+
+fn section_html(i: usize, s: &PurposeSection, token: &str) -> String {
     let mut h = String::new();
     let _ = write!(
         h,
@@ -249,12 +280,7 @@ fn section_html(i: usize, s: &PurposeSection) -> String {
     if let Some(d) = &s.definition.description {
         let _ = write!(h, "<p>{}</p>", escape(d));
     }
-    let _ = write!(
-        h,
-        "<p class=\"hint\">What we told you about this: the description of {} (reference {}).</p>",
-        day(s.notice_date),
-        short_ref(&s.notice)
-    );
+    h.push_str(&told_html(s, token));
     for (j, c) in s.choices.iter().enumerate() {
         let name = field_name(&s.id, c.channel);
         let legend = match c.channel {
@@ -312,7 +338,7 @@ Allow marketing again</button></form></div>",
         h.push_str("<p>There is nothing for you to choose at the moment.</p>");
     }
     for (i, s) in state.sections.iter().enumerate() {
-        h.push_str(&section_html(i, s));
+        h.push_str(&section_html(i, s, token));
     }
     h.push_str("<h2>How we contact you</h2>");
     let p = &state.preference;
@@ -430,8 +456,47 @@ pub fn confirmation(changes: &[Receipt], titles: &HashMap<PurposeId, String>, to
     h
 }
 
-/// A receipt for people: what, when, how, and the signed document to download.
-pub fn receipt_page(r: &Receipt, titles: &HashMap<PurposeId, String>, token: &str) -> String {
+/// A published notice for people: its title, version, date and hash, and its text (when the
+/// ledger holds it) or where it is published.
+pub fn notice_page(nv: &NoticeVersion, token: &str) -> String {
+    let n = &nv.notice;
+    let mut h = String::new();
+    let _ = write!(h, "<p>Version {}, published {}.</p>", escape(&n.version), day(nv.recorded_at));
+    match &n.text {
+        Some(text) => {
+            h.push_str("<article class=\"notice-text\">");
+            for para in text.split("\n\n").map(str::trim).filter(|p| !p.is_empty()) {
+                let lines: Vec<String> = para.lines().map(escape).collect();
+                let _ = write!(h, "<p>{}</p>", lines.join("<br>"));
+            }
+            h.push_str("</article>");
+        }
+        None => {
+            if let Some(url) = &n.url {
+                let _ = write!(h, "<p><a href=\"{u}\">Read the notice</a> where it is published.</p>", u = escape(url));
+            }
+        }
+    }
+    let _ = write!(
+        h,
+        "<p class=\"hint\">The SHA-256 of this notice's exact text is <code class=\"hash\">{}</code>. It is signed \
+into our ledger (reference {}), so anyone can check that this is the wording you were shown.</p>\
+<p><a href=\"/p/{t}\">Back to your choices</a></p>",
+        escape(&n.sha256),
+        short_ref(&nv.event),
+        t = escape(token)
+    );
+    h
+}
+
+/// A receipt for people: what, when, how, the notice they were shown, and the signed
+/// document to download.
+pub fn receipt_page(
+    r: &Receipt,
+    titles: &HashMap<PurposeId, String>,
+    token: &str,
+    notice: Option<&NoticeVersion>,
+) -> String {
     let e = &r.event;
     let mut h = String::new();
     let _ = write!(
@@ -441,7 +506,7 @@ pub fn receipt_page(r: &Receipt, titles: &HashMap<PurposeId, String>, token: &st
 <dt>Recorded in the ledger</dt><dd>{recorded} (entry {seq})</dd>\
 <dt>How</dt><dd>{how}, {who}</dd>\
 <dt>Reference</dt><dd>{short}</dd>\
-<dt>Signed with key</dt><dd><code>{key}</code></dd></dl>",
+<dt>Signed with key</dt><dd><code>{key}</code></dd>{notice}</dl>",
         what = describe(e, titles),
         occurred = when(e.occurred_at),
         recorded = when(e.recorded_at),
@@ -450,6 +515,14 @@ pub fn receipt_page(r: &Receipt, titles: &HashMap<PurposeId, String>, token: &st
         who = actor_words(e.actor.kind),
         short = short_ref(&e.id),
         key = escape(&r.key_id),
+        notice = notice
+            .map(|nv| format!(
+                "<dt>The notice you were shown</dt><dd>“{}”, version {} (SHA-256 <code class=\"hash\">{}</code>)</dd>",
+                escape(&nv.notice.title),
+                escape(&nv.notice.version),
+                escape(&nv.notice.sha256)
+            ))
+            .unwrap_or_default(),
     );
     let _ = write!(
         h,

@@ -12,7 +12,7 @@ use std::sync::{Arc, RwLock};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use domain::{ControllerId, EventType, Fact, PurposeDefinition, PurposeId, SubjectId};
+use domain::{ControllerId, EventType, Fact, Notice, PurposeDefinition, PurposeId, SubjectId, Token};
 use format::EventDoc;
 use store::{Cf, Store, StoreError};
 
@@ -71,6 +71,24 @@ pub fn purpose_prefix(controller: &ControllerId, purpose: &PurposeId) -> Vec<u8>
     k
 }
 
+/// `controller 0x00 notice 0x00`: the prefix of a notice's rows in `notices` (the seq of each
+/// publication follows; the first holds, see [`Projections::notice`]).
+pub fn notice_prefix(controller: &ControllerId, notice: &Token) -> Vec<u8> {
+    let mut k = controller_prefix(controller);
+    k.extend_from_slice(notice.as_str().as_bytes());
+    k.push(0);
+    k
+}
+
+/// A published notice as the catalogue keeps it: the notice and its `notice.published` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoticeVersion {
+    pub seq: u64,
+    pub event: uuid::Uuid,
+    pub recorded_at: DateTime<Utc>,
+    pub notice: Notice,
+}
+
 /// One version of a purpose as the catalogue keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PurposeVersion {
@@ -106,6 +124,12 @@ pub fn project(doc: &EventDoc) -> Result<Vec<Row>, ProjectionError> {
         k.extend_from_slice(&seq_key(doc.seq));
         let v = PurposeVersion { id: p.clone(), seq: doc.seq, recorded_at: doc.recorded_at, definition: def.clone() };
         rows.push((Cf::Purposes, k, serde_json::to_vec(&v).map_err(|_| ProjectionError::Unserialisable(doc.seq))?));
+    }
+    if let (EventType::NoticePublished, Some(n)) = (doc.kind, &doc.notice) {
+        let mut k = notice_prefix(controller, &n.id);
+        k.extend_from_slice(&seq_key(doc.seq));
+        let v = NoticeVersion { seq: doc.seq, event: doc.id, recorded_at: doc.recorded_at, notice: n.clone() };
+        rows.push((Cf::Notices, k, serde_json::to_vec(&v).map_err(|_| ProjectionError::Unserialisable(doc.seq))?));
     }
     Ok(rows)
 }
@@ -382,6 +406,27 @@ impl<'a> Projections<'a> {
                 Ok(found)
             }
         }
+    }
+
+    /// A published notice of a controller. A notice's wording never changes: should an id
+    /// ever be published twice (two nodes at once), the first publication holds.
+    pub fn notice(&self, controller: &ControllerId, id: &Token) -> Result<Option<NoticeVersion>, ProjectionError> {
+        match self.store.scan_prefix(Cf::Notices, &notice_prefix(controller, id))?.into_iter().next() {
+            Some((_, v)) => Ok(Some(serde_json::from_slice(&v).map_err(|_| ProjectionError::Corrupt)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every notice a controller published, in id order.
+    pub fn notices(&self, controller: &ControllerId) -> Result<Vec<NoticeVersion>, ProjectionError> {
+        let mut out: Vec<NoticeVersion> = Vec::new();
+        for (_, v) in self.store.scan_prefix(Cf::Notices, &controller_prefix(controller))? {
+            let nv: NoticeVersion = serde_json::from_slice(&v).map_err(|_| ProjectionError::Corrupt)?;
+            if out.last().is_none_or(|last| last.notice.id != nv.notice.id) {
+                out.push(nv);
+            }
+        }
+        Ok(out)
     }
 
     /// The current version of every purpose of a controller, in id order.

@@ -24,6 +24,7 @@ mod choices;
 pub mod import;
 mod links;
 mod log;
+mod notices;
 mod preferences;
 mod reads;
 mod record;
@@ -37,6 +38,7 @@ pub use check::{CheckAnswer, CheckInput, CheckOutcome, CheckQuery, CheckTarget};
 pub use choices::{AddressNote, Choice};
 pub use links::UnsubscribeToken;
 pub use log::{BackupMade, InclusionBy, InclusionProof, KeyInfo, ReceiptBundle};
+pub use notices::{text_sha256, NoticeRequest, Published};
 pub use preferences::{PreferenceState, PreferenceToken, PurposeSection, Wishes, DEFAULT_LINK_DAYS, MAX_LINK_DAYS};
 pub use reads::PermissionRow;
 pub use record::{ContactInput, ContactRequest, EventInput, Recorded, Recorder, MAX_CLOCK_SKEW, MAX_EVENTS_AT_ONCE};
@@ -47,7 +49,7 @@ pub use suppress::{Suppressed, SuppressionList};
 /// event document, a contact point by blind index) and the export's lines.
 pub use format::{short_ref, ContactRef, EventDoc, Receipt, SignedDecision};
 /// A purpose version of the catalogue, as `GET /v1/purposes` lists them.
-pub use projection::PurposeVersion;
+pub use projection::{NoticeVersion, PurposeVersion};
 
 use std::sync::Arc;
 

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::addresses::{Address, HistoryEntry};
 use super::choices::{Choice, Person};
-use super::{ContactInput, EventInput, Service, ServiceError};
+use super::{ContactInput, EventInput, NoticeVersion, Service, ServiceError};
 use domain::{
     objection_to_all_marketing, Channel, ControllerId, EventType, Format, LawfulBasis, Method, Preference,
     PurposeDefinition, PurposeId, SubjectId, Token,
@@ -39,9 +39,12 @@ pub struct PreferenceToken {
 pub struct PurposeSection {
     pub id: PurposeId,
     pub definition: PurposeDefinition,
-    /// The `purpose.defined` event whose wording the person is shown (the notice version).
-    pub notice: Uuid,
-    pub notice_date: DateTime<Utc>,
+    /// The `purpose.defined` event whose wording the person is shown, and when it was recorded.
+    pub described: Uuid,
+    pub described_at: DateTime<Utc>,
+    /// The published notice the purpose names, if any: shown and linked on the page, and
+    /// recorded as the `notice_version` of what the person says.
+    pub notice: Option<NoticeVersion>,
     pub choices: Vec<Choice>,
 }
 
@@ -148,11 +151,16 @@ impl Service {
                 .into_iter()
                 .map(|channel| person.choice(&pv.id, &pv.definition, channel, now, &[]))
                 .collect();
-            let notice = self.receipt_by_seq(pv.seq)?;
+            let described = self.receipt_by_seq(pv.seq)?;
+            let notice = match &pv.definition.notice {
+                Some(id) => proj.notice(controller, id)?,
+                None => None,
+            };
             sections.push(PurposeSection {
                 id: pv.id,
-                notice: notice.event.id,
-                notice_date: pv.recorded_at,
+                described: described.event.id,
+                described_at: pv.recorded_at,
+                notice,
                 definition: pv.definition,
                 choices,
             });
@@ -190,7 +198,8 @@ impl Service {
                 Some((&section.id, &section.definition, choice.channel, yes))
             })
         });
-        let notices: BTreeMap<&PurposeId, Uuid> = state.sections.iter().map(|s| (&s.id, s.notice)).collect();
+        let notices: BTreeMap<&PurposeId, &Token> =
+            state.sections.iter().filter_map(|s| Some((&s.id, &s.notice.as_ref()?.notice.id))).collect();
         let mut inputs = Vec::new();
         for p in state.person.changes(wished, now) {
             let mut e = match p.contact {
@@ -202,8 +211,7 @@ impl Service {
                 },
             };
             if matches!(p.kind, EventType::ConsentGranted | EventType::ConsentWithdrawn) {
-                e.notice_version =
-                    p.purpose.as_ref().and_then(|id| notices.get(id)).and_then(|n| Token::parse(n.to_string()).ok());
+                e.notice_version = p.purpose.as_ref().and_then(|id| notices.get(id)).map(|n| (*n).clone());
             }
             e.purpose = p.purpose;
             e.channel = p.channel;

@@ -211,6 +211,7 @@ impl Service {
         let definition = definition.validated().map_err(|e| invalid(e.to_string()))?;
         // On a database ledger another node may have defined it a moment ago.
         self.ledger.catch_up().await?;
+        self.check_notice(controller, definition.notice.as_ref(), "notice")?;
         if let Some(current) = self.current_purpose(controller, &purpose)? {
             if current.definition == definition {
                 // Nothing changed: answer with the receipt of the version in force.
@@ -369,6 +370,7 @@ impl Service {
             _ => {}
         }
         self.check_representation(controller, &e, e.occurred_at.map(to_micros).unwrap_or(now))?;
+        self.check_notice(controller, e.notice_version.as_ref(), "notice_version")?;
         if let Some(ev) = &e.evidence {
             if ev.sha256.as_deref().is_some_and(|h| !domain::event::is_sha256_hex(h)) {
                 return Err(invalid("evidence.sha256 must be 64 lower-case hex digits"));
@@ -419,6 +421,7 @@ impl Service {
             preference: e.preference,
             representative: e.representative,
             definition: None,
+            notice: None,
             next_key: None,
             recorded_by: e.recorded_by,
         };

@@ -26,6 +26,9 @@ pub enum Cf {
     Facts,
     /// Projection: controller / purpose / seq -> purpose version.
     Purposes,
+    /// Projection: controller / notice id -> the notice and the seq of its
+    /// `notice.published` event (a notice's wording never changes, so one row each).
+    Notices,
     /// Projection: controller / seq -> (). The controller's events in order, for the feed.
     Feed,
     /// Merkle tree: level ‖ index -> hash of each complete subtree (RFC 6962).
@@ -37,8 +40,17 @@ pub enum Cf {
 }
 
 impl Cf {
-    pub const ALL: [Cf; 8] =
-        [Cf::Events, Cf::EventIds, Cf::Facts, Cf::Purposes, Cf::Feed, Cf::Merkle, Cf::Checkpoints, Cf::Meta];
+    pub const ALL: [Cf; 9] = [
+        Cf::Events,
+        Cf::EventIds,
+        Cf::Facts,
+        Cf::Purposes,
+        Cf::Notices,
+        Cf::Feed,
+        Cf::Merkle,
+        Cf::Checkpoints,
+        Cf::Meta,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -46,6 +58,7 @@ impl Cf {
             Cf::EventIds => "event_ids",
             Cf::Facts => "facts",
             Cf::Purposes => "purposes",
+            Cf::Notices => "notices",
             Cf::Feed => "feed",
             Cf::Merkle => "merkle",
             Cf::Checkpoints => "checkpoints",
@@ -54,7 +67,7 @@ impl Cf {
     }
 
     /// Column families derived from the log, which `verify` rebuilds and compares.
-    pub const PROJECTIONS: [Cf; 5] = [Cf::EventIds, Cf::Facts, Cf::Purposes, Cf::Feed, Cf::Merkle];
+    pub const PROJECTIONS: [Cf; 6] = [Cf::EventIds, Cf::Facts, Cf::Purposes, Cf::Notices, Cf::Feed, Cf::Merkle];
 
     /// Whether the projection's rows grow by appending (see [`Batch::append`]).
     pub fn appends(self) -> bool {

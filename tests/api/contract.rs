@@ -35,7 +35,9 @@ fn assert_valid(v: &jsonschema::Validator, doc: &Value) {
 async fn real_receipts_and_events_validate_against_the_schemas() {
     let app = spawn_app().await;
     app.with_purposes().await;
+    let notice = app.with_notice("v3").await;
     let receipts = vec![
+        notice,
         app.record(json!({"type": "consent.granted", "subject": "T-1", "purpose": "newsletter", "channel": "email",
                           "occurred_at": "2026-11-01T10:00:00Z", "expires_at": "2028-11-01T10:00:00Z",
                           "method": "paper_form", "actor": staff(), "notice_version": "v3",
@@ -60,14 +62,14 @@ async fn real_receipts_and_events_validate_against_the_schemas() {
     }
     // The purpose definitions are signed events too.
     let history: Value =
-        app.get_event(&app.audit, receipts[0]["event"]["id"].as_str().expect("id")).await.json().await.expect("json");
+        app.get_event(&app.audit, receipts[1]["event"]["id"].as_str().expect("id")).await.json().await.expect("json");
     assert_valid(&receipt_schema, &history);
 
     // A document with an extra field or a missing signature is not a receipt.
-    let mut extra = receipts[0].clone();
+    let mut extra = receipts[1].clone();
     extra["event"]["name"] = json!("Jane");
     assert!(!receipt_schema.is_valid(&extra));
-    let mut missing = receipts[0].clone();
+    let mut missing = receipts[1].clone();
     missing.as_object_mut().expect("object").remove("signature");
     assert!(!receipt_schema.is_valid(&missing));
 }

@@ -164,6 +164,19 @@ impl TestApp {
         assert_eq!(self.put_purpose(&self.admin, "repairs-updates", &repairs()).await.status(), StatusCode::OK);
     }
 
+    pub async fn put_notice(&self, key: &str, id: &str, body: &Value) -> Response {
+        self.client.put(self.url(&format!("/v1/notices/{id}"))).bearer_auth(key).json(body).send().await.expect("send")
+    }
+
+    /// Publishes notice `id` with a short text of its own; answers its receipt.
+    pub async fn with_notice(&self, id: &str) -> Value {
+        let body = serde_json::json!({"version": "1", "title": "How we use your information",
+            "url": "https://example.org/privacy", "text": format!("Privacy notice {id}.\n\nWe use your details to...")});
+        let resp = self.put_notice(&self.admin, id, &body).await;
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        resp.json().await.expect("json")
+    }
+
     pub async fn post_event(&self, key: &str, body: &Value) -> Response {
         self.client.post(self.url("/v1/events")).bearer_auth(key).json(body).send().await.expect("send")
     }

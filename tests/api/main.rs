@@ -19,6 +19,7 @@ mod log;
 mod mailing;
 mod metrics;
 mod model;
+mod notices;
 mod postgres;
 mod preferences;
 mod representatives;

@@ -13,6 +13,7 @@ fn ids(v: &Value) -> Vec<String> {
 async fn newsletter_by_email_then_withdrawal_then_as_of() {
     let app = spawn_app().await;
     app.with_purposes().await;
+    app.with_notice("privacy-2026-04").await;
 
     let grant = app
         .record(json!({

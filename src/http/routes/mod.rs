@@ -12,6 +12,7 @@ pub mod imports;
 pub mod inbound;
 pub mod keys;
 pub mod log;
+pub mod notices;
 pub mod preference_page;
 pub mod purposes;
 pub mod retention;

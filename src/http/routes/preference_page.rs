@@ -306,8 +306,29 @@ pub async fn get_receipt(state: web::Data<AppState>, path: web::Path<(String, St
         Err(refusal) => return refusal.page(),
     };
     match receipt_of(&state, &link, &id) {
-        Ok(r) => page(StatusCode::OK, "Receipt", &html::receipt_page(&r, &titles(&state, &link), &token)),
+        Ok(r) => {
+            let notice = r.event.notice_version.as_ref().and_then(|n| state.service.notice(&link.c, n).ok());
+            page(StatusCode::OK, "Receipt", &html::receipt_page(&r, &titles(&state, &link), &token, notice.as_ref()))
+        }
         Err(refusal) => refusal.page(),
+    }
+}
+
+/// A notice of the person's controller, to read: its text when the ledger holds it.
+#[get("/p/{token}/notices/{notice}")]
+pub async fn get_notice(state: web::Data<AppState>, path: web::Path<(String, String)>) -> HttpResponse {
+    let (token, id) = path.into_inner();
+    let link = match open(&state, &token) {
+        Ok(l) => l,
+        Err(refusal) => return refusal.page(),
+    };
+    let not_found =
+        || page(StatusCode::NOT_FOUND, "Notice not found", "<p>We have published no notice with this reference.</p>");
+    let Ok(id) = domain::Token::parse(id) else { return not_found() };
+    match state.service.notice(&link.c, &id) {
+        Ok(nv) => page(StatusCode::OK, &nv.notice.title.clone(), &html::notice_page(&nv, &token)),
+        Err(ServiceError::NotFound(_)) => not_found(),
+        Err(e) => unavailable(&e),
     }
 }
 

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::auth::Caller;
 use crate::error::{ApiError, Kind};
 use crate::AppState;
-use domain::{Channel, LawfulBasis, PurposeDefinition, PurposeId, RecipientId, Retention};
+use domain::{Channel, LawfulBasis, PurposeDefinition, PurposeId, RecipientId, Retention, Token};
 use service::access::Role;
 use service::{PurposeVersion, Recorder};
 
@@ -29,6 +29,9 @@ pub struct PurposeView {
     pub consent_valid_days: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention: Option<Retention>,
+    /// The published notice that describes the purpose.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notice: Option<Token>,
     /// Seq of the `purpose.defined` event of this version.
     pub version_seq: u64,
     pub defined_at: DateTime<Utc>,
@@ -45,6 +48,7 @@ impl From<PurposeVersion> for PurposeView {
             recipients,
             consent_valid_days,
             retention,
+            notice,
         } = v.definition;
         Self {
             id: v.id,
@@ -56,6 +60,7 @@ impl From<PurposeVersion> for PurposeView {
             recipients,
             consent_valid_days,
             retention,
+            notice,
             version_seq: v.seq,
             defined_at: v.recorded_at,
         }
