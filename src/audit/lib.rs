@@ -7,6 +7,10 @@
 //! signature-checked on every core, then folded into the tree in order on one thread, which
 //! also follows key rotations.
 
+pub mod access;
+
+pub use access::{verify_access, AccessReport};
+
 use std::collections::BTreeMap;
 use std::io::BufRead;
 

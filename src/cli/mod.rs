@@ -1,5 +1,5 @@
 //! The command line: `serve`, `init`, `migrate`, `apikey`, `verify`, `keys`, `export`,
-//! `rebuild`, `backup`, `sms`, `import`, `retention` and `generate`.
+//! `rebuild`, `backup`, `sms`, `import`, `retention`, `subject-access` and `generate`.
 //! One file per command.
 
 pub mod apikey;
@@ -14,6 +14,7 @@ pub mod rebuild;
 pub mod retention;
 pub mod serve;
 pub mod sms;
+pub mod subject_access;
 pub mod verify;
 
 use std::path::PathBuf;
@@ -114,6 +115,9 @@ pub enum Command {
         #[command(subcommand)]
         command: retention::RetentionCommand,
     },
+    /// One person's whole record for a subject access request: a signed bundle with proofs
+    /// (access.json) and a plain-English report (report.html), from a stopped ledger.
+    SubjectAccess(subject_access::SubjectAccessArgs),
     /// Configure SMS providers (a controller's Twilio auth token).
     Sms {
         #[command(subcommand)]
@@ -143,6 +147,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sms { command } => sms::run(command),
         Command::Import(args) => import::run(args),
         Command::Retention { command } => retention::run(command),
+        Command::SubjectAccess(args) => subject_access::run(args),
     }
 }
 

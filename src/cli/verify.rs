@@ -25,28 +25,53 @@ pub struct VerifyArgs {
     /// Verify this export file (from `consent-ledger export`) instead of a data directory.
     #[arg(long)]
     pub export: Option<PathBuf>,
+    /// Verify this subject access bundle (`access.json`, from `consent-ledger subject-access`
+    /// or `GET /v1/subjects/{s}/access-report`) instead of a data directory.
+    #[arg(long, conflicts_with = "export")]
+    pub access: Option<PathBuf>,
     /// An older signed checkpoint you kept; the export must be consistent with it.
     #[arg(long, requires = "export")]
     pub checkpoint: Option<PathBuf>,
     /// A verifier key (C2SP `name+id+base64`) you trust, e.g. from `GET /v1/keys`; repeat for
-    /// several. Without it, the export's own keys are used.
-    #[arg(long = "key", requires = "export")]
+    /// several. Without it, the file's own keys are used.
+    #[arg(long = "key")]
     pub keys: Vec<String>,
 }
 
 pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    match &args.export {
-        Some(path) => verify_export(path, &args),
-        None => verify_store(&args),
+    match (&args.export, &args.access) {
+        (Some(path), _) => verify_export(path, &args),
+        (None, Some(path)) => verify_access_bundle(path, &args),
+        (None, None) => verify_store(&args),
+    }
+}
+
+fn trusted_keys(args: &VerifyArgs) -> anyhow::Result<Vec<Ed25519Verifier>> {
+    args.keys
+        .iter()
+        .map(|k| Ed25519Verifier::from_vkey(k).with_context(|| "--key is not a C2SP Ed25519 verifier key"))
+        .collect()
+}
+
+fn verify_access_bundle(path: &PathBuf, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    match crate::audit::verify_access(&text, &trusted_keys(args)?) {
+        Ok(r) => {
+            println!(
+                "ok: the bundle's signature, {} event(s) and {} notice(s) verify, each in the log at the checkpoint of size {}",
+                r.events, r.notices, r.tree_size
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("FAILED: {e}");
+            Ok(ExitCode::FAILURE)
+        }
     }
 }
 
 fn verify_export(path: &PathBuf, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
-    let keys = args
-        .keys
-        .iter()
-        .map(|k| Ed25519Verifier::from_vkey(k).with_context(|| "--key is not a C2SP Ed25519 verifier key"))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let keys = trusted_keys(args)?;
     let kept = match &args.checkpoint {
         Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?),
         None => None,

@@ -6,6 +6,7 @@
 //! ids and contact points appear only as blind indexes. Once written, a field never changes
 //! meaning; a new meaning gets a new format version `v`.
 
+pub mod access;
 pub mod export;
 
 use base64::engine::general_purpose::STANDARD as B64;

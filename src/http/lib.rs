@@ -1,6 +1,7 @@
 //! The HTTP JSON API (actix-web): application start-up, shared state and routing. The only
 //! module that imports actix.
 
+pub mod access_report;
 pub mod auth;
 pub mod error;
 mod methods;
@@ -215,6 +216,7 @@ impl Application {
                 .service(subjects::get_subject_permissions)
                 .service(subjects::get_subject_history)
                 .service(subjects::create_preference_link)
+                .service(subjects::get_subject_access_report)
                 .service(preference_page::get_page)
                 .service(preference_page::post_page)
                 .service(preference_page::get_receipt)

@@ -47,6 +47,7 @@ Errors are RFC 9457 application/problem+json with a stable `type` per kind.",
         routes::subjects::get_subject_permissions,
         routes::subjects::get_subject_history,
         routes::subjects::create_preference_link,
+        routes::subjects::get_subject_access_report,
         routes::keys::list_keys,
         routes::log::get_checkpoint,
         routes::log::get_inclusion_proof,
@@ -162,6 +163,7 @@ pub fn json_schemas() -> Vec<(&'static str, String)> {
         ("event.schema.json", "EventDoc", "A signed consent-ledger event (format v1)"),
         ("receipt.schema.json", "Receipt", "A consent-ledger receipt"),
         ("decision.schema.json", "SignedDecision", "A signed consent-ledger check decision"),
+        ("access.schema.json", "SignedAccessBundle", "A signed consent-ledger subject access bundle"),
     ]
     .into_iter()
     .map(|(file, root, title)| {

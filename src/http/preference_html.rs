@@ -79,7 +79,7 @@ fn language_words(tag: &str) -> String {
     LANGUAGES.iter().find(|(t, _)| *t == tag).map(|(_, n)| (*n).to_owned()).unwrap_or_else(|| tag.to_owned())
 }
 
-fn method_words(m: Method) -> &'static str {
+pub(crate) fn method_words(m: Method) -> &'static str {
     match m {
         Method::WebForm => "On the web page",
         Method::PaperForm => "On a paper form",
@@ -92,7 +92,7 @@ fn method_words(m: Method) -> &'static str {
     }
 }
 
-fn actor_words(a: ActorKind) -> &'static str {
+pub(crate) fn actor_words(a: ActorKind) -> &'static str {
     match a {
         ActorKind::Subject => "by you",
         ActorKind::Staff => "by a member of staff",
@@ -106,7 +106,7 @@ pub fn when(t: DateTime<Utc>) -> String {
     t.format("%-d %B %Y at %H:%M UTC").to_string()
 }
 
-fn day(t: DateTime<Utc>) -> String {
+pub(crate) fn day(t: DateTime<Utc>) -> String {
     t.format("%-d %B %Y").to_string()
 }
 
@@ -168,7 +168,7 @@ fn receipt_link(token: &str, r: &Receipt) -> String {
     )
 }
 
-fn address_words(kind: ContactKind) -> &'static str {
+pub(crate) fn address_words(kind: ContactKind) -> &'static str {
     match kind {
         ContactKind::Email => "your email address",
         ContactKind::Tel => "your phone number",

@@ -161,19 +161,31 @@ impl Service {
     pub async fn receipt_bundle(&self, controller: &ControllerId, id: Uuid) -> Result<ReceiptBundle, ServiceError> {
         let receipt = self.receipt(controller, id)?;
         let internal = |e: ServiceError| ServiceError::Internal(e.to_string());
-        let deadline = Instant::now() + self.ledger.checkpoint_interval() * 2 + Duration::from_millis(200);
-        let (tree_size, checkpoint) = loop {
-            match self.latest_checkpoint().map_err(internal)? {
-                Some((size, note)) if size >= receipt.seq => break (size, note),
-                _ if Instant::now() >= deadline => {
-                    return Err(ServiceError::NotYet("no checkpoint covers this event yet; retry shortly"))
-                }
-                _ => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
-        };
+        let (tree_size, checkpoint) = self.covering_checkpoint(receipt.seq).await?;
         let inclusion_proof =
             self.ledger.inclusion_proof(receipt.leaf_index, tree_size).map_err(|e| internal(e.into()))?;
         Ok(ReceiptBundle { receipt, checkpoint, tree_size, inclusion_proof, vkey: self.ledger.verifier().vkey() })
+    }
+
+    /// The latest signed checkpoint once it covers `seq`: one covering a new event is signed
+    /// within one interval; this waits up to two. Answers its size and signed note.
+    pub(super) async fn covering_checkpoint(&self, seq: u64) -> Result<(u64, String), ServiceError> {
+        let internal = |e: ServiceError| ServiceError::Internal(e.to_string());
+        let deadline = Instant::now() + self.ledger.checkpoint_interval() * 2 + Duration::from_millis(200);
+        loop {
+            match self.latest_checkpoint().map_err(internal)? {
+                Some((size, note)) if size >= seq => return Ok((size, note)),
+                _ if Instant::now() >= deadline => {
+                    return Err(ServiceError::NotYet("no checkpoint covers these events yet; retry shortly"))
+                }
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    }
+
+    /// An inclusion proof of a leaf at `tree_size`, as hashes.
+    pub(super) fn proof_at(&self, leaf_index: u64, tree_size: u64) -> Result<Vec<Hash>, ServiceError> {
+        Ok(self.ledger.inclusion_proof(leaf_index, tree_size)?)
     }
 
     /// The public keys that sign events, newest first, each with the seqs it signed.

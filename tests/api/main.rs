@@ -27,5 +27,6 @@ mod robustness;
 mod rotation;
 mod scenario;
 mod schemathesis;
+mod subject_access;
 mod tamper;
 mod validation;

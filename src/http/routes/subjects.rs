@@ -1,5 +1,6 @@
-//! `GET /v1/subjects/{subject}/permissions`, `GET /v1/subjects/{subject}/history` and
-//! `POST /v1/subjects/{subject}/preference-links`.
+//! `GET /v1/subjects/{subject}/permissions`, `GET /v1/subjects/{subject}/history`,
+//! `POST /v1/subjects/{subject}/preference-links` and
+//! `GET /v1/subjects/{subject}/access-report`.
 
 use actix_web::{get, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -251,4 +252,53 @@ pub async fn create_preference_link(
     let (token, expires_at) = state.service.preference_link(&p.controller, &subject, days, Utc::now())?;
     let url = format!("{}/p/{token}", state.public_url);
     Ok(HttpResponse::Created().json(PreferenceLink { url, token, expires_at }))
+}
+
+/// A subject access bundle: the person's whole record (their events and those at their
+/// addresses while linked, the notices they were shown), each event with its receipt and an
+/// inclusion proof to one signed checkpoint, the keys, their addresses by kind and dates,
+/// and what is permitted now, all signed by the ledger (see docs/FORMAT.md). With
+/// `Accept: text/html`, the plain-English report of the same bundle, which prints well.
+#[utoipa::path(
+    get,
+    path = "/v1/subjects/{subject}/access-report",
+    tag = "subjects",
+    operation_id = "get_subject_access_report",
+    params(("subject" = SubjectId, Path, description = "Subject id")),
+    responses(
+        (status = 200, description = "The signed bundle, or with `Accept: text/html` the report", content(
+            (service::SignedAccessBundle = "application/json"),
+            (String = "text/html"),
+        )),
+        (status = 400, description = "Malformed path", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs the audit role", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No events for this subject of this controller", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No checkpoint covers the newest events yet; retry shortly", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+#[get("/v1/subjects/{subject}/access-report")]
+pub async fn get_subject_access_report(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    req: actix_web::HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let controller = caller.require(&[Role::Audit])?.controller.clone();
+    let subject = parse_subject(&path)?;
+    let bundle = state.service.subject_access(&controller, &subject, Utc::now()).await?;
+    let wants_html = req
+        .headers()
+        .get(actix_web::http::header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if wants_html {
+        return Ok(HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .insert_header(("content-security-policy", crate::access_report::report_csp()))
+            .insert_header(("cache-control", "no-store"))
+            .body(crate::access_report::access_report_html(&bundle)));
+    }
+    Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(bundle))
 }

@@ -1,0 +1,94 @@
+//! Subject access: one person's whole record as one signed bundle (`format::access`): every
+//! event of their history (their own and those at their addresses while linked) and every
+//! notice those events name, each with its receipt and an inclusion proof to one signed
+//! checkpoint; the keys; their addresses by kind and dates; what is permitted now and why.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+
+use super::{Service, ServiceError};
+use domain::{ControllerId, SubjectId, Token};
+use format::access::{
+    AccessBundle, AddressPeriod, PermissionLine, ProvenEvent, SignedAccessBundle, ViaContact, ACCESS_TYPE,
+    ACCESS_VERSION,
+};
+use format::{to_micros, Receipt};
+use projection::TargetKey;
+
+impl Service {
+    /// The signed subject access bundle of one subject, made now. A subject without events
+    /// is not found.
+    pub async fn subject_access(
+        &self,
+        controller: &ControllerId,
+        subject: &SubjectId,
+        now: DateTime<Utc>,
+    ) -> Result<SignedAccessBundle, ServiceError> {
+        let history = self.history(controller, subject, None)?;
+        let named: BTreeSet<&Token> = history.iter().filter_map(|e| e.receipt.event.notice_version.as_ref()).collect();
+        let mut notice_seqs = Vec::new();
+        for id in named {
+            if let Some(nv) = self.projections().notice(controller, id)? {
+                notice_seqs.push(nv.seq);
+            }
+        }
+        let notices = self.receipts(&notice_seqs, "a notice")?;
+        let last = history.iter().map(|e| e.receipt.seq).chain(notices.iter().map(|r| r.seq)).max().unwrap_or(0);
+        let (tree_size, checkpoint) = self.covering_checkpoint(last).await?;
+        let prove = |receipt: Receipt, via: Option<ViaContact>| -> Result<ProvenEvent, ServiceError> {
+            let inclusion_proof = self.proof_at(receipt.leaf_index, tree_size)?.iter().map(hex::encode).collect();
+            Ok(ProvenEvent { receipt, via, inclusion_proof })
+        };
+        let events = history
+            .into_iter()
+            .map(|e| {
+                let via = e.via.map(|v| ViaContact { contact_kind: v.kind, shared: v.shared });
+                prove(e.receipt, via)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let notices = notices.into_iter().map(|r| prove(r, None)).collect::<Result<Vec<_>, _>>()?;
+        let own = self.projections().facts(controller, TargetKey::Subject(subject))?;
+        let addresses = self
+            .addresses(controller, subject, &own)?
+            .into_iter()
+            .map(|a| AddressPeriod {
+                kind: a.contact.kind,
+                linked_at: a.linked_at,
+                unlinked_at: a.unlinked_at,
+                shared: a.shared,
+            })
+            .collect();
+        let permissions = self
+            .permissions(controller, subject, None, now)?
+            .0
+            .into_iter()
+            .map(|r| PermissionLine {
+                purpose: r.purpose,
+                title: r.title,
+                channel: r.channel,
+                recipient: r.recipient,
+                permitted: r.decision.permitted,
+                reason: r.decision.reason,
+                basis: r.decision.basis,
+                decided_by: r.decision.decided_by,
+            })
+            .collect();
+        let bundle = AccessBundle {
+            v: ACCESS_VERSION,
+            kind: ACCESS_TYPE.into(),
+            controller: controller.clone(),
+            subject: subject.clone(),
+            generated_at: to_micros(now),
+            checkpoint,
+            keys: self.keys().into_iter().map(|k| k.vkey).collect(),
+            events,
+            notices,
+            addresses,
+            permissions,
+        };
+        let bytes = canonical::to_canonical_bytes(&bundle).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let (signature, key_id) = self.ledger.sign(&bytes);
+        Ok(SignedAccessBundle { bundle, signature, key_id })
+    }
+}
