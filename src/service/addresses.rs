@@ -52,6 +52,16 @@ impl Address {
     }
 }
 
+#[cfg(test)]
+impl Address {
+    /// An address linked to the subject since before any of `facts` (its own events merged
+    /// with the subject's), for tests of what reads it.
+    pub(super) fn linked_throughout(contact: ContactRef, shared: bool, facts: Vec<Fact>) -> Self {
+        let at = facts.first().map_or_else(Utc::now, |f| f.recorded_at);
+        Address { contact, periods: vec![(0, u64::MAX)], linked_at: at, unlinked_at: None, shared, facts }
+    }
+}
+
 /// How an event reached a person's history: recorded against one of their addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Via {

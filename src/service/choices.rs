@@ -104,8 +104,9 @@ impl Person {
         let q = Question { target: Target::Subject(&self.subject), purpose_id, purpose, channel, recipient: None, at };
         let mine = planned.iter().map(|p| &p.fact).filter(|f| f.subject.as_ref() == Some(&self.subject));
         let own = decide_among(&q, self.own.iter().chain(mine));
-        let Some(k) = channel.filter(|_| own.permitted) else {
-            return Choice { channel, decision: own, address: None };
+        let own_choice = Choice { channel, decision: own, address: None };
+        let Some(k) = channel.filter(|_| !own_choice.locked()) else {
+            return own_choice;
         };
         for a in self.addresses.iter().filter(|a| a.current() && a.reaches(k)) {
             let index = a.contact.index.as_str();
@@ -115,14 +116,24 @@ impl Person {
                 .map(|p| &p.fact)
                 .filter(|f| f.contact.as_deref() == Some(index) || f.subject.as_ref() == Some(&self.subject));
             let d = decide_among(&q, a.facts.iter().chain(extra.clone()));
-            if !d.permitted {
-                let stop =
-                    d.decided_by.first().and_then(|id| a.facts.iter().chain(extra).find(|f| f.id == *id)).cloned();
-                let note = AddressNote { kind: a.contact.kind, shared: a.shared, stop };
+            if d.permitted {
+                continue;
+            }
+            let stop = d.decided_by.first().and_then(|id| a.facts.iter().chain(extra).find(|f| f.id == *id)).cloned();
+            let note = AddressNote { kind: a.contact.kind, shared: a.shared, stop };
+            // While the person's own record says no, an address matters only when it stops
+            // them whatever they say (a stop at a shared address, a suppression): the page
+            // then says so rather than offer a yes that could not take effect.
+            let stops_anyway = note.stopped_at_address().is_some()
+                || matches!(
+                    d.reason,
+                    Reason::ContactSuppressed | Reason::MarketingObjection | Reason::Restricted | Reason::Objection
+                );
+            if own_choice.decision.permitted || (stops_anyway && !note.changeable()) {
                 return Choice { channel, decision: d, address: Some(note) };
             }
         }
-        Choice { channel, decision: own, address: None }
+        own_choice
     }
 
     fn plan(
@@ -217,5 +228,148 @@ impl Person {
             }
         }
         planned
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Duration, TimeZone};
+    use domain::{LawfulBasis, PurposeDefinition};
+    use proptest::prelude::*;
+
+    fn purposes() -> Vec<(PurposeId, PurposeDefinition)> {
+        let def = |basis, marketing| PurposeDefinition {
+            title: "p".into(),
+            description: None,
+            basis,
+            marketing,
+            channels: vec![Channel::Email, Channel::Sms],
+            recipients: vec![],
+            consent_valid_days: None,
+            retention: None,
+            notice: None,
+        };
+        vec![
+            (PurposeId::parse("news").unwrap(), def(LawfulBasis::Consent, true)),
+            (PurposeId::parse("events").unwrap(), def(LawfulBasis::Consent, true)),
+            (PurposeId::parse("surveys").unwrap(), def(LawfulBasis::LegitimateInterests, false)),
+        ]
+    }
+
+    /// What happened before the page opened: by the person, or at one of their addresses.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Person(EventType, usize, Option<Channel>),
+        Unsubscribe(usize),
+        Stop,
+        Start,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let channel = prop_oneof![Just(None), Just(Some(Channel::Email)), Just(Some(Channel::Sms))];
+        let kind = prop_oneof![Just(EventType::ConsentGranted), Just(EventType::ConsentWithdrawn)];
+        prop_oneof![
+            4 => (kind, 0..3usize, channel).prop_map(|(k, p, c)| Op::Person(k, p, c)),
+            1 => (0..3usize).prop_map(Op::Unsubscribe),
+            1 => Just(Op::Stop),
+            1 => Just(Op::Start),
+        ]
+    }
+
+    fn person(ops: &[Op], shared_phone: bool) -> Person {
+        let subject = SubjectId::parse("t-1").unwrap();
+        let ps = purposes();
+        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let (mut own, mut email, mut phone) = (Vec::new(), Vec::new(), Vec::new());
+        // Both addresses are linked first, as the log would hold it.
+        let links = [Op::Person(EventType::ContactLinked, 0, None), Op::Person(EventType::ContactLinked, 1, None)];
+        for (i, op) in links.iter().chain(ops).enumerate() {
+            let seq = i as u64 + 1;
+            let fact =
+                |kind, subject: Option<SubjectId>, contact: Option<&str>, purpose: Option<PurposeId>, channel| Fact {
+                    seq,
+                    id: Uuid::from_u128(u128::from(seq) << 64),
+                    kind,
+                    subject,
+                    contact: contact.map(str::to_owned),
+                    purpose,
+                    channel,
+                    recipient: None,
+                    occurred_at: t0 + Duration::minutes(seq as i64),
+                    recorded_at: t0 + Duration::minutes(seq as i64),
+                    expires_at: None,
+                };
+            match op {
+                Op::Person(EventType::ContactLinked, at, _) => {
+                    own.push(fact(EventType::ContactLinked, Some(subject.clone()), Some(["e", "t"][*at]), None, None))
+                }
+                Op::Person(k, p, c) => own.push(fact(*k, Some(subject.clone()), None, Some(ps[*p].0.clone()), *c)),
+                Op::Unsubscribe(p) => email.push(fact(
+                    EventType::ConsentWithdrawn,
+                    None,
+                    Some("e"),
+                    Some(ps[*p].0.clone()),
+                    Some(Channel::Email),
+                )),
+                Op::Stop => phone.push(fact(EventType::ObjectionRaised, None, Some("t"), None, Some(Channel::Sms))),
+                Op::Start => phone.push(fact(EventType::ObjectionLifted, None, Some("t"), None, Some(Channel::Sms))),
+            }
+        }
+        let merged = |at: &[Fact]| {
+            let mut all: Vec<Fact> = own.iter().chain(at).cloned().collect();
+            all.sort_by_key(|f| f.seq);
+            all
+        };
+        let addresses = vec![
+            Address::linked_throughout(
+                ContactRef { kind: ContactKind::Email, index: "e".into() },
+                false,
+                merged(&email),
+            ),
+            Address::linked_throughout(
+                ContactRef { kind: ContactKind::Tel, index: "t".into() },
+                shared_phone,
+                merged(&phone),
+            ),
+        ];
+        Person { subject, own: Arc::new(own), addresses }
+    }
+
+    proptest! {
+        /// Whatever happened before, the events the page plans make every choice it offers
+        /// answer as the person asked; a choice it does not offer (a stop at a shared
+        /// address) is left as it was; and asking for what already holds records nothing.
+        #[test]
+        fn a_saved_page_answers_as_the_person_asked(
+            ops in proptest::collection::vec(op(), 0..12),
+            wishes in proptest::collection::vec(any::<bool>(), 6),
+            shared_phone in any::<bool>(),
+        ) {
+            let p = person(&ops, shared_phone);
+            let ps = purposes();
+            let now = Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap();
+            let asked: Vec<(&PurposeId, &PurposeDefinition, Option<Channel>, bool)> = ps
+                .iter()
+                .flat_map(|(id, def)| [Some(Channel::Email), Some(Channel::Sms)].map(move |c| (id, def, c)))
+                .zip(wishes)
+                .map(|((id, def, c), yes)| (id, def, c, yes))
+                .collect();
+            let planned = p.changes(asked.iter().copied(), now);
+            for &(id, def, channel, yes) in &asked {
+                let before = p.choice(id, def, channel, now, &[]);
+                let after = p.choice(id, def, channel, now, &planned);
+                if before.locked() {
+                    prop_assert_eq!(after.decision.permitted, before.decision.permitted, "{} {:?}", id, channel);
+                } else {
+                    prop_assert_eq!(after.decision.permitted, yes, "{} {:?} planned {:?}", id, channel, planned);
+                }
+            }
+            let current: Vec<_> = asked
+                .iter()
+                .map(|&(id, def, c, _)| (id, def, c, p.choice(id, def, c, now, &[]).decision.permitted))
+                .collect();
+            prop_assert!(p.changes(current.into_iter(), now).is_empty());
+        }
     }
 }
