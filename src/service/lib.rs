@@ -48,7 +48,7 @@ pub use suppress::{Suppressed, SuppressionList};
 
 /// The published formats a caller sees in answers (signed receipts and decisions, the stored
 /// event document, a contact point by blind index) and the export's lines.
-pub use format::access::{AccessBundle, ProvenEvent, SignedAccessBundle};
+pub use format::access::{AccessBundle, PermissionLine, ProvenEvent, SignedAccessBundle};
 pub use format::{short_ref, ContactRef, EventDoc, Receipt, SignedDecision};
 /// A purpose version of the catalogue, as `GET /v1/purposes` lists them.
 pub use projection::{NoticeVersion, PurposeVersion};

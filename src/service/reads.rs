@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use super::{invalid, Service, ServiceError};
 use domain::{decide, Channel, ControllerId, Decision, PurposeId, Question, RecipientId, SubjectId, Target};
+use format::access::PermissionLine;
 use format::Receipt;
 use projection::TargetKey;
 
@@ -16,6 +17,22 @@ pub struct PermissionRow {
     pub channel: Option<Channel>,
     pub recipient: Option<RecipientId>,
     pub decision: Decision,
+}
+
+impl PermissionRow {
+    /// The row as answers and subject access bundles publish it.
+    pub fn line(self) -> PermissionLine {
+        PermissionLine {
+            purpose: self.purpose,
+            title: self.title,
+            channel: self.channel,
+            recipient: self.recipient,
+            permitted: self.decision.permitted,
+            reason: self.decision.reason,
+            basis: self.decision.basis,
+            decided_by: self.decision.decided_by,
+        }
+    }
 }
 
 impl Service {

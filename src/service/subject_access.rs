@@ -10,8 +10,7 @@ use chrono::{DateTime, Utc};
 use super::{Service, ServiceError};
 use domain::{ControllerId, SubjectId, Token};
 use format::access::{
-    AccessBundle, AddressPeriod, PermissionLine, ProvenEvent, SignedAccessBundle, ViaContact, ACCESS_TYPE,
-    ACCESS_VERSION,
+    AccessBundle, AddressPeriod, ProvenEvent, SignedAccessBundle, ViaContact, ACCESS_TYPE, ACCESS_VERSION,
 };
 use format::{to_micros, Receipt};
 use projection::TargetKey;
@@ -59,21 +58,8 @@ impl Service {
                 shared: a.shared,
             })
             .collect();
-        let permissions = self
-            .permissions(controller, subject, None, now)?
-            .0
-            .into_iter()
-            .map(|r| PermissionLine {
-                purpose: r.purpose,
-                title: r.title,
-                channel: r.channel,
-                recipient: r.recipient,
-                permitted: r.decision.permitted,
-                reason: r.decision.reason,
-                basis: r.decision.basis,
-                decided_by: r.decision.decided_by,
-            })
-            .collect();
+        let permissions =
+            self.permissions(controller, subject, None, now)?.0.into_iter().map(super::PermissionRow::line).collect();
         let bundle = AccessBundle {
             v: ACCESS_VERSION,
             kind: ACCESS_TYPE.into(),

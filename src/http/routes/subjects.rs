@@ -5,15 +5,14 @@
 use actix_web::{get, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, Kind, Problem};
 use crate::routes::check_request::parse_at;
 use crate::AppState;
-use domain::{Channel, ContactKind, LawfulBasis, PurposeId, Reason, RecipientId, SubjectId};
+use domain::{ContactKind, SubjectId};
 use service::access::Role;
-use service::Receipt;
+use service::{PermissionLine, Receipt};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -24,26 +23,11 @@ pub struct AtQuery {
     pub at: Option<String>,
 }
 
-/// One purpose (and channel or recipient) decided for the subject.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct PermissionView {
-    pub purpose: PurposeId,
-    pub title: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub channel: Option<Channel>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub recipient: Option<RecipientId>,
-    pub permitted: bool,
-    pub reason: Reason,
-    pub basis: LawfulBasis,
-    pub decided_by: Vec<Uuid>,
-}
-
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Permissions {
     pub subject: SubjectId,
     pub as_of: DateTime<Utc>,
-    pub permissions: Vec<PermissionView>,
+    pub permissions: Vec<PermissionLine>,
 }
 
 /// An event recorded against one of the person's addresses while it was linked to them (an
@@ -128,19 +112,7 @@ pub async fn get_subject_permissions(
     let subject = parse_subject(&path)?;
     let at = query.at.as_deref().map(parse_at).transpose()?;
     let (rows, as_of) = state.service.permissions(&p.controller, &subject, at, service::now())?;
-    let permissions = rows
-        .into_iter()
-        .map(|r| PermissionView {
-            purpose: r.purpose,
-            title: r.title,
-            channel: r.channel,
-            recipient: r.recipient,
-            permitted: r.decision.permitted,
-            reason: r.decision.reason,
-            basis: r.decision.basis,
-            decided_by: r.decision.decided_by,
-        })
-        .collect();
+    let permissions = rows.into_iter().map(service::PermissionRow::line).collect();
     Ok(HttpResponse::Ok().json(Permissions { subject, as_of, permissions }))
 }
 
