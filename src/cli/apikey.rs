@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::domain::ControllerId;
+use crate::domain::{ControllerId, Token};
 use crate::ledger::DataDir;
 use crate::service::access::{KeyStore, Role};
 
@@ -46,8 +46,12 @@ pub enum ApikeyCommand {
         #[arg(long, required_unless_present = "operator", conflicts_with = "operator")]
         controller: Option<String>,
         /// A role of the key; repeat for several.
-        #[arg(long = "role", value_enum, required_unless_present = "operator", conflicts_with = "operator")]
+        #[arg(long = "role", value_enum, required_unless_present_any = ["operator", "system"], conflicts_with = "operator")]
         roles: Vec<Role>,
+        /// A downstream system's key instead (role `downstream` only), bound to this system id
+        /// (`PUT /v1/downstream/{id}` registers it).
+        #[arg(long, conflicts_with_all = ["operator", "roles"], requires = "controller")]
+        system: Option<String>,
         /// A key of the deployment's operator instead: it belongs to no controller and may
         /// only do deployment-wide operations (backups).
         #[arg(long)]
@@ -75,12 +79,16 @@ pub enum ApikeyCommand {
 
 pub fn run(cmd: ApikeyCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        ApikeyCommand::Create { data, at, controller, roles, operator } => {
+        ApikeyCommand::Create { data, at, controller, roles, operator, system } => {
             let store = key_store(&data, &at, true)?;
-            let key = match (operator, controller) {
-                (true, _) => store.create_operator()?,
-                (false, Some(c)) => store.create(&ControllerId::parse(c).context("--controller")?, &roles)?,
-                (false, None) => anyhow::bail!("give --controller (or --operator)"),
+            let key = match (operator, controller, system) {
+                (true, _, _) => store.create_operator()?,
+                (false, Some(c), Some(s)) => store.create_for_system(
+                    &ControllerId::parse(c).context("--controller")?,
+                    &Token::parse(s).context("--system")?,
+                )?,
+                (false, Some(c), None) => store.create(&ControllerId::parse(c).context("--controller")?, &roles)?,
+                (false, None, _) => anyhow::bail!("give --controller (or --operator)"),
             };
             println!("{key}");
             Ok(ExitCode::SUCCESS)

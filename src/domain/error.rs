@@ -47,6 +47,9 @@ pub enum DomainError {
     NoticeHash,
     #[error("text must be at most {MAX_NOTICE_TEXT} bytes")]
     NoticeText,
+    // Downstream systems.
+    #[error("deadline_seconds must be 1 to 2592000 (30 days)")]
+    Deadline,
     // Event shapes: the event type and the member, by their names (`EventType::as_str`,
     // `shape::Member::as_str`).
     /// Only the ledger records it, when a purpose is defined or revised.
@@ -55,6 +58,9 @@ pub enum DomainError {
     /// Only the ledger records it, when a notice is published.
     #[error("{0} is recorded by the ledger when a notice is published")]
     ByNoticeCatalogue(&'static str),
+    /// Only the ledger records it, for a downstream system's registration or acknowledgement.
+    #[error("{0} is recorded by the ledger for a downstream system")]
+    ByDownstream(&'static str),
     /// Only the ledger records it, when its key is rotated.
     #[error("{0} is recorded by the ledger when its key is rotated")]
     ByKeyRotation(&'static str),

@@ -47,6 +47,13 @@ pub enum EventType {
     /// Recorded by the ledger itself when a controller publishes a notice (`PUT /v1/notices`).
     #[serde(rename = "notice.published")]
     NoticePublished,
+    /// Recorded by the ledger itself when a controller registers (or revises) a downstream system.
+    #[serde(rename = "downstream.registered")]
+    DownstreamRegistered,
+    /// Recorded by the ledger itself when a downstream system acknowledges, with its own
+    /// signature, that it applied events.
+    #[serde(rename = "downstream.acknowledged")]
+    DownstreamAcknowledged,
     /// Recorded by the ledger itself, signed by the retiring key, naming the next key.
     #[serde(rename = "key.rotated")]
     KeyRotated,
@@ -71,6 +78,8 @@ impl EventType {
             EventType::RelationshipEnded => "relationship.ended",
             EventType::PurposeDefined => "purpose.defined",
             EventType::NoticePublished => "notice.published",
+            EventType::DownstreamRegistered => "downstream.registered",
+            EventType::DownstreamAcknowledged => "downstream.acknowledged",
             EventType::KeyRotated => "key.rotated",
         }
     }

@@ -2,6 +2,7 @@
 //! permission rules. No IO, no clock, no randomness: time and ids are passed in.
 
 pub mod contact;
+pub mod downstream;
 pub mod error;
 pub mod event;
 pub mod fact;
@@ -13,6 +14,7 @@ pub mod rules;
 pub mod shape;
 
 pub use contact::{Channel, ContactKind, ContactPoint};
+pub use downstream::{AckStatement, Acknowledgement, DownstreamSystem};
 pub use error::DomainError;
 pub use event::{Actor, ActorKind, EventType, Evidence, Format, Method, Preference, Representative, AUTHORITIES};
 pub use fact::Fact;

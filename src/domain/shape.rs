@@ -23,6 +23,8 @@ pub enum RecordedBy {
     PurposeCatalogue,
     /// The ledger, when a notice is published.
     NoticeCatalogue,
+    /// The ledger, for a downstream system.
+    Downstream,
     /// The ledger, when its signing key is rotated.
     KeyRotation,
 }
@@ -105,13 +107,16 @@ impl EventType {
             T::RepresentativeRevoked => Shape { representative: R, ..by_client(R, A, F, F) },
             T::SubjectErased | T::RelationshipStarted | T::RelationshipEnded => by_client(R, F, F, F),
             T::PurposeDefined => Shape { recorded_by: RecordedBy::PurposeCatalogue, ..by_client(F, F, R, F) },
+            T::DownstreamRegistered | T::DownstreamAcknowledged => {
+                Shape { recorded_by: RecordedBy::Downstream, ..by_client(F, F, F, F) }
+            }
             T::NoticePublished => Shape { recorded_by: RecordedBy::NoticeCatalogue, ..by_client(F, F, F, F) },
             T::KeyRotated => Shape { recorded_by: RecordedBy::KeyRotation, ..by_client(F, F, F, F) },
         }
     }
 
     /// Every event type.
-    pub const ALL: [EventType; 17] = [
+    pub const ALL: [EventType; 19] = [
         EventType::ConsentGranted,
         EventType::ConsentWithdrawn,
         EventType::ObjectionRaised,
@@ -128,6 +133,8 @@ impl EventType {
         EventType::RelationshipEnded,
         EventType::PurposeDefined,
         EventType::NoticePublished,
+        EventType::DownstreamRegistered,
+        EventType::DownstreamAcknowledged,
         EventType::KeyRotated,
     ];
 }
@@ -141,6 +148,7 @@ impl Present {
             RecordedBy::Client => {}
             RecordedBy::PurposeCatalogue => return Err(DomainError::ByPurposeCatalogue(kind.as_str())),
             RecordedBy::NoticeCatalogue => return Err(DomainError::ByNoticeCatalogue(kind.as_str())),
+            RecordedBy::Downstream => return Err(DomainError::ByDownstream(kind.as_str())),
             RecordedBy::KeyRotation => return Err(DomainError::ByKeyRotation(kind.as_str())),
         }
         if !self.subject && !self.contact {

@@ -17,8 +17,9 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use domain::{
-    Actor, Channel, ContactKind, ControllerId, EventType, Evidence, Fact, LawfulBasis, Method, Notice, Preference,
-    PurposeDefinition, PurposeId, RecipientId, Representative, SubjectId, Token,
+    Acknowledgement, Actor, Channel, ContactKind, ControllerId, DownstreamSystem, EventType, Evidence, Fact,
+    LawfulBasis, Method, Notice, Preference, PurposeDefinition, PurposeId, RecipientId, Representative, SubjectId,
+    Token,
 };
 
 /// The format version this code writes.
@@ -156,6 +157,12 @@ pub struct EventDoc {
     /// The notice, for `notice.published` events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notice: Option<Notice>,
+    /// The system, for `downstream.registered` events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downstream: Option<DownstreamSystem>,
+    /// The system's signed statement, for `downstream.acknowledged` events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledgement: Option<Acknowledgement>,
     /// The next signing key in C2SP verifier-key form, for `key.rotated` events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_key: Option<String>,
@@ -193,6 +200,8 @@ impl EventDoc {
             representative: None,
             definition: None,
             notice: None,
+            downstream: None,
+            acknowledgement: None,
             next_key: None,
             recorded_by: None,
         }

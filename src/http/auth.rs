@@ -29,6 +29,7 @@ impl Caller {
                     Role::Audit => "audit",
                     Role::Admin => "admin",
                     Role::SmsWebhook => "sms-webhook",
+                    Role::Downstream => "downstream",
                     Role::Operator => "operator",
                 })
                 .collect();

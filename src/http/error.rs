@@ -186,6 +186,9 @@ impl From<ServiceError> for ApiError {
                     DomainError::ByPurposeCatalogue(k) => {
                         format!("{k} is recorded through PUT /v1/purposes/{{purpose}}")
                     }
+                    DomainError::ByDownstream(k) => {
+                        format!("{k} is recorded through PUT /v1/downstream/{{system}} or POST /v1/downstream/acknowledgements")
+                    }
                     DomainError::ByNoticeCatalogue(k) => format!("{k} is recorded through PUT /v1/notices/{{id}}"),
                     DomainError::ByKeyRotation(k) => format!("{k} is recorded by `consent-ledger keys rotate`"),
                     other => other.to_string(),

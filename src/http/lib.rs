@@ -179,6 +179,18 @@ impl Application {
                         .default_service(web::to(no_route)),
                 )
                 .service(notices::list_notices)
+                .service(downstream::list_downstream)
+                .service(downstream::get_downstream_feed)
+                .service(downstream::get_downstream_feed_stream)
+                .service(downstream::create_downstream_acknowledgement)
+                .service(downstream::get_downstream_overdue)
+                .service(downstream::create_downstream_lookup)
+                .service(
+                    web::resource("/v1/downstream/{system}")
+                        .name("put_downstream")
+                        .route(web::put().to(downstream::put_downstream))
+                        .default_service(web::to(no_route)),
+                )
                 .service(
                     web::resource("/v1/events/batch")
                         .name("create_events_batch")

@@ -151,6 +151,11 @@ pub fn describe(e: &EventDoc, titles: &HashMap<PurposeId, String>) -> String {
         EventType::RelationshipStarted => "Your tenancy or membership began again".into(),
         EventType::RelationshipEnded => "Your tenancy or membership ended".into(),
         EventType::PurposeDefined => format!("{t} described"),
+        EventType::DownstreamRegistered => match &e.downstream {
+            Some(d) => format!("{} was registered as a system that receives your details", escape(&d.name)),
+            None => "A system that receives your details was registered".into(),
+        },
+        EventType::DownstreamAcknowledged => "A system that receives your details confirmed it applied changes".into(),
         EventType::NoticePublished => match &e.notice {
             Some(n) => format!("Notice “{}” (version {}) published", escape(&n.title), escape(&n.version)),
             None => "A notice was published".into(),

@@ -12,7 +12,10 @@ use std::sync::{Arc, RwLock};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use domain::{ControllerId, EventType, Fact, Notice, PurposeDefinition, PurposeId, SubjectId, Token};
+use domain::{
+    AckStatement, ControllerId, DownstreamSystem, EventType, Fact, Notice, PurposeDefinition, PurposeId, SubjectId,
+    Token,
+};
 use format::EventDoc;
 use store::{Cf, Store, StoreError};
 
@@ -89,6 +92,45 @@ pub struct NoticeVersion {
     pub notice: Notice,
 }
 
+/// `controller 0x00 system 0x00`: the prefix of a downstream system's rows in `downstream`
+/// (`r` or `a`, then the seq, follow).
+pub fn downstream_prefix(controller: &ControllerId, system: &Token) -> Vec<u8> {
+    let mut k = controller_prefix(controller);
+    k.extend_from_slice(system.as_str().as_bytes());
+    k.push(0);
+    k
+}
+
+/// A registration of a downstream system: the system as registered and its event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SystemVersion {
+    pub seq: u64,
+    pub recorded_at: DateTime<Utc>,
+    pub system: DownstreamSystem,
+}
+
+/// A downstream system as the projection holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemRows {
+    /// The seq of its first registration: it answers for the events after it.
+    pub first_seq: u64,
+    pub current: SystemVersion,
+    pub acks: Vec<AckRow>,
+}
+
+/// What an acknowledgement covers, as the projection keeps it (the signed statement stays in
+/// the event).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AckRow {
+    pub seq: u64,
+    pub event: uuid::Uuid,
+    pub recorded_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub event_ids: Vec<uuid::Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub up_to_seq: Option<u64>,
+}
+
 /// One version of a purpose as the catalogue keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PurposeVersion {
@@ -124,6 +166,29 @@ pub fn project(doc: &EventDoc) -> Result<Vec<Row>, ProjectionError> {
         k.extend_from_slice(&seq_key(doc.seq));
         let v = PurposeVersion { id: p.clone(), seq: doc.seq, recorded_at: doc.recorded_at, definition: def.clone() };
         rows.push((Cf::Purposes, k, serde_json::to_vec(&v).map_err(|_| ProjectionError::Unserialisable(doc.seq))?));
+    }
+    if let (EventType::DownstreamRegistered, Some(d)) = (doc.kind, &doc.downstream) {
+        let mut k = downstream_prefix(controller, &d.id);
+        k.push(b'r');
+        k.extend_from_slice(&seq_key(doc.seq));
+        let v = SystemVersion { seq: doc.seq, recorded_at: doc.recorded_at, system: d.clone() };
+        rows.push((Cf::Downstream, k, serde_json::to_vec(&v).map_err(|_| ProjectionError::Unserialisable(doc.seq))?));
+    }
+    if let (EventType::DownstreamAcknowledged, Some(a)) = (doc.kind, &doc.acknowledgement) {
+        // Recorded only after the ledger parsed and checked the statement.
+        let statement: AckStatement =
+            serde_json::from_value(a.statement.clone()).map_err(|_| ProjectionError::Unserialisable(doc.seq))?;
+        let mut k = downstream_prefix(controller, &statement.system);
+        k.push(b'a');
+        k.extend_from_slice(&seq_key(doc.seq));
+        let v = AckRow {
+            seq: doc.seq,
+            event: doc.id,
+            recorded_at: doc.recorded_at,
+            event_ids: statement.event_ids.unwrap_or_default(),
+            up_to_seq: statement.up_to_seq,
+        };
+        rows.push((Cf::Downstream, k, serde_json::to_vec(&v).map_err(|_| ProjectionError::Unserialisable(doc.seq))?));
     }
     if let (EventType::NoticePublished, Some(n)) = (doc.kind, &doc.notice) {
         let mut k = notice_prefix(controller, &n.id);
@@ -415,6 +480,51 @@ impl<'a> Projections<'a> {
             Some((_, v)) => Ok(Some(serde_json::from_slice(&v).map_err(|_| ProjectionError::Corrupt)?)),
             None => Ok(None),
         }
+    }
+
+    /// A downstream system: the registration in force now, the seq of its first, and its
+    /// acknowledgements in seq order.
+    pub fn downstream(&self, controller: &ControllerId, system: &Token) -> Result<Option<SystemRows>, ProjectionError> {
+        let (mut current, mut first, mut acks): (Option<SystemVersion>, Option<u64>, Vec<AckRow>) =
+            (None, None, Vec::new());
+        let prefix = downstream_prefix(controller, system);
+        for (k, v) in self.store.scan_prefix(Cf::Downstream, &prefix)? {
+            match k.get(prefix.len()) {
+                Some(b'r') => {
+                    let sv: SystemVersion = serde_json::from_slice(&v).map_err(|_| ProjectionError::Corrupt)?;
+                    first = first.or(Some(sv.seq));
+                    current = Some(sv);
+                }
+                Some(b'a') => acks.push(serde_json::from_slice(&v).map_err(|_| ProjectionError::Corrupt)?),
+                _ => return Err(ProjectionError::Corrupt),
+            }
+        }
+        Ok(current.map(|current| SystemRows { first_seq: first.unwrap_or(current.seq), current, acks }))
+    }
+
+    /// Every downstream system of every controller (each as registered now), for metrics and
+    /// the list; `controller` narrows it to one.
+    pub fn downstream_systems(
+        &self,
+        controller: Option<&ControllerId>,
+    ) -> Result<Vec<(ControllerId, SystemVersion)>, ProjectionError> {
+        let prefix = controller.map(controller_prefix).unwrap_or_default();
+        let mut out: Vec<(ControllerId, SystemVersion)> = Vec::new();
+        for (k, v) in self.store.scan_prefix(Cf::Downstream, &prefix)? {
+            let Some(c) = k.iter().position(|b| *b == 0) else { return Err(ProjectionError::Corrupt) };
+            let tag_at = k[c + 1..].iter().position(|b| *b == 0).map(|p| c + 2 + p);
+            if tag_at.and_then(|t| k.get(t)) != Some(&b'r') {
+                continue;
+            }
+            let owner = std::str::from_utf8(&k[..c]).ok().and_then(|s| ControllerId::parse(s).ok());
+            let Some(owner) = owner else { return Err(ProjectionError::Corrupt) };
+            let sv: SystemVersion = serde_json::from_slice(&v).map_err(|_| ProjectionError::Corrupt)?;
+            match out.last_mut() {
+                Some((o, last)) if *o == owner && last.system.id == sv.system.id => *last = sv,
+                _ => out.push((owner, sv)),
+            }
+        }
+        Ok(out)
     }
 
     /// Every notice a controller published, in id order.

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::ServiceError;
-use domain::ControllerId;
+use domain::{ControllerId, Token};
 
 /// Why the operator role is refused to a controller's key.
 const OPERATOR_ROLE: &str = "the operator role is given by `apikey create --operator`, to a key of no controller";
@@ -54,6 +54,9 @@ pub enum Role {
     Admin,
     /// Only deliver inbound SMS to `POST /v1/inbound/sms` (a provider's webhook secret).
     SmsWebhook,
+    /// A downstream system's key (`apikey create --role downstream --system ID`): reads that
+    /// system's feed, acknowledges what it applied, and looks up blind indexes.
+    Downstream,
     /// Deployment-wide operations (backups): a key of the operator, which belongs to no
     /// controller and reaches no controller's data (`apikey create --operator`).
     Operator,
@@ -75,6 +78,8 @@ pub struct Principal {
     pub roles: Vec<Role>,
     /// The key's id (the 16 hex digits after `clk_`), which events it records name.
     pub key_id: String,
+    /// The downstream system a `downstream` key is bound to.
+    pub system: Option<Token>,
 }
 
 impl Principal {
@@ -97,6 +102,9 @@ struct KeyRecord {
     created_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     revoked_at: Option<DateTime<Utc>>,
+    /// The downstream system a `downstream` key is bound to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    system: Option<Token>,
 }
 
 /// A key as `apikey list` shows it: never its secret.
@@ -161,16 +169,29 @@ impl KeyStore {
         if roles.contains(&Role::Operator) {
             return Err(ServiceError::Invalid(OPERATOR_ROLE.into()));
         }
-        self.write_new(Some(controller.clone()), roles)
+        if roles.contains(&Role::Downstream) {
+            return Err(ServiceError::Invalid("a downstream key is bound to one system: name it with --system".into()));
+        }
+        self.write_new(Some(controller.clone()), roles, None)
+    }
+
+    /// Creates the key of one downstream system of a controller (role `downstream` only).
+    pub fn create_for_system(&self, controller: &ControllerId, system: &Token) -> Result<String, ServiceError> {
+        self.write_new(Some(controller.clone()), &[Role::Downstream], Some(system.clone()))
     }
 
     /// Creates a key of the operator: it belongs to no controller and may do only
     /// deployment-wide operations (backups).
     pub fn create_operator(&self) -> Result<String, ServiceError> {
-        self.write_new(None, &[Role::Operator])
+        self.write_new(None, &[Role::Operator], None)
     }
 
-    fn write_new(&self, controller: Option<ControllerId>, roles: &[Role]) -> Result<String, ServiceError> {
+    fn write_new(
+        &self,
+        controller: Option<ControllerId>,
+        roles: &[Role],
+        system: Option<Token>,
+    ) -> Result<String, ServiceError> {
         let mut id = [0u8; 8];
         let mut secret = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut id);
@@ -186,6 +207,7 @@ impl KeyStore {
             secret_sha256: hex::encode(sha256(secret.as_bytes())),
             created_at: Utc::now(),
             revoked_at: None,
+            system,
         };
         let text = serde_json::to_vec_pretty(&record).map_err(std::io::Error::other)?;
         match &self.records {
@@ -303,9 +325,12 @@ impl KeyStore {
             return None;
         }
         let identity = match record.controller {
-            Some(controller) if !record.roles.contains(&Role::Operator) => {
-                Identity::Controller(Principal { controller, roles: record.roles, key_id: id.to_string() })
-            }
+            Some(controller) if !record.roles.contains(&Role::Operator) => Identity::Controller(Principal {
+                controller,
+                roles: record.roles,
+                key_id: id.to_string(),
+                system: record.system,
+            }),
             None if record.roles == [Role::Operator] => Identity::Operator,
             _ => return None, // neither a controller's key nor the operator's
         };

@@ -21,6 +21,7 @@ pub mod access;
 mod addresses;
 mod check;
 mod choices;
+mod downstream;
 pub mod import;
 mod links;
 mod log;
@@ -37,6 +38,7 @@ mod suppress;
 pub use addresses::{Address, HistoryEntry, Via};
 pub use check::{CheckAnswer, CheckInput, CheckOutcome, CheckQuery, CheckTarget};
 pub use choices::{AddressNote, Choice};
+pub use downstream::{concerns, Overdue, OverdueEvent, SystemFeed, MAX_LOOKUP};
 pub use links::UnsubscribeToken;
 pub use log::{BackupMade, InclusionBy, InclusionProof, KeyInfo, ReceiptBundle};
 pub use notices::{text_sha256, NoticeRequest, Published};
@@ -51,7 +53,7 @@ pub use suppress::{Suppressed, SuppressionList};
 pub use format::access::{AccessBundle, PermissionLine, ProvenEvent, SignedAccessBundle};
 pub use format::{short_ref, ContactRef, EventDoc, Receipt, SignedDecision};
 /// A purpose version of the catalogue, as `GET /v1/purposes` lists them.
-pub use projection::{NoticeVersion, PurposeVersion};
+pub use projection::{NoticeVersion, PurposeVersion, SystemVersion};
 
 use std::sync::Arc;
 

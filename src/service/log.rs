@@ -255,12 +255,29 @@ impl Service {
     /// The Prometheus text of every metric, with the log and checkpoint sizes.
     pub fn metrics_text(&self) -> String {
         let checkpoint = self.latest_checkpoint().ok().flatten().map_or(0, |(size, _)| size);
-        metrics::METRICS.render(
+        let mut text = metrics::METRICS.render(
             self.ledger.committed_seq(),
             checkpoint,
             self.ledger.storage_full(),
             self.ledger.database(),
-        )
+        );
+        // Counted when scraped: each system's feed since its last acknowledgement.
+        match self.overdue_counts(Utc::now()) {
+            Ok(counts) if !counts.is_empty() => {
+                text.push_str(
+                    "# HELP consent_ledger_downstream_overdue Events past a downstream system's deadline without its acknowledgement.\n\
+# TYPE consent_ledger_downstream_overdue gauge\n",
+                );
+                for (controller, system, n) in counts {
+                    text.push_str(&format!(
+                        "consent_ledger_downstream_overdue{{controller=\"{controller}\",system=\"{system}\"}} {n}\n"
+                    ));
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "downstream overdue counts failed"),
+        }
+        text
     }
 }
 

@@ -422,6 +422,8 @@ impl Service {
             representative: e.representative,
             definition: None,
             notice: None,
+            downstream: None,
+            acknowledgement: None,
             next_key: None,
             recorded_by: e.recorded_by,
         };

@@ -29,6 +29,9 @@ pub enum Cf {
     /// Projection: controller / notice id -> the notice and the seq of its
     /// `notice.published` event (a notice's wording never changes, so one row each).
     Notices,
+    /// Projection: controller / downstream system / `r` or `a` / seq -> a registration of the
+    /// system or one of its acknowledgements.
+    Downstream,
     /// Projection: controller / seq -> (). The controller's events in order, for the feed.
     Feed,
     /// Merkle tree: level ‖ index -> hash of each complete subtree (RFC 6962).
@@ -40,12 +43,13 @@ pub enum Cf {
 }
 
 impl Cf {
-    pub const ALL: [Cf; 9] = [
+    pub const ALL: [Cf; 10] = [
         Cf::Events,
         Cf::EventIds,
         Cf::Facts,
         Cf::Purposes,
         Cf::Notices,
+        Cf::Downstream,
         Cf::Feed,
         Cf::Merkle,
         Cf::Checkpoints,
@@ -59,6 +63,7 @@ impl Cf {
             Cf::Facts => "facts",
             Cf::Purposes => "purposes",
             Cf::Notices => "notices",
+            Cf::Downstream => "downstream",
             Cf::Feed => "feed",
             Cf::Merkle => "merkle",
             Cf::Checkpoints => "checkpoints",
@@ -67,7 +72,8 @@ impl Cf {
     }
 
     /// Column families derived from the log, which `verify` rebuilds and compares.
-    pub const PROJECTIONS: [Cf; 6] = [Cf::EventIds, Cf::Facts, Cf::Purposes, Cf::Notices, Cf::Feed, Cf::Merkle];
+    pub const PROJECTIONS: [Cf; 7] =
+        [Cf::EventIds, Cf::Facts, Cf::Purposes, Cf::Notices, Cf::Downstream, Cf::Feed, Cf::Merkle];
 
     /// Whether the projection's rows grow by appending (see [`Batch::append`]).
     pub fn appends(self) -> bool {

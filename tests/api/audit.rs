@@ -19,7 +19,7 @@ fn verify_export(file: &Path, vkey: &str, kept: Option<&Path>) -> (bool, String)
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-async fn checkpoint_covering(app: &TestApp, size: u64) -> String {
+pub(crate) async fn checkpoint_covering(app: &TestApp, size: u64) -> String {
     loop {
         let note = app.client.get(app.url("/v1/log/checkpoint")).send().await.unwrap().text().await.unwrap();
         let n: u64 = note.lines().nth(1).unwrap().parse().unwrap();

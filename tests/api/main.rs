@@ -10,6 +10,7 @@ mod bulk;
 mod contract;
 mod crash;
 mod disk;
+mod downstream;
 mod events;
 mod format_doc;
 mod hardening;

@@ -74,7 +74,7 @@ fn the_served_api_matches_its_openapi_document() {
         // A run that tested nothing (no server, no operation selected) proves nothing.
         let tested = text.lines().any(|l| l.trim_start().starts_with("Tested:") && !l.contains("Tested: 0"));
         if !out.status.success() || !tested {
-            let tail: Vec<&str> = text.lines().rev().take(80).collect::<Vec<_>>().into_iter().rev().collect();
+            let tail: Vec<&str> = text.lines().rev().take(300).collect::<Vec<_>>().into_iter().rev().collect();
             failed.push(format!("with {who}:\n{}\n{}", tail.join("\n"), String::from_utf8_lossy(&out.stderr)));
         }
     }

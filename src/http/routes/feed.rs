@@ -17,9 +17,9 @@ use service::Receipt;
 pub const DEFAULT_FEED_LIMIT: usize = 100;
 pub const MAX_FEED_LIMIT: usize = 1000;
 /// The greatest seq a query may name (2^63 - 1), as the OpenAPI document says.
-const MAX_SEQ: u64 = i64::MAX as u64;
+pub const MAX_SEQ: u64 = i64::MAX as u64;
 /// Events sent per read while a stream catches up.
-const STREAM_PAGE: usize = 500;
+pub const STREAM_PAGE: usize = 500;
 /// A comment line keeps idle streams open through proxies.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -100,6 +100,70 @@ fn sse_event(r: &Receipt) -> web::Bytes {
     web::Bytes::from(format!("id: {}\nevent: {}\ndata: {data}\n\n", r.seq, r.event.kind.as_str()))
 }
 
+/// One read of a stream: the events after a seq, and the seq read up to (past the last event
+/// when the rest were not for this reader).
+pub type StreamPage = Result<(Vec<Receipt>, u64), service::ServiceError>;
+
+/// A server-sent-events body of receipts: each page `page` reads after the last seq, then,
+/// once caught up, each new page as events become durable; a comment every 15 s keeps idle
+/// streams open through proxies.
+pub fn receipt_stream<F>(
+    service: std::sync::Arc<service::Service>,
+    after: u64,
+    page: F,
+) -> impl futures_util::Stream<Item = Result<web::Bytes, actix_web::Error>>
+where
+    F: Fn(&service::Service, u64) -> StreamPage + 'static,
+{
+    let rx = service.subscribe();
+    futures_util::stream::unfold((after, rx, service, page), |(after, mut rx, service, page)| async move {
+        let mut after = after;
+        loop {
+            rx.borrow_and_update();
+            match page(&service, after) {
+                Ok((events, next)) if !events.is_empty() => {
+                    let mut out = Vec::new();
+                    for r in &events {
+                        out.extend_from_slice(&sse_event(r));
+                    }
+                    return Some((Ok(web::Bytes::from(out)), (next, rx, service, page)));
+                }
+                Ok((_, next)) if next > after => {
+                    // Read past events that were not for this reader: read on.
+                    after = next;
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "feed stream read failed");
+                    return None;
+                }
+            }
+            match tokio::time::timeout(KEEP_ALIVE, rx.changed()).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(_)) => return None,
+                Err(_) => return Some((Ok(web::Bytes::from_static(b": keep-alive\n\n")), (after, rx, service, page))),
+            }
+        }
+    })
+}
+
+/// The `after` of a stream: `Last-Event-ID` when the client resumes, else the query's.
+pub fn stream_start(req: &HttpRequest, after: Option<u64>) -> Result<u64, ApiError> {
+    let after = match req.headers().get("last-event-id") {
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .ok_or_else(|| ApiError::new(Kind::InvalidQuery, "Last-Event-ID must be a seq"))?,
+        None => after.unwrap_or(0),
+    };
+    if after > MAX_SEQ {
+        return Err(ApiError::new(Kind::InvalidQuery, format!("after must be 0 to {MAX_SEQ}")));
+    }
+    Ok(after)
+}
+
 /// Server-sent events: every event of the controller after `Last-Event-ID` (or `after`), then
 /// each new one as it becomes durable. Each message's `id` is the event's seq.
 #[utoipa::path(
@@ -123,55 +187,12 @@ pub async fn get_feed_stream(
     query: web::Query<FeedQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let controller = caller.require(&[Role::Check, Role::Audit, Role::Record])?.controller.clone();
-    let after = match req.headers().get("last-event-id") {
-        Some(v) => v
-            .to_str()
-            .ok()
-            .and_then(|s| s.trim().parse::<u64>().ok())
-            .ok_or_else(|| ApiError::new(Kind::InvalidQuery, "Last-Event-ID must be a seq"))?,
-        None => query.after.unwrap_or(0),
-    };
-    if after > MAX_SEQ {
-        return Err(ApiError::new(Kind::InvalidQuery, format!("after must be 0 to {MAX_SEQ}")));
-    }
-    let service = state.service.clone();
-    let rx = service.subscribe();
-    let stream = futures_util::stream::unfold(
-        (after, rx, service, controller),
-        |(after, mut rx, service, controller)| async move {
-            loop {
-                rx.borrow_and_update();
-                match service.feed(&controller, after, STREAM_PAGE) {
-                    Ok((events, _)) if !events.is_empty() => {
-                        let next = events.last().map(|r| r.seq).unwrap_or(after);
-                        let mut out = Vec::new();
-                        for r in &events {
-                            out.extend_from_slice(&sse_event(r));
-                        }
-                        return Some((
-                            Ok::<_, actix_web::Error>(web::Bytes::from(out)),
-                            (next, rx, service, controller),
-                        ));
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::error!(error = %e, "feed stream read failed");
-                        return None;
-                    }
-                }
-                match tokio::time::timeout(KEEP_ALIVE, rx.changed()).await {
-                    Ok(Ok(())) => continue,
-                    Ok(Err(_)) => return None,
-                    Err(_) => {
-                        return Some((
-                            Ok(web::Bytes::from_static(b": keep-alive\n\n")),
-                            (after, rx, service, controller),
-                        ));
-                    }
-                }
-            }
-        },
-    );
+    let after = stream_start(&req, query.after)?;
+    let stream = receipt_stream(state.service.clone(), after, move |service, after| {
+        let (events, _) = service.feed(&controller, after, STREAM_PAGE)?;
+        let next = events.last().map_or(after, |r| r.seq);
+        Ok((events, next))
+    });
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header(("cache-control", "no-cache"))

@@ -4,6 +4,7 @@ pub mod backups;
 pub mod bulk;
 pub mod check_request;
 pub mod checks;
+pub mod downstream;
 pub mod events;
 pub mod export;
 pub mod feed;

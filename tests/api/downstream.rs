@@ -1,0 +1,307 @@
+//! Downstream systems: each registered system reads only the events that concern it (paged
+//! and as server-sent events), acknowledges what it applied with its own Ed25519 signature
+//! (recorded in the log, verifiable offline from an export), and what it has not
+//! acknowledged past its deadline is overdue (`GET /v1/downstream/overdue`, `/metrics`).
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use consent_ledger::canonical::to_canonical_bytes;
+use consent_ledger::domain::{ControllerId, Token};
+use consent_ledger::ledger::DataDir;
+use consent_ledger::service::access::KeyStore;
+use consent_ledger::signing::{Ed25519Signer, Signer, Verifier as _};
+use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_problem, spawn_app, staff, TestApp};
+
+/// A system's own signing key (what a mailing house keeps), and its C2SP verifier key.
+fn system_key(seed: u8, name: &str) -> (Ed25519Signer, String) {
+    let signer = Ed25519Signer::new(name.into(), SigningKey::from_bytes(&[seed; 32])).unwrap();
+    let vkey = signer.verifier().vkey();
+    (signer, vkey)
+}
+
+fn system_api_key(app: &TestApp, system: &str) -> String {
+    let ks = KeyStore::open(DataDir::new(app.dir.path()).api_keys()).unwrap();
+    ks.create_for_system(&ControllerId::parse("council").unwrap(), &Token::parse(system).unwrap()).unwrap()
+}
+
+async fn register(app: &TestApp, id: &str, body: Value) -> reqwest::Response {
+    app.client.put(app.url(&format!("/v1/downstream/{id}"))).bearer_auth(&app.admin).json(&body).send().await.unwrap()
+}
+
+async fn feed(app: &TestApp, key: &str) -> Vec<Value> {
+    let page: Value =
+        app.client.get(app.url("/v1/downstream/feed")).bearer_auth(key).send().await.unwrap().json().await.unwrap();
+    page["events"].as_array().unwrap().clone()
+}
+
+/// A statement signed by `signer`, as a system posts it.
+fn ack(signer: &Ed25519Signer, statement: Value) -> Value {
+    let sig = signer.sign(&to_canonical_bytes(&statement).unwrap());
+    json!({"statement": statement, "signature": B64.encode(sig), "key_id": hex::encode(signer.verifier().key_id())})
+}
+
+async fn post_ack(app: &TestApp, key: &str, body: &Value) -> reqwest::Response {
+    app.client.post(app.url("/v1/downstream/acknowledgements")).bearer_auth(key).json(body).send().await.unwrap()
+}
+
+/// Two systems: a mailing house for the newsletter by post and email, and an SMS contractor
+/// for repair texts. Answers their API keys and signing keys.
+async fn two_systems(app: &TestApp) -> ((String, Ed25519Signer), (String, Ed25519Signer)) {
+    app.with_purposes().await;
+    let (mail_signer, mail_vkey) = system_key(1, "acme-mailing");
+    let (sms_signer, sms_vkey) = system_key(2, "text-co");
+    let r = register(
+        app,
+        "acme-mailing",
+        json!({"name": "Acme Mailing Ltd", "purposes": ["newsletter"],
+        "channels": ["post", "email"], "vkey": mail_vkey}),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let receipt: Value = r.json().await.unwrap();
+    assert_eq!(receipt["event"]["type"], "downstream.registered");
+    assert_eq!(receipt["event"]["downstream"]["deadline_seconds"], 172800, "48 hours unless said");
+    let r = register(
+        app,
+        "text-co",
+        json!({"name": "Text Co", "purposes": ["repairs-updates"], "channels": ["sms"],
+        "vkey": sms_vkey}),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    ((system_api_key(app, "acme-mailing"), mail_signer), (system_api_key(app, "text-co"), sms_signer))
+}
+
+#[tokio::test]
+async fn each_system_reads_only_the_events_that_concern_it() {
+    let app = spawn_app().await;
+    let ((mail, _), (sms, _)) = two_systems(&app).await;
+    // Registration rules: an unknown purpose, a key that is not one, a reserved id, a repeat.
+    let bad = json!({"name": "X", "purposes": ["nothing"], "vkey": system_key(3, "x").1});
+    assert_problem(register(&app, "x", bad).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let bad = json!({"name": "X", "purposes": ["newsletter"], "vkey": "not-a-key"});
+    assert_problem(register(&app, "x", bad).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let fine = json!({"name": "X", "purposes": ["newsletter"], "vkey": system_key(3, "x").1});
+    assert_problem(register(&app, "feed", fine.clone()).await, StatusCode::BAD_REQUEST).await;
+
+    let e = |v: Value| v["event"]["id"].as_str().unwrap().to_owned();
+    let granted = e(app
+        .record(json!({"type": "consent.granted", "subject": "T-1", "purpose": "newsletter", "actor": staff()}))
+        .await);
+    let _sms_no = app
+        .record(json!({"type": "consent.withdrawn", "subject": "T-1", "purpose": "newsletter",
+        "channel": "sms", "actor": staff()}))
+        .await;
+    let post_no = e(app
+        .record(json!({"type": "consent.withdrawn", "subject": "T-1", "purpose": "newsletter",
+        "channel": "post", "actor": staff()}))
+        .await);
+    let repairs_no = e(app
+        .record(json!({"type": "consent.withdrawn", "subject": "T-1", "purpose": "repairs-updates",
+        "channel": "sms", "actor": staff()}))
+        .await);
+    let stop_texts =
+        e(app.record(json!({"type": "objection.raised", "subject": "T-3", "channel": "sms", "actor": staff()})).await);
+    app.record(json!({"type": "contact.linked", "subject": "T-2", "contact": {"channel": "email", "address": "a@example.org"}, "actor": staff()})).await;
+    let erased = e(app.record(json!({"type": "subject.erased", "subject": "T-2", "actor": staff()})).await);
+
+    let ids = |events: Vec<Value>| -> Vec<String> {
+        events.iter().map(|r| r["event"]["id"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(ids(feed(&app, &mail).await), [granted.clone(), post_no.clone(), erased.clone()]);
+    assert_eq!(ids(feed(&app, &sms).await), [repairs_no, stop_texts, erased]);
+
+    // Pages: one at a time, resuming after next_after.
+    let page: Value = app
+        .client
+        .get(app.url("/v1/downstream/feed?limit=1"))
+        .bearer_auth(&mail)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["events"][0]["event"]["id"], granted.as_str());
+    assert_eq!(page["has_more"], true);
+    let next = page["next_after"].as_u64().unwrap();
+    let page: Value = app
+        .client
+        .get(app.url(&format!("/v1/downstream/feed?limit=1&after={next}")))
+        .bearer_auth(&mail)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["events"][0]["event"]["id"], post_no.as_str());
+
+    // Server-sent events, the same events.
+    let mut stream = app.client.get(app.url("/v1/downstream/feed/stream")).bearer_auth(&mail).send().await.unwrap();
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    let mut text = String::new();
+    while text.matches("\n\n").count() < 3 {
+        let chunk =
+            tokio::time::timeout(std::time::Duration::from_secs(10), stream.chunk()).await.unwrap().unwrap().unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains(&granted) && text.contains(&post_no), "{text}");
+    assert!(!text.contains("repairs-updates"), "another system's events are not in the stream: {text}");
+
+    // Keys: a system's key reads only its feed; other keys cannot read a system's feed.
+    assert_problem(app.client.get(app.url("/v1/feed")).bearer_auth(&mail).send().await.unwrap(), StatusCode::FORBIDDEN)
+        .await;
+    assert_problem(
+        app.client.get(app.url("/v1/downstream/feed")).bearer_auth(&app.audit).send().await.unwrap(),
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    let list: Value =
+        app.client.get(app.url("/v1/downstream")).bearer_auth(&app.audit).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list["systems"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_signed_acknowledgement_is_checked_recorded_and_verifies_offline() {
+    let app = spawn_app().await;
+    let ((mail, mail_signer), (sms, sms_signer)) = two_systems(&app).await;
+    let withdrawn = app
+        .record(json!({"type": "consent.withdrawn", "subject": "T-1", "purpose": "newsletter",
+        "channel": "email", "actor": staff()}))
+        .await;
+    let withdrawn_id = withdrawn["event"]["id"].as_str().unwrap().to_owned();
+    let repairs = app
+        .record(json!({"type": "consent.withdrawn", "subject": "T-1", "purpose": "repairs-updates",
+        "channel": "sms", "actor": staff()}))
+        .await;
+    let statement =
+        json!({"system": "acme-mailing", "event_ids": [withdrawn_id], "applied_at": "2026-11-30T10:00:00Z"});
+    let size = app.log_size().await;
+
+    // Refused: another system's signature, a statement for another system, another system's event.
+    assert_problem(post_ack(&app, &mail, &ack(&sms_signer, statement.clone())).await, StatusCode::UNAUTHORIZED).await;
+    let mut forged = ack(&mail_signer, statement.clone());
+    forged["statement"]["applied_at"] = json!("2026-11-30T11:00:00Z");
+    assert_problem(post_ack(&app, &mail, &forged).await, StatusCode::UNAUTHORIZED).await;
+    let theirs = json!({"system": "text-co", "event_ids": [withdrawn_id], "applied_at": "2026-11-30T10:00:00Z"});
+    assert_problem(post_ack(&app, &mail, &ack(&mail_signer, theirs)).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let not_mine =
+        json!({"system": "acme-mailing", "event_ids": [repairs["event"]["id"]], "applied_at": "2026-11-30T10:00:00Z"});
+    assert_problem(post_ack(&app, &mail, &ack(&mail_signer, not_mine)).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_problem(post_ack(&app, &app.record, &ack(&mail_signer, statement.clone())).await, StatusCode::FORBIDDEN)
+        .await;
+    assert_eq!(app.log_size().await, size, "nothing refused was recorded");
+    let _ = sms;
+
+    let body = ack(&mail_signer, statement.clone());
+    let r = post_ack(&app, &mail, &body).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let receipt: Value = r.json().await.unwrap();
+    assert_eq!(receipt["event"]["type"], "downstream.acknowledged");
+    assert_eq!(receipt["event"]["acknowledgement"]["statement"], statement);
+    // Posted again: the same event, nothing new.
+    let again: Value = post_ack(&app, &mail, &body).await.json().await.unwrap();
+    assert_eq!(again["event"]["id"], receipt["event"]["id"]);
+    assert_eq!(app.log_size().await, size + 1);
+
+    // Offline, from an export: the acknowledgement is a signed event of the log, and the
+    // statement inside it verifies with the mailing house's own public key.
+    crate::audit::checkpoint_covering(&app, app.log_size().await).await;
+    let export =
+        app.client.get(app.url("/v1/export")).bearer_auth(&app.audit).send().await.unwrap().text().await.unwrap();
+    let line: Value = export
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|l| l["kind"] == "event" && l["event"]["type"] == "downstream.acknowledged")
+        .expect("the acknowledgement is in the export");
+    let a = &line["event"]["acknowledgement"];
+    let public = VerifyingKey::from_bytes(&SigningKey::from_bytes(&[1; 32]).verifying_key().to_bytes()).unwrap();
+    let sig: [u8; 64] = B64.decode(a["signature"].as_str().unwrap()).unwrap().try_into().unwrap();
+    assert!(public.verify_strict(&to_canonical_bytes(&a["statement"]).unwrap(), &Signature::from_bytes(&sig)).is_ok());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("export.ndjson");
+    std::fs::write(&file, &export).unwrap();
+    let out = crate::helpers::bin().args(["verify", "--export"]).arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[tokio::test]
+async fn unacknowledged_events_past_the_deadline_are_overdue_until_acknowledged() {
+    let app = spawn_app().await;
+    app.with_purposes().await;
+    let (signer, vkey) = system_key(1, "acme-mailing");
+    let r = register(
+        &app,
+        "acme-mailing",
+        json!({"name": "Acme Mailing Ltd", "purposes": ["newsletter"],
+        "deadline_seconds": 1, "vkey": vkey}),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let key = system_api_key(&app, "acme-mailing");
+    let overdue = || async {
+        let v: Value = app
+            .client
+            .get(app.url("/v1/downstream/overdue"))
+            .bearer_auth(&app.audit)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["systems"][0]["overdue"].as_array().unwrap().clone()
+    };
+    let w = app
+        .record(json!({"type": "consent.withdrawn", "subject": "T-1", "purpose": "newsletter", "actor": staff()}))
+        .await;
+    assert!(overdue().await.is_empty(), "not due yet");
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let late = overdue().await;
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0]["id"], w["event"]["id"]);
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains("consent_ledger_downstream_overdue{controller=\"council\",system=\"acme-mailing\"} 1"),
+        "{metrics}"
+    );
+    assert_problem(
+        app.client.get(app.url("/v1/downstream/overdue")).bearer_auth(&key).send().await.unwrap(),
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+
+    let seq = w["seq"].as_u64().unwrap();
+    let statement = json!({"system": "acme-mailing", "up_to_seq": seq, "applied_at": chrono::Utc::now().to_rfc3339()});
+    assert_eq!(post_ack(&app, &key, &ack(&signer, statement)).await.status(), StatusCode::CREATED);
+    assert!(overdue().await.is_empty(), "acknowledged");
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("system=\"acme-mailing\"} 0"), "{metrics}");
+}
+
+#[tokio::test]
+async fn a_system_matches_its_addresses_by_blind_index_without_the_ledger_giving_any_out() {
+    let app = spawn_app().await;
+    let ((mail, _), _) = two_systems(&app).await;
+    let linked = app
+        .record(json!({"type": "contact.linked", "subject": "T-1",
+        "contact": {"channel": "email", "address": "Jane@Example.org"}, "actor": staff()}))
+        .await;
+    let body = json!({"addresses": [{"channel": "email", "address": "jane@example.org"}, {"channel": "sms", "address": "07700 900123"}]});
+    let r = app.client.post(app.url("/v1/downstream/lookup")).bearer_auth(&mail).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["contacts"][0], linked["event"]["contact"]);
+    assert_eq!(answer["contacts"][1]["kind"], "tel");
+    let bad = json!({"addresses": [{"channel": "email", "address": "not an address"}]});
+    let r = app.client.post(app.url("/v1/downstream/lookup")).bearer_auth(&mail).json(&bad).send().await.unwrap();
+    let problem = assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert!(!problem.to_string().contains("not an address"), "no address in an error");
+    let r = app.client.post(app.url("/v1/downstream/lookup")).bearer_auth(&app.check).json(&body).send().await.unwrap();
+    assert_problem(r, StatusCode::FORBIDDEN).await;
+}
