@@ -23,6 +23,7 @@ pub struct AccessReport {
     pub tree_size: u64,
     pub events: usize,
     pub notices: usize,
+    pub acknowledgements: usize,
 }
 
 fn bad(what: impl Into<String>) -> AuditError {
@@ -71,9 +72,13 @@ pub fn verify_access(json: &str, trusted: &[Ed25519Verifier]) -> Result<AccessRe
 
     let controller = bundle.get("controller").and_then(Value::as_str).ok_or_else(|| bad("no controller"))?;
     let subject = bundle.get("subject").and_then(Value::as_str).ok_or_else(|| bad("no subject"))?;
-    let mut counts = [0usize; 2];
-    for (n, list) in ["events", "notices"].into_iter().enumerate() {
-        let items = bundle.get(list).and_then(Value::as_array).ok_or_else(|| bad(format!("no {list}")))?;
+    let mut counts = [0usize; 3];
+    let none = Vec::new();
+    for (n, list) in ["events", "notices", "acknowledgements"].into_iter().enumerate() {
+        let items = match bundle.get(list) {
+            None if list == "acknowledgements" => &none,
+            found => found.and_then(Value::as_array).ok_or_else(|| bad(format!("no {list}")))?,
+        };
         for (i, item) in items.iter().enumerate() {
             let what = format!("{list}[{i}]");
             let receipt = item.get("receipt").ok_or_else(|| bad(format!("{what}: no receipt")))?;
@@ -110,6 +115,7 @@ pub fn verify_access(json: &str, trusted: &[Ed25519Verifier]) -> Result<AccessRe
             }
             let theirs = match (list, event.get("subject").and_then(Value::as_str)) {
                 ("notices", _) => event.get("type").and_then(Value::as_str) == Some("notice.published"),
+                ("acknowledgements", _) => event.get("type").and_then(Value::as_str) == Some("downstream.acknowledged"),
                 (_, Some(s)) => s == subject,
                 (_, None) => item.get("via").is_some() && event.get("contact").is_some(),
             };
@@ -119,5 +125,5 @@ pub fn verify_access(json: &str, trusted: &[Ed25519Verifier]) -> Result<AccessRe
             counts[n] += 1;
         }
     }
-    Ok(AccessReport { tree_size: checkpoint.size, events: counts[0], notices: counts[1] })
+    Ok(AccessReport { tree_size: checkpoint.size, events: counts[0], notices: counts[1], acknowledgements: counts[2] })
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{timestamp, Receipt};
-use domain::{Channel, ContactKind, ControllerId, LawfulBasis, PurposeId, Reason, RecipientId, SubjectId};
+use domain::{Channel, ContactKind, ControllerId, LawfulBasis, PurposeId, Reason, RecipientId, SubjectId, Token};
 
 /// The `type` of a subject access bundle.
 pub const ACCESS_TYPE: &str = "consent-ledger/subject-access";
@@ -26,6 +26,22 @@ pub struct ProvenEvent {
     pub via: Option<ViaContact>,
     /// RFC 6962 audit path (lower-case hex), leaf to the root of the bundle's checkpoint.
     pub inclusion_proof: Vec<String>,
+    /// For a withdrawal, objection, restriction or erasure: each downstream system it
+    /// concerns, and the acknowledgement (a `downstream.acknowledged` event in the bundle's
+    /// `acknowledgements`) in which the system said it applied it, if it has.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub told: Vec<Told>,
+}
+
+/// A downstream system an event concerns, and whether it acknowledged applying it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Told {
+    pub system: Token,
+    pub name: String,
+    /// The id of the `downstream.acknowledged` event, when the system acknowledged it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledgement: Option<Uuid>,
 }
 
 /// The kind of address an event was recorded against (the address itself is never stored).
@@ -90,6 +106,9 @@ pub struct AccessBundle {
     pub events: Vec<ProvenEvent>,
     /// The `notice.published` events of the notices their events name.
     pub notices: Vec<ProvenEvent>,
+    /// The `downstream.acknowledged` events that `told` names.
+    #[serde(default)]
+    pub acknowledgements: Vec<ProvenEvent>,
     pub addresses: Vec<AddressPeriod>,
     pub permissions: Vec<PermissionLine>,
 }

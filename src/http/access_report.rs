@@ -16,6 +16,7 @@ use crate::pages::escape;
 use crate::preference_html::{actor_words, address_words, channel_words, day, describe, method_words, when};
 use domain::{ActorKind, ContactKind, EventType, PurposeId, Reason};
 use service::{short_ref, ProvenEvent, SignedAccessBundle};
+use uuid::Uuid;
 
 /// The report's own stylesheet: readable on screen, and on paper without links' colours,
 /// with sections kept whole where they fit.
@@ -66,32 +67,60 @@ fn kind_words(k: ContactKind) -> &'static str {
     }
 }
 
+/// Which systems that hold the person's details were told of a stop, and which confirmed
+/// applying it (with the time they said they did, and the confirmation's reference).
+fn told_html(p: &ProvenEvent, applied: &HashMap<Uuid, String>) -> String {
+    if p.told.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = p
+        .told
+        .iter()
+        .map(|t| match t.acknowledgement {
+            Some(id) => format!(
+                "{} confirmed applying it{} (reference {})",
+                escape(&t.name),
+                applied.get(&id).map(|a| format!(" at {}", escape(a))).unwrap_or_default(),
+                short_ref(&id)
+            ),
+            None => format!("{} has not yet confirmed applying it", escape(&t.name)),
+        })
+        .collect();
+    format!("<br><span class=\"hint\">{}.</span>", parts.join("; "))
+}
+
 /// One row of an event table: when, what, how and by whom, and its receipt reference.
-fn row(p: &ProvenEvent, titles: &HashMap<PurposeId, String>) -> String {
+fn row(p: &ProvenEvent, titles: &HashMap<PurposeId, String>, applied: &HashMap<Uuid, String>) -> String {
     let e = &p.receipt.event;
     let mut at = p.via.map(|v| format!(" (at {})", address_words(v.contact_kind))).unwrap_or_default();
     if let Some(r) = &e.representative {
         at.push_str(&format!(" ({}, under {})", r.id.as_str(), r.authority.as_str()));
     }
     format!(
-        "<tr><td>{}</td><td>{}{}</td><td>{}, {}</td><td class=\"ref\">{}</td></tr>",
+        "<tr><td>{}</td><td>{}{}{}</td><td>{}, {}</td><td class=\"ref\">{}</td></tr>",
         when(e.occurred_at),
         describe(e, titles),
         escape(&at),
+        told_html(p, applied),
         method_words(e.method),
         actor_words(e.actor.kind),
         short_ref(&e.id)
     )
 }
 
-fn table(rows: &[&ProvenEvent], titles: &HashMap<PurposeId, String>, empty: &str) -> String {
+fn table(
+    rows: &[&ProvenEvent],
+    titles: &HashMap<PurposeId, String>,
+    applied: &HashMap<Uuid, String>,
+    empty: &str,
+) -> String {
     if rows.is_empty() {
         return format!("<p>{}</p>", escape(empty));
     }
     let mut h =
         String::from("<table><thead><tr><th>When</th><th>What</th><th>How</th><th>Receipt</th></tr></thead><tbody>");
     for p in rows {
-        h.push_str(&row(p, titles));
+        h.push_str(&row(p, titles, applied));
     }
     h.push_str("</tbody></table>");
     h
@@ -102,6 +131,15 @@ pub fn access_report_html(signed: &SignedAccessBundle) -> String {
     let b = &signed.bundle;
     let titles: HashMap<PurposeId, String> =
         b.permissions.iter().map(|p| (p.purpose.clone(), p.title.clone())).collect();
+    // When each system said it applied what it acknowledged (its own signed statement).
+    let applied: HashMap<Uuid, String> = b
+        .acknowledgements
+        .iter()
+        .filter_map(|a| {
+            let s = a.receipt.event.acknowledgement.as_ref()?.statement.get("applied_at")?.as_str()?.to_owned();
+            Some((a.receipt.event.id, s))
+        })
+        .collect();
     let of = |f: &dyn Fn(&ProvenEvent) -> bool| -> Vec<&ProvenEvent> { b.events.iter().filter(|p| f(p)).collect() };
     let mut h = String::new();
     let _ = write!(
@@ -174,7 +212,7 @@ check it without asking us.</p>",
         ),
     ];
     for (title, rows, empty) in &sections {
-        let _ = write!(h, "<section><h2>{title}</h2>{}</section>", table(rows, &titles, empty));
+        let _ = write!(h, "<section><h2>{title}</h2>{}</section>", table(rows, &titles, &applied, empty));
     }
 
     h.push_str("<section><h2>The notices you were shown</h2>");
@@ -227,7 +265,7 @@ check it without asking us.</p>",
 log at size {size}. Run <code>consent-ledger verify --access access.json</code>, or follow the steps in our \
 published format, with our public key (<code>/v1/keys</code>). The whole file is signed too \
 (key <code>{key}</code>), so any change to it is found.</p></section></main></body></html>",
-        table(&all, &titles, "No entries."),
+        table(&all, &titles, &applied, "No entries."),
         size = checkpoint_size(&b.checkpoint),
         key = escape(&signed.key_id),
     );

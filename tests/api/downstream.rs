@@ -228,6 +228,55 @@ async fn a_signed_acknowledgement_is_checked_recorded_and_verifies_offline() {
     std::fs::write(&file, &export).unwrap();
     let out = crate::helpers::bin().args(["verify", "--export"]).arg(&file).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+
+    // The person's subject access bundle says which systems confirmed applying the
+    // withdrawal, with the acknowledgement itself, proven like every event.
+    let bundle = app
+        .client
+        .get(app.url("/v1/subjects/T-1/access-report"))
+        .bearer_auth(&app.audit)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let b: Value = serde_json::from_str(&bundle).unwrap();
+    let entry = b["bundle"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["receipt"]["event"]["id"] == withdrawn_id.as_str())
+        .unwrap();
+    assert_eq!(
+        entry["told"],
+        json!([{"system": "acme-mailing", "name": "Acme Mailing Ltd", "acknowledgement": receipt["event"]["id"]}])
+    );
+    let repairs_entry = b["bundle"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["receipt"]["event"]["id"] == repairs["event"]["id"])
+        .unwrap();
+    assert_eq!(repairs_entry["told"], json!([{"system": "text-co", "name": "Text Co"}]), "told, not confirmed");
+    assert_eq!(b["bundle"]["acknowledgements"][0]["receipt"]["event"]["id"], receipt["event"]["id"]);
+    let file = dir.path().join("access.json");
+    std::fs::write(&file, &bundle).unwrap();
+    let (ok, said) = crate::subject_access::verify(&file, &[]);
+    assert!(ok, "{said}");
+    let html = app
+        .client
+        .get(app.url("/v1/subjects/T-1/access-report"))
+        .bearer_auth(&app.audit)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Acme Mailing Ltd confirmed applying it at 2026-11-30T10:00:00Z"), "{html}");
+    assert!(html.contains("Text Co has not yet confirmed applying it"));
 }
 
 #[tokio::test]

@@ -45,7 +45,7 @@ async fn report(app: &TestApp, key: &str, subject: &str, html: bool) -> reqwest:
     req.send().await.unwrap()
 }
 
-fn verify(path: &std::path::Path, keys: &[&str]) -> (bool, String) {
+pub(crate) fn verify(path: &std::path::Path, keys: &[&str]) -> (bool, String) {
     let mut cmd = bin();
     cmd.args(["verify", "--access"]).arg(path);
     for k in keys {
