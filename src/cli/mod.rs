@@ -1,9 +1,10 @@
 //! The command line: `serve`, `init`, `migrate`, `apikey`, `verify`, `keys`, `export`,
-//! `rebuild`, `backup`, `sms`, `import`, `retention`, `subject-access` and `generate`.
+//! `rebuild`, `backup`, `sms`, `import`, `retention`, `subject-access`, `downstream` and `generate`.
 //! One file per command.
 
 pub mod apikey;
 pub mod backup;
+pub mod downstream;
 pub mod export;
 pub mod generate;
 pub mod import;
@@ -118,6 +119,12 @@ pub enum Command {
     /// One person's whole record for a subject access request: a signed bundle with proofs
     /// (access.json) and a plain-English report (report.html), from a stopped ledger.
     SubjectAccess(subject_access::SubjectAccessArgs),
+    /// The client a downstream system runs: make its signing key, follow its feed and
+    /// acknowledge what it applied.
+    Downstream {
+        #[command(subcommand)]
+        command: downstream::DownstreamCommand,
+    },
     /// Configure SMS providers (a controller's Twilio auth token).
     Sms {
         #[command(subcommand)]
@@ -148,6 +155,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(args) => import::run(args),
         Command::Retention { command } => retention::run(command),
         Command::SubjectAccess(args) => subject_access::run(args),
+        Command::Downstream { command } => downstream::run(command),
     }
 }
 

@@ -354,3 +354,82 @@ async fn a_system_matches_its_addresses_by_blind_index_without_the_ledger_giving
     let r = app.client.post(app.url("/v1/downstream/lookup")).bearer_auth(&app.check).json(&body).send().await.unwrap();
     assert_problem(r, StatusCode::FORBIDDEN).await;
 }
+
+#[tokio::test]
+async fn the_follow_client_applies_each_event_once_and_acknowledges_only_what_it_applied() {
+    let app = spawn_app().await;
+    app.with_purposes().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("system-key.json");
+    let out = crate::helpers::bin()
+        .args(["downstream", "keygen", "--name", "acme-mailing", "--out"])
+        .arg(&key_file)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let vkey = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let r =
+        register(&app, "acme-mailing", json!({"name": "Acme Mailing Ltd", "purposes": ["newsletter"], "vkey": vkey}))
+            .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let api_key = system_api_key(&app, "acme-mailing");
+    let id = |v: Value| v["event"]["id"].as_str().unwrap().to_owned();
+    let w1 = id(app
+        .record(json!({"type": "consent.withdrawn", "subject": "T-1", "purpose": "newsletter", "actor": staff()}))
+        .await);
+    app.record(json!({"type": "consent.withdrawn", "subject": "T-1", "purpose": "repairs-updates", "channel": "sms", "actor": staff()})).await;
+    let w2 = id(app.record(json!({"type": "subject.erased", "subject": "T-2", "actor": staff()})).await);
+
+    let applied = dir.path().join("applied.ndjson");
+    let state = dir.path().join("state");
+    let follow = |exec: String| {
+        crate::helpers::bin()
+            .args(["downstream", "follow", "--url", &app.address, "--key", &api_key, "--system", "acme-mailing"])
+            .arg("--signing-key")
+            .arg(&key_file)
+            .args(["--exec", &exec, "--once", "--state"])
+            .arg(&state)
+            .output()
+            .unwrap()
+    };
+    let append = format!("cat >> {}", applied.display());
+    let out = follow(append.clone());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> =
+        std::fs::read_to_string(&applied).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let got: Vec<&str> = lines.iter().map(|l| l["event"]["id"].as_str().unwrap()).collect();
+    assert_eq!(got, [w1.as_str(), w2.as_str()], "its two events, in order, each once");
+    // The acknowledgement is in the log, naming exactly what was applied.
+    let all: Value = app
+        .client
+        .get(app.url("/v1/feed?limit=1000"))
+        .bearer_auth(&app.audit)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let acks: Vec<&Value> =
+        all["events"].as_array().unwrap().iter().filter(|r| r["event"]["type"] == "downstream.acknowledged").collect();
+    assert_eq!(acks.len(), 1);
+    assert_eq!(acks[0]["event"]["acknowledgement"]["statement"]["event_ids"], json!([w1, w2]));
+
+    // Run again: nothing new to apply.
+    let out = follow(append.clone());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("applied 0 event(s)"));
+    assert_eq!(std::fs::read_to_string(&applied).unwrap().lines().count(), 2);
+
+    // A command that fails: the follower stops there and acknowledges nothing for it.
+    let w3 = id(app
+        .record(json!({"type": "consent.withdrawn", "subject": "T-3", "purpose": "newsletter", "actor": staff()}))
+        .await);
+    let out = follow("exit 3".into());
+    assert!(!out.status.success());
+    let size = app.log_size().await;
+    let out = follow(append);
+    assert!(out.status.success());
+    let last: Value = serde_json::from_str(std::fs::read_to_string(&applied).unwrap().lines().last().unwrap()).unwrap();
+    assert_eq!(last["event"]["id"], w3.as_str(), "applied on the next run");
+    assert_eq!(app.log_size().await, size + 1, "and acknowledged then");
+}
