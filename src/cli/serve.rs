@@ -38,6 +38,10 @@ pub struct ServeArgs {
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "CONSENT_LEDGER_WORKERS")]
     pub workers: Option<usize>,
+    /// On a database ledger, push downstream systems' webhooks from this node (choose one
+    /// node; an embedded ledger always pushes them).
+    #[arg(long, requires = "database_url")]
+    pub deliver_webhooks: bool,
     /// Where `POST /v1/backups` writes backups, one new directory each (default
     /// `<data dir>/backups`; put it on another disk, or ship what it holds elsewhere).
     #[arg(long, env = "CONSENT_LEDGER_BACKUP_DIR")]
@@ -99,6 +103,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             backup_dir: args.backup_dir.clone(),
             backup_keep: Some(args.backup_keep),
             bulk_limits: None,
+            // On a database ledger one node pushes webhooks (every node would push each one).
+            deliver_webhooks: Some(args.database_url.is_none() || args.deliver_webhooks),
         };
         let app = Application::build(listener, service.clone(), Arc::new(keys), http)?;
         println!("listening on http://{addr}");

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::contact::Channel;
 use super::error::DomainError;
 use super::ids::{PurposeId, Token};
-use super::limits::MAX_TITLE_LEN;
+use super::limits::{MAX_NOTICE_URL, MAX_TITLE_LEN};
 
 /// The deadline when a registration names none: 48 hours (what Gmail and Yahoo ask of a
 /// one-click unsubscribe).
@@ -42,6 +42,11 @@ pub struct DownstreamSystem {
     pub deadline_seconds: u32,
     /// The Ed25519 key it signs acknowledgements with, as a C2SP verifier key.
     pub vkey: String,
+    /// Where the ledger pushes its events (Standard Webhooks: an https or http URL), if it
+    /// wants them pushed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 2000)]
+    pub webhook_url: Option<String>,
 }
 
 impl DownstreamSystem {
@@ -62,6 +67,12 @@ impl DownstreamSystem {
         self.channels.dedup();
         if self.deadline_seconds == 0 || self.deadline_seconds > MAX_DEADLINE_SECONDS {
             return Err(DomainError::Deadline);
+        }
+        if let Some(u) = &self.webhook_url {
+            let scheme_ok = u.starts_with("https://") || u.starts_with("http://");
+            if !scheme_ok || u.len() > MAX_NOTICE_URL || u.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(DomainError::NoticeUrl);
+            }
         }
         Ok(self)
     }

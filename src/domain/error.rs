@@ -41,7 +41,7 @@ pub enum DomainError {
     // Notices.
     #[error("version must be 1 to {MAX_NOTICE_VERSION} characters with no control characters")]
     NoticeVersion,
-    #[error("url must be an http or https URL of at most {MAX_NOTICE_URL} bytes without spaces")]
+    #[error("the URL must be an http or https URL of at most {MAX_NOTICE_URL} bytes without spaces")]
     NoticeUrl,
     #[error("sha256 must be 64 lower-case hex digits")]
     NoticeHash,

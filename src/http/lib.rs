@@ -73,6 +73,9 @@ pub struct HttpOptions {
     pub backup_keep: Option<usize>,
     /// How bulk answers wait for slow clients (default [`BulkLimits::default`]).
     pub bulk_limits: Option<BulkLimits>,
+    /// Whether this server pushes downstream systems' webhooks (default yes; on a database
+    /// ledger one node should, `serve --deliver-webhooks`).
+    pub deliver_webhooks: Option<bool>,
 }
 
 /// Backups kept by default.
@@ -82,6 +85,8 @@ pub const DEFAULT_BACKUP_KEEP: usize = 7;
 pub struct Application {
     port: u16,
     server: Server,
+    /// The service whose webhooks this server delivers, when it does.
+    webhooks: Option<Arc<Service>>,
 }
 
 async fn openapi_doc() -> HttpResponse {
@@ -120,6 +125,7 @@ impl Application {
         let preference_link_days = options.preference_link_days.unwrap_or(service::DEFAULT_LINK_DAYS);
         let backup_dir = options.backup_dir;
         let backup_keep = options.backup_keep.unwrap_or(DEFAULT_BACKUP_KEEP).max(1);
+        let webhooks = options.deliver_webhooks.unwrap_or(true).then(|| service.clone());
         let state = web::Data::new(AppState {
             service,
             keys,
@@ -185,6 +191,7 @@ impl Application {
                 .service(downstream::create_downstream_acknowledgement)
                 .service(downstream::get_downstream_overdue)
                 .service(downstream::create_downstream_lookup)
+                .service(downstream::get_downstream_webhook_secret)
                 .service(
                     web::resource("/v1/downstream/{system}")
                         .name("put_downstream")
@@ -240,7 +247,7 @@ impl Application {
         if let Some(w) = options.workers {
             server = server.workers(w);
         }
-        Ok(Self { port, server: server.run() })
+        Ok(Self { port, server: server.run(), webhooks })
     }
 
     pub fn port(&self) -> u16 {
@@ -253,6 +260,11 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let deliverer = self.webhooks.map(|s| tokio::spawn(s.deliver_webhooks()));
+        let result = self.server.await;
+        if let Some(d) = deliverer {
+            d.abort();
+        }
+        result
     }
 }

@@ -96,6 +96,11 @@ impl DataDir {
     }
 
     /// SMS providers' secrets (a controller's Twilio auth token), one file each.
+    /// Where the webhook deliverer keeps each downstream system's position.
+    pub fn webhooks(&self) -> PathBuf {
+        self.0.join("webhooks")
+    }
+
     pub fn providers(&self) -> PathBuf {
         self.0.join("providers")
     }

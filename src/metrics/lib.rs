@@ -68,6 +68,9 @@ pub struct Metrics {
     /// Checkpoints not signed because the new tree head was not consistent with the last
     /// signed one (should never move from 0).
     pub checkpoints_refused: AtomicU64,
+    /// Webhook deliveries answered 2xx, and tries that were not (each retried).
+    pub webhooks_delivered: AtomicU64,
+    pub webhooks_failed: AtomicU64,
     /// By route name, then method and status class (a handful each, so a short list).
     http: Mutex<BTreeMap<String, RouteSeen>>,
 }
@@ -118,6 +121,12 @@ impl Metrics {
         }
     }
 
+    /// Records one webhook delivery try.
+    pub fn webhook_delivered(&self, ok: bool) {
+        let counter = if ok { &self.webhooks_delivered } else { &self.webhooks_failed };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Records the decisions of one check call (one request, or one block of a bulk list):
     /// two atomic additions per call, not per decision.
     pub fn decisions(&self, permitted: u64, denied: u64) {
@@ -155,6 +164,17 @@ impl Metrics {
         header(&mut out, "consent_ledger_decisions_total", "counter", "Permission decisions answered.");
         let _ = writeln!(out, "consent_ledger_decisions_total{{permitted=\"true\"}} {}", load(&self.permitted));
         let _ = writeln!(out, "consent_ledger_decisions_total{{permitted=\"false\"}} {}", load(&self.denied));
+        header(&mut out, "consent_ledger_webhook_deliveries_total", "counter", "Webhook delivery tries, by outcome.");
+        let _ = writeln!(
+            out,
+            "consent_ledger_webhook_deliveries_total{{delivered=\"true\"}} {}",
+            load(&self.webhooks_delivered)
+        );
+        let _ = writeln!(
+            out,
+            "consent_ledger_webhook_deliveries_total{{delivered=\"false\"}} {}",
+            load(&self.webhooks_failed)
+        );
         header(
             &mut out,
             "consent_ledger_checkpoints_refused_total",

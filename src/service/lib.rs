@@ -34,6 +34,7 @@ mod retention;
 pub mod sms;
 mod subject_access;
 mod suppress;
+mod webhooks;
 
 pub use addresses::{Address, HistoryEntry, Via};
 pub use check::{CheckAnswer, CheckInput, CheckOutcome, CheckQuery, CheckTarget};
@@ -47,6 +48,7 @@ pub use reads::PermissionRow;
 pub use record::{ContactInput, ContactRequest, EventInput, Recorded, Recorder, MAX_CLOCK_SKEW, MAX_EVENTS_AT_ONCE};
 pub use retention::RetentionDue;
 pub use suppress::{Suppressed, SuppressionList};
+pub use webhooks::webhook_signature;
 
 /// The published formats a caller sees in answers (signed receipts and decisions, the stored
 /// event document, a contact point by blind index) and the export's lines.

@@ -24,6 +24,9 @@ pub enum TokenUse {
     Preferences,
     /// The guard a preference form carries back, bound to its link.
     FormGuard,
+    /// The Standard Webhooks secret of a downstream system's webhook, bound to its
+    /// registration (every node derives the same one; re-registering changes it).
+    WebhookSecret,
 }
 
 impl TokenUse {
@@ -32,6 +35,7 @@ impl TokenUse {
             TokenUse::Unsubscribe => b"consent-ledger unsubscribe v1",
             TokenUse::Preferences => b"consent-ledger preferences v1",
             TokenUse::FormGuard => b"consent-ledger form guard v1",
+            TokenUse::WebhookSecret => b"consent-ledger webhook secret v1",
         }
     }
 }

@@ -433,3 +433,118 @@ async fn the_follow_client_applies_each_event_once_and_acknowledges_only_what_it
     assert_eq!(last["event"]["id"], w3.as_str(), "applied on the next run");
     assert_eq!(app.log_size().await, size + 1, "and acknowledged then");
 }
+
+/// What the test's webhook receiver saw: the secret to verify with, how many requests to
+/// refuse first, and the ids of the deliveries it took (each verified).
+#[derive(Default)]
+struct Receiver {
+    secret: std::sync::Mutex<Option<String>>,
+    refuse: std::sync::atomic::AtomicUsize,
+    refused: std::sync::atomic::AtomicUsize,
+    taken: std::sync::Mutex<Vec<(String, Value)>>,
+    bad: std::sync::Mutex<Vec<String>>,
+}
+
+async fn receive(
+    req: actix_web::HttpRequest,
+    body: actix_web::web::Bytes,
+    seen: actix_web::web::Data<Receiver>,
+) -> actix_web::HttpResponse {
+    use std::sync::atomic::Ordering;
+    if seen.refuse.load(Ordering::SeqCst) > 0 {
+        seen.refuse.fetch_sub(1, Ordering::SeqCst);
+        seen.refused.fetch_add(1, Ordering::SeqCst);
+        return actix_web::HttpResponse::InternalServerError().finish();
+    }
+    // The off-the-shelf Standard Webhooks verifier, over the exact body and headers.
+    let mut headers = http_types_1::HeaderMap::new();
+    for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+        if let Some(v) = req.headers().get(name) {
+            headers.insert(name, http_types_1::HeaderValue::from_bytes(v.as_bytes()).unwrap());
+        }
+    }
+    let secret = seen.secret.lock().unwrap().clone().unwrap_or_default();
+    let id = req.headers().get("webhook-id").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    match standardwebhooks::Webhook::new(&secret).and_then(|wh| wh.verify(&body, &headers)) {
+        Ok(()) => seen.taken.lock().unwrap().push((id, serde_json::from_slice(&body).unwrap())),
+        Err(e) => seen.bad.lock().unwrap().push(format!("{id}: {e:?}")),
+    }
+    actix_web::HttpResponse::NoContent().finish()
+}
+
+#[tokio::test]
+async fn webhooks_are_signed_as_standard_webhooks_and_retried_until_each_event_arrives_once_in_order() {
+    let seen = actix_web::web::Data::new(Receiver::default());
+    seen.refuse.store(3, std::sync::atomic::Ordering::SeqCst);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook = format!("http://{}/hooks/consent", listener.local_addr().unwrap());
+    let for_server = seen.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            actix_web::HttpServer::new(move || {
+                actix_web::App::new()
+                    .app_data(for_server.clone())
+                    .route("/hooks/consent", actix_web::web::post().to(receive))
+            })
+            .workers(1)
+            .listen(listener)
+            .unwrap()
+            .run()
+            .await
+        })
+    });
+
+    let app = spawn_app().await;
+    app.with_purposes().await;
+    let (_, vkey) = system_key(1, "acme-mailing");
+    let r = register(
+        &app,
+        "acme-mailing",
+        json!({"name": "Acme Mailing Ltd", "purposes": ["newsletter"],
+        "vkey": vkey, "webhook_url": hook}),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let s: Value = app
+        .client
+        .get(app.url("/v1/downstream/acme-mailing/webhook-secret"))
+        .bearer_auth(&app.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = s["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+    *seen.secret.lock().unwrap() = Some(secret);
+    let other = app.client.get(app.url("/v1/downstream/acme-mailing/webhook-secret")).bearer_auth(&app.audit).send();
+    assert_problem(other.await.unwrap(), StatusCode::FORBIDDEN).await;
+
+    let id = |v: Value| v["event"]["id"].as_str().unwrap().to_owned();
+    let mut want = Vec::new();
+    for s in ["T-1", "T-2", "T-3"] {
+        want.push(id(app
+            .record(json!({"type": "consent.withdrawn", "subject": s, "purpose": "newsletter", "actor": staff()}))
+            .await));
+        // Not this system's: never pushed to it.
+        app.record(json!({"type": "consent.withdrawn", "subject": s, "purpose": "repairs-updates", "channel": "sms", "actor": staff()})).await;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while seen.taken.lock().unwrap().len() < want.len() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(seen.bad.lock().unwrap().is_empty(), "every delivery verifies: {:?}", seen.bad.lock().unwrap());
+    assert_eq!(seen.refused.load(std::sync::atomic::Ordering::SeqCst), 3, "the receiver failed three times");
+    let taken = seen.taken.lock().unwrap().clone();
+    let ids: Vec<&str> = taken.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, want.iter().map(String::as_str).collect::<Vec<_>>(), "each event once, in order");
+    for (id, body) in &taken {
+        assert_eq!(body["type"], "consent.withdrawn");
+        assert_eq!(body["data"]["event"]["id"], id.as_str(), "the body is the event's receipt");
+    }
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("consent_ledger_webhook_deliveries_total{delivered=\"true\"} 3"), "{metrics}");
+}

@@ -44,6 +44,10 @@ pub struct DownstreamRequest {
     pub deadline_seconds: u32,
     /// The Ed25519 key it signs acknowledgements with, as a C2SP verifier key.
     pub vkey: String,
+    /// Where to push its events (Standard Webhooks); fetch the signing secret from
+    /// `GET /v1/downstream/{system}/webhook-secret`.
+    #[schema(max_length = 2000)]
+    pub webhook_url: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -152,6 +156,7 @@ pub async fn put_downstream(
         channels: r.channels,
         deadline_seconds: r.deadline_seconds,
         vkey: r.vkey,
+        webhook_url: r.webhook_url,
     };
     let by = Recorder::ApiKey(&p.key_id);
     let published = state.service.register_downstream(&p.controller, system, by, Utc::now()).await?;
@@ -372,4 +377,39 @@ pub async fn create_downstream_lookup(
     }
     let contacts = state.service.lookup_indexes(&p.controller, addresses)?;
     Ok(HttpResponse::Ok().json(LookupAnswer { contacts }))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WebhookSecret {
+    /// The Standard Webhooks secret (`whsec_` and base64) the system's receiver verifies
+    /// deliveries with. Registering the system anew under another id gives another.
+    pub secret: String,
+}
+
+/// The secret a system's webhook receiver verifies deliveries with (Standard Webhooks).
+#[utoipa::path(
+    get,
+    path = "/v1/downstream/{system}/webhook-secret",
+    tag = "downstream",
+    operation_id = "get_downstream_webhook_secret",
+    params(("system" = String, Path, description = "System id")),
+    responses(
+        (status = 200, description = "The secret", body = WebhookSecret),
+        (status = 400, description = "Malformed path", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs the admin role", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such system, or it has no webhook", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+#[get("/v1/downstream/{system}/webhook-secret")]
+pub async fn get_downstream_webhook_secret(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let p = caller.require(&[Role::Admin])?;
+    let id = Token::parse(path.into_inner()).map_err(|e| ApiError::new(Kind::InvalidPath, e.to_string()))?;
+    let secret = state.service.webhook_secret(&p.controller, &id)?;
+    Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(WebhookSecret { secret }))
 }
