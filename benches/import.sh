@@ -2,6 +2,7 @@
 # Imports ROWS (default 1 000 000) rows of consent records, as benches/import-gen.py writes
 # them, into a new embedded ledger with `consent-ledger import`, and prints the command's
 # summary (rows/s) and the store's size. Usage: benches/import.sh [ROWS]
+# With KEEP=DIR the imported data directory is moved to DIR (benches/verify.sh uses it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rows=${1:-1000000}
@@ -25,3 +26,4 @@ echo "file: $(du -h "$work/rows.csv" | cut -f1), $rows rows"
 /usr/bin/time -f "wall %e s, max resident %M KiB" "$bin" import --controller bench --data-dir "$work/data" \
   --file "$work/rows.csv" --mapping benches/import.toml
 echo "store: $(du -sh "$work/data/db" | cut -f1)"
+if [ -n "${KEEP:-}" ]; then rm -rf "$KEEP"; mv "$work/data" "$KEEP"; fi

@@ -340,7 +340,7 @@ const PARALLEL_SEAL_AT: usize = 64;
 
 /// The cores to sign on (at most 8), asked once: `available_parallelism` reads the cgroup's
 /// files and costs more than a signature.
-fn cores() -> usize {
+pub(crate) fn cores() -> usize {
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(8))
 }

@@ -707,10 +707,18 @@ pub fn derived_rows(
     tree: &mut Frontier,
 ) -> Result<Vec<projection::Row>, projection::ProjectionError> {
     let mut rows = projection::project(doc)?;
-    for (level, index, hash) in tree.push(leaf_hash) {
-        rows.push((Cf::Merkle, tree::node_key(level, index).to_vec(), hash.to_vec()));
-    }
+    rows.extend(tree_rows(leaf_hash, tree));
     Ok(rows)
+}
+
+/// The Merkle nodes an event's leaf completes, as rows: the second half of
+/// [`derived_rows`], which `verify` calls in seq order after deriving the first half of a
+/// block of events on every core.
+pub fn tree_rows(leaf_hash: Hash, tree: &mut Frontier) -> Vec<projection::Row> {
+    tree.push(leaf_hash)
+        .into_iter()
+        .map(|(level, index, hash)| (Cf::Merkle, tree::node_key(level, index).to_vec(), hash.to_vec()))
+        .collect()
 }
 
 /// Stages an event with every row it implies into `batch`: how the embedded writer writes
