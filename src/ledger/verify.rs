@@ -2,7 +2,9 @@
 //! are re-derived in seq order, then the projections are rebuilt in memory from the log and
 //! compared row by row with the stored ones. The first failure is named by seq.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
+
+use sha2::{Digest as _, Sha256};
 use std::fmt;
 
 use canonical::to_canonical_bytes;
@@ -160,7 +162,7 @@ fn check_block(block: &[store::Pair], first_seq: u64, keys: &[ValidKey]) -> Vec<
 /// Events are checked a block at a time on every core (signatures batch-verified); the tree
 /// and the expected projection rows are then built in seq order.
 pub fn verify(store: &Store, keys: &[ValidKey], mut progress: impl FnMut(u64)) -> Result<Report, StoreError> {
-    let mut expected: BTreeMap<(Cf, Vec<u8>), Vec<u8>> = BTreeMap::new();
+    let mut expected: HashMap<(Cf, Digest), Want> = HashMap::new();
     let mut seq = 0u64;
     let mut tree = Frontier::default();
     let mut events = store.iter_from(Cf::Events, &[])?;
@@ -182,55 +184,81 @@ pub fn verify(store: &Store, keys: &[ValidKey], mut progress: impl FnMut(u64)) -
                 Ok(ok) => ok,
                 Err(what) => return Ok(Report { events: seq - 1, failure: Some(Failure::Event { seq, what }) }),
             };
-            for (cf, k, v) in rows {
-                if cf.appends() {
-                    expected.entry((cf, k)).or_default().extend_from_slice(&v);
-                } else {
-                    expected.insert((cf, k), v);
-                }
-            }
-            for (cf, k, v) in super::tree_rows(leaf, &mut tree) {
-                expected.insert((cf, k), v);
+            for (cf, k, v) in rows.into_iter().chain(super::tree_rows(leaf, &mut tree)) {
+                let want = expected.entry((cf, digest(&[&k]))).or_default();
+                want.digest = if cf.appends() { digest(&[&want.digest, &v]) } else { digest(&[&v]) };
+                want.last_seq = seq;
             }
             progress(seq);
         }
     }
     let events = seq;
-    let mut per_cf: BTreeMap<Cf, usize> = BTreeMap::new();
-    for (cf, _) in expected.keys() {
-        *per_cf.entry(*cf).or_default() += 1;
-    }
     for cf in Cf::PROJECTIONS {
-        let mut matched = 0usize;
         for item in store.iter_from(cf, &[])? {
             let (k, v) = item?;
             let row_seq = row_seq(cf, &k, &v);
-            match expected.get(&(cf, k.to_vec())) {
-                Some(want) if **want == *v => matched += 1,
-                Some(want) => {
-                    let seq = if cf.appends() { first_difference(want, &v) } else { row_seq };
-                    let failure = Failure::Projection { cf: cf.name(), seq, what: "row differs from the log" };
-                    return Ok(Report { events, failure: Some(failure) });
-                }
-                None => {
-                    let failure =
-                        Failure::Projection { cf: cf.name(), seq: row_seq, what: "row has no event in the log" };
-                    return Ok(Report { events, failure: Some(failure) });
-                }
+            let Some(want) = expected.get_mut(&(cf, digest(&[&k]))) else {
+                let failure = Failure::Projection { cf: cf.name(), seq: row_seq, what: "row has no event in the log" };
+                return Ok(Report { events, failure: Some(failure) });
+            };
+            let got = if cf.appends() {
+                v.split_inclusive(|b| *b == b'\n').fold(Digest::default(), |d, line| digest(&[&d, line]))
+            } else {
+                digest(&[&v])
+            };
+            if got != want.digest {
+                let seq = if cf.appends() { first_difference(&expected_value(store, cf, &k)?, &v) } else { row_seq };
+                let failure = Failure::Projection { cf: cf.name(), seq, what: "row differs from the log" };
+                return Ok(Report { events, failure: Some(failure) });
             }
+            want.seen = true;
         }
-        let want = per_cf.get(&cf).copied().unwrap_or(0);
-        if matched != want {
-            let missing = expected
-                .keys()
-                .filter(|(c, _)| *c == cf)
-                .find(|(c, k)| store.get(*c, k).ok().flatten().is_none())
-                .and_then(|(c, k)| {
-                    row_seq(*c, k, expected.get(&(*c, k.clone())).map(Vec::as_slice).unwrap_or_default())
-                });
-            let failure = Failure::Projection { cf: cf.name(), seq: missing, what: "row is missing" };
+        let missing = expected.iter().filter(|((c, _), w)| *c == cf && !w.seen).map(|(_, w)| w.last_seq).min();
+        if let Some(seq) = missing {
+            let failure = Failure::Projection { cf: cf.name(), seq: Some(seq), what: "row is missing" };
             return Ok(Report { events, failure: Some(failure) });
         }
     }
     Ok(Report { events, failure: None })
+}
+
+/// A 128-bit digest (SHA-256, cut) of length-prefixed parts: what the comparison keeps of each
+/// expected row's key and value, so its memory is a few dozen bytes a row, not the rows.
+type Digest = [u8; 16];
+
+fn digest(parts: &[&[u8]]) -> Digest {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    let mut out = Digest::default();
+    out.copy_from_slice(&h.finalize()[..16]);
+    out
+}
+
+/// What the log implies for one projection row: the digest of its value (for a row that
+/// grows, a chain over its lines in order), the last event that touched it, and whether the
+/// store's row was found.
+#[derive(Debug, Default)]
+struct Want {
+    digest: Digest,
+    last_seq: u64,
+    seen: bool,
+}
+
+/// The whole value the log implies for one row, derived again (only to name the first event
+/// a rewritten row gets wrong).
+fn expected_value(store: &Store, cf: Cf, key: &[u8]) -> Result<Vec<u8>, StoreError> {
+    let mut value = Vec::new();
+    for item in store.iter_from(Cf::Events, &[])? {
+        let (_, v) = item?;
+        let Some(doc) = StoredEvent::decode(&v).ok().and_then(|s| s.doc().ok()) else { continue };
+        for (c, k, v) in projection::project(&doc).unwrap_or_default() {
+            if c == cf && k == key {
+                value.extend_from_slice(&v);
+            }
+        }
+    }
+    Ok(value)
 }
