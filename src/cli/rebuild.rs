@@ -24,8 +24,9 @@ pub fn run(args: RebuildArgs) -> anyhow::Result<ExitCode> {
         Store::open(&dir.db()).context("opening the store (stop the server first: a rebuild needs it alone)")?;
     let bar = progress_bar("rebuilding");
     bar.set_length(log_size(&store)?);
+    let started = std::time::Instant::now();
     let events = rebuild(&store, |phase, n| match phase {
-        Phase::Deleting => bar.set_message(format!("clearing ({n} rows)")),
+        Phase::Deleting => bar.set_message(format!("clearing ({n} column families)")),
         Phase::Replaying => {
             bar.set_message("replaying");
             bar.set_position(n)
@@ -33,6 +34,8 @@ pub fn run(args: RebuildArgs) -> anyhow::Result<ExitCode> {
     })
     .context("rebuilding")?;
     bar.finish_and_clear();
+    let took = started.elapsed().as_secs_f64();
+    println!("replayed {events} events in {took:.1} s ({:.0} events/s); verifying", events as f64 / took.max(1e-9));
     match verify_with_progress(&dir, &store)?.failure {
         None => {
             println!("ok: projections rebuilt from {events} events; the store verifies");

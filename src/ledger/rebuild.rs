@@ -1,7 +1,7 @@
 //! Rebuilding the projections from the log (`consent-ledger rebuild`). Every projection row is
 //! deleted, then re-derived from the stored events in seq order with the writer's own
-//! `derived_rows`, so the rows come out as the writer wrote them (`verify`
-//! confirms it). A marker in `meta` is written before the first row is deleted and removed
+//! `derived_rows` (its halves: the rows of a block of events on every core, the tree's in
+//! order), so the rows come out as the writer wrote them (`verify` confirms it). A marker in `meta` is written before the first row is deleted and removed
 //! with the last row written: a store whose rebuild was cut off is refused by
 //! `Ledger::open` until a rebuild completes, so no server ever answers from half a rebuild.
 
@@ -18,47 +18,48 @@ pub const REBUILDING_KEY: &[u8] = b"rebuilding";
 const CHUNK: usize = 20_000;
 
 /// Rebuilds every projection of `store` from its events; returns how many events it read.
-/// `progress` is told each phase's count as it goes (deleted rows, then replayed events).
+/// `progress` is told each phase's count as it goes (cleared column families, then replayed events).
 pub fn rebuild(store: &Store, mut progress: impl FnMut(Phase, u64)) -> Result<u64, LedgerError> {
     super::check_rebuildable_format(store)?;
     let mut batch = Batch::default();
     batch.put(Cf::Meta, REBUILDING_KEY.to_vec(), b"1".to_vec());
     store.write_synced(&batch)?;
 
+    // Each projection goes in one range tombstone (from its first key to its last, then the
+    // last), not a tombstone a row.
     let mut deleted = 0u64;
     for cf in Cf::PROJECTIONS {
-        let mut batch = Batch::default();
-        let mut n = 0usize;
-        for item in store.iter_from(cf, &[])? {
-            let (k, _) = item?;
-            batch.delete(cf, k.to_vec());
-            n += 1;
-            if n == CHUNK {
-                store.write_synced(&std::mem::take(&mut batch))?;
-                deleted += n as u64;
-                n = 0;
-                progress(Phase::Deleting, deleted);
-            }
+        let first = store.iter_from(cf, &[])?.next().transpose()?;
+        if let (Some((first, _)), Some((last, _))) = (first, store.last(cf)?) {
+            let mut batch = Batch::default();
+            batch.delete_range(cf, first.to_vec(), last.to_vec());
+            batch.delete(cf, last.to_vec());
+            store.write_synced(&batch)?;
         }
-        store.write_synced(&batch)?;
-        deleted += n as u64;
+        deleted += 1;
         progress(Phase::Deleting, deleted);
     }
 
+    // Events are parsed and projected a block at a time on every core; the tree and the
+    // writes follow in seq order.
     let mut tree = Frontier::default();
     let mut batch = Batch::default();
     let mut events = 0u64;
-    for item in store.iter_from(Cf::Events, &[])? {
-        let (_, v) = item?;
-        let stored = StoredEvent::decode(&v).map_err(|_| LedgerError::Corrupt)?;
-        let doc = stored.doc().map_err(|_| LedgerError::Corrupt)?;
-        for (cf, k, v) in super::derived_rows(&doc, stored.leaf_hash, &mut tree).map_err(|_| LedgerError::Corrupt)? {
-            batch.row(cf, k, v);
+    let mut log = store.iter_from(Cf::Events, &[])?;
+    loop {
+        let block: Vec<store::Pair> = log.by_ref().take(BLOCK).collect::<Result<_, _>>()?;
+        if block.is_empty() {
+            break;
         }
-        events += 1;
-        if events % CHUNK as u64 == 0 {
-            store.write_synced(&std::mem::take(&mut batch))?;
-            progress(Phase::Replaying, events);
+        for (leaf, rows) in project_block(&block)? {
+            for (cf, k, v) in rows.into_iter().chain(super::tree_rows(leaf, &mut tree)) {
+                batch.row(cf, k, v);
+            }
+            events += 1;
+            if events % CHUNK as u64 == 0 {
+                store.write_synced(&std::mem::take(&mut batch))?;
+                progress(Phase::Replaying, events);
+            }
         }
     }
     batch.delete(Cf::Meta, REBUILDING_KEY.to_vec());
@@ -67,6 +68,34 @@ pub fn rebuild(store: &Store, mut progress: impl FnMut(Phase, u64)) -> Result<u6
     store.write_synced(&batch)?;
     progress(Phase::Replaying, events);
     Ok(events)
+}
+
+/// An event's leaf hash and the projection rows it implies but the Merkle nodes.
+type Projected = ([u8; 32], Vec<projection::Row>);
+
+/// Events parsed and projected together.
+const BLOCK: usize = 8192;
+
+/// Each event of a block (in order): its leaf hash and the projection rows it implies but the
+/// Merkle nodes ([`super::derived_rows`]' first half), derived on every core.
+fn project_block(block: &[store::Pair]) -> Result<Vec<Projected>, LedgerError> {
+    let one = |v: &[u8]| -> Result<Projected, LedgerError> {
+        let stored = StoredEvent::decode(v).map_err(|_| LedgerError::Corrupt)?;
+        let doc = stored.doc().map_err(|_| LedgerError::Corrupt)?;
+        Ok((stored.leaf_hash, projection::project(&doc).map_err(|_| LedgerError::Corrupt)?))
+    };
+    let per = block.len().div_ceil(super::commit::cores().max(1)).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = block
+            .chunks(per)
+            .map(|run| s.spawn(move || run.iter().map(|(_, v)| one(v)).collect::<Result<Vec<_>, _>>()))
+            .collect();
+        let mut out = Vec::with_capacity(block.len());
+        for h in handles {
+            out.extend(h.join().map_err(|_| LedgerError::Corrupt)??);
+        }
+        Ok(out)
+    })
 }
 
 /// What a rebuild is doing.

@@ -110,6 +110,8 @@ pub enum Op {
     Put,
     Append,
     Delete,
+    /// Deletes every row from the key up to (not including) the value, as a key.
+    DeleteRange,
 }
 
 /// A set of writes applied atomically.
@@ -132,6 +134,12 @@ impl Batch {
     /// Deletes a row.
     pub fn delete(&mut self, cf: Cf, key: Vec<u8>) {
         self.ops.push((cf, key, Vec::new(), Op::Delete));
+    }
+
+    /// Deletes every row of `cf` with a key from `from` up to (not including) `to`: one
+    /// tombstone for the range, however many rows it holds.
+    pub fn delete_range(&mut self, cf: Cf, from: Vec<u8>, to: Vec<u8>) {
+        self.ops.push((cf, from, to, Op::DeleteRange));
     }
 
     /// A projection row as its column family takes it.

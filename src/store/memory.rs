@@ -43,6 +43,16 @@ impl KvStore for MemoryStore {
                 Op::Delete => {
                     table.remove(k);
                 }
+                Op::DeleteRange => {
+                    let doomed: Vec<Vec<u8>> = table
+                        .range(k.to_vec()..)
+                        .take_while(|(key, _)| key.as_slice() < v)
+                        .map(|(key, _)| key.clone())
+                        .collect();
+                    for key in doomed {
+                        table.remove(&key);
+                    }
+                }
             }
         }
         Ok(())

@@ -197,6 +197,7 @@ impl RocksStore {
                 Op::Put => wb.put_cf(cf_of(db, cf)?, k, v),
                 Op::Append => wb.merge_cf(cf_of(db, cf)?, k, v),
                 Op::Delete => wb.delete_cf(cf_of(db, cf)?, k),
+                Op::DeleteRange => wb.delete_range_cf(cf_of(db, cf)?, k, v),
             }
         }
         let mut wo = WriteOptions::default();

@@ -28,13 +28,14 @@ fn key() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn op() -> impl Strategy<Value = (Cf, Vec<u8>, Vec<u8>, Op)> {
-    (cf(), key(), proptest::collection::vec(any::<u8>(), 0..4), prop_oneof![Just(Op::Put), Just(Op::Delete)]).prop_map(
-        |(cf, k, v, op)| {
-            // The facts family appends, as the ledger uses it; the others put and delete.
-            let op = if cf.appends() { Op::Append } else { op };
-            (cf, k, v, op)
-        },
-    )
+    let ops = prop_oneof![4 => Just(Op::Put), 2 => Just(Op::Delete), 1 => Just(Op::DeleteRange)];
+    (cf(), key(), key(), ops).prop_map(|(cf, k, v, op)| match op {
+        // A range runs from the lower key to the higher (the value holds its end).
+        Op::DeleteRange => (cf, k.clone().min(v.clone()), k.max(v), op),
+        // The facts family appends, as the ledger uses it; the others put and delete.
+        _ if cf.appends() => (cf, k, v, Op::Append),
+        _ => (cf, k, v, op),
+    })
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -66,6 +67,7 @@ fn run(store: &Store, step: &Step) -> Answer {
                     Op::Put => b.put(*cf, k.clone(), v.clone()),
                     Op::Append => b.append(*cf, k.clone(), v.clone()),
                     Op::Delete => b.delete(*cf, k.clone()),
+                    Op::DeleteRange => b.delete_range(*cf, k.clone(), v.clone()),
                 }
             }
             store.write_synced(&b).expect("write");
