@@ -40,28 +40,46 @@ pub fn rebuild(store: &Store, mut progress: impl FnMut(Phase, u64)) -> Result<u6
         progress(Phase::Deleting, deleted);
     }
 
-    // Events are parsed and projected a block at a time on every core; the tree and the
-    // writes follow in seq order.
+    // Events are parsed and projected a block at a time on every core, by a thread of their
+    // own, while this one folds the tree and writes the block before (the writes are the
+    // part that runs on one thread).
     let mut tree = Frontier::default();
     let mut batch = Batch::default();
     let mut events = 0u64;
-    let mut log = store.iter_from(Cf::Events, &[])?;
-    loop {
-        let block: Vec<store::Pair> = log.by_ref().take(BLOCK).collect::<Result<_, _>>()?;
-        if block.is_empty() {
-            break;
-        }
-        for (leaf, rows) in project_block(&block)? {
-            for (cf, k, v) in rows.into_iter().chain(super::tree_rows(leaf, &mut tree)) {
-                batch.row(cf, k, v);
+    std::thread::scope(|s| -> Result<(), LedgerError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<Projected>, LedgerError>>(1);
+        s.spawn(move || {
+            let mut log = match store.iter_from(Cf::Events, &[]) {
+                Ok(log) => log,
+                Err(e) => return drop(tx.send(Err(e.into()))),
+            };
+            loop {
+                let block: Result<Vec<store::Pair>, _> = log.by_ref().take(BLOCK).collect();
+                let projected = match block {
+                    Ok(block) if block.is_empty() => return,
+                    Ok(block) => project_block(&block),
+                    Err(e) => Err(e.into()),
+                };
+                let failed = projected.is_err();
+                if tx.send(projected).is_err() || failed {
+                    return;
+                }
             }
-            events += 1;
-            if events % CHUNK as u64 == 0 {
-                store.write_synced(&std::mem::take(&mut batch))?;
-                progress(Phase::Replaying, events);
+        });
+        for projected in rx {
+            for (leaf, rows) in projected? {
+                for (cf, k, v) in rows.into_iter().chain(super::tree_rows(leaf, &mut tree)) {
+                    batch.row(cf, k, v);
+                }
+                events += 1;
+                if events % CHUNK as u64 == 0 {
+                    store.write_synced(&std::mem::take(&mut batch))?;
+                    progress(Phase::Replaying, events);
+                }
             }
         }
-    }
+        Ok(())
+    })?;
     batch.delete(Cf::Meta, REBUILDING_KEY.to_vec());
     let (k, v) = super::format_row();
     batch.put(Cf::Meta, k, v);
