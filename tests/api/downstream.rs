@@ -33,8 +33,7 @@ async fn register(app: &TestApp, id: &str, body: Value) -> reqwest::Response {
 }
 
 async fn feed(app: &TestApp, key: &str) -> Vec<Value> {
-    let page: Value =
-        app.client.get(app.url("/v1/downstream/feed")).bearer_auth(key).send().await.unwrap().json().await.unwrap();
+    let page: Value = app.get_json(key, "/v1/downstream/feed").await;
     page["events"].as_array().unwrap().clone()
 }
 
@@ -116,33 +115,15 @@ async fn each_system_reads_only_the_events_that_concern_it() {
     assert_eq!(ids(feed(&app, &sms).await), [repairs_no, stop_texts, erased]);
 
     // Pages: one at a time, resuming after next_after.
-    let page: Value = app
-        .client
-        .get(app.url("/v1/downstream/feed?limit=1"))
-        .bearer_auth(&mail)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = app.get_json(&mail, "/v1/downstream/feed?limit=1").await;
     assert_eq!(page["events"][0]["event"]["id"], granted.as_str());
     assert_eq!(page["has_more"], true);
     let next = page["next_after"].as_u64().unwrap();
-    let page: Value = app
-        .client
-        .get(app.url(&format!("/v1/downstream/feed?limit=1&after={next}")))
-        .bearer_auth(&mail)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = app.get_json(&mail, &format!("/v1/downstream/feed?limit=1&after={next}")).await;
     assert_eq!(page["events"][0]["event"]["id"], post_no.as_str());
 
     // Server-sent events, the same events.
-    let mut stream = app.client.get(app.url("/v1/downstream/feed/stream")).bearer_auth(&mail).send().await.unwrap();
+    let mut stream = app.get_as(&mail, "/v1/downstream/feed/stream").await;
     assert_eq!(stream.headers()["content-type"], "text/event-stream");
     let mut text = String::new();
     while text.matches("\n\n").count() < 3 {
@@ -154,15 +135,9 @@ async fn each_system_reads_only_the_events_that_concern_it() {
     assert!(!text.contains("repairs-updates"), "another system's events are not in the stream: {text}");
 
     // Keys: a system's key reads only its feed; other keys cannot read a system's feed.
-    assert_problem(app.client.get(app.url("/v1/feed")).bearer_auth(&mail).send().await.unwrap(), StatusCode::FORBIDDEN)
-        .await;
-    assert_problem(
-        app.client.get(app.url("/v1/downstream/feed")).bearer_auth(&app.audit).send().await.unwrap(),
-        StatusCode::FORBIDDEN,
-    )
-    .await;
-    let list: Value =
-        app.client.get(app.url("/v1/downstream")).bearer_auth(&app.audit).send().await.unwrap().json().await.unwrap();
+    assert_problem(app.get_as(&mail, "/v1/feed").await, StatusCode::FORBIDDEN).await;
+    assert_problem(app.get_as(&app.audit, "/v1/downstream/feed").await, StatusCode::FORBIDDEN).await;
+    let list: Value = app.get_json(&app.audit, "/v1/downstream").await;
     assert_eq!(list["systems"].as_array().unwrap().len(), 2);
 }
 
@@ -212,8 +187,7 @@ async fn a_signed_acknowledgement_is_checked_recorded_and_verifies_offline() {
     // Offline, from an export: the acknowledgement is a signed event of the log, and the
     // statement inside it verifies with the mailing house's own public key.
     crate::audit::checkpoint_covering(&app, app.log_size().await).await;
-    let export =
-        app.client.get(app.url("/v1/export")).bearer_auth(&app.audit).send().await.unwrap().text().await.unwrap();
+    let export = app.get_as(&app.audit, "/v1/export").await.text().await.unwrap();
     let line: Value = export
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
@@ -231,16 +205,7 @@ async fn a_signed_acknowledgement_is_checked_recorded_and_verifies_offline() {
 
     // The person's subject access bundle says which systems confirmed applying the
     // withdrawal, with the acknowledgement itself, proven like every event.
-    let bundle = app
-        .client
-        .get(app.url("/v1/subjects/T-1/access-report"))
-        .bearer_auth(&app.audit)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let bundle = app.get_as(&app.audit, "/v1/subjects/T-1/access-report").await.text().await.unwrap();
     let b: Value = serde_json::from_str(&bundle).unwrap();
     let entry = b["bundle"]["events"]
         .as_array()
@@ -294,16 +259,7 @@ async fn unacknowledged_events_past_the_deadline_are_overdue_until_acknowledged(
     assert_eq!(r.status(), StatusCode::CREATED);
     let key = system_api_key(&app, "acme-mailing");
     let overdue = || async {
-        let v: Value = app
-            .client
-            .get(app.url("/v1/downstream/overdue"))
-            .bearer_auth(&app.audit)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = app.get_json(&app.audit, "/v1/downstream/overdue").await;
         v["systems"][0]["overdue"].as_array().unwrap().clone()
     };
     let w = app
@@ -319,11 +275,7 @@ async fn unacknowledged_events_past_the_deadline_are_overdue_until_acknowledged(
         metrics.contains("consent_ledger_downstream_overdue{controller=\"council\",system=\"acme-mailing\"} 1"),
         "{metrics}"
     );
-    assert_problem(
-        app.client.get(app.url("/v1/downstream/overdue")).bearer_auth(&key).send().await.unwrap(),
-        StatusCode::FORBIDDEN,
-    )
-    .await;
+    assert_problem(app.get_as(&key, "/v1/downstream/overdue").await, StatusCode::FORBIDDEN).await;
 
     let seq = w["seq"].as_u64().unwrap();
     let statement = json!({"system": "acme-mailing", "up_to_seq": seq, "applied_at": chrono::Utc::now().to_rfc3339()});
@@ -400,16 +352,7 @@ async fn the_follow_client_applies_each_event_once_and_acknowledges_only_what_it
     let got: Vec<&str> = lines.iter().map(|l| l["event"]["id"].as_str().unwrap()).collect();
     assert_eq!(got, [w1.as_str(), w2.as_str()], "its two events, in order, each once");
     // The acknowledgement is in the log, naming exactly what was applied.
-    let all: Value = app
-        .client
-        .get(app.url("/v1/feed?limit=1000"))
-        .bearer_auth(&app.audit)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let all: Value = app.get_json(&app.audit, "/v1/feed?limit=1000").await;
     let acks: Vec<&Value> =
         all["events"].as_array().unwrap().iter().filter(|r| r["event"]["type"] == "downstream.acknowledged").collect();
     assert_eq!(acks.len(), 1);
@@ -506,16 +449,7 @@ async fn webhooks_are_signed_as_standard_webhooks_and_retried_until_each_event_a
     )
     .await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    let s: Value = app
-        .client
-        .get(app.url("/v1/downstream/acme-mailing/webhook-secret"))
-        .bearer_auth(&app.admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let s: Value = app.get_json(&app.admin, "/v1/downstream/acme-mailing/webhook-secret").await;
     let secret = s["secret"].as_str().unwrap().to_owned();
     assert!(secret.starts_with("whsec_"));
     *seen.secret.lock().unwrap() = Some(secret);

@@ -164,6 +164,16 @@ impl TestApp {
         assert_eq!(self.put_purpose(&self.admin, "repairs-updates", &repairs()).await.status(), StatusCode::OK);
     }
 
+    /// `GET path` with `key`.
+    pub async fn get_as(&self, key: &str, path: &str) -> Response {
+        self.client.get(self.url(path)).bearer_auth(key).send().await.expect("send")
+    }
+
+    /// `GET path` with `key`, its JSON body.
+    pub async fn get_json(&self, key: &str, path: &str) -> Value {
+        self.get_as(key, path).await.json().await.expect("json")
+    }
+
     pub async fn put_notice(&self, key: &str, id: &str, body: &Value) -> Response {
         self.client.put(self.url(&format!("/v1/notices/{id}"))).bearer_auth(key).json(body).send().await.expect("send")
     }

@@ -66,24 +66,14 @@ async fn a_notice_is_signed_once_with_the_hash_of_its_exact_text() {
     let by_hash = json!({"version": "3", "title": "Tenancy privacy notice", "sha256": sha256("elsewhere")});
     assert_eq!(app.put_notice(&app.admin, "tenancy-3", &by_hash).await.status(), StatusCode::CREATED);
 
-    let one: Value = app
-        .client
-        .get(app.url("/v1/notices/privacy-2026"))
-        .bearer_auth(&app.check)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let one: Value = app.get_json(&app.check, "/v1/notices/privacy-2026").await;
     assert_eq!(one["text"], TEXT);
     assert_eq!(one["event"], receipt["event"]["id"]);
-    let list: Value =
-        app.client.get(app.url("/v1/notices")).bearer_auth(&app.audit).send().await.unwrap().json().await.unwrap();
+    let list: Value = app.get_json(&app.audit, "/v1/notices").await;
     let ids: Vec<&str> = list["notices"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["privacy-2026", "tenancy-3"]);
     assert!(list["notices"][0].get("text").is_none(), "the list leaves texts out");
-    let other = app.client.get(app.url("/v1/notices/privacy-2026")).bearer_auth(&app.other).send().await.unwrap();
+    let other = app.get_as(&app.other, "/v1/notices/privacy-2026").await;
     assert_problem(other, StatusCode::NOT_FOUND).await;
 }
 
