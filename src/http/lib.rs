@@ -188,9 +188,21 @@ impl Application {
                 .service(downstream::list_downstream)
                 .service(downstream::get_downstream_feed)
                 .service(downstream::get_downstream_feed_stream)
-                .service(downstream::create_downstream_acknowledgement)
+                .service(
+                    web::resource("/v1/downstream/acknowledgements")
+                        .name("create_downstream_acknowledgement")
+                        .app_data(json(downstream::MAX_LIST_BODY))
+                        .route(web::post().to(downstream::create_downstream_acknowledgement))
+                        .default_service(web::to(no_route)),
+                )
                 .service(downstream::get_downstream_overdue)
-                .service(downstream::create_downstream_lookup)
+                .service(
+                    web::resource("/v1/downstream/lookup")
+                        .name("create_downstream_lookup")
+                        .app_data(json(downstream::MAX_LIST_BODY))
+                        .route(web::post().to(downstream::create_downstream_lookup))
+                        .default_service(web::to(no_route)),
+                )
                 .service(downstream::get_downstream_webhook_secret)
                 .service(
                     web::resource("/v1/downstream/{system}")

@@ -184,6 +184,16 @@ async fn a_signed_acknowledgement_is_checked_recorded_and_verifies_offline() {
     assert_eq!(again["event"]["id"], receipt["event"]["id"]);
     assert_eq!(app.log_size().await, size + 1);
 
+    // As many as the API promises: 1000 event ids in one signed acknowledgement.
+    let batch: Vec<Value> = (0..1000)
+        .map(|i| json!({"type": "consent.withdrawn", "subject": format!("B-{i}"), "purpose": "newsletter", "actor": staff()}))
+        .collect();
+    let r = app.post_batch(&app.record, &json!(batch)).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let ids: Vec<Value> = r.json::<Vec<Value>>().await.unwrap().iter().map(|r| r["event"]["id"].clone()).collect();
+    let many = json!({"system": "acme-mailing", "event_ids": ids, "applied_at": "2026-11-30T10:00:00Z"});
+    assert_eq!(post_ack(&app, &mail, &ack(&mail_signer, many)).await.status(), StatusCode::CREATED);
+
     // Offline, from an export: the acknowledgement is a signed event of the log, and the
     // statement inside it verifies with the mailing house's own public key.
     crate::audit::checkpoint_covering(&app, app.log_size().await).await;
@@ -299,6 +309,20 @@ async fn a_system_matches_its_addresses_by_blind_index_without_the_ledger_giving
     let answer: Value = r.json().await.unwrap();
     assert_eq!(answer["contacts"][0], linked["event"]["contact"]);
     assert_eq!(answer["contacts"][1]["kind"], "tel");
+    // As many as the API promises: 1000 addresses in one request.
+    let many: Vec<Value> = (0..1000)
+        .map(|i| json!({"channel": "email", "address": format!("tenant.number.{i}@example-housing.org.uk")}))
+        .collect();
+    let r = app
+        .client
+        .post(app.url("/v1/downstream/lookup"))
+        .bearer_auth(&mail)
+        .json(&json!({"addresses": many}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap()["contacts"].as_array().unwrap().len(), 1000);
     let bad = json!({"addresses": [{"channel": "email", "address": "not an address"}]});
     let r = app.client.post(app.url("/v1/downstream/lookup")).bearer_auth(&mail).json(&bad).send().await.unwrap();
     let problem = assert_problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;

@@ -5,7 +5,7 @@
 //! `downstream.acknowledged` event) and `POST /v1/downstream/lookup` the blind indexes of
 //! addresses it holds; `GET /v1/downstream/overdue` (role `audit`) lists what is overdue.
 
-use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use actix_web::{get, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -18,6 +18,10 @@ use domain::downstream::DEFAULT_DEADLINE_SECONDS;
 use domain::{Acknowledgement, Channel, DownstreamSystem, EventType, PurposeId, Token};
 use service::access::{Principal, Role};
 use service::{ContactRef, ContactRequest, Receipt, Recorder, MAX_LOOKUP};
+
+/// Most bytes of an acknowledgement or a lookup: 1000 event ids or addresses and the rest
+/// (the events' 16 KiB would refuse a list the API promises to take).
+pub const MAX_LIST_BODY: usize = 256 * 1024;
 
 /// Path segments the API uses under `/v1/downstream/`, which no system may take as its id.
 const RESERVED: [&str; 4] = ["feed", "overdue", "acknowledgements", "lookup"];
@@ -286,12 +290,12 @@ pub async fn get_downstream_feed_stream(
         (status = 401, description = "No valid API key, or the statement is not signed with the system's registered key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Needs a downstream system's key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "The key's system is not registered", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 256 KiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The statement names another system or an event not in the system's feed", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
-#[post("/v1/downstream/acknowledgements")]
 pub async fn create_downstream_acknowledgement(
     state: web::Data<AppState>,
     caller: Caller,
@@ -358,12 +362,12 @@ pub async fn get_downstream_overdue(state: web::Data<AppState>, caller: Caller) 
         (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Needs a downstream system's key", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 256 KiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "An address is not one, or more than 1000", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
-#[post("/v1/downstream/lookup")]
 pub async fn create_downstream_lookup(
     state: web::Data<AppState>,
     caller: Caller,
