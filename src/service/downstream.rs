@@ -14,7 +14,6 @@ use super::{invalid, ContactRequest, Published, Recorder, Service, ServiceError,
 use domain::downstream::MAX_ACK_EVENTS;
 use domain::{AckStatement, Acknowledgement, ContactPoint, ControllerId, DownstreamSystem, EventType, Token};
 use format::{derived_id, ContactRef, EventDoc, Receipt};
-use ledger::commit::Draft;
 use projection::{SystemRows, SystemVersion};
 use signing::{Ed25519Verifier, Verifier};
 
@@ -97,11 +96,11 @@ impl Service {
                 return Ok(Published { receipt: self.receipt_by_seq(held.current.seq)?, new: false });
             }
         }
-        let mut doc = EventDoc::by_ledger(Some(controller.clone()), EventType::DownstreamRegistered, now);
-        doc.id = self.new_id();
-        doc.downstream = Some(system);
-        doc.recorded_by = by.token();
-        let receipt = self.append_one(Draft { doc, occurred_now: true, fresh_id: true }).await?;
+        let receipt = self
+            .record_by_ledger(controller, EventType::DownstreamRegistered, None, by, now, |d| {
+                d.downstream = Some(system)
+            })
+            .await?;
         Ok(Published { receipt, new: true })
     }
 
@@ -205,12 +204,12 @@ impl Service {
             (None, Some(_)) => return Err(invalid("up_to_seq must be a seq of the log")),
             _ => return Err(invalid("a statement names either event_ids or up_to_seq")),
         }
-        let mut doc = EventDoc::by_ledger(Some(controller.clone()), EventType::DownstreamAcknowledged, now);
         // The same signed statement posted again is the same event.
-        doc.id = derived_id(format!("ack\0{controller}\0{}", ack.signature).as_bytes());
-        doc.acknowledgement = Some(ack);
-        doc.recorded_by = by.token();
-        self.append_one(Draft { doc, occurred_now: true, fresh_id: false }).await
+        let id = derived_id(format!("ack\0{controller}\0{}", ack.signature).as_bytes());
+        self.record_by_ledger(controller, EventType::DownstreamAcknowledged, Some(id), by, now, |d| {
+            d.acknowledgement = Some(ack)
+        })
+        .await
     }
 
     /// Per system, the events it answers for (recorded since it was first registered) past
@@ -298,9 +297,5 @@ impl Service {
                 Ok(ContactRef { kind: point.kind(), index: self.ledger.blind_index().index(controller, &point) })
             })
             .collect()
-    }
-
-    async fn append_one(&self, draft: Draft) -> Result<Receipt, ServiceError> {
-        self.ledger.append(vec![draft]).await?.pop().ok_or_else(|| ServiceError::Internal("no receipt".into()))
     }
 }

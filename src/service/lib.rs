@@ -175,6 +175,26 @@ impl Service {
         (self.ids)()
     }
 
+    /// Records one event the ledger writes itself (a purpose's definition, a notice, a
+    /// downstream system's registration or acknowledgement): `fill` sets its members; `id` is
+    /// a derived id (a retry is then the same event), else a new one is drawn.
+    async fn record_by_ledger(
+        &self,
+        controller: &ControllerId,
+        kind: domain::EventType,
+        id: Option<uuid::Uuid>,
+        by: Recorder<'_>,
+        now: DateTime<Utc>,
+        fill: impl FnOnce(&mut EventDoc),
+    ) -> Result<Receipt, ServiceError> {
+        let mut doc = EventDoc::by_ledger(Some(controller.clone()), kind, now);
+        doc.id = id.unwrap_or_else(|| self.new_id());
+        doc.recorded_by = by.token();
+        fill(&mut doc);
+        let draft = ledger::commit::Draft { doc, occurred_now: true, fresh_id: id.is_none() };
+        self.ledger.append(vec![draft]).await?.pop().ok_or_else(|| ServiceError::Internal("no receipt".into()))
+    }
+
     /// The version of a purpose in force now.
     fn current_purpose(
         &self,

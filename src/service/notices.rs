@@ -8,8 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::{invalid, Recorder, Service, ServiceError};
 use domain::{ControllerId, EventType, Notice, Token};
-use format::{EventDoc, Receipt};
-use ledger::commit::Draft;
+use format::Receipt;
 use projection::NoticeVersion;
 
 /// A notice as a controller publishes it: its version label, title, where it is published,
@@ -83,16 +82,9 @@ impl Service {
                 "a notice with this id was published with other wording; publish the new wording under a new id".into(),
             ));
         }
-        let mut doc = EventDoc::by_ledger(Some(controller.clone()), EventType::NoticePublished, now);
-        doc.id = self.new_id();
-        doc.notice = Some(notice);
-        doc.recorded_by = by.token();
         let receipt = self
-            .ledger
-            .append(vec![Draft { doc, occurred_now: true, fresh_id: true }])
-            .await?
-            .pop()
-            .ok_or_else(|| ServiceError::Internal("no receipt".into()))?;
+            .record_by_ledger(controller, EventType::NoticePublished, None, by, now, |d| d.notice = Some(notice))
+            .await?;
         Ok(Published { receipt, new: true })
     }
 

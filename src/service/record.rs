@@ -218,17 +218,12 @@ impl Service {
                 return self.receipt_by_seq(current.seq);
             }
         }
-        let mut doc = EventDoc::by_ledger(Some(controller.clone()), EventType::PurposeDefined, now);
-        doc.id = self.new_id();
-        doc.purpose = Some(purpose);
-        doc.basis = Some(definition.basis);
-        doc.definition = Some(definition);
-        doc.recorded_by = by.token();
-        self.ledger
-            .append(vec![Draft { doc, occurred_now: true, fresh_id: true }])
-            .await?
-            .pop()
-            .ok_or_else(|| ServiceError::Internal("no receipt".into()))
+        self.record_by_ledger(controller, EventType::PurposeDefined, None, by, now, |doc| {
+            doc.purpose = Some(purpose);
+            doc.basis = Some(definition.basis);
+            doc.definition = Some(definition);
+        })
+        .await
     }
 
     /// Every version of the controller's purposes in force now.
