@@ -2,13 +2,13 @@
 # Imports ROWS (default 1 000 000) rows of consent records, as benches/import-gen.py writes
 # them, into a new embedded ledger with `consent-ledger import`, and prints the command's
 # summary (rows/s) and the store's size. Usage: benches/import.sh [ROWS]
-# With KEEP=DIR the imported data directory is moved to DIR (benches/verify.sh uses it).
+# BIN imports with another build. With KEEP=DIR the imported data directory is moved to DIR (benches/verify.sh uses it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rows=${1:-1000000}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/consent-ledger/target}"
-cargo build --release -q
-bin="$CARGO_TARGET_DIR/release/consent-ledger"
+if [ -z "${BIN:-}" ]; then cargo build --release -q; fi
+bin="${BIN:-$CARGO_TARGET_DIR/release/consent-ledger}"
 work=$(mktemp -d)
 trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
 python3 benches/import-gen.py "$rows" > "$work/rows.csv"

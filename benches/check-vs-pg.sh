@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Single checks over HTTP against the table a user would build instead, in one run
+# (docs/PERFORMANCE.md, #14). Usage: [SUBJECTS=200000] [RUNS=1] [BIN=...] benches/check-vs-pg.sh
+#
+# 1. Imports SUBJECTS tenants (three purposes each, an email for every tenant; the CSV of
+#    benches/import-gen.py) into a new embedded ledger with `consent-ledger import`.
+# 2. Serves it (release binary, one HTTP worker per core) and measures with wrk (two threads,
+#    32 connections, 10 s): `GET /healthz` (the server's HTTP floor), then `GET /v1/check` by
+#    email for the newsletter, tenants in a scattered order; prints the server's resident memory.
+# 3. Starts a PostgreSQL cluster of its own (initdb in a temporary directory, a free port, as
+#    user postgres when run as root; the distribution's postgresql package), loads the same
+#    rows into one table of consent events indexed by (address, purpose, at), and runs pgbench
+#    (32 clients, two threads, 10 s) with a prepared "latest event for this address and
+#    purpose" query over the same tenants.
+# Needs wrk and the postgresql package. BIN measures another build (an A/B in one run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${SUBJECTS:-200000}
+RUNS=${RUNS:-1}
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/consent-ledger/target}"
+if [ -z "${BIN:-}" ]; then cargo build --release -q; BIN="$CARGO_TARGET_DIR/release/consent-ledger"; fi
+work=$(mktemp -d)
+PGBIN=$(pg_config --bindir 2>/dev/null || ls -d /usr/lib/postgresql/*/bin | sort | tail -1)
+AS=()
+if [ "$(id -u)" -eq 0 ]; then chmod 755 "$work"; AS=(runuser -u postgres --); fi
+server=
+cleanup() {
+  [ -n "$server" ] && kill "$server" 2>/dev/null
+  [ -d "$work/pg" ] && "${AS[@]}" "$PGBIN/pg_ctl" -D "$work/pg/data" -m immediate -w stop >/dev/null 2>&1
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "== loading $N subjects ($((3 * N)) rows) into the embedded ledger"
+BIN="$BIN" KEEP="$work/ledger" benches/import.sh $((3 * N))
+key=$("$BIN" apikey create --data-dir "$work/ledger" --controller bench --role check | grep -o 'clk_[A-Za-z0-9_]*' | head -1)
+
+cat > "$work/check.lua" <<LUA
+counter = 0
+request = function()
+  counter = counter + 1
+  local t = (counter * 7919) % $N
+  return wrk.format("GET", "/v1/check?purpose=newsletter&channel=email&email=tenant" .. t .. "%40example.org")
+end
+LUA
+run_wrk() { wrk -t2 -c32 -d10s --latency "$@" | grep -E " 50%| 99%|Requests/sec|Non-2xx|Socket errors"; }
+
+"$BIN" serve --data-dir "$work/ledger" --listen 127.0.0.1:0 > "$work/serve.out" 2>/dev/null &
+server=$!
+for _ in $(seq 600); do grep -q listening "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
+address=$(sed -n 's/^listening on //p' "$work/serve.out")
+curl -s --retry 20 --retry-all-errors --retry-delay 1 "$address/v1/check?purpose=newsletter&channel=email&email=tenant1%40example.org" -H "Authorization: Bearer $key" |
+  tee "$work/one.json" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("one check:", "permitted" if d["permitted"] else "not permitted", d["reason"])'
+echo "resident after start: $(($(ps -o rss= -p "$server") / 1024)) MB"
+for run in $(seq "$RUNS"); do
+  echo "== run $run: GET /healthz, 32 connections"
+  run_wrk "$address/healthz"
+  echo "== run $run: GET /v1/check by email, 32 connections, $N subjects"
+  run_wrk -s "$work/check.lua" -H "Authorization: Bearer $key" "$address"
+  echo "resident: $(($(ps -o rss= -p "$server") / 1024)) MB"
+done
+kill "$server"; wait "$server" 2>/dev/null || true; server=
+
+echo "== PostgreSQL $("$PGBIN/postgres" --version | awk "{print \$3}"): one table, $((3 * N)) consent events"
+mkdir "$work/pg"; [ ${#AS[@]} -gt 0 ] && chown postgres "$work/pg"
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"${AS[@]}" "$PGBIN/initdb" -D "$work/pg/data" -A trust -U postgres >/dev/null
+"${AS[@]}" "$PGBIN/pg_ctl" -D "$work/pg/data" -o "-p $PORT -k $work/pg -c listen_addresses=127.0.0.1 -c max_connections=100" \
+  -l "$work/pg/log" -w start >/dev/null
+psql=("$PGBIN/psql" -q -h 127.0.0.1 -p "$PORT" -U postgres -v ON_ERROR_STOP=1)
+"${psql[@]}" -c "CREATE TABLE consent_events (id bigserial PRIMARY KEY, subject text NOT NULL, address text NOT NULL,
+  purpose text NOT NULL, channel text NOT NULL, granted boolean NOT NULL, at timestamptz NOT NULL)"
+# The same rows as the ledger's import: one event per row, by the row's email address.
+python3 benches/import-gen.py $((3 * N)) | python3 -c '
+import csv, sys
+r = csv.reader(sys.stdin); next(r); w = csv.writer(sys.stdout)
+names = {"Newsletter": "newsletter", "events": "events", "surveys": "surveys"}
+for row in r:
+    d, m, y = row[7].split("/")
+    w.writerow([row[1], row[2], names[row[4]], row[6], row[5] == "Y", f"{y}-{m}-{d}T00:00:00Z"])' |
+  "${psql[@]}" -c "COPY consent_events (subject, address, purpose, channel, granted, at) FROM STDIN WITH (FORMAT csv)"
+"${psql[@]}" -c "CREATE INDEX consent_events_latest ON consent_events (address, purpose, at DESC)" -c "VACUUM ANALYZE consent_events"
+cat > "$work/latest.sql" <<SQL
+\set t random(0, $((N - 1)))
+SELECT granted, at FROM consent_events WHERE address = 'tenant' || :t || '@example.org' AND purpose = 'newsletter' ORDER BY at DESC LIMIT 1;
+SQL
+for run in $(seq "$RUNS"); do
+  echo "== run $run: pgbench, prepared latest-event query, 32 clients, 2 threads, 10 s"
+  "$PGBIN/pgbench" -h 127.0.0.1 -p "$PORT" -U postgres -n -M prepared -c 32 -j 2 -T 10 -f "$work/latest.sql" postgres |
+    grep -E "^tps|latency average|failed"
+done
