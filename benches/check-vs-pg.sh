@@ -33,7 +33,7 @@ trap cleanup EXIT
 
 echo "== loading $N subjects ($((3 * N)) rows) into the embedded ledger"
 BIN="$BIN" KEEP="$work/ledger" benches/import.sh $((3 * N))
-key=$("$BIN" apikey create --data-dir "$work/ledger" --controller bench --role check | grep -o 'clk_[A-Za-z0-9_]*' | head -1)
+key=$("$BIN" apikey create --data-dir "$work/ledger" --controller bench --role check | grep -o 'clk_[A-Za-z0-9_-]*' | head -1)
 
 cat > "$work/check.lua" <<LUA
 counter = 0
@@ -49,8 +49,8 @@ run_wrk() { wrk -t2 -c32 -d10s --latency "$@" | grep -E " 50%| 99%|Requests/sec|
 server=$!
 for _ in $(seq 600); do grep -q listening "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
 address=$(sed -n 's/^listening on //p' "$work/serve.out")
-curl -s --retry 20 --retry-all-errors --retry-delay 1 "$address/v1/check?purpose=newsletter&channel=email&email=tenant1%40example.org" -H "Authorization: Bearer $key" |
-  tee "$work/one.json" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("one check:", "permitted" if d["permitted"] else "not permitted", d["reason"])'
+curl -sf --retry 20 --retry-all-errors --retry-delay 1 "$address/v1/check?purpose=newsletter&channel=email&email=tenant1%40example.org" -H "Authorization: Bearer $key" |
+  python3 -c 'import json,sys; d=json.load(sys.stdin); print("one check:", "permitted" if d["permitted"] else "not permitted", d["reason"])'
 echo "resident after start: $(($(ps -o rss= -p "$server") / 1024)) MB"
 for run in $(seq "$RUNS"); do
   echo "== run $run: GET /healthz, 32 connections"

@@ -16,7 +16,7 @@ python3 benches/import-gen.py "$rows" > "$work/rows.csv"
 server=$!
 for _ in $(seq 100); do grep -q listening "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
 address=$(sed -n 's/^listening on //p' "$work/serve.out")
-key=$("$bin" apikey create --data-dir "$work/data" --controller bench --role admin | grep -o 'clk_[A-Za-z0-9_]*' | head -1)
+key=$("$bin" apikey create --data-dir "$work/data" --controller bench --role admin | grep -o 'clk_[A-Za-z0-9_-]*' | head -1)
 for p in newsletter events surveys; do
   curl -sf --retry 5 --retry-all-errors --retry-delay 1 -X PUT -H "Authorization: Bearer $key" -H 'content-type: application/json' "$address/v1/purposes/$p" \
     -d '{"title":"'$p'","basis":"consent","marketing":true,"channels":["email","sms","post"]}' > /dev/null
