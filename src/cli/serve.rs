@@ -54,6 +54,12 @@ pub struct ServeArgs {
     /// directory then holds this node's replica and the shared files.
     #[arg(long, env = "CONSENT_LEDGER_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Megabytes of memory for caches: a quarter for decoded facts, the rest for the embedded
+    /// store's block cache, memtables and index and filter blocks. With it the server's
+    /// memory stays bounded however large the ledger grows (docs/PERFORMANCE.md).
+    #[arg(long, env = "CONSENT_LEDGER_CACHE_MB", default_value_t = (crate::ledger::DEFAULT_CACHE_BYTES >> 20) as u64,
+          value_parser = clap::value_parser!(u64).range(16..=1 << 20))]
+    pub cache_mb: u64,
 }
 
 /// `<host name>/consent-ledger`, the default signing-key name.
@@ -72,6 +78,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let options = Options {
         checkpoint_interval: std::time::Duration::from_millis(args.checkpoint_interval_ms.max(1)),
         database: args.database_url.clone(),
+        cache_bytes: usize::try_from(args.cache_mb << 20).unwrap_or(usize::MAX),
         catch_up_progress: args.database_url.as_ref().map(|_| {
             let bar = super::progress_bar("catching up with the database");
             let progress: Arc<dyn Fn(u64, u64) + Send + Sync> = Arc::new(move |done, total| {

@@ -165,6 +165,9 @@ impl Application {
                 .app_data(json(events::MAX_EVENT_BODY))
                 .app_data(web::QueryConfig::default().error_handler(error::query_error))
                 .app_data(web::PathConfig::default().error_handler(error::path_error))
+                // The router tries resources in this order, most of them by regular
+                // expression: the route every send asks comes first.
+                .service(checks::get_check)
                 .service(health::get_healthz)
                 .service(health::get_readyz)
                 .service(health::get_metrics)
@@ -226,7 +229,6 @@ impl Application {
                 .service(unsubscribe::get_unsubscribe)
                 .service(unsubscribe::post_unsubscribe)
                 .service(inbound::create_inbound_sms)
-                .service(checks::get_check)
                 .service(
                     web::resource("/v1/checks")
                         .name("create_checks")

@@ -35,7 +35,7 @@ use log::LogError;
 use projection::{Caches, Projections};
 use secrets::BlindIndexKey;
 use signing::{Ed25519Signer, Ed25519Verifier};
-use store::{Batch, Cf, Store, StoreError};
+use store::{Batch, Cf, Store, StoreError, StoreOptions};
 use tokens::TokenKey;
 use tree::StoredTree;
 
@@ -137,6 +137,24 @@ pub struct Options {
     pub database: Option<String>,
     /// Told (events applied, the database's log size) as a database node catches up at start.
     pub catch_up_progress: Option<Arc<dyn Fn(u64, u64) + Send + Sync>>,
+    /// Bytes of memory for caches ([`DEFAULT_CACHE_BYTES`]): a quarter for decoded facts,
+    /// the rest for the embedded store's block cache, memtables, index and filter blocks.
+    pub cache_bytes: usize,
+}
+
+/// Memory for caches unless the server is told otherwise (`serve --cache-mb`).
+pub const DEFAULT_CACHE_BYTES: usize = 512 << 20;
+
+impl Options {
+    /// Bytes of decoded facts the caches may hold.
+    fn facts_cache_bytes(&self) -> usize {
+        self.cache_bytes / 4
+    }
+
+    /// How the embedded store is opened: the rest of the cache memory.
+    fn store_options(&self) -> StoreOptions {
+        StoreOptions { cache_bytes: (self.cache_bytes - self.facts_cache_bytes()).max(8 << 20) }
+    }
 }
 
 impl std::fmt::Debug for Options {
@@ -146,6 +164,7 @@ impl std::fmt::Debug for Options {
             .field("checkpoint_interval", &self.checkpoint_interval)
             .field("clock", &self.clock)
             .field("writer_queue", &self.writer_queue)
+            .field("cache_bytes", &self.cache_bytes)
             .field("database", &self.database.as_ref().map(|_| "(set)"))
             .finish_non_exhaustive()
     }
@@ -160,6 +179,7 @@ impl Options {
             writer_queue: WRITER_QUEUE,
             database: None,
             catch_up_progress: None,
+            cache_bytes: DEFAULT_CACHE_BYTES,
         }
     }
 }
@@ -246,7 +266,7 @@ impl Ledger {
     /// Opens the ledger in `dir` on its RocksDB store (`dir/db`).
     pub fn open_with(dir: &DataDir, options: Options) -> Result<Self, LedgerError> {
         dir.ensure().map_err(LedgerError::Dir)?;
-        let store = Store::open(&dir.db())?;
+        let store = Store::open_with(&dir.db(), options.store_options())?;
         Self::open_on(dir, store, options)
     }
 
@@ -293,7 +313,7 @@ impl Ledger {
         let signer = Arc::new(signer);
         let (notify_tx, notify) = tokio::sync::watch::channel(last_seq);
         let storage_full = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let caches = Arc::new(Caches::default());
+        let caches = Arc::new(Caches::with_facts_budget(options.facts_cache_bytes()));
         let mut writer = Writer {
             caches: caches.clone(),
             notify: notify_tx,

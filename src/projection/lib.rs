@@ -19,6 +19,9 @@ use domain::{
 use format::EventDoc;
 use store::{Cf, Store, StoreError};
 
+mod facts_cache;
+pub use facts_cache::{FactsCache, FACTS_CACHE_BYTES};
+
 /// What a history row is about.
 #[derive(Debug, Clone, Copy)]
 pub enum TargetKey<'a> {
@@ -243,17 +246,6 @@ pub enum ProjectionError {
     Unserialisable(u64),
 }
 
-/// Most targets whose facts are kept decoded in memory (a few hundred bytes each); past it,
-/// arbitrary entries make room for new ones.
-pub const FACTS_CACHE_MAX: usize = 250_000;
-
-/// Decoded facts of recently checked targets, so a repeated check reads no store and parses
-/// nothing.
-#[derive(Default)]
-struct FactsCache {
-    map: RwLock<HashMap<Vec<u8>, Arc<Vec<Fact>>, foldhash::fast::RandomState>>,
-}
-
 /// controller -> purpose id -> the version in force (only purposes that exist).
 type PurposesByController = HashMap<String, HashMap<String, Arc<PurposeVersion>>>;
 
@@ -277,6 +269,15 @@ pub struct Caches {
 }
 
 impl Caches {
+    /// Caches whose decoded facts take at most about `facts_bytes`.
+    pub fn with_facts_budget(facts_bytes: usize) -> Self {
+        Self {
+            generation: AtomicU64::new(0),
+            facts: FactsCache::with_budget(facts_bytes),
+            purposes: Default::default(),
+        }
+    }
+
     /// Forgets what the committed `docs` change: their targets' facts, and the controller's
     /// purposes when one is (re)defined.
     pub fn invalidate<'d>(&self, docs: impl IntoIterator<Item = &'d EventDoc>) {
@@ -293,37 +294,32 @@ impl Caches {
                 controllers.push(controller.as_str());
             }
         }
-        if let Ok(mut map) = self.facts.map.write() {
-            self.generation.fetch_add(1, Ordering::AcqRel);
-            for k in keys {
-                map.remove(&k);
-            }
-            if !controllers.is_empty() {
-                if let Ok(mut purposes) = self.purposes.map.write() {
-                    for c in controllers {
-                        purposes.remove(c);
-                    }
+        // The generation moves before the entries go, so a read that began before this
+        // commit cannot put a stale entry back (see `fill_facts`).
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        for k in keys {
+            self.facts.remove(&k);
+        }
+        if !controllers.is_empty() {
+            if let Ok(mut purposes) = self.purposes.map.write() {
+                for c in controllers {
+                    purposes.remove(c);
                 }
             }
         }
     }
 
     /// Fills the facts cache with `entries` read at `generation`, unless a commit has
-    /// invalidated anything since; evicts arbitrary entries (hash order) to stay bounded.
+    /// invalidated anything since (checked under each entry's shard lock).
     fn fill_facts(&self, generation: u64, entries: Vec<(Vec<u8>, Arc<Vec<Fact>>)>) {
-        if let Ok(mut map) = self.facts.map.write() {
-            if self.generation.load(Ordering::Acquire) != generation {
-                return;
-            }
-            let excess = (map.len() + entries.len()).saturating_sub(FACTS_CACHE_MAX);
-            if excess > 0 {
-                let evict: Vec<Vec<u8>> = map.keys().take(excess).cloned().collect();
-                for k in evict {
-                    map.remove(&k);
-                }
-            }
-            map.extend(entries);
+        for (k, facts) in entries {
+            self.facts.insert(k, facts, || self.generation.load(Ordering::Acquire) == generation);
         }
+    }
+
+    /// Entries and bytes of decoded facts held now.
+    pub fn facts_usage(&self) -> (usize, usize) {
+        self.facts.usage()
     }
 }
 
@@ -378,10 +374,8 @@ impl<'a> Projections<'a> {
     pub fn facts_many<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<Arc<Vec<Fact>>>, ProjectionError> {
         let mut out: Vec<Option<Arc<Vec<Fact>>>> = vec![None; keys.len()];
         let generation = self.caches.generation.load(Ordering::Acquire);
-        if let Ok(map) = self.caches.facts.map.read() {
-            for (slot, k) in out.iter_mut().zip(keys) {
-                *slot = map.get(k.as_ref()).cloned();
-            }
+        for (slot, k) in out.iter_mut().zip(keys) {
+            *slot = self.caches.facts.get(k.as_ref());
         }
         let misses: Vec<usize> = (0..keys.len()).filter(|i| out[*i].is_none()).collect();
         if !misses.is_empty() {
@@ -599,20 +593,16 @@ mod tests {
     }
 
     #[test]
-    fn the_facts_cache_stays_bounded_and_refuses_fills_after_a_commit() {
+    fn a_fill_read_before_a_commit_is_refused_after_it() {
         let caches = Caches::default();
-        let entries = |from: usize, n: usize| {
-            (from..from + n).map(|i| (i.to_be_bytes().to_vec(), Arc::new(Vec::new()))).collect()
-        };
-        caches.fill_facts(0, entries(0, FACTS_CACHE_MAX));
-        caches.fill_facts(0, entries(FACTS_CACHE_MAX, 10));
-        let map = caches.facts.map.read().unwrap();
-        assert_eq!(map.len(), FACTS_CACHE_MAX);
-        assert!(map.contains_key(&(FACTS_CACHE_MAX + 9).to_be_bytes().to_vec()), "new entries go in");
-        drop(map);
+        let entry = |k: &str| vec![(k.as_bytes().to_vec(), Arc::new(Vec::new()))];
+        caches.fill_facts(0, entry("a"));
+        assert!(caches.facts.get(b"a").is_some());
         caches.invalidate(std::iter::empty());
-        caches.fill_facts(0, entries(FACTS_CACHE_MAX + 10, 1));
-        assert!(!caches.facts.map.read().unwrap().contains_key(&(FACTS_CACHE_MAX + 10).to_be_bytes().to_vec()));
+        caches.fill_facts(0, entry("b"));
+        assert!(caches.facts.get(b"b").is_none(), "a read from before the commit went into the cache");
+        caches.fill_facts(1, entry("b"));
+        assert!(caches.facts.get(b"b").is_some());
     }
 
     #[test]

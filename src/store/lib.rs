@@ -209,6 +209,23 @@ pub struct Store {
     engine: Box<dyn KvStore>,
 }
 
+/// How the embedded engine is opened.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreOptions {
+    /// Bytes of memory for the engine's caches: its block cache, with the memtables and the
+    /// index and filter blocks charged to it.
+    pub cache_bytes: usize,
+}
+
+/// The engine's cache when nothing says otherwise.
+pub const STORE_CACHE_BYTES: usize = 128 << 20;
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self { cache_bytes: STORE_CACHE_BYTES }
+    }
+}
+
 impl Store {
     /// Runs on any engine.
     pub fn on(engine: impl KvStore + 'static) -> Self {
@@ -217,12 +234,17 @@ impl Store {
 
     /// Opens (creating if needed) the RocksDB database in `dir` for reading and writing.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        Ok(Self::on(rocks::RocksStore::open(dir)?))
+        Self::open_with(dir, StoreOptions::default())
+    }
+
+    /// [`Store::open`] with the engine's memory bounded as `options` say.
+    pub fn open_with(dir: &Path, options: StoreOptions) -> Result<Self, StoreError> {
+        Ok(Self::on(rocks::RocksStore::open(dir, options)?))
     }
 
     /// Opens the RocksDB database in `dir` read-only; works while a server holds it open.
     pub fn open_read_only(dir: &Path) -> Result<Self, StoreError> {
-        Ok(Self::on(rocks::RocksStore::open_read_only(dir)?))
+        Ok(Self::on(rocks::RocksStore::open_read_only(dir, StoreOptions::default())?))
     }
 
     /// A store in memory (see [`memory::MemoryStore`]); clones of `engine` share its data.

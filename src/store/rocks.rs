@@ -7,10 +7,10 @@ use std::sync::{RwLock, RwLockReadGuard};
 
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode, Options, WriteBatch,
-    WriteOptions, DB,
+    WriteBufferManager, WriteOptions, DB,
 };
 
-use super::{Batch, Cf, KvStore, Op, Pair, PairIter, StoreError};
+use super::{Batch, Cf, KvStore, Op, Pair, PairIter, StoreError, StoreOptions};
 
 impl From<rocksdb::Error> for StoreError {
     fn from(e: rocksdb::Error) -> Self {
@@ -47,22 +47,32 @@ pub struct RocksStore {
     db: RwLock<Option<DB>>,
     dir: PathBuf,
     read_only: bool,
+    options: StoreOptions,
 }
 
 impl RocksStore {
-    fn options() -> (Options, Vec<ColumnFamilyDescriptor>) {
+    /// The engine's options. Its memory is bounded by `cache_bytes`: one block cache for every
+    /// column family, to which the memtables (through a write buffer manager, a quarter of
+    /// the cache) and the index and filter blocks are charged too, so none of them grows with
+    /// the data beyond it.
+    fn options(store: &StoreOptions) -> (Options, Vec<ColumnFamilyDescriptor>) {
         let mut db_opts = Options::default();
         db_opts.create_if_missing(true);
         db_opts.create_missing_column_families(true);
         db_opts.set_max_background_jobs(2);
         db_opts.set_bytes_per_sync(1 << 20);
-        let cache = Cache::new_lru_cache(128 << 20);
+        let cache = Cache::new_lru_cache(store.cache_bytes);
+        let memtables =
+            WriteBufferManager::new_write_buffer_manager_with_cache(store.cache_bytes / 4, false, cache.clone());
+        db_opts.set_write_buffer_manager(&memtables);
         let cfs = Cf::ALL
             .iter()
             .map(|cf| {
                 let mut block = BlockBasedOptions::default();
                 block.set_block_cache(&cache);
                 block.set_bloom_filter(10.0, false);
+                block.set_cache_index_and_filter_blocks(true);
+                block.set_pin_l0_filter_and_index_blocks_in_cache(true);
                 let mut o = Options::default();
                 o.set_block_based_table_factory(&block);
                 o.set_compression_type(DBCompressionType::Lz4);
@@ -91,22 +101,23 @@ impl RocksStore {
         }
     }
 
-    fn open_db(dir: &Path) -> Result<DB, StoreError> {
-        let (opts, cfs) = Self::options();
+    fn open_db(dir: &Path, options: &StoreOptions) -> Result<DB, StoreError> {
+        let (opts, cfs) = Self::options(options);
         Self::check_layout(&opts, dir)?;
         Ok(DB::open_cf_descriptors(&opts, dir, cfs)?)
     }
 
-    pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        Ok(Self { db: RwLock::new(Some(Self::open_db(dir)?)), dir: dir.to_path_buf(), read_only: false })
+    pub fn open(dir: &Path, options: StoreOptions) -> Result<Self, StoreError> {
+        let db = Self::open_db(dir, &options)?;
+        Ok(Self { db: RwLock::new(Some(db)), dir: dir.to_path_buf(), read_only: false, options })
     }
 
-    pub fn open_read_only(dir: &Path) -> Result<Self, StoreError> {
-        let (mut opts, cfs) = Self::options();
+    pub fn open_read_only(dir: &Path, options: StoreOptions) -> Result<Self, StoreError> {
+        let (mut opts, cfs) = Self::options(&options);
         opts.create_if_missing(false);
         Self::check_layout(&opts, dir)?;
         let db = DB::open_cf_descriptors_read_only(&opts, dir, cfs, false)?;
-        Ok(Self { db: RwLock::new(Some(db)), dir: dir.to_path_buf(), read_only: true })
+        Ok(Self { db: RwLock::new(Some(db)), dir: dir.to_path_buf(), read_only: true, options })
     }
 
     /// The open database, for the length of one operation.
@@ -273,7 +284,7 @@ impl KvStore for RocksStore {
         let mut slot = self.db.write().unwrap_or_else(|e| e.into_inner());
         // Closing releases the database's lock file, so it can be opened again.
         drop(slot.take());
-        *slot = Some(Self::open_db(&self.dir)?);
+        *slot = Some(Self::open_db(&self.dir, &self.options)?);
         Ok(())
     }
 }
@@ -292,10 +303,10 @@ mod tests {
             let db = DB::open_cf(&opts, dir.path(), ["events", "history"]).unwrap();
             drop(db);
         }
-        let err = RocksStore::open(dir.path()).err().expect("refused");
+        let err = RocksStore::open(dir.path(), StoreOptions::default()).err().expect("refused");
         assert!(err.to_string().contains("history"), "{err}");
-        assert!(RocksStore::open_read_only(dir.path()).is_err());
+        assert!(RocksStore::open_read_only(dir.path(), StoreOptions::default()).is_err());
         let fresh = tempfile::tempdir().unwrap();
-        assert!(RocksStore::open(fresh.path()).is_ok());
+        assert!(RocksStore::open(fresh.path(), StoreOptions::default()).is_ok());
     }
 }

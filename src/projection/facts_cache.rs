@@ -1,0 +1,182 @@
+//! Decoded facts of recently read targets, bounded by bytes: a repeated check reads no store
+//! and decodes nothing. Sharded by key, so the HTTP workers rarely wait on one another; each
+//! shard evicts in insertion order (FIFO), which costs the same at any size.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
+use std::sync::{Arc, RwLock};
+
+use domain::Fact;
+
+/// Bytes the decoded facts may take by default.
+pub const FACTS_CACHE_BYTES: usize = 128 << 20;
+
+const SHARDS: usize = 16;
+
+/// An entry: the facts, their weight, and the stamp of the insertion that put them in.
+type Map = HashMap<Vec<u8>, (Arc<Vec<Fact>>, usize, u64), foldhash::fast::RandomState>;
+
+#[derive(Default)]
+struct Shard {
+    map: Map,
+    /// Keys with the stamp of their insertion, in the order they went in, for eviction; an
+    /// entry whose key was removed or put in again since (another stamp) is skipped.
+    order: VecDeque<(Vec<u8>, u64)>,
+    bytes: usize,
+    stamp: u64,
+}
+
+impl Shard {
+    /// Is this order entry the live one for its key?
+    fn is_live(map: &Map, key: &[u8], stamp: u64) -> bool {
+        map.get(key).is_some_and(|e| e.2 == stamp)
+    }
+}
+
+/// The cache. Keys are facts-row keys.
+pub struct FactsCache {
+    shards: Box<[RwLock<Shard>]>,
+    shard_budget: usize,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl Default for FactsCache {
+    fn default() -> Self {
+        Self::with_budget(FACTS_CACHE_BYTES)
+    }
+}
+
+/// What an entry costs in memory, roughly: the key (in the map and in the eviction order),
+/// the map's slot, and the decoded facts with their strings.
+fn weight(key: &[u8], facts: &[Fact]) -> usize {
+    let strings: usize = facts
+        .iter()
+        .map(|f| {
+            f.subject.as_ref().map_or(0, |s| s.as_str().len())
+                + f.contact.as_ref().map_or(0, String::len)
+                + f.purpose.as_ref().map_or(0, |p| p.as_str().len())
+                + f.recipient.as_ref().map_or(0, |r| r.as_str().len())
+        })
+        .sum();
+    2 * key.len() + 96 + std::mem::size_of_val(facts) + strings
+}
+
+impl FactsCache {
+    /// A cache that holds at most about `bytes` of decoded facts (0 holds nothing).
+    pub fn with_budget(bytes: usize) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
+            shard_budget: bytes / SHARDS,
+            hasher: foldhash::fast::FixedState::default(),
+        }
+    }
+
+    fn shard(&self, key: &[u8]) -> &RwLock<Shard> {
+        &self.shards[self.hasher.hash_one(key) as usize % SHARDS]
+    }
+
+    pub fn get(&self, key: &[u8]) -> Option<Arc<Vec<Fact>>> {
+        self.shard(key).read().ok()?.map.get(key).map(|e| e.0.clone())
+    }
+
+    pub fn remove(&self, key: &[u8]) {
+        if let Ok(mut shard) = self.shard(key).write() {
+            if let Some((_, w, _)) = shard.map.remove(key) {
+                shard.bytes -= w;
+            }
+        }
+    }
+
+    /// Puts `facts` in for `key`, evicting the oldest entries of its shard to stay within
+    /// budget. `still_valid` is asked under the shard's lock (a commit may have made the
+    /// entry stale since it was read); nothing goes in when it says no.
+    pub fn insert(&self, key: Vec<u8>, facts: Arc<Vec<Fact>>, still_valid: impl Fn() -> bool) {
+        let w = weight(&key, &facts);
+        if w > self.shard_budget {
+            return;
+        }
+        let Ok(mut guard) = self.shard(&key).write() else { return };
+        if !still_valid() {
+            return;
+        }
+        let shard = &mut *guard;
+        shard.stamp += 1;
+        let stamp = shard.stamp;
+        if let Some((_, old, _)) = shard.map.insert(key.clone(), (facts, w, stamp)) {
+            shard.bytes -= old;
+        }
+        shard.bytes += w;
+        shard.order.push_back((key, stamp));
+        while shard.bytes > self.shard_budget {
+            let Some((oldest, stamp)) = shard.order.pop_front() else { break };
+            if Shard::is_live(&shard.map, &oldest, stamp) {
+                if let Some((_, w, _)) = shard.map.remove(&oldest) {
+                    shard.bytes -= w;
+                }
+            }
+        }
+        // Order entries of removed or replaced entries pile up; drop them now and then, so
+        // the order stays within twice the entries.
+        if shard.order.len() > 2 * shard.map.len() + 64 {
+            let map = &shard.map;
+            shard.order.retain(|(k, stamp)| Shard::is_live(map, k, *stamp));
+        }
+    }
+
+    /// Entries and bytes held now.
+    pub fn usage(&self) -> (usize, usize) {
+        self.shards.iter().filter_map(|s| s.read().ok()).fold((0, 0), |(n, b), s| (n + s.map.len(), b + s.bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(n: usize) -> Arc<Vec<Fact>> {
+        let f: Fact = serde_json::from_str(
+            r#"{"seq":1,"id":"0190a0a0-0000-7000-8000-000000000001","type":"consent.granted",
+                "subject":"T-1","purpose":"newsletter","occurred_at":0,"recorded_at":0}"#,
+        )
+        .unwrap();
+        Arc::new(vec![f; n])
+    }
+
+    #[test]
+    fn the_cache_stays_within_its_bytes_and_keeps_the_newest() {
+        let cache = FactsCache::with_budget(1 << 20);
+        for i in 0u32..50_000 {
+            cache.insert(i.to_be_bytes().to_vec(), facts(2), || true);
+        }
+        let (entries, bytes) = cache.usage();
+        assert!(bytes <= 1 << 20, "{bytes} bytes held");
+        assert!(entries > 1000, "only {entries} entries held");
+        assert!(cache.get(&49_999u32.to_be_bytes()).is_some(), "the newest entry was evicted");
+        assert!(cache.get(&0u32.to_be_bytes()).is_none(), "the oldest entry was kept");
+    }
+
+    #[test]
+    fn a_stale_fill_goes_nowhere_and_removal_frees_its_bytes() {
+        let cache = FactsCache::with_budget(1 << 20);
+        cache.insert(b"k".to_vec(), facts(1), || false);
+        assert!(cache.get(b"k").is_none());
+        cache.insert(b"k".to_vec(), facts(3), || true);
+        cache.insert(b"k".to_vec(), facts(1), || true);
+        assert_eq!(cache.get(b"k").unwrap().len(), 1, "a new fill replaces the old");
+        cache.remove(b"k");
+        assert_eq!(cache.usage(), (0, 0));
+        // Removed keys do not grow the eviction order without bound.
+        for _ in 0..10_000 {
+            cache.insert(b"k".to_vec(), facts(1), || true);
+            cache.remove(b"k");
+        }
+        assert!(cache.shards.iter().all(|s| s.read().unwrap().order.len() <= 65));
+    }
+
+    #[test]
+    fn a_cache_of_no_bytes_holds_nothing() {
+        let cache = FactsCache::with_budget(0);
+        cache.insert(b"k".to_vec(), facts(1), || true);
+        assert_eq!(cache.usage(), (0, 0));
+    }
+}
