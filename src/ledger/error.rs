@@ -7,7 +7,7 @@ use log::LogError;
 use signing::KeyError;
 use store::StoreError;
 
-use super::{REBUILDABLE_FORMAT, STORE_FORMAT};
+use super::STORE_FORMAT;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -22,7 +22,7 @@ pub enum LedgerError {
     Secret(std::io::Error),
     #[error(
         "the store holds format {0}; this build reads store format {STORE_FORMAT} only (a store of format \
-         {REBUILDABLE_FORMAT} is brought up to it by `consent-ledger rebuild`)"
+         2 or 3 is brought up to it by `consent-ledger rebuild`)"
     )]
     Format(String),
     #[error("the last stored event or the tree edge does not decode")]

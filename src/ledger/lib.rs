@@ -10,6 +10,7 @@ mod error;
 pub mod export;
 pub mod keys;
 mod migrate;
+mod options;
 pub mod rebuild;
 mod remote;
 pub mod shared_keys;
@@ -35,7 +36,7 @@ use log::LogError;
 use projection::{Caches, Projections};
 use secrets::BlindIndexKey;
 use signing::{Ed25519Signer, Ed25519Verifier};
-use store::{Batch, Cf, Store, StoreError, StoreOptions};
+use store::{Batch, Cf, Store, StoreError};
 use tokens::TokenKey;
 use tree::StoredTree;
 
@@ -44,6 +45,7 @@ pub use remote::{init_database, InitInfo};
 
 use commit::{Draft, Job, Writer};
 pub use error::LedgerError;
+pub use options::{Clock, Options, DEFAULT_CACHE_BYTES, DEFAULT_CHECKPOINT_INTERVAL};
 
 /// Most events one append (a batch request) may carry.
 pub const MAX_APPEND_EVENTS: usize = 1000;
@@ -114,100 +116,6 @@ impl DataDir {
             std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o700))?;
         }
         Ok(())
-    }
-}
-
-/// Default time between checkpoints.
-pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
-
-/// How a ledger is opened.
-#[derive(Clone)]
-pub struct Options {
-    /// Name of the signing key created on first start; also the checkpoint origin.
-    pub key_name: String,
-    /// At most one checkpoint is signed per interval, and only when the log grew.
-    pub checkpoint_interval: Duration,
-    /// Where the writer reads the time it gives `recorded_at` (the system clock unless a test
-    /// needs a repeatable one).
-    pub clock: Clock,
-    /// Most appends waiting for the writer ([`WRITER_QUEUE`]); past it an append is busy.
-    pub writer_queue: usize,
-    /// Keep the log in this PostgreSQL database (a `postgres://` URL) and the local store as
-    /// its replica; `None` keeps the log in the local store alone.
-    pub database: Option<String>,
-    /// Told (events applied, the database's log size) as a database node catches up at start.
-    pub catch_up_progress: Option<Arc<dyn Fn(u64, u64) + Send + Sync>>,
-    /// Bytes of memory for caches ([`DEFAULT_CACHE_BYTES`]): a quarter for decoded facts,
-    /// the rest for the embedded store's block cache, memtables, index and filter blocks.
-    pub cache_bytes: usize,
-}
-
-/// Memory for caches unless the server is told otherwise (`serve --cache-mb`).
-pub const DEFAULT_CACHE_BYTES: usize = 512 << 20;
-
-impl Options {
-    /// Bytes of decoded facts the caches may hold.
-    fn facts_cache_bytes(&self) -> usize {
-        self.cache_bytes / 4
-    }
-
-    /// How the embedded store is opened: the rest of the cache memory.
-    fn store_options(&self) -> StoreOptions {
-        StoreOptions { cache_bytes: (self.cache_bytes - self.facts_cache_bytes()).max(8 << 20) }
-    }
-}
-
-impl std::fmt::Debug for Options {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Options")
-            .field("key_name", &self.key_name)
-            .field("checkpoint_interval", &self.checkpoint_interval)
-            .field("clock", &self.clock)
-            .field("writer_queue", &self.writer_queue)
-            .field("cache_bytes", &self.cache_bytes)
-            .field("database", &self.database.as_ref().map(|_| "(set)"))
-            .finish_non_exhaustive()
-    }
-}
-
-impl Options {
-    pub fn new(key_name: &str) -> Self {
-        Self {
-            key_name: key_name.to_owned(),
-            checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
-            clock: Clock::System,
-            writer_queue: WRITER_QUEUE,
-            database: None,
-            catch_up_progress: None,
-            cache_bytes: DEFAULT_CACHE_BYTES,
-        }
-    }
-}
-
-/// The writer's clock.
-#[derive(Clone, Default)]
-pub enum Clock {
-    #[default]
-    System,
-    /// A clock a test drives: each read returns the function's answer.
-    Fixed(Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>),
-}
-
-impl Clock {
-    pub fn now(&self) -> DateTime<Utc> {
-        match self {
-            Clock::System => Utc::now(),
-            Clock::Fixed(f) => f(),
-        }
-    }
-}
-
-impl std::fmt::Debug for Clock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Clock::System => "Clock::System",
-            Clock::Fixed(_) => "Clock::Fixed",
-        })
     }
 }
 
@@ -674,12 +582,12 @@ const FORMAT_KEY: &[u8] = b"format";
 
 /// The layout of the store (column families and projection rows), recorded in `meta`.
 /// 1: facts per target and seq (prefix scans); 2: one appended facts row per target; 3: event
-/// ids keyed by controller.
-pub const STORE_FORMAT: u32 = 3;
+/// ids keyed by controller; 4: facts rows as binary records (projection::fact_codec).
+pub const STORE_FORMAT: u32 = 4;
 
-/// The format `consent-ledger rebuild` brings up to [`STORE_FORMAT`] (only projection rows
+/// The formats `consent-ledger rebuild` brings up to [`STORE_FORMAT`] (only projection rows
 /// changed since).
-pub const REBUILDABLE_FORMAT: u32 = 2;
+pub const REBUILDABLE_FORMATS: [u32; 2] = [2, 3];
 
 /// Records the format version in a new store, and refuses a store written in another one,
 /// or one whose projections are half rebuilt.
@@ -705,10 +613,10 @@ fn check_store_format(store: &Store) -> Result<(), LedgerError> {
 }
 
 /// Refuses a store that a rebuild cannot bring to [`STORE_FORMAT`]: one of this format or
-/// of [`REBUILDABLE_FORMAT`] (only projection rows changed between them) is rebuilt.
+/// of one of [`REBUILDABLE_FORMATS`] (only projection rows changed between them) is rebuilt.
 fn check_rebuildable_format(store: &Store) -> Result<(), LedgerError> {
     match store.get(Cf::Meta, FORMAT_KEY)? {
-        Some(v) if v == REBUILDABLE_FORMAT.to_string().as_bytes() => Ok(()),
+        Some(v) if REBUILDABLE_FORMATS.iter().any(|f| v == f.to_string().as_bytes()) => Ok(()),
         _ => check_store_format(store),
     }
 }

@@ -65,9 +65,7 @@ fn row_seq(cf: Cf, key: &[u8], value: &[u8]) -> Option<u64> {
 
 /// The seq of the first event on which two facts rows differ (for a rewritten row).
 fn first_difference(want: &[u8], got: &[u8]) -> Option<u64> {
-    let lines =
-        |v: &'_ [u8]| v.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect::<Vec<_>>();
-    let (w, g) = (lines(want), lines(got));
+    let (w, g) = (projection::fact_records(want).ok()?, projection::fact_records(got).ok()?);
     let i = w.iter().zip(&g).position(|(a, b)| a != b).unwrap_or(w.len().min(g.len()));
     let line = w.get(i).or_else(|| g.get(i))?;
     projection::decode_facts(line).ok()?.first().map(|f| f.seq)
@@ -202,7 +200,11 @@ pub fn verify(store: &Store, keys: &[ValidKey], mut progress: impl FnMut(u64)) -
                 return Ok(Report { events, failure: Some(failure) });
             };
             let got = if cf.appends() {
-                v.split_inclusive(|b| *b == b'\n').fold(Digest::default(), |d, line| digest(&[&d, line]))
+                match projection::fact_records(&v) {
+                    Ok(records) => records.iter().fold(Digest::default(), |d, r| digest(&[&d, r])),
+                    // A row that does not split into records differs from any the log implies.
+                    Err(_) => digest(&[b"not records", &v]),
+                }
             } else {
                 digest(&[&v])
             };
@@ -238,7 +240,7 @@ fn digest(parts: &[&[u8]]) -> Digest {
 }
 
 /// What the log implies for one projection row: the digest of its value (for a row that
-/// grows, a chain over its lines in order), the last event that touched it, and whether the
+/// grows, a chain over its records in order), the last event that touched it, and whether the
 /// store's row was found.
 #[derive(Debug, Default)]
 struct Want {

@@ -19,7 +19,9 @@ use domain::{
 use format::EventDoc;
 use store::{Cf, Store, StoreError};
 
+mod fact_codec;
 mod facts_cache;
+pub use fact_codec::{decode_facts, encode_fact, fact_records, kind_marker};
 pub use facts_cache::{FactsCache, FACTS_CACHE_BYTES};
 
 /// What a history row is about.
@@ -156,8 +158,8 @@ pub fn project(doc: &EventDoc) -> Result<Vec<Row>, ProjectionError> {
     let mut k = controller_prefix(controller);
     k.extend_from_slice(&seq_key(doc.seq));
     rows.push((Cf::Feed, k, Vec::new()));
-    let mut fact = serde_json::to_vec(&doc.fact()).map_err(|_| ProjectionError::Unserialisable(doc.seq))?;
-    fact.push(b'\n');
+    let mut fact = Vec::with_capacity(128);
+    encode_fact(&doc.fact(), &mut fact);
     if let Some(s) = &doc.subject {
         rows.push((Cf::Facts, facts_key(controller, TargetKey::Subject(s)), fact.clone()));
     }
@@ -223,14 +225,6 @@ pub fn merge_facts<'f>(lists: impl IntoIterator<Item = &'f [Fact]>) -> Vec<&'f F
     facts.sort_unstable_by_key(|f| f.seq);
     facts.dedup_by_key(|f| f.seq);
     facts
-}
-
-/// The facts of a facts row, in seq order.
-pub fn decode_facts(row: &[u8]) -> Result<Vec<Fact>, ProjectionError> {
-    row.split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).map_err(|_| ProjectionError::Corrupt))
-        .collect()
 }
 
 /// The projections' one error type.
@@ -399,18 +393,19 @@ impl<'a> Projections<'a> {
         Ok(out.into_iter().map(Option::unwrap_or_default).collect())
     }
 
-    /// Calls `f` with the facts of each of the controller's subjects whose facts row holds
-    /// `marker` (raw bytes, e.g. an event type's quoted name), in subject order. One scan of
-    /// the controller's subject rows; only the rows that hold the marker are decoded.
+    /// Calls `f` with the facts of each of the controller's subjects whose facts row may hold
+    /// an event of type `kind` (its row holds the type's bytes; `f` decides), in subject
+    /// order. One scan of the controller's subject rows; only those rows are decoded.
     pub fn subjects_with(
         &self,
         controller: &ControllerId,
-        marker: &[u8],
+        kind: EventType,
         mut f: impl FnMut(Vec<Fact>),
     ) -> Result<(), ProjectionError> {
         let mut prefix = controller_prefix(controller);
         prefix.push(b's');
-        let finder = memchr::memmem::Finder::new(marker);
+        let marker = kind_marker(kind);
+        let finder = memchr::memmem::Finder::new(&marker);
         for item in self.store.iter_from(Cf::Facts, &prefix)? {
             let (k, v) = item?;
             if !k.starts_with(&prefix) {
@@ -571,11 +566,10 @@ mod tests {
     }
 
     #[test]
-    fn a_facts_row_is_its_appended_lines_in_order() {
+    fn a_facts_row_is_its_appended_records_in_order() {
         let mut row = Vec::new();
         for seq in [3, 9, 12] {
-            row.extend(serde_json::to_vec(&fact(seq, Some("T-1"))).unwrap());
-            row.push(b'\n');
+            encode_fact(&fact(seq, Some("T-1")), &mut row);
         }
         let facts = decode_facts(&row).unwrap();
         assert_eq!(facts.iter().map(|f| f.seq).collect::<Vec<_>>(), vec![3, 9, 12]);

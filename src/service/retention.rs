@@ -72,7 +72,7 @@ impl Service {
         let rules: HashMap<PurposeId, Option<Retention>> =
             self.purposes(controller)?.into_iter().map(|v| (v.id, v.definition.retention)).collect();
         let mut out = Vec::new();
-        self.projections().subjects_with(controller, b"\"relationship.ended\"", |facts| {
+        self.projections().subjects_with(controller, EventType::RelationshipEnded, |facts| {
             let subject = facts.iter().find_map(|f| f.subject.clone());
             if let (Some(subject), Some((ended, due_at, purposes))) = (subject, due(&facts, &rules)) {
                 if due_at <= now {
