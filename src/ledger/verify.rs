@@ -163,40 +163,63 @@ pub fn verify(store: &Store, keys: &[ValidKey], mut progress: impl FnMut(u64)) -
     let mut expected: HashMap<(Cf, Digest), Want> = HashMap::new();
     let mut seq = 0u64;
     let mut tree = Frontier::default();
-    let mut events = store.iter_from(Cf::Events, &[])?;
-    loop {
-        let block: Vec<store::Pair> = events.by_ref().take(BLOCK).collect::<Result<_, _>>()?;
-        if block.is_empty() {
-            break;
-        }
-        let checked = check_block(&block, seq + 1, keys);
-        if checked.len() != block.len() {
-            return Ok(Report {
-                events: seq,
-                failure: Some(Failure::Event { seq: seq + 1, what: "could not be checked" }),
-            });
-        }
-        for c in checked {
-            seq += 1;
-            let (leaf, rows) = match c {
-                Ok(ok) => ok,
-                Err(what) => return Ok(Report { events: seq - 1, failure: Some(Failure::Event { seq, what }) }),
+    // A thread of its own reads and checks the next block (on every core) while this one
+    // folds the block before into the tree and the expected rows.
+    let failed = std::thread::scope(|s| -> Result<Option<Report>, StoreError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(usize, Vec<Checked>), StoreError>>(1);
+        s.spawn(move || {
+            let mut events = match store.iter_from(Cf::Events, &[]) {
+                Ok(events) => events,
+                Err(e) => return drop(tx.send(Err(e))),
             };
-            for (cf, k, v) in rows.into_iter().chain(super::tree_rows(leaf, &mut tree)) {
-                let want = expected.entry((cf, digest(&[&k]))).or_default();
-                want.digest = if cf.appends() { digest(&[&want.digest, &v]) } else { digest(&[&v]) };
-                want.last_seq = seq;
+            let mut first = 1u64;
+            loop {
+                let block = match events.by_ref().take(BLOCK).collect::<Result<Vec<store::Pair>, _>>() {
+                    Ok(block) if block.is_empty() => return,
+                    Ok(block) => block,
+                    Err(e) => return drop(tx.send(Err(e))),
+                };
+                let checked = check_block(&block, first, keys);
+                first += block.len() as u64;
+                if tx.send(Ok((block.len(), checked))).is_err() {
+                    return;
+                }
             }
-            progress(seq);
+        });
+        for message in rx {
+            let (read, checked) = message?;
+            if checked.len() != read {
+                let failure = Failure::Event { seq: seq + 1, what: "could not be checked" };
+                return Ok(Some(Report { events: seq, failure: Some(failure) }));
+            }
+            for c in checked {
+                seq += 1;
+                let (leaf, rows) = match c {
+                    Ok(ok) => ok,
+                    Err(what) => {
+                        return Ok(Some(Report { events: seq - 1, failure: Some(Failure::Event { seq, what }) }))
+                    }
+                };
+                for (cf, k, v) in rows.into_iter().chain(super::tree_rows(leaf, &mut tree)) {
+                    let want = expected.entry((cf, digest(&[&k]))).or_default();
+                    want.digest = if cf.appends() { digest(&[&want.digest, &v]) } else { digest(&[&v]) };
+                    want.last_seq = seq;
+                }
+                progress(seq);
+            }
         }
+        Ok(None)
+    })?;
+    if let Some(report) = failed {
+        return Ok(report);
     }
     let events = seq;
     for cf in Cf::PROJECTIONS {
         for item in store.iter_from(cf, &[])? {
             let (k, v) = item?;
-            let row_seq = row_seq(cf, &k, &v);
             let Some(want) = expected.get_mut(&(cf, digest(&[&k]))) else {
-                let failure = Failure::Projection { cf: cf.name(), seq: row_seq, what: "row has no event in the log" };
+                let seq = row_seq(cf, &k, &v);
+                let failure = Failure::Projection { cf: cf.name(), seq, what: "row has no event in the log" };
                 return Ok(Report { events, failure: Some(failure) });
             };
             let got = if cf.appends() {
@@ -209,7 +232,12 @@ pub fn verify(store: &Store, keys: &[ValidKey], mut progress: impl FnMut(u64)) -
                 digest(&[&v])
             };
             if got != want.digest {
-                let seq = if cf.appends() { first_difference(&expected_value(store, cf, &k)?, &v) } else { row_seq };
+                // Which event the row goes wrong at is worked out only for the row that does.
+                let seq = if cf.appends() {
+                    first_difference(&expected_value(store, cf, &k)?, &v)
+                } else {
+                    row_seq(cf, &k, &v)
+                };
                 let failure = Failure::Projection { cf: cf.name(), seq, what: "row differs from the log" };
                 return Ok(Report { events, failure: Some(failure) });
             }
