@@ -36,7 +36,7 @@ pub fn run(args: RebuildArgs) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     let took = started.elapsed().as_secs_f64();
     println!("replayed {events} events in {took:.1} s ({:.0} events/s); verifying", events as f64 / took.max(1e-9));
-    match verify_with_progress(&dir, &store)?.failure {
+    match verify_with_progress(&dir, &store, crate::ledger::verify::VERIFY_MEMORY)?.failure {
         None => {
             println!("ok: projections rebuilt from {events} events; the store verifies");
             Ok(ExitCode::SUCCESS)

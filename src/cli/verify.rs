@@ -11,7 +11,7 @@ use anyhow::Context;
 use crate::audit::audit_export;
 use crate::ledger::keys::read_valid_keys;
 use crate::ledger::log_size;
-use crate::ledger::verify::{verify, Report};
+use crate::ledger::verify::{verify_within, Report};
 use crate::ledger::DataDir;
 use crate::signing::Ed25519Verifier;
 use crate::store::Store;
@@ -36,6 +36,12 @@ pub struct VerifyArgs {
     /// several. Without it, the file's own keys are used.
     #[arg(long = "key")]
     pub keys: Vec<String>,
+    /// Megabytes the comparison of a data directory's projection rows may hold: past it the
+    /// rows are compared in several passes over the log (the first checks every event, the
+    /// others derive the rows again), so memory stays bounded however long the log is.
+    #[arg(long, default_value_t = (crate::ledger::verify::VERIFY_MEMORY >> 20) as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    pub memory_mb: u64,
 }
 
 pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
@@ -107,7 +113,8 @@ fn verify_export(path: &PathBuf, args: &VerifyArgs) -> anyhow::Result<ExitCode> 
 fn verify_store(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let dir = args.data.existing()?;
     let store = Store::open_read_only(&dir.db()).context("opening the store")?;
-    let report = verify_with_progress(&dir, &store)?;
+    let memory = usize::try_from(args.memory_mb << 20).unwrap_or(usize::MAX);
+    let report = verify_with_progress(&dir, &store, memory)?;
     match report.failure {
         None => {
             println!("ok: {} events verified; signatures, leaf hashes, tree and projections hold", report.events);
@@ -120,12 +127,13 @@ fn verify_store(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Verifies the store of `dir` against its keyring, with a progress bar on a terminal.
-pub(super) fn verify_with_progress(dir: &DataDir, store: &Store) -> anyhow::Result<Report> {
+/// Verifies the store of `dir` against its keyring, with a progress bar on a terminal; the
+/// comparison holds at most about `memory` bytes of expected rows.
+pub(super) fn verify_with_progress(dir: &DataDir, store: &Store, memory: usize) -> anyhow::Result<Report> {
     let keys = read_valid_keys(dir).context("reading the signing keys")?;
     let bar = progress_bar("verifying");
     bar.set_length(log_size(store)?);
-    let report = verify(store, &keys, |seq| bar.set_position(seq))?;
+    let report = verify_within(store, &keys, memory, |seq| bar.set_position(seq))?;
     bar.finish_and_clear();
     Ok(report)
 }

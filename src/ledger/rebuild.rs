@@ -96,7 +96,7 @@ const BLOCK: usize = 8192;
 
 /// Each event of a block (in order): its leaf hash and the projection rows it implies but the
 /// Merkle nodes ([`super::derived_rows`]' first half), derived on every core.
-fn project_block(block: &[store::Pair]) -> Result<Vec<Projected>, LedgerError> {
+pub(super) fn project_block(block: &[store::Pair]) -> Result<Vec<Projected>, LedgerError> {
     let one = |v: &[u8]| -> Result<Projected, LedgerError> {
         let stored = StoredEvent::decode(v).map_err(|_| LedgerError::Corrupt)?;
         let doc = stored.doc().map_err(|_| LedgerError::Corrupt)?;

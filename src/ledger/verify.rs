@@ -158,8 +158,79 @@ fn check_block(block: &[store::Pair], first_seq: u64, keys: &[ValidKey]) -> Vec<
 
 /// Verifies `store` against the given public keys. `progress` is told each verified seq.
 /// Events are checked a block at a time on every core (signatures batch-verified); the tree
-/// and the expected projection rows are then built in seq order.
-pub fn verify(store: &Store, keys: &[ValidKey], mut progress: impl FnMut(u64)) -> Result<Report, StoreError> {
+/// and the expected projection rows are then built in seq order. The comparison holds at most
+/// about [`VERIFY_MEMORY`] of expected rows ([`verify_within`]).
+pub fn verify(store: &Store, keys: &[ValidKey], progress: impl FnMut(u64)) -> Result<Report, StoreError> {
+    verify_within(store, keys, VERIFY_MEMORY, progress)
+}
+
+/// Memory the comparison of projection rows may take by default (`verify --memory-mb`).
+pub const VERIFY_MEMORY: usize = 512 << 20;
+/// What one expected row takes in the comparison, about (its map entry and the map's slack).
+const BYTES_PER_ROW: u64 = 80;
+/// Projection rows an event implies, about: the facts of its subject and of its contact
+/// point, the feed, its id, and the tree's nodes.
+const ROWS_PER_EVENT: u64 = 6;
+
+/// [`verify`] with the comparison's memory bounded by `memory` bytes, whatever the log's size:
+/// the projection rows are compared in as many passes as it takes, each holding the rows
+/// whose key falls in its share (by the key's digest). The first pass checks every event;
+/// the others only derive the rows again from the checked log.
+pub fn verify_within(
+    store: &Store,
+    keys: &[ValidKey],
+    memory: usize,
+    mut progress: impl FnMut(u64),
+) -> Result<Report, StoreError> {
+    let size = match store.last(Cf::Events)? {
+        Some((k, _)) => tail_seq(&k).unwrap_or(0),
+        None => 0,
+    };
+    let passes = size.saturating_mul(ROWS_PER_EVENT * BYTES_PER_ROW).div_ceil(memory.max(1) as u64).clamp(1, 4096);
+    let mut report = Report { events: 0, failure: None };
+    for part in 0..passes {
+        report = verify_pass(store, keys, Share { part, passes }, &mut progress)?;
+        if report.failure.is_some() {
+            break;
+        }
+    }
+    Ok(report)
+}
+
+/// The rows one pass compares: those whose key's digest is `part` modulo `passes`.
+#[derive(Debug, Clone, Copy)]
+struct Share {
+    part: u64,
+    passes: u64,
+}
+
+impl Share {
+    fn holds(self, key_digest: &Digest) -> bool {
+        let mut head = [0u8; 8];
+        head.copy_from_slice(&key_digest[..8]);
+        u64::from_le_bytes(head) % self.passes == self.part
+    }
+
+    fn first(self) -> bool {
+        self.part == 0
+    }
+}
+
+/// Each event of a block as the first pass checked it, for a later pass: its stored leaf
+/// hash and its rows derived again, on every core.
+fn derive_block(block: &[store::Pair]) -> Vec<Checked> {
+    match super::rebuild::project_block(block) {
+        Ok(projected) => projected.into_iter().map(Ok).collect(),
+        Err(_) => vec![Err("does not parse (it changed during verification)"); block.len()],
+    }
+}
+
+fn verify_pass(
+    store: &Store,
+    keys: &[ValidKey],
+    share: Share,
+    progress: &mut impl FnMut(u64),
+) -> Result<Report, StoreError> {
     let mut expected: HashMap<(Cf, Digest), Want> = HashMap::new();
     let mut seq = 0u64;
     let mut tree = Frontier::default();
@@ -179,7 +250,7 @@ pub fn verify(store: &Store, keys: &[ValidKey], mut progress: impl FnMut(u64)) -
                     Ok(block) => block,
                     Err(e) => return drop(tx.send(Err(e))),
                 };
-                let checked = check_block(&block, first, keys);
+                let checked = if share.first() { check_block(&block, first, keys) } else { derive_block(&block) };
                 first += block.len() as u64;
                 if tx.send(Ok((block.len(), checked))).is_err() {
                     return;
@@ -201,11 +272,17 @@ pub fn verify(store: &Store, keys: &[ValidKey], mut progress: impl FnMut(u64)) -
                     }
                 };
                 for (cf, k, v) in rows.into_iter().chain(super::tree_rows(leaf, &mut tree)) {
-                    let want = expected.entry((cf, digest(&[&k]))).or_default();
+                    let key = digest(&[&k]);
+                    if !share.holds(&key) {
+                        continue;
+                    }
+                    let want = expected.entry((cf, key)).or_default();
                     want.digest = if cf.appends() { digest(&[&want.digest, &v]) } else { digest(&[&v]) };
                     want.last_seq = seq;
                 }
-                progress(seq);
+                if share.first() {
+                    progress(seq);
+                }
             }
         }
         Ok(None)
@@ -217,7 +294,11 @@ pub fn verify(store: &Store, keys: &[ValidKey], mut progress: impl FnMut(u64)) -
     for cf in Cf::PROJECTIONS {
         for item in store.iter_from(cf, &[])? {
             let (k, v) = item?;
-            let Some(want) = expected.get_mut(&(cf, digest(&[&k]))) else {
+            let key = digest(&[&k]);
+            if !share.holds(&key) {
+                continue;
+            }
+            let Some(want) = expected.get_mut(&(cf, key)) else {
                 let seq = row_seq(cf, &k, &v);
                 let failure = Failure::Projection { cf: cf.name(), seq, what: "row has no event in the log" };
                 return Ok(Report { events, failure: Some(failure) });

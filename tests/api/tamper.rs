@@ -100,6 +100,26 @@ async fn verify_names_a_forged_signature_and_a_rewritten_projection() {
     let (ok, out) = verify(copy.path());
     assert!(!ok);
     assert!(out.contains("projection facts") && out.contains("seq 5"), "{out}");
+
+    // With the comparison held to a sliver of memory the rows are compared in many passes
+    // (a few hundred bytes: one pass for every few rows): the untouched store still verifies
+    // and the rewritten row is still named.
+    let within = |dir: &std::path::Path, memory: usize| {
+        let data = DataDir::new(dir);
+        let keys = consent_ledger::ledger::keys::read_valid_keys(&data).expect("keys");
+        let store = Store::open_read_only(&data.db()).expect("open");
+        consent_ledger::ledger::verify::verify_within(&store, &keys, memory, |_| {}).expect("verify")
+    };
+    for memory in [400, 3000] {
+        let report = within(&dir, memory);
+        assert_eq!((report.events, report.failure), (7, None), "with {memory} bytes");
+        let report = within(copy.path(), memory);
+        let failure = report.failure.map(|f| f.to_string()).unwrap_or_default();
+        assert!(failure.contains("projection facts") && failure.contains("seq 5"), "{failure}");
+    }
+    // The command line takes the bound in megabytes.
+    let out = bin().args(["verify", "--memory-mb", "1", "--data-dir"]).arg(&dir).output().expect("run verify");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 }
 
 #[test]
