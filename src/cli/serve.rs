@@ -54,7 +54,7 @@ pub struct ServeArgs {
     /// directory then holds this node's replica and the shared files.
     #[arg(long, env = "CONSENT_LEDGER_DATABASE_URL")]
     pub database_url: Option<String>,
-    /// Megabytes of memory for caches: a quarter for decoded facts, the rest for the embedded
+    /// Megabytes of memory for caches: half for decoded facts, the rest for the embedded
     /// store's block cache, memtables and index and filter blocks. With it the server's
     /// memory stays bounded however large the ledger grows (docs/PERFORMANCE.md).
     #[arg(long, env = "CONSENT_LEDGER_CACHE_MB", default_value_t = (crate::ledger::DEFAULT_CACHE_BYTES >> 20) as u64,

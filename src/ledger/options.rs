@@ -28,7 +28,7 @@ pub struct Options {
     pub database: Option<String>,
     /// Told (events applied, the database's log size) as a database node catches up at start.
     pub catch_up_progress: Option<Arc<dyn Fn(u64, u64) + Send + Sync>>,
-    /// Bytes of memory for caches ([`DEFAULT_CACHE_BYTES`]): a quarter for decoded facts,
+    /// Bytes of memory for caches ([`DEFAULT_CACHE_BYTES`]): half for decoded facts,
     /// the rest for the embedded store's block cache, memtables, index and filter blocks.
     pub cache_bytes: usize,
 }
@@ -39,7 +39,7 @@ pub const DEFAULT_CACHE_BYTES: usize = 512 << 20;
 impl Options {
     /// Bytes of decoded facts the caches may hold.
     pub(crate) fn facts_cache_bytes(&self) -> usize {
-        self.cache_bytes / 4
+        self.cache_bytes / 2
     }
 
     /// How the embedded store is opened: the rest of the cache memory.
