@@ -57,7 +57,7 @@ pub struct ServeArgs {
     /// Megabytes of memory for caches: half for decoded facts, the rest for the embedded
     /// store's block cache, memtables and index and filter blocks. With it the server's
     /// memory stays bounded however large the ledger grows (docs/PERFORMANCE.md).
-    #[arg(long, env = "CONSENT_LEDGER_CACHE_MB", default_value_t = (crate::ledger::DEFAULT_CACHE_BYTES >> 20) as u64,
+    #[arg(long, env = "CONSENT_LEDGER_CACHE_MB", default_value_t = 512,
           value_parser = clap::value_parser!(u64).range(16..=1 << 20))]
     pub cache_mb: u64,
 }
@@ -78,7 +78,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let options = Options {
         checkpoint_interval: std::time::Duration::from_millis(args.checkpoint_interval_ms.max(1)),
         database: args.database_url.clone(),
-        cache_bytes: usize::try_from(args.cache_mb << 20).unwrap_or(usize::MAX),
         catch_up_progress: args.database_url.as_ref().map(|_| {
             let bar = super::progress_bar("catching up with the database");
             let progress: Arc<dyn Fn(u64, u64) + Send + Sync> = Arc::new(move |done, total| {
@@ -90,7 +89,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             });
             progress
         }),
-        ..Options::new(&name)
+        ..Options::new(&name).with_cache_memory(usize::try_from(args.cache_mb << 20).unwrap_or(usize::MAX))
     };
     let ledger = Ledger::open_with(&dir, options).context("opening the ledger")?;
     let keys = match &args.database_url {

@@ -45,7 +45,7 @@ pub use remote::{init_database, InitInfo};
 
 use commit::{Draft, Job, Writer};
 pub use error::LedgerError;
-pub use options::{Clock, Options, DEFAULT_CACHE_BYTES, DEFAULT_CHECKPOINT_INTERVAL};
+pub use options::{Clock, Options, DEFAULT_CACHE_BYTES, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_FACTS_CACHE_BYTES};
 
 /// Most events one append (a batch request) may carry.
 pub const MAX_APPEND_EVENTS: usize = 1000;
@@ -221,7 +221,7 @@ impl Ledger {
         let signer = Arc::new(signer);
         let (notify_tx, notify) = tokio::sync::watch::channel(last_seq);
         let storage_full = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let caches = Arc::new(Caches::with_facts_budget(options.facts_cache_bytes()));
+        let caches = Arc::new(Caches::with_facts_budget(options.facts_cache_bytes));
         let mut writer = Writer {
             caches: caches.clone(),
             notify: notify_tx,

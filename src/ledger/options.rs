@@ -28,23 +28,31 @@ pub struct Options {
     pub database: Option<String>,
     /// Told (events applied, the database's log size) as a database node catches up at start.
     pub catch_up_progress: Option<Arc<dyn Fn(u64, u64) + Send + Sync>>,
-    /// Bytes of memory for caches ([`DEFAULT_CACHE_BYTES`]): half for decoded facts,
-    /// the rest for the embedded store's block cache, memtables, index and filter blocks.
+    /// Bytes of memory for the embedded store's block cache, to which its memtables and its
+    /// index and filter blocks are charged ([`DEFAULT_CACHE_BYTES`]).
     pub cache_bytes: usize,
+    /// Bytes of decoded facts kept for checks ([`DEFAULT_FACTS_CACHE_BYTES`]).
+    pub facts_cache_bytes: usize,
 }
 
-/// Memory for caches unless the server is told otherwise (`serve --cache-mb`).
+/// The store's cache unless told otherwise. `serve --cache-mb` gives it half of its figure
+/// and decoded facts the other half; a command that writes much and checks little (import,
+/// rebuild, migrate) keeps this and the smaller facts cache below, since its speed at scale
+/// depends on the store's reads finding their blocks cached.
 pub const DEFAULT_CACHE_BYTES: usize = 512 << 20;
 
+/// Decoded facts kept unless told otherwise.
+pub const DEFAULT_FACTS_CACHE_BYTES: usize = 64 << 20;
+
 impl Options {
-    /// Bytes of decoded facts the caches may hold.
-    pub(crate) fn facts_cache_bytes(&self) -> usize {
-        self.cache_bytes / 2
+    /// Memory for caches split as `serve --cache-mb` does: half for decoded facts, half
+    /// for the store.
+    pub fn with_cache_memory(self, bytes: usize) -> Self {
+        Self { cache_bytes: bytes - bytes / 2, facts_cache_bytes: bytes / 2, ..self }
     }
 
-    /// How the embedded store is opened: the rest of the cache memory.
     pub(crate) fn store_options(&self) -> StoreOptions {
-        StoreOptions { cache_bytes: (self.cache_bytes - self.facts_cache_bytes()).max(8 << 20) }
+        StoreOptions { cache_bytes: self.cache_bytes.max(8 << 20) }
     }
 }
 
@@ -56,6 +64,7 @@ impl std::fmt::Debug for Options {
             .field("clock", &self.clock)
             .field("writer_queue", &self.writer_queue)
             .field("cache_bytes", &self.cache_bytes)
+            .field("facts_cache_bytes", &self.facts_cache_bytes)
             .field("database", &self.database.as_ref().map(|_| "(set)"))
             .finish_non_exhaustive()
     }
@@ -71,6 +80,7 @@ impl Options {
             database: None,
             catch_up_progress: None,
             cache_bytes: DEFAULT_CACHE_BYTES,
+            facts_cache_bytes: DEFAULT_FACTS_CACHE_BYTES,
         }
     }
 }
