@@ -41,8 +41,8 @@ pub struct Options {
 /// depends on the store's reads finding their blocks cached.
 pub const DEFAULT_CACHE_BYTES: usize = 512 << 20;
 
-/// Decoded facts kept unless told otherwise.
-pub const DEFAULT_FACTS_CACHE_BYTES: usize = 64 << 20;
+/// Decoded facts kept unless told otherwise (the projection's own default).
+pub const DEFAULT_FACTS_CACHE_BYTES: usize = projection::FACTS_CACHE_BYTES;
 
 impl Options {
     /// Memory for caches split as `serve --cache-mb` does: half for decoded facts, half

@@ -8,8 +8,9 @@ use std::sync::{Arc, RwLock};
 
 use domain::Fact;
 
-/// Bytes the decoded facts may take by default.
-pub const FACTS_CACHE_BYTES: usize = 128 << 20;
+/// Bytes the decoded facts may take unless told otherwise (`serve --cache-mb` gives them
+/// half of its figure).
+pub const FACTS_CACHE_BYTES: usize = 64 << 20;
 
 const SHARDS: usize = 16;
 

@@ -392,18 +392,26 @@ fn a_store_of_the_previous_format_is_refused_by_name_and_brought_up_by_rebuild()
         b.put(Cf::Meta, b"format".to_vec(), b"2".to_vec());
         store.write_synced(&b).unwrap();
     }
+    refused_by_name_then_rebuilt(dir.path(), 2);
+}
+
+/// A store of an older `format`: `serve` refuses it naming the format and `rebuild`; after
+/// `rebuild` it verifies and serves.
+fn refused_by_name_then_rebuilt(dir: &std::path::Path, format: u32) {
     let serve = bin()
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
+        .arg(dir)
         .env("RUST_LOG", "off")
         .output()
         .unwrap();
     assert!(!serve.status.success());
     let stderr = String::from_utf8_lossy(&serve.stderr);
-    assert!(stderr.contains("format 2") && stderr.contains("rebuild"), "{stderr}");
-    let out = bin().args(["rebuild", "--data-dir"]).arg(dir.path()).output().unwrap();
+    assert!(stderr.contains(&format!("format {format}")) && stderr.contains("rebuild"), "{stderr}");
+    let out = bin().args(["rebuild", "--data-dir"]).arg(dir).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let mut server = start_server(dir.path());
+    let verify = bin().args(["verify", "--data-dir"]).arg(dir).output().unwrap();
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+    let mut server = start_server(dir);
     server.stop();
 }
 
@@ -431,22 +439,8 @@ fn a_store_of_format_3_with_facts_as_json_lines_is_brought_up_by_rebuild() {
         b.put(Cf::Meta, b"format".to_vec(), b"3".to_vec());
         store.write_synced(&b).unwrap();
     }
-    let serve = bin()
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env("RUST_LOG", "off")
-        .output()
-        .unwrap();
-    assert!(!serve.status.success());
-    let stderr = String::from_utf8_lossy(&serve.stderr);
-    assert!(stderr.contains("format 3") && stderr.contains("rebuild"), "{stderr}");
-    let out = bin().args(["rebuild", "--data-dir"]).arg(dir.path()).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    // The rebuilt rows are records again, and the store verifies.
-    let verify = bin().args(["verify", "--data-dir"]).arg(dir.path()).output().unwrap();
-    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
-    let mut server = start_server(dir.path());
-    server.stop();
+    // The rebuilt rows are records again: the store verifies.
+    refused_by_name_then_rebuilt(dir.path(), 3);
 }
 
 #[tokio::test]
