@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Single checks over HTTP against the table a user would build instead, in one run
-# (docs/PERFORMANCE.md, #14). Usage: [SUBJECTS=200000] [RUNS=1] [BIN=...] benches/check-vs-pg.sh
+# (docs/PERFORMANCE.md, #14). Usage: [SUBJECTS=200000] [RUNS=1] [CACHE_MB=N] [BIN=...] benches/check-vs-pg.sh
 #
 # 1. Imports SUBJECTS tenants (three purposes each, an email for every tenant; the CSV of
 #    benches/import-gen.py) into a new embedded ledger with `consent-ledger import`.
@@ -12,7 +12,8 @@
 #    rows into one table of consent events indexed by (address, purpose, at), and runs pgbench
 #    (32 clients, two threads, 10 s) with a prepared "latest event for this address and
 #    purpose" query over the same tenants.
-# Needs wrk and the postgresql package. BIN measures another build (an A/B in one run).
+# Needs wrk and the postgresql package. BIN measures another build (an A/B in one run);
+# CACHE_MB serves with `--cache-mb N`; RUNS repeats each measurement (the caches warm up).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${SUBJECTS:-200000}
@@ -45,7 +46,7 @@ end
 LUA
 run_wrk() { wrk -t2 -c32 -d10s --latency "$@" | grep -E " 50%| 99%|Requests/sec|Non-2xx|Socket errors"; }
 
-"$BIN" serve --data-dir "$work/ledger" --listen 127.0.0.1:0 > "$work/serve.out" 2>/dev/null &
+"$BIN" serve --data-dir "$work/ledger" --listen 127.0.0.1:0 ${CACHE_MB:+--cache-mb "$CACHE_MB"} > "$work/serve.out" 2>/dev/null &
 server=$!
 for _ in $(seq 600); do grep -q listening "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
 address=$(sed -n 's/^listening on //p' "$work/serve.out")
