@@ -139,7 +139,7 @@ fn check_block(lines: &[(usize, String)], controller: &str, keys: &[Ed25519Verif
         }
     }
     let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
-    if !refs.is_empty() && ed25519_dalek::verify_batch(&refs, &sigs, &pks).is_err() {
+    if !refs.is_empty() && !signing::verify_batch(&refs, &sigs, &pks) {
         // Batch verification only says that one failed: find the first.
         for (i, pos) in at.iter().enumerate() {
             if pks[i].verify_strict(refs[i], &sigs[i]).is_err() {

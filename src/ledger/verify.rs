@@ -3,6 +3,7 @@
 //! compared row by row with the stored ones. The first failure is named by seq.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use sha2::{Digest as _, Sha256};
 use std::fmt;
@@ -132,7 +133,7 @@ fn check_run(run: &[store::Pair], first_seq: u64, keys: &[ValidKey]) -> Vec<Chec
         pks.push(*key.verifier.public_key());
         at.push(i);
     }
-    if !msgs.is_empty() && ed25519_dalek::verify_batch(&msgs, &sigs, &pks).is_err() {
+    if !msgs.is_empty() && !signing::verify_batch(&msgs, &sigs, &pks) {
         for (j, i) in at.iter().enumerate() {
             if pks[j].verify_strict(msgs[j], &sigs[j]).is_err() {
                 out[*i] = Err("signature does not verify");
@@ -189,7 +190,7 @@ pub fn verify_within(
     let passes = size.saturating_mul(ROWS_PER_EVENT * BYTES_PER_ROW).div_ceil(memory.max(1) as u64).clamp(1, 4096);
     let mut report = Report { events: 0, failure: None };
     for part in 0..passes {
-        report = verify_pass(store, keys, Share { part, passes }, &mut progress)?;
+        report = verify_pass(store, keys, Share { part, passes, memory }, &mut progress)?;
         if report.failure.is_some() {
             break;
         }
@@ -202,12 +203,14 @@ pub fn verify_within(
 struct Share {
     part: u64,
     passes: u64,
+    /// The memory the comparison may take, in bytes.
+    memory: usize,
 }
 
 impl Share {
-    fn holds(self, key_digest: &Digest) -> bool {
+    fn holds(self, row: &RowId) -> bool {
         let mut head = [0u8; 8];
-        head.copy_from_slice(&key_digest[..8]);
+        head.copy_from_slice(&row.0[..8]);
         u64::from_le_bytes(head) % self.passes == self.part
     }
 
@@ -231,7 +234,13 @@ fn verify_pass(
     share: Share,
     progress: &mut impl FnMut(u64),
 ) -> Result<Report, StoreError> {
-    let mut expected: HashMap<(Cf, Digest), Want> = HashMap::new();
+    // Sized once for the rows the log implies (at most what the memory allows), so the map
+    // is not rehashed (and its pages zeroed again) as it grows.
+    let size = store.last(Cf::Events)?.and_then(|(k, _)| tail_seq(&k)).unwrap_or(0);
+    let rows = (size.saturating_mul(ROWS_PER_EVENT) / share.passes).min(share.memory as u64 / BYTES_PER_ROW);
+    let mut expected: Expected = HashMap::with_capacity_and_hasher(rows as usize, Default::default());
+    // How many rows of each column family the log implies.
+    let mut counts: HashMap<Cf, u64> = HashMap::new();
     let mut seq = 0u64;
     let mut tree = Frontier::default();
     // A thread of its own reads and checks the next block (on every core) while this one
@@ -272,11 +281,14 @@ fn verify_pass(
                     }
                 };
                 for (cf, k, v) in rows.into_iter().chain(super::tree_rows(leaf, &mut tree)) {
-                    let key = digest(&[&k]);
+                    let key = row_id(cf, &k);
                     if !share.holds(&key) {
                         continue;
                     }
-                    let want = expected.entry((cf, key)).or_default();
+                    let want = expected.entry(key).or_insert_with(|| {
+                        *counts.entry(cf).or_default() += 1;
+                        Want::new(cf)
+                    });
                     want.digest = if cf.appends() { digest(&[&want.digest, &v]) } else { digest(&[&v]) };
                     want.last_seq = seq;
                 }
@@ -291,46 +303,78 @@ fn verify_pass(
         return Ok(report);
     }
     let events = seq;
-    for cf in Cf::PROJECTIONS {
-        for item in store.iter_from(cf, &[])? {
-            let (k, v) = item?;
-            let key = digest(&[&k]);
-            if !share.holds(&key) {
-                continue;
-            }
-            let Some(want) = expected.get_mut(&(cf, key)) else {
-                let seq = row_seq(cf, &k, &v);
-                let failure = Failure::Projection { cf: cf.name(), seq, what: "row has no event in the log" };
-                return Ok(Report { events, failure: Some(failure) });
-            };
-            let got = if cf.appends() {
-                match projection::fact_records(&v) {
-                    Ok(records) => records.iter().fold(Digest::default(), |d, r| digest(&[&d, r])),
-                    // A row that does not split into records differs from any the log implies.
-                    Err(_) => digest(&[b"not records", &v]),
-                }
-            } else {
-                digest(&[&v])
-            };
-            if got != want.digest {
-                // Which event the row goes wrong at is worked out only for the row that does.
-                let seq = if cf.appends() {
-                    first_difference(&expected_value(store, cf, &k)?, &v)
-                } else {
-                    row_seq(cf, &k, &v)
-                };
-                let failure = Failure::Projection { cf: cf.name(), seq, what: "row differs from the log" };
-                return Ok(Report { events, failure: Some(failure) });
-            }
-            want.seen = true;
-        }
-        let missing = expected.iter().filter(|((c, _), w)| *c == cf && !w.seen).map(|(_, w)| w.last_seq).min();
-        if let Some(seq) = missing {
-            let failure = Failure::Projection { cf: cf.name(), seq: Some(seq), what: "row is missing" };
+    // Each column family is compared on a thread of its own (the map is only read from now
+    // on); of the failures found, the first column family's is reported.
+    let found = std::thread::scope(|s| {
+        let handles: Vec<_> = Cf::PROJECTIONS
+            .into_iter()
+            .map(|cf| {
+                let (expected, count) = (&expected, counts.get(&cf).copied().unwrap_or(0));
+                s.spawn(move || compare_rows(store, cf, share, expected, count))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect::<Vec<_>>()
+    });
+    for failure in found {
+        if let Some(failure) = failure? {
             return Ok(Report { events, failure: Some(failure) });
         }
     }
     Ok(Report { events, failure: None })
+}
+
+/// Compares the stored rows of `cf` in this pass's share with the `count` rows the log
+/// implies: the first row with no event, or that differs, or else the row missing whose
+/// last event comes first.
+fn compare_rows(
+    store: &Store,
+    cf: Cf,
+    share: Share,
+    expected: &Expected,
+    count: u64,
+) -> Result<Option<Failure>, StoreError> {
+    let mut matched = 0u64;
+    for item in store.iter_from(cf, &[])? {
+        let (k, v) = item?;
+        let key = row_id(cf, &k);
+        if !share.holds(&key) {
+            continue;
+        }
+        let Some(want) = expected.get(&key) else {
+            let seq = row_seq(cf, &k, &v);
+            return Ok(Some(Failure::Projection { cf: cf.name(), seq, what: "row has no event in the log" }));
+        };
+        let got = if cf.appends() {
+            match projection::fact_records(&v) {
+                Ok(records) => records.iter().fold(Digest::default(), |d, r| digest(&[&d, r])),
+                // A row that does not split into records differs from any the log implies.
+                Err(_) => digest(&[b"not records", &v]),
+            }
+        } else {
+            digest(&[&v])
+        };
+        if got != want.digest {
+            // Which event the row goes wrong at is worked out only for the row that does.
+            let seq =
+                if cf.appends() { first_difference(&expected_value(store, cf, &k)?, &v) } else { row_seq(cf, &k, &v) };
+            return Ok(Some(Failure::Projection { cf: cf.name(), seq, what: "row differs from the log" }));
+        }
+        matched += 1;
+    }
+    if matched == count {
+        return Ok(None);
+    }
+    // A row is missing (each stored row matched a different expected one): which, found by
+    // reading the column family again.
+    let mut seen = std::collections::HashSet::new();
+    for item in store.iter_from(cf, &[])? {
+        seen.insert(row_id(cf, &item?.0));
+    }
+    let seq = expected.iter().filter(|(id, w)| w.cf == cf && !seen.contains(*id)).map(|(_, w)| w.last_seq).min();
+    Ok(Some(Failure::Projection { cf: cf.name(), seq, what: "row is missing" }))
 }
 
 /// A 128-bit digest (SHA-256, cut) of length-prefixed parts: what the comparison keeps of each
@@ -348,14 +392,63 @@ fn digest(parts: &[&[u8]]) -> Digest {
     out
 }
 
-/// What the log implies for one projection row: the digest of its value (for a row that
-/// grows, a chain over its records in order), the last event that touched it, and whether the
-/// store's row was found.
-#[derive(Debug, Default)]
+/// A projection row by the digest of its column family and key. The digest is already
+/// uniformly spread, so the map hashes it by taking eight of its bytes ([`RowHasher`]), not
+/// by hashing it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RowId(Digest);
+
+fn row_id(cf: Cf, key: &[u8]) -> RowId {
+    RowId(digest(&[cf.name().as_bytes(), key]))
+}
+
+impl Hash for RowId {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let mut tail = [0u8; 8];
+        // Bytes 8..16: the first eight choose the pass ([`Share::holds`]).
+        tail.copy_from_slice(&self.0[8..]);
+        state.write_u64(u64::from_le_bytes(tail));
+    }
+}
+
+/// The hasher of [`RowId`]s: the value written is the hash.
+#[derive(Default)]
+struct RowHasher(u64);
+
+impl Hasher for RowHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is called for a `RowId`; anything else is folded in all the same.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+}
+
+/// The expected rows of one pass.
+type Expected = HashMap<RowId, Want, BuildHasherDefault<RowHasher>>;
+
+/// What the log implies for one projection row: its column family, the digest of its value
+/// (for a row that grows, a chain over its records in order) and the last event that
+/// touched it.
+#[derive(Debug)]
 struct Want {
+    cf: Cf,
     digest: Digest,
     last_seq: u64,
-    seen: bool,
+}
+
+impl Want {
+    fn new(cf: Cf) -> Want {
+        Want { cf, digest: Digest::default(), last_seq: 0 }
+    }
 }
 
 /// The whole value the log implies for one row, derived again (only to name the first event

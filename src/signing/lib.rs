@@ -5,6 +5,9 @@
 //! where 0x01 is the Ed25519 signature type. The verifier key is
 //! `name+hex(key id)+base64(0x01 ‖ public key)`.
 
+mod batch;
+pub use batch::verify_batch;
+
 use std::fs;
 use std::io::Write;
 use std::path::Path;

@@ -203,3 +203,27 @@ async fn rebuild_restores_damaged_projections_exactly_and_a_cut_off_rebuild_is_r
     assert!(projections(copy.path()) == before);
     drop(consent_ledger::ledger::Ledger::open(&data, "test.example/consent-ledger").expect("opens after the rebuild"));
 }
+
+#[tokio::test]
+async fn verify_names_a_deleted_projection_row_and_a_row_with_no_event() {
+    let (_app, dir) = ledger_with_events().await;
+    let edit = |f: &dyn Fn(&mut Batch)| {
+        let copy = snapshot(&dir);
+        let store = Store::open(&DataDir::new(copy.path()).db()).expect("open");
+        let mut b = Batch::default();
+        f(&mut b);
+        store.write_synced(&b).expect("write");
+        drop(store);
+        copy
+    };
+    // T-3's facts row gone, as if its consent had never been given: named by its last event.
+    let copy = edit(&|b| b.delete(Cf::Facts, b"council\0sT-3\0".to_vec()));
+    let (ok, out) = verify(copy.path());
+    assert!(!ok);
+    assert!(out.contains("projection facts") && out.contains("seq 6") && out.contains("missing"), "{out}");
+    // A facts row for a subject the log never mentions.
+    let copy = edit(&|b| b.put(Cf::Facts, b"council\0sT-9\0".to_vec(), Vec::new()));
+    let (ok, out) = verify(copy.path());
+    assert!(!ok);
+    assert!(out.contains("projection facts") && out.contains("no event in the log"), "{out}");
+}
