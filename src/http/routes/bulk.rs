@@ -153,7 +153,7 @@ fn answer_lines(state: &AppState, controller: &ControllerId, lines: &[Line], now
             Ok(respond(state, q, answer?))
         });
         let written = match result {
-            Ok(answer) => serde_json::to_writer(&mut out, &answer),
+            Ok(answer) => answer.write_json(&mut out),
             Err(e) => serde_json::to_writer(&mut out, &serde_json::json!({ "error": e.problem() })),
         };
         if written.is_err() {

@@ -78,6 +78,111 @@ pub struct CheckResponse {
     pub list_unsubscribe_post: Option<String>,
 }
 
+impl CheckResponse {
+    /// The JSON body, byte for byte what serde_json writes (a property test holds them
+    /// equal), written directly for an answer without a signed decision: the time by hand,
+    /// the rest without serde's per-field machinery.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        // Writing into a Vec cannot fail.
+        let _ = self.write_json(&mut out);
+        out
+    }
+
+    /// [`CheckResponse::to_json`], appended to `out` (a line of a bulk answer).
+    pub fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        if self.signed_decision.is_some() {
+            return serde_json::to_writer(out, self);
+        }
+        let string = |out: &mut Vec<u8>, s: &str| {
+            // serde_json's escaping; writing into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, s);
+        };
+        out.extend_from_slice(if self.permitted { b"{\"permitted\":true" } else { b"{\"permitted\":false" });
+        out.extend_from_slice(b",\"reason\":");
+        let _ = serde_json::to_writer(&mut *out, &self.reason);
+        out.extend_from_slice(b",\"basis\":\"");
+        out.extend_from_slice(self.basis.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"decided_by\":[");
+        for (i, id) in self.decided_by.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'"');
+            out.extend_from_slice(id.hyphenated().encode_lower(&mut Uuid::encode_buffer()).as_bytes());
+            out.push(b'"');
+        }
+        out.extend_from_slice(b"],\"as_of\":");
+        write_time(out, &self.as_of);
+        out.extend_from_slice(b",\"purpose\":");
+        string(out, self.purpose.as_str());
+        if let Some(channel) = self.channel {
+            out.extend_from_slice(b",\"channel\":\"");
+            out.extend_from_slice(channel.as_str().as_bytes());
+            out.push(b'"');
+        }
+        if let Some(recipient) = &self.recipient {
+            out.extend_from_slice(b",\"recipient\":");
+            string(out, recipient.as_str());
+        }
+        out.extend_from_slice(b",\"log_size\":");
+        let _ = serde_json::to_writer(&mut *out, &self.log_size);
+        if let Some(v) = &self.list_unsubscribe {
+            out.extend_from_slice(b",\"list_unsubscribe\":");
+            string(out, v);
+        }
+        if let Some(v) = &self.list_unsubscribe_post {
+            out.extend_from_slice(b",\"list_unsubscribe_post\":");
+            string(out, v);
+        }
+        out.push(b'}');
+        Ok(())
+    }
+}
+
+/// A time as chrono's serde writes it (RFC 3339, UTC as `Z`, the fraction in 0, 3, 6 or 9
+/// digits as it needs), by hand; chrono itself for what it writes otherwise (a leap second, a
+/// year outside 0-9999).
+fn write_time(out: &mut Vec<u8>, t: &DateTime<Utc>) {
+    use chrono::{Datelike, Timelike};
+    let nanos = t.nanosecond();
+    if nanos >= 1_000_000_000 || !(0..=9999).contains(&t.year()) {
+        let _ = serde_json::to_writer(&mut *out, t);
+        return;
+    }
+    let two = |out: &mut Vec<u8>, n: u32| out.extend_from_slice(&[b'0' + (n / 10) as u8, b'0' + (n % 10) as u8]);
+    let year = t.year() as u32;
+    out.push(b'"');
+    two(out, year / 100);
+    two(out, year % 100);
+    out.push(b'-');
+    two(out, t.month());
+    out.push(b'-');
+    two(out, t.day());
+    out.push(b'T');
+    two(out, t.hour());
+    out.push(b':');
+    two(out, t.minute());
+    out.push(b':');
+    two(out, t.second());
+    let (value, digits) = match nanos {
+        0 => (0, 0),
+        n if n % 1_000_000 == 0 => (n / 1_000_000, 3),
+        n if n % 1_000 == 0 => (n / 1_000, 6),
+        n => (n, 9),
+    };
+    if digits > 0 {
+        out.push(b'.');
+        let (mut rest, mut text) = (value, [b'0'; 9]);
+        for d in text[..digits].iter_mut().rev() {
+            *d = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        out.extend_from_slice(&text[..digits]);
+    }
+    out.extend_from_slice(b"Z\"");
+}
+
 fn bad(msg: impl Into<String>) -> ApiError {
     ApiError::new(Kind::InvalidQuery, msg)
 }
@@ -140,5 +245,57 @@ pub fn respond(state: &AppState, q: &CheckQuery, answer: CheckAnswer) -> CheckRe
         signed_decision: answer.signed,
         list_unsubscribe,
         list_unsubscribe_post,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The answer's JSON is byte for byte serde_json's.
+        #[test]
+        fn an_answer_is_written_as_serde_json_writes_it(
+            permitted: bool,
+            reason in 0usize..4,
+            basis in 0usize..6,
+            ids in 0usize..3,
+            secs in -62_135_596_800i64..253_402_300_799,
+            nanos in prop_oneof![Just(0u32), (0u32..1000).prop_map(|m| m * 1_000_000), (0u32..1_000_000).prop_map(|u| u * 1000), 0u32..1_000_000_000],
+            channel in proptest::option::of(0usize..4),
+            recipient: bool,
+            log_size: u64,
+            unsubscribe in proptest::option::of("[a-z<>\"\\/\u{7f}\u{1}é]{0,12}"),
+        ) {
+            let reasons = ["consent_granted", "no_consent", "opted_out", "legitimate_interests"];
+            let bases = ["consent", "contract", "legal_obligation", "vital_interests", "public_task", "legitimate_interests"];
+            let response = CheckResponse {
+                permitted,
+                reason: serde_json::from_str(&format!("\"{}\"", reasons[reason])).expect("reason"),
+                basis: serde_json::from_str(&format!("\"{}\"", bases[basis])).expect("basis"),
+                decided_by: (0..ids).map(|i| Uuid::from_u128(i as u128 * 0x1234_5678_9abc_def0)).collect(),
+                as_of: Utc.timestamp_opt(secs, nanos).single().expect("a time"),
+                purpose: PurposeId::parse("newsletter").expect("purpose"),
+                channel: channel.map(|c| Channel::ALL[c]),
+                recipient: recipient.then(|| RecipientId::parse("acme-mailing").expect("recipient")),
+                log_size,
+                signed_decision: None,
+                list_unsubscribe_post: unsubscribe.as_ref().map(|_| "List-Unsubscribe=One-Click".to_owned()),
+                list_unsubscribe: unsubscribe,
+            };
+            let theirs = serde_json::to_vec(&response).expect("serde");
+            let ours = response.to_json();
+            prop_assert_eq!(String::from_utf8_lossy(&ours), String::from_utf8_lossy(&theirs));
+        }
+    }
+
+    #[test]
+    fn a_leap_second_is_written_as_chrono_writes_it() {
+        let t = Utc.timestamp_opt(1_483_228_799, 1_500_000_000).single().expect("a leap second");
+        let mut ours = Vec::new();
+        write_time(&mut ours, &t);
+        assert_eq!(ours, serde_json::to_vec(&t).expect("serde"));
     }
 }

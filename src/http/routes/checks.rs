@@ -51,7 +51,8 @@ pub async fn get_check(
         .await?
         .pop()
         .ok_or_else(|| ApiError::bare(Kind::Internal))??;
-    Ok(HttpResponse::Ok().json(respond(&state, &q, answer)))
+    let body = respond(&state, &q, answer).to_json();
+    Ok(HttpResponse::Ok().content_type(actix_web::http::header::ContentType::json()).body(body))
 }
 
 /// Many checks at once, answered in request order. As a JSON array (at most 10 000; any bad
