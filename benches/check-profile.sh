@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Where a single check's server time goes (docs/PERFORMANCE.md, #14): serves a store of
+# SUBJECTS tenants (imported once with benches/import.sh into DIR, kept for the next run),
+# warms it with 15 s of wrk (two threads, 32 connections, the scattered checks by email of
+# benches/check-vs-pg.sh), records the server with `perf record --call-graph dwarf` for 6 s
+# under the same load and prints the share of the server's samples of the check path's parts.
+# Usage: [SUBJECTS=200000] [BIN=...] benches/check-profile.sh DIR
+# Needs wrk and perf. Compare two builds by their shares, not their rates, on a noisy host.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dir=${1:?usage: benches/check-profile.sh DIR}
+N=${SUBJECTS:-200000}
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/consent-ledger/target}"
+if [ -z "${BIN:-}" ]; then cargo build --release -q; BIN="$CARGO_TARGET_DIR/release/consent-ledger"; fi
+if [ ! -d "$dir" ]; then BIN="$BIN" KEEP="$dir" benches/import.sh $((3 * N)) > /dev/null; fi
+key=$("$BIN" apikey create --data-dir "$dir" --controller bench --role check | grep -o 'clk_[A-Za-z0-9_-]*' | head -1)
+work=$(mktemp -d)
+server=
+trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
+cat > "$work/check.lua" <<LUA
+counter = 0
+request = function()
+  counter = counter + 1
+  local t = (counter * 7919) % $N
+  return wrk.format("GET", "/v1/check?purpose=newsletter&channel=email&email=tenant" .. t .. "%40example.org")
+end
+LUA
+"$BIN" serve --data-dir "$dir" --listen 127.0.0.1:0 > "$work/serve.out" 2>/dev/null &
+server=$!
+for _ in $(seq 600); do grep -q listening "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
+address=$(sed -n 's/^listening on //p' "$work/serve.out")
+load() { wrk -t2 -c32 -d"$1" -s "$work/check.lua" -H "Authorization: Bearer $key" "$address" | grep Requests/sec; }
+echo "warming: $(load 15s)"
+load 10s > "$work/rate" &
+loader=$!
+sleep 2
+perf record -F 300 --call-graph dwarf,32768 -p "$server" -o "$work/perf.data" -- sleep 6 > /dev/null 2>&1
+wait "$loader"
+echo "under the profiler: $(cat "$work/rate")"
+perf report -i "$work/perf.data" --children --percent-limit 0.3 --stdio -g none --sort symbol 2>/dev/null |
+  grep -E "\] (consent_ledger_service::check::.*check_many|consent_ledger_projection::Projections::facts_many|consent_ledger_store::Store::multi_get|consent_ledger_projection::Caches::fill_facts|consent_ledger_projection::facts_cache::FactsCache::get|consent_ledger_projection::fact_codec::decode_facts|consent_ledger_http::routes::check_request|<consent_ledger_http::auth::Caller|__libc_recv|__send|__libc_send)" |
+  cut -c1-140
