@@ -20,6 +20,21 @@ pub struct KeysAt {
     pub database_url: Option<String>,
 }
 
+impl KeysAt {
+    /// Refuses the files of a database ledger's node: its keys and providers' tokens are in
+    /// the database, and a key revoked only in the node's files would go on working.
+    pub fn refuse_a_nodes_files(&self, dir: &DataDir) -> anyhow::Result<()> {
+        if self.database_url.is_none() && crate::ledger::is_database_node(dir).context("reading the data directory")? {
+            anyhow::bail!(
+                "this data directory is a node of a ledger kept in PostgreSQL: its API keys and SMS providers' \
+                 tokens are kept in the database for every node; give --database-url (or \
+                 CONSENT_LEDGER_DATABASE_URL)"
+            );
+        }
+        Ok(())
+    }
+}
+
 fn key_store(data: &DataDirArg, at: &KeysAt, creating: bool) -> anyhow::Result<KeyStore> {
     if let Some(url) = &at.database_url {
         return KeyStore::on_database(url).context("opening the database's API keys");
@@ -31,6 +46,7 @@ fn key_store(data: &DataDirArg, at: &KeysAt, creating: bool) -> anyhow::Result<K
     } else {
         data.existing()?
     };
+    at.refuse_a_nodes_files(&dir)?;
     Ok(KeyStore::open(dir.api_keys())?)
 }
 

@@ -40,7 +40,11 @@ pub fn run(cmd: SmsCommand) -> anyhow::Result<ExitCode> {
                     Some(url) => SharedKeys::open(url)
                         .and_then(|db| db.set_provider_token(controller.as_str(), "twilio", token.map(str::as_bytes)))
                         .context("the database's provider settings"),
-                    None => Ok(set_twilio_token(&data.existing()?, &controller, token)?),
+                    None => {
+                        let dir = data.existing()?;
+                        at.refuse_a_nodes_files(&dir)?;
+                        Ok(set_twilio_token(&dir, &controller, token)?)
+                    }
                 }
             };
             if remove {

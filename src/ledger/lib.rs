@@ -41,7 +41,7 @@ use tokens::TokenKey;
 use tree::StoredTree;
 
 pub use migrate::{migrate_to_database, Migrated};
-pub use remote::{init_database, InitInfo};
+pub use remote::{init_database, is_database_node, InitInfo};
 
 use commit::{Draft, Job, Writer};
 pub use error::LedgerError;

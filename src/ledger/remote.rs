@@ -28,6 +28,18 @@ use super::{DataDir, LedgerError};
 /// `meta` key of the database ledger a local replica follows.
 pub const FOLLOWS_KEY: &[u8] = b"follows";
 
+/// Whether the data directory's store is a node of a ledger kept in PostgreSQL, whose API
+/// keys and SMS providers' tokens are then kept in the database for every node (files of its
+/// own would be ignored). Read-only: the node may be serving. A directory without a store yet
+/// is no node.
+pub fn is_database_node(dir: &DataDir) -> Result<bool, LedgerError> {
+    if !dir.db().exists() {
+        return Ok(false);
+    }
+    let store = Store::open_read_only(&dir.db())?;
+    Ok(store.get(Cf::Meta, FOLLOWS_KEY)?.is_some())
+}
+
 /// Copies the database's checkpoints up to `up_to` (the replica's size) into `store`, in
 /// order of size after the last one it holds, so none is ever skipped.
 pub fn copy_checkpoints(store: &Store, remote: &mut Remote, up_to: u64) -> Result<(), LedgerError> {

@@ -299,13 +299,24 @@ async fn gov_uk_notify_and_twilio_deliver_stops_in_their_own_formats() {
         .unwrap();
     assert!(matches!(r.status().as_u16(), 401 | 403), "{}", r.status());
 
-    // With the controller's Twilio auth token set, a form needs Twilio's signature.
-    set_twilio_token(
-        &DataDir::new(app.dir.path()),
-        &consent_ledger::domain::ControllerId::parse("council").unwrap(),
-        Some("twilio-auth-token"),
-    )
-    .unwrap();
+    // With the controller's Twilio auth token set (in the data directory, or in the database
+    // of a ledger kept in PostgreSQL), a form needs Twilio's signature.
+    match app.database.clone() {
+        Some(url) => std::thread::spawn(move || {
+            // The database driver runs a runtime of its own: outside this test's.
+            consent_ledger::ledger::shared_keys::SharedKeys::open(&url)
+                .and_then(|db| db.set_provider_token("council", "twilio", Some(b"twilio-auth-token")))
+                .expect("the database's provider token")
+        })
+        .join()
+        .expect("set the token"),
+        None => set_twilio_token(
+            &DataDir::new(app.dir.path()),
+            &consent_ledger::domain::ControllerId::parse("council").unwrap(),
+            Some("twilio-auth-token"),
+        )
+        .unwrap(),
+    }
     let path = format!("/v1/inbound/sms?key={webhook}");
     let params: Vec<(String, String)> =
         [("From", "+447700900123"), ("To", "+447700900999"), ("Body", "START"), ("MessageSid", "SM10")]

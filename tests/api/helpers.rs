@@ -25,6 +25,9 @@ pub struct TestApp {
     pub audit: String,
     /// A key of another controller with every role.
     pub other: String,
+    /// The database of a run with the log in PostgreSQL (`postgres.rs`), which keeps the
+    /// SMS providers' tokens.
+    pub database: Option<String>,
     server: Option<(actix_web::dev::ServerHandle, std::thread::JoinHandle<()>)>,
     service: Option<Arc<Service>>,
 }
@@ -42,11 +45,13 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(options: HttpOptions) -> TestApp {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = DataDir::new(dir.path());
+    let mut database = None;
     let ledger = match std::env::var(crate::postgres::BACKEND_ENV) {
         // The suite run again with its log in PostgreSQL (see `postgres.rs`): a database of
         // its own for each test.
         Ok(server) => {
             let url = crate::postgres::new_database(&server);
+            database = Some(url.clone());
             let options = consent_ledger::ledger::Options {
                 database: Some(url.clone()),
                 ..consent_ledger::ledger::Options::new("test.example/consent-ledger")
@@ -88,6 +93,7 @@ pub async fn spawn_app_with(options: HttpOptions) -> TestApp {
         check: new_keys(dir.path(), "council", &[Role::Check]),
         audit: new_keys(dir.path(), "council", &[Role::Audit]),
         other: new_keys(dir.path(), "other-council", &all),
+        database,
         dir,
         server: Some((handle, thread)),
         service: Some(service),

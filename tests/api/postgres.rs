@@ -755,6 +755,25 @@ async fn an_embedded_ledger_migrated_into_postgres_keeps_its_receipts_and_checkp
     let out = bin().args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(other.path()).output().expect("serve");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--database-url"));
+    // Its API keys and SMS providers' tokens are the database's: a key revoked in the node's
+    // files alone would go on working, so the commands refuse its files and name the flag.
+    for args in [
+        &["apikey", "revoke", "0123456789abcdef"][..],
+        &["apikey", "list"],
+        &["apikey", "create", "--controller", "council", "--role", "check"],
+        &["sms", "twilio-token", "--controller", "council", "--remove"],
+    ] {
+        let out = bin()
+            .args(args)
+            .arg("--data-dir")
+            .arg(other.path())
+            .env_remove("CONSENT_LEDGER_DATABASE_URL")
+            .output()
+            .expect("run");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && said.contains("--database-url"), "{args:?}: {said}");
+    }
+    assert!(!other.path().join("providers").exists(), "no token file was written");
 
     // A second migration into the same database is refused: it holds a ledger.
     let out =
@@ -764,7 +783,9 @@ async fn an_embedded_ledger_migrated_into_postgres_keeps_its_receipts_and_checkp
 
 /// The modules of the suite that run again with the log in PostgreSQL: everything a client
 /// of the API sees (recording, checks single and bulk, history, preferences, links, the log's
-/// proofs and receipts, access, metrics, imports). Left out: what is about the embedded store itself
+/// proofs and receipts, access, metrics, imports, downstream systems, notices, addresses,
+/// representatives, subject access, the audit export, the contract, and the
+/// hardening tests about what a client sends). Left out: what is about the embedded store itself
 /// (disk full, tampering with RocksDB, kill -9 rounds, backups of the data directory, the
 /// storage model) and the browser and schemathesis runs, which take their own minutes.
 const SUITE_ON_POSTGRES: &[&str] = &[
@@ -780,6 +801,22 @@ const SUITE_ON_POSTGRES: &[&str] = &[
     // The imports over HTTP and suppression lists (the commands' tests run on a stopped
     // embedded ledger).
     "imports::a",
+    "downstream::",
+    "notices::",
+    "addresses::",
+    "representatives::",
+    "subject_access::",
+    "audit::",
+    "contract::",
+    "robustness::",
+    // The hardening tests a client sees (the others are about the data directory's files).
+    "hardening::an_old_unsubscribe_link",
+    "hardening::yes_to_an_unrelated_text",
+    "hardening::an_address_in_the_wrong_field",
+    "hardening::gov_uk_notify_and_twilio",
+    "hardening::event_ids_are_each_controllers_own",
+    "hardening::a_long_history_comes_in_pages",
+    "hardening::a_batch_over_the_limit",
 ];
 
 #[test]
