@@ -1,6 +1,12 @@
 //! Decoded facts of recently read targets, bounded by bytes: a repeated check reads no store
 //! and decodes nothing. Sharded by key, so the HTTP workers rarely wait on one another; each
 //! shard evicts in insertion order (FIFO), which costs the same at any size.
+//!
+//! Once a shard is full, a miss is let in only one time in [`ADMIT_WHEN_FULL`]. A mailing
+//! list larger than the cache, checked over and over in the same order, would otherwise evict
+//! each entry just before it is asked for again (no hits at all, and an insertion and an
+//! eviction for every check); with sampled admission the cache keeps a stable share of the
+//! list and answers about that share.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
@@ -14,6 +20,9 @@ pub const FACTS_CACHE_BYTES: usize = 64 << 20;
 
 const SHARDS: usize = 16;
 
+/// When a shard is full, one miss in this many goes in (at random).
+pub const ADMIT_WHEN_FULL: u64 = 8;
+
 /// An entry: the facts, their weight, and the stamp of the insertion that put them in.
 type Map = HashMap<Vec<u8>, (Arc<Vec<Fact>>, usize, u64), foldhash::fast::RandomState>;
 
@@ -25,9 +34,21 @@ struct Shard {
     order: VecDeque<(Vec<u8>, u64)>,
     bytes: usize,
     stamp: u64,
+    /// The state of the shard's xorshift generator, for sampled admission.
+    dice: u64,
 }
 
 impl Shard {
+    /// Whether a miss goes in while the shard is full: one time in [`ADMIT_WHEN_FULL`].
+    fn admit(&mut self) -> bool {
+        let mut x = self.dice;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.dice = x;
+        x % ADMIT_WHEN_FULL == 0
+    }
+
     /// Is this order entry the live one for its key?
     fn is_live(map: &Map, key: &[u8], stamp: u64) -> bool {
         map.get(key).is_some_and(|e| e.2 == stamp)
@@ -66,7 +87,9 @@ impl FactsCache {
     /// A cache that holds at most about `bytes` of decoded facts (0 holds nothing).
     pub fn with_budget(bytes: usize) -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
+            shards: (0..SHARDS)
+                .map(|i| RwLock::new(Shard { dice: 0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1), ..Shard::default() }))
+                .collect(),
             shard_budget: bytes / SHARDS,
             hasher: foldhash::fast::FixedState::default(),
         }
@@ -89,8 +112,9 @@ impl FactsCache {
     }
 
     /// Puts `facts` in for `key`, evicting the oldest entries of its shard to stay within
-    /// budget. `still_valid` is asked under the shard's lock (a commit may have made the
-    /// entry stale since it was read); nothing goes in when it says no.
+    /// budget (when the shard is full, only a sample of the misses goes in). `still_valid` is
+    /// asked under the shard's lock (a commit may have made the entry stale since it was
+    /// read); nothing goes in when it says no.
     pub fn insert(&self, key: Vec<u8>, facts: Arc<Vec<Fact>>, still_valid: impl Fn() -> bool) {
         let w = weight(&key, &facts);
         if w > self.shard_budget {
@@ -101,6 +125,9 @@ impl FactsCache {
             return;
         }
         let shard = &mut *guard;
+        if shard.bytes + w > self.shard_budget && !shard.map.contains_key(&key) && !shard.admit() {
+            return;
+        }
         shard.stamp += 1;
         let stamp = shard.stamp;
         if let Some((_, old, _)) = shard.map.insert(key.clone(), (facts, w, stamp)) {
@@ -144,16 +171,32 @@ mod tests {
     }
 
     #[test]
-    fn the_cache_stays_within_its_bytes_and_keeps_the_newest() {
+    fn the_cache_stays_within_its_bytes_and_a_list_larger_than_it_still_hits() {
         let cache = FactsCache::with_budget(1 << 20);
-        for i in 0u32..50_000 {
-            cache.insert(i.to_be_bytes().to_vec(), facts(2), || true);
+        // A list of about four times what the cache holds, checked three times in the same order,
+        // each miss filling the cache as a check does.
+        let keys = 8_000u32;
+        let mut hits = [0u32; 3];
+        for pass in &mut hits {
+            for i in 0..keys {
+                let key = i.to_be_bytes();
+                match cache.get(&key) {
+                    Some(_) => *pass += 1,
+                    None => cache.insert(key.to_vec(), facts(2), || true),
+                }
+            }
         }
         let (entries, bytes) = cache.usage();
         assert!(bytes <= 1 << 20, "{bytes} bytes held");
-        assert!(entries > 1000, "only {entries} entries held");
-        assert!(cache.get(&49_999u32.to_be_bytes()).is_some(), "the newest entry was evicted");
-        assert!(cache.get(&0u32.to_be_bytes()).is_none(), "the oldest entry was kept");
+        assert!(entries > 1000 && (entries as u32) < keys, "{entries} entries held");
+        assert_eq!(hits[0], 0);
+        // In insertion order alone the cache would evict every entry just before its turn
+        // came again: no hits at all. It keeps a stable share instead.
+        assert!(2 * hits[2] as usize > entries, "only {} of the {entries} entries held hit in the third pass", hits[2]);
+        // A key it holds is refreshed in place, full or not.
+        let held = (0..keys).find(|i| cache.get(&i.to_be_bytes()).is_some()).expect("a key held");
+        cache.insert(held.to_be_bytes().to_vec(), facts(1), || true);
+        assert_eq!(cache.get(&held.to_be_bytes()).map(|f| f.len()), Some(1));
     }
 
     #[test]
