@@ -139,13 +139,8 @@ fn check_block(lines: &[(usize, String)], controller: &str, keys: &[Ed25519Verif
         }
     }
     let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
-    if !refs.is_empty() && !signing::verify_batch(&refs, &sigs, &pks) {
-        // Batch verification only says that one failed: find the first.
-        for (i, pos) in at.iter().enumerate() {
-            if pks[i].verify_strict(refs[i], &sigs[i]).is_err() {
-                return Err(AuditError::Leaf { index: out[*pos].index, what: "signature does not verify" });
-            }
-        }
+    if let Some(i) = signing::failing_signatures(&refs, &sigs, &pks).first() {
+        return Err(AuditError::Leaf { index: out[at[*i]].index, what: "signature does not verify" });
     }
     Ok(out)
 }

@@ -133,12 +133,8 @@ fn check_run(run: &[store::Pair], first_seq: u64, keys: &[ValidKey]) -> Vec<Chec
         pks.push(*key.verifier.public_key());
         at.push(i);
     }
-    if !msgs.is_empty() && !signing::verify_batch(&msgs, &sigs, &pks) {
-        for (j, i) in at.iter().enumerate() {
-            if pks[j].verify_strict(msgs[j], &sigs[j]).is_err() {
-                out[*i] = Err("signature does not verify");
-            }
-        }
+    for j in signing::failing_signatures(&msgs, &sigs, &pks) {
+        out[at[j]] = Err("signature does not verify");
     }
     out
 }

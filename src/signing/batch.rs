@@ -62,6 +62,21 @@ pub fn verify_batch(messages: &[&[u8]], signatures: &[Signature], keys: &[Verify
     EdwardsPoint::vartime_multiscalar_mul(&scalars, &points).is_identity()
 }
 
+/// The positions of the signatures that do not verify, in order: none when the batch
+/// verifies at once; otherwise each is checked alone (`verify_strict`) to tell which.
+pub fn failing_signatures(messages: &[&[u8]], signatures: &[Signature], keys: &[VerifyingKey]) -> Vec<usize> {
+    if verify_batch(messages, signatures, keys) {
+        return Vec::new();
+    }
+    let alone = messages.iter().zip(signatures).zip(keys).map(|((m, s), k)| k.verify_strict(m, s).is_ok());
+    let mut failing: Vec<usize> = alone.enumerate().filter(|(_, ok)| !ok).map(|(i, _)| i).collect();
+    // Lengths that differ: what has no partner fails too.
+    let (paired, longest) =
+        (messages.len().min(signatures.len()).min(keys.len()), messages.len().max(signatures.len()).max(keys.len()));
+    failing.extend(paired..longest);
+    failing
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +108,20 @@ mod tests {
             assert!(run(&m, &s, &k), "{keys} keys");
         }
         assert!(run(&[], &[], &[]));
+    }
+
+    #[test]
+    fn the_failing_signatures_are_named() {
+        let (mut m, s, k) = signed(20, 2);
+        let failing = |m: &[Vec<u8>]| {
+            let refs: Vec<&[u8]> = m.iter().map(Vec::as_slice).collect();
+            failing_signatures(&refs, &s, &k)
+        };
+        assert!(failing(&m).is_empty());
+        m[3].push(b'!');
+        m[17].push(b'!');
+        assert_eq!(failing(&m), vec![3, 17]);
+        assert_eq!(failing(&m[..19]), vec![3, 17, 19], "a signature without its message fails");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! `name+hex(key id)+base64(0x01 ‖ public key)`.
 
 mod batch;
-pub use batch::verify_batch;
+pub use batch::{failing_signatures, verify_batch};
 
 use std::fs;
 use std::io::Write;
