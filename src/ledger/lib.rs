@@ -45,7 +45,9 @@ pub use remote::{init_database, is_database_node, InitInfo};
 
 use commit::{Draft, Job, Writer};
 pub use error::LedgerError;
-pub use options::{Clock, Options, DEFAULT_CACHE_BYTES, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_FACTS_CACHE_BYTES};
+pub use options::{
+    Clock, Options, DEFAULT_CACHE_BYTES, DEFAULT_CACHE_MEMORY, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_FACTS_CACHE_BYTES,
+};
 
 /// Most events one append (a batch request) may carry.
 pub const MAX_APPEND_EVENTS: usize = 1000;
@@ -196,7 +198,7 @@ impl Ledger {
             }
             None => {
                 // A database ledger's replica must never take events of its own.
-                if store.get(Cf::Meta, remote::FOLLOWS_KEY)?.is_some() {
+                if remote::is_replica(&store)? {
                     return Err(LedgerError::IsReplica);
                 }
                 keys::recover_rotation(dir, &store)?;

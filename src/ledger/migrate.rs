@@ -10,7 +10,7 @@ use pglog::{Node, PgLog};
 use projection::event_id_key;
 use store::{Batch, Cf, Store};
 
-use super::remote::{fingerprints, local_keyring, row_of, FOLLOWS_KEY, SHARED_FILES};
+use super::remote::{fingerprints, is_replica, local_keyring, row_of, FOLLOWS_KEY, SHARED_FILES};
 use super::shared_keys::SharedKeys;
 use super::tree::StoredTree;
 use super::{DataDir, LedgerError};
@@ -34,7 +34,7 @@ pub fn migrate_to_database(
 ) -> Result<Migrated, LedgerError> {
     let store = Store::open(&dir.db())?;
     super::check_format(&store)?;
-    if store.get(Cf::Meta, FOLLOWS_KEY)?.is_some() {
+    if is_replica(&store)? {
         return Err(LedgerError::Database(pglog::PgError::NotEmpty));
     }
     for name in SHARED_FILES {

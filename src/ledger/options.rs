@@ -41,6 +41,10 @@ pub struct Options {
 /// depends on the store's reads finding their blocks cached.
 pub const DEFAULT_CACHE_BYTES: usize = 512 << 20;
 
+/// Memory for a server's caches unless told otherwise (`serve --cache-mb`), split by
+/// [`Options::with_cache_memory`].
+pub const DEFAULT_CACHE_MEMORY: usize = 512 << 20;
+
 /// Decoded facts kept unless told otherwise (the projection's own default).
 pub const DEFAULT_FACTS_CACHE_BYTES: usize = projection::FACTS_CACHE_BYTES;
 

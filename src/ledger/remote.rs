@@ -36,7 +36,11 @@ pub fn is_database_node(dir: &DataDir) -> Result<bool, LedgerError> {
     if !dir.db().exists() {
         return Ok(false);
     }
-    let store = Store::open_read_only(&dir.db())?;
+    Ok(is_replica(&Store::open_read_only(&dir.db())?)?)
+}
+
+/// Whether `store` is a replica of a database ledger (it names the ledger it follows).
+pub(crate) fn is_replica(store: &Store) -> Result<bool, store::StoreError> {
     Ok(store.get(Cf::Meta, FOLLOWS_KEY)?.is_some())
 }
 

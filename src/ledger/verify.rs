@@ -179,14 +179,14 @@ pub fn verify_within(
     memory: usize,
     mut progress: impl FnMut(u64),
 ) -> Result<Report, StoreError> {
-    let size = match store.last(Cf::Events)? {
-        Some((k, _)) => tail_seq(&k).unwrap_or(0),
-        None => 0,
-    };
+    let size = super::log_size(store)?;
     let passes = size.saturating_mul(ROWS_PER_EVENT * BYTES_PER_ROW).div_ceil(memory.max(1) as u64).clamp(1, 4096);
+    // Each pass's map is sized once for its share of the rows (at most what the memory
+    // allows), so it is not rehashed (and its pages zeroed again) as it grows.
+    let rows = (size.saturating_mul(ROWS_PER_EVENT) / passes).min(memory as u64 / BYTES_PER_ROW) as usize;
     let mut report = Report { events: 0, failure: None };
     for part in 0..passes {
-        report = verify_pass(store, keys, Share { part, passes, memory }, &mut progress)?;
+        report = verify_pass(store, keys, Share { part, passes, rows }, &mut progress)?;
         if report.failure.is_some() {
             break;
         }
@@ -199,8 +199,8 @@ pub fn verify_within(
 struct Share {
     part: u64,
     passes: u64,
-    /// The memory the comparison may take, in bytes.
-    memory: usize,
+    /// About how many expected rows fall in it.
+    rows: usize,
 }
 
 impl Share {
@@ -230,11 +230,7 @@ fn verify_pass(
     share: Share,
     progress: &mut impl FnMut(u64),
 ) -> Result<Report, StoreError> {
-    // Sized once for the rows the log implies (at most what the memory allows), so the map
-    // is not rehashed (and its pages zeroed again) as it grows.
-    let size = store.last(Cf::Events)?.and_then(|(k, _)| tail_seq(&k)).unwrap_or(0);
-    let rows = (size.saturating_mul(ROWS_PER_EVENT) / share.passes).min(share.memory as u64 / BYTES_PER_ROW);
-    let mut expected: Expected = HashMap::with_capacity_and_hasher(rows as usize, Default::default());
+    let mut expected: Expected = HashMap::with_capacity_and_hasher(share.rows, Default::default());
     // How many rows of each column family the log implies.
     let mut counts: HashMap<Cf, u64> = HashMap::new();
     let mut seq = 0u64;

@@ -21,7 +21,7 @@ pub const FACTS_CACHE_BYTES: usize = 64 << 20;
 const SHARDS: usize = 16;
 
 /// When a shard is full, one miss in this many goes in (at random).
-pub const ADMIT_WHEN_FULL: u64 = 8;
+const ADMIT_WHEN_FULL: u64 = 8;
 
 /// An entry: the facts, their weight, and the stamp of the insertion that put them in.
 type Map = HashMap<Vec<u8>, (Arc<Vec<Fact>>, usize, u64), foldhash::fast::RandomState>;
