@@ -8,27 +8,18 @@
 # Needs wrk and perf. Compare two builds by their shares, not their rates, on a noisy host.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/check-lib.sh
 dir=${1:?usage: benches/check-profile.sh DIR}
 N=${SUBJECTS:-200000}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/consent-ledger/target}"
 if [ -z "${BIN:-}" ]; then cargo build --release -q; BIN="$CARGO_TARGET_DIR/release/consent-ledger"; fi
 if [ ! -d "$dir" ]; then BIN="$BIN" KEEP="$dir" benches/import.sh $((3 * N)) > /dev/null; fi
-key=$("$BIN" apikey create --data-dir "$dir" --controller bench --role check | grep -o 'clk_[A-Za-z0-9_-]*' | head -1)
 work=$(mktemp -d)
 server=
 trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
-cat > "$work/check.lua" <<LUA
-counter = 0
-request = function()
-  counter = counter + 1
-  local t = (counter * 7919) % $N
-  return wrk.format("GET", "/v1/check?purpose=newsletter&channel=email&email=tenant" .. t .. "%40example.org")
-end
-LUA
-"$BIN" serve --data-dir "$dir" --listen 127.0.0.1:0 > "$work/serve.out" 2>/dev/null &
-server=$!
-for _ in $(seq 600); do grep -q listening "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
-address=$(sed -n 's/^listening on //p' "$work/serve.out")
+key=$(check_key "$dir")
+write_check_lua "$N"
+serve_ledger "$dir"
 load() { wrk -t2 -c32 -d"$1" -s "$work/check.lua" -H "Authorization: Bearer $key" "$address" | grep Requests/sec; }
 echo "warming: $(load 15s)"
 load 10s > "$work/rate" &

@@ -16,6 +16,7 @@
 # CACHE_MB serves with `--cache-mb N`; RUNS repeats each measurement (the caches warm up).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/check-lib.sh
 N=${SUBJECTS:-200000}
 RUNS=${RUNS:-1}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/consent-ledger/target}"
@@ -34,22 +35,11 @@ trap cleanup EXIT
 
 echo "== loading $N subjects ($((3 * N)) rows) into the embedded ledger"
 BIN="$BIN" KEEP="$work/ledger" benches/import.sh $((3 * N))
-key=$("$BIN" apikey create --data-dir "$work/ledger" --controller bench --role check | grep -o 'clk_[A-Za-z0-9_-]*' | head -1)
-
-cat > "$work/check.lua" <<LUA
-counter = 0
-request = function()
-  counter = counter + 1
-  local t = (counter * 7919) % $N
-  return wrk.format("GET", "/v1/check?purpose=newsletter&channel=email&email=tenant" .. t .. "%40example.org")
-end
-LUA
+key=$(check_key "$work/ledger")
+write_check_lua "$N"
 run_wrk() { wrk -t2 -c32 -d10s --latency "$@" | grep -E " 50%| 99%|Requests/sec|Non-2xx|Socket errors"; }
 
-"$BIN" serve --data-dir "$work/ledger" --listen 127.0.0.1:0 ${CACHE_MB:+--cache-mb "$CACHE_MB"} > "$work/serve.out" 2>/dev/null &
-server=$!
-for _ in $(seq 600); do grep -q listening "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
-address=$(sed -n 's/^listening on //p' "$work/serve.out")
+serve_ledger "$work/ledger" ${CACHE_MB:+--cache-mb "$CACHE_MB"}
 curl -sf --retry 20 --retry-all-errors --retry-delay 1 "$address/v1/check?purpose=newsletter&channel=email&email=tenant1%40example.org" -H "Authorization: Bearer $key" |
   python3 -c 'import json,sys; d=json.load(sys.stdin); print("one check:", "permitted" if d["permitted"] else "not permitted", d["reason"])'
 echo "resident after start: $(($(ps -o rss= -p "$server") / 1024)) MB"
