@@ -95,6 +95,12 @@ impl DataDir {
         self.0.join("token.key")
     }
 
+    /// Written once the directory is a node of a ledger kept in PostgreSQL (by `init
+    /// --database-url` and by the node's first start); names the ledger, never the database.
+    pub fn database_marker(&self) -> PathBuf {
+        self.0.join("database-node")
+    }
+
     pub fn api_keys(&self) -> PathBuf {
         self.0.join("apikeys")
     }
@@ -197,8 +203,10 @@ impl Ledger {
                 Some(url.clone())
             }
             None => {
-                // A database ledger's replica must never take events of its own.
-                if remote::is_replica(&store)? {
+                // A database ledger's replica must never take events of its own, nor a
+                // node's directory that `init --database-url` made and no node served yet
+                // (its events would never reach the database).
+                if remote::is_replica(&store)? || dir.database_marker().exists() {
                     return Err(LedgerError::IsReplica);
                 }
                 keys::recover_rotation(dir, &store)?;

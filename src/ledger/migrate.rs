@@ -93,6 +93,7 @@ pub fn migrate_to_database(
     let mut batch = Batch::default();
     batch.put(Cf::Meta, FOLLOWS_KEY.to_vec(), ledger_id.clone().into_bytes());
     store.write_synced(&batch)?;
+    super::remote::mark_database_node(dir, &ledger_id)?;
     progress("API keys", keys, keys);
     Ok(Migrated { ledger_id, events: size, checkpoints: checkpoints.len() as u64 })
 }

@@ -28,15 +28,32 @@ use super::{DataDir, LedgerError};
 /// `meta` key of the database ledger a local replica follows.
 pub const FOLLOWS_KEY: &[u8] = b"follows";
 
-/// Whether the data directory's store is a node of a ledger kept in PostgreSQL, whose API
-/// keys and SMS providers' tokens are then kept in the database for every node (files of its
-/// own would be ignored). Read-only: the node may be serving. A directory without a store yet
-/// is no node.
+/// Whether the data directory is a node of a ledger kept in PostgreSQL, whose API keys and
+/// SMS providers' tokens are then kept in the database for every node (files of its own
+/// would be ignored): `init --database-url` or the node's start marked it, or its store
+/// follows a database ledger (a node of an earlier version, which wrote no mark). Read-only:
+/// the node may be serving.
 pub fn is_database_node(dir: &DataDir) -> Result<bool, LedgerError> {
+    if dir.database_marker().exists() {
+        return Ok(true);
+    }
     if !dir.db().exists() {
         return Ok(false);
     }
     Ok(is_replica(&Store::open_read_only(&dir.db())?)?)
+}
+
+/// Marks `dir` as a node of the database ledger `ledger_id` (see [`is_database_node`]).
+pub(crate) fn mark_database_node(dir: &DataDir, ledger_id: &str) -> Result<(), LedgerError> {
+    let path = dir.database_marker();
+    if path.exists() {
+        return Ok(());
+    }
+    let text = format!(
+        "{ledger_id}\nThis directory is a node of the ledger above, whose log, API keys and SMS providers' \
+         tokens are kept in PostgreSQL: run consent-ledger commands on it with --database-url.\n"
+    );
+    std::fs::write(&path, text).map_err(LedgerError::Dir)
 }
 
 /// Whether `store` is a replica of a database ledger (it names the ledger it follows).
@@ -164,6 +181,7 @@ pub fn check_node(dir: &DataDir, store: &Store, db: &mut PgLog) -> Result<u64, L
     if local > head.size {
         return Err(LedgerError::AheadOfDatabase { local, database: head.size });
     }
+    mark_database_node(dir, &head.ledger_id)?;
     Ok(head.size)
 }
 
@@ -256,5 +274,6 @@ pub fn init_database(dir: &DataDir, url: &str, key_name: &str) -> Result<InitInf
             return Err(LedgerError::SecretMismatch(name));
         }
     }
+    mark_database_node(dir, &head.ledger_id)?;
     Ok(InitInfo { created: head.ledger_id == id, ledger_id: head.ledger_id })
 }

@@ -651,6 +651,26 @@ async fn a_node_whose_shared_secret_differs_is_refused_by_name() {
     let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().expect("tempdir")).collect();
     let paths: Vec<&Path> = dirs.iter().map(|d| d.path()).collect();
     init_nodes(&pg.url(), &paths);
+    // A directory `init --database-url` made is a node before it first serves: a key made
+    // in its files would never be read by the node, so the command refuses and names the flag.
+    let out = bin()
+        .args(["apikey", "create", "--controller", "council", "--role", "check", "--data-dir"])
+        .arg(paths[0])
+        .env_remove("CONSENT_LEDGER_DATABASE_URL")
+        .output()
+        .expect("apikey");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && said.contains("--database-url"), "{said}");
+    assert!(!paths[0].join("apikeys").exists(), "no key file was written");
+    // Served without the database, it would take events that never reach the log.
+    let out = bin()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(paths[0])
+        .env_remove("CONSENT_LEDGER_DATABASE_URL")
+        .output()
+        .expect("serve");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && said.contains("--database-url"), "{said}");
     std::fs::write(paths[1].join("token.key"), [7u8; 32]).expect("write");
     let out = bin()
         .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &pg.url(), "--data-dir"])
