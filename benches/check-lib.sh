@@ -19,12 +19,66 @@ end
 LUA
 }
 
+# Writes $work/healthz.lua: /healthz asked the way check.lua asks checks (a request built by
+# Lua for every call, the same query length and Authorization header), so that the load
+# generator's own cost is the same on both sides of the ratio.
+write_healthz_lua() {
+  cat > "$work/healthz.lua" <<LUA
+counter = 0
+request = function()
+  counter = counter + 1
+  local t = (counter * 7919) % $1
+  return wrk.format("GET", "/healthz?purpose=newsletter&channel=email&email=tenant" .. t .. "%40example.org")
+end
+LUA
+}
+
+# The CPU time (user + system, in clock ticks) process $1 has used so far, with that of its
+# children that have ended (PostgreSQL's backends end with their connections).
+cpu_ticks() {
+  # Fields 14 to 17 of /proc/PID/stat, counted after the command name's closing parenthesis.
+  sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13 + $14 + $15}'
+}
+
+# Prints the CPU time per answer in microseconds: $1 ticks over $2 answers.
+per_answer() {
+  awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f us\n", t * 1000000 / hz / n }'
+}
+
+# PIN=1 puts the server on core 1 with one HTTP worker and the load generator on core 0 with
+# one thread (and PostgreSQL and pgbench likewise), so neither preempts the other: the rates
+# are then of one core each, and the latencies the server's own, not the scheduler's.
+if [ "${PIN:-}" = 1 ]; then
+  ON_SERVER=(taskset -c 1)
+  ON_LOAD=(taskset -c 0)
+  LOAD_THREADS=1
+  SERVE_ARGS=(--workers 1)
+else
+  ON_SERVER=()
+  ON_LOAD=()
+  LOAD_THREADS=2
+  SERVE_ARGS=()
+fi
+
+# Runs wrk with "$@" against the server $server and prints its rate, latencies and the server's
+# CPU time per answer (microseconds; user + system of the server process over the run divided
+# by the answers), which the load generator sharing the cores does not distort.
+wrk_with_cpu() {
+  local before after out requests
+  before=$(cpu_ticks "$server")
+  out=$("${ON_LOAD[@]}" wrk -t"$LOAD_THREADS" -c32 -d10s --latency "$@")
+  after=$(cpu_ticks "$server")
+  echo "$out" | grep -E " 50%| 99%|Requests/sec|Non-2xx|Socket errors"
+  requests=$(echo "$out" | awk '/requests in/ {print $1}')
+  echo "  server CPU per answer: $(per_answer $((after - before)) "$requests")"
+}
+
 # Serves the ledger at $1 (further arguments go to `serve`) on a free port; sets `server` (its
 # pid, for the caller's cleanup) and `address` once it listens.
 serve_ledger() {
   local dir=$1
   shift
-  "$BIN" serve --data-dir "$dir" --listen 127.0.0.1:0 "$@" > "$work/serve.out" 2>/dev/null &
+  "${ON_SERVER[@]}" "$BIN" serve --data-dir "$dir" --listen 127.0.0.1:0 "${SERVE_ARGS[@]}" "$@" > "$work/serve.out" 2>/dev/null &
   server=$!
   for _ in $(seq 600); do grep -q listening "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
   address=$(sed -n 's/^listening on //p' "$work/serve.out")

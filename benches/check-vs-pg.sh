@@ -5,15 +5,20 @@
 # 1. Imports SUBJECTS tenants (three purposes each, an email for every tenant; the CSV of
 #    benches/import-gen.py) into a new embedded ledger with `consent-ledger import`.
 # 2. Serves it (release binary, one HTTP worker per core) and measures with wrk (two threads,
-#    32 connections, 10 s): `GET /healthz` (the server's HTTP floor), then `GET /v1/check` by
-#    email for the newsletter, tenants in a scattered order; prints the server's resident memory.
+#    32 connections, 10 s): `GET /healthz` (the server's HTTP floor), `GET /healthz` asked the
+#    way the checks are (a request built by wrk's Lua for every call, same query and header:
+#    the floor with the load generator's cost equal), then `GET /v1/check` by email for the
+#    newsletter, tenants in a scattered order; prints the server's resident memory and, for
+#    each run, the server's CPU time per answer (user + system over the run / answers).
 # 3. Starts a PostgreSQL cluster of its own (initdb in a temporary directory, a free port, as
 #    user postgres when run as root; the distribution's postgresql package), loads the same
 #    rows into one table of consent events indexed by (address, purpose, at), and runs pgbench
 #    (32 clients, two threads, 10 s) with a prepared "latest event for this address and
-#    purpose" query over the same tenants.
+#    purpose" query over the same tenants; prints PostgreSQL's CPU time per answer (its
+#    backends' time, which the postmaster counts once they end with their connections).
 # Needs wrk and the postgresql package. BIN measures another build (an A/B in one run);
-# CACHE_MB serves with `--cache-mb N`; RUNS repeats each measurement (the caches warm up).
+# CACHE_MB serves with `--cache-mb N`; RUNS repeats each measurement (the caches warm up);
+# PIN=1 gives the server (and PostgreSQL) core 1 and the load generators core 0 (check-lib.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . benches/check-lib.sh
@@ -37,7 +42,7 @@ echo "== loading $N subjects ($((3 * N)) rows) into the embedded ledger"
 BIN="$BIN" KEEP="$work/ledger" benches/import.sh $((3 * N))
 key=$(check_key "$work/ledger")
 write_check_lua "$N"
-run_wrk() { wrk -t2 -c32 -d10s --latency "$@" | grep -E " 50%| 99%|Requests/sec|Non-2xx|Socket errors"; }
+write_healthz_lua "$N"
 
 serve_ledger "$work/ledger" ${CACHE_MB:+--cache-mb "$CACHE_MB"}
 curl -sf --retry 20 --retry-all-errors --retry-delay 1 "$address/v1/check?purpose=newsletter&channel=email&email=tenant1%40example.org" -H "Authorization: Bearer $key" |
@@ -45,9 +50,11 @@ curl -sf --retry 20 --retry-all-errors --retry-delay 1 "$address/v1/check?purpos
 echo "resident after start: $(($(ps -o rss= -p "$server") / 1024)) MB"
 for run in $(seq "$RUNS"); do
   echo "== run $run: GET /healthz, 32 connections"
-  run_wrk "$address/healthz"
+  wrk_with_cpu "$address/healthz"
+  echo "== run $run: GET /healthz asked as the checks are (a request built per call, same query and header)"
+  wrk_with_cpu -s "$work/healthz.lua" -H "Authorization: Bearer $key" "$address"
   echo "== run $run: GET /v1/check by email, 32 connections, $N subjects"
-  run_wrk -s "$work/check.lua" -H "Authorization: Bearer $key" "$address"
+  wrk_with_cpu -s "$work/check.lua" -H "Authorization: Bearer $key" "$address"
   echo "resident: $(($(ps -o rss= -p "$server") / 1024)) MB"
 done
 kill "$server"; wait "$server" 2>/dev/null || true; server=
@@ -56,7 +63,7 @@ echo "== PostgreSQL $("$PGBIN/postgres" --version | awk "{print \$3}"): one tabl
 mkdir "$work/pg"; [ ${#AS[@]} -gt 0 ] && chown postgres "$work/pg"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "${AS[@]}" "$PGBIN/initdb" -D "$work/pg/data" -A trust -U postgres >/dev/null
-"${AS[@]}" "$PGBIN/pg_ctl" -D "$work/pg/data" -o "-p $PORT -k $work/pg -c listen_addresses=127.0.0.1 -c max_connections=100" \
+"${ON_SERVER[@]}" "${AS[@]}" "$PGBIN/pg_ctl" -D "$work/pg/data" -o "-p $PORT -k $work/pg -c listen_addresses=127.0.0.1 -c max_connections=100" \
   -l "$work/pg/log" -w start >/dev/null
 psql=("$PGBIN/psql" -q -h 127.0.0.1 -p "$PORT" -U postgres -v ON_ERROR_STOP=1)
 "${psql[@]}" -c "CREATE TABLE consent_events (id bigserial PRIMARY KEY, subject text NOT NULL, address text NOT NULL,
@@ -75,8 +82,15 @@ cat > "$work/latest.sql" <<SQL
 \set t random(0, $((N - 1)))
 SELECT granted, at FROM consent_events WHERE address = 'tenant' || :t || '@example.org' AND purpose = 'newsletter' ORDER BY at DESC LIMIT 1;
 SQL
+postmaster=$(head -1 "$work/pg/data/postmaster.pid")
 for run in $(seq "$RUNS"); do
-  echo "== run $run: pgbench, prepared latest-event query, 32 clients, 2 threads, 10 s"
-  "$PGBIN/pgbench" -h 127.0.0.1 -p "$PORT" -U postgres -n -M prepared -c 32 -j 2 -T 10 -f "$work/latest.sql" postgres |
-    grep -E "^tps|latency average|failed"
+  echo "== run $run: pgbench, prepared latest-event query, 32 clients, $LOAD_THREADS threads, 10 s"
+  before=$(cpu_ticks "$postmaster")
+  out=$("${ON_LOAD[@]}" "$PGBIN/pgbench" -h 127.0.0.1 -p "$PORT" -U postgres -n -M prepared -c 32 -j "$LOAD_THREADS" -T 10 \
+    -f "$work/latest.sql" postgres)
+  sleep 1 # the backends end with their connections; the postmaster then counts their time
+  after=$(cpu_ticks "$postmaster")
+  echo "$out" | grep -E "^tps|latency average|failed"
+  answers=$(echo "$out" | awk '/number of transactions actually processed/ {print $NF}')
+  echo "  PostgreSQL CPU per answer (its backends, counted by the postmaster): $(per_answer $((after - before)) "$answers")"
 done
