@@ -4,7 +4,8 @@
 //! `downstream.acknowledged`, so the proof that a mailing house applied an opt-out is itself
 //! in the Merkle tree), what is overdue, and the blind indexes of the addresses a system holds.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
@@ -24,6 +25,25 @@ const SCAN_PAGE: usize = 1000;
 const SCAN_LIMIT: usize = 20_000;
 /// Most addresses one lookup may name.
 pub const MAX_LOOKUP: usize = 1000;
+
+/// Where each downstream system's overdue scan got to, so that `/metrics` and the overdue
+/// list read only the events recorded since the last look, not every event since the
+/// system's registration or last `up_to_seq` (a system that acknowledges by id, or never,
+/// would make every scrape read its whole feed). Lost with the process; rebuilt by the next
+/// look.
+#[derive(Default)]
+pub(crate) struct OverdueScans(Mutex<HashMap<(ControllerId, Token), Scan>>);
+
+struct Scan {
+    /// The registration (its seq) it was made for: a new one may concern other events, or
+    /// give them another deadline.
+    version: u64,
+    /// Every event of the controller's log up to this seq was due when looked at.
+    after: u64,
+    /// Those of them that concern the system, past its `up_to_seq` and not acknowledged by
+    /// id when looked at (acknowledgements only grow, so each look filters them again).
+    pending: Vec<OverdueEvent>,
+}
 
 /// Whether an event concerns a downstream system: a consent, objection or restriction of a
 /// purpose it acts on over a channel it uses; an objection to all marketing or a restriction
@@ -233,17 +253,29 @@ impl Service {
         let deadline = Duration::seconds(i64::from(system.deadline_seconds));
         let up_to = rows.acks.iter().filter_map(|a| a.up_to_seq).max().unwrap_or(0);
         let acked: HashSet<Uuid> = rows.acks.iter().flat_map(|a| a.event_ids.iter().copied()).collect();
-        let mut after = rows.first_seq.max(up_to);
-        let mut events = Vec::new();
+        // Taken out while scanning (a concurrent look starts over, and either result put
+        // back is right), and put back only once the scan succeeded.
+        let key = (controller.clone(), system.id.clone());
+        let version = rows.current.seq;
+        let taken = self.overdue_scans.0.lock().ok().and_then(|mut scans| scans.remove(&key));
+        let (mut after, mut events) = match taken {
+            Some(scan) if scan.version == version => (scan.after, scan.pending),
+            _ => (rows.first_seq, Vec::new()),
+        };
+        if up_to > after {
+            after = up_to;
+            events.clear();
+        }
+        events.retain(|e| e.seq > up_to && !acked.contains(&e.id));
         'scan: loop {
             let (page, more) = self.feed(controller, after, SCAN_PAGE)?;
             for r in page {
-                after = r.seq;
                 let due_at = r.event.recorded_at + deadline;
                 if due_at > now {
                     // Later events were recorded later still: none is due yet.
                     break 'scan;
                 }
+                after = r.seq;
                 if concerns(system, &r.event) && !acked.contains(&r.event.id) {
                     events.push(OverdueEvent {
                         id: r.event.id,
@@ -258,6 +290,12 @@ impl Service {
                 break;
             }
         }
+        // What was due at a later look is kept, but answered only once due at `now`.
+        let due: Vec<OverdueEvent> = events.iter().filter(|e| e.due_at <= now).cloned().collect();
+        if let Ok(mut scans) = self.overdue_scans.0.lock() {
+            scans.insert(key, Scan { version, after, pending: events });
+        }
+        let events = due;
         Ok(Overdue {
             system: system.id.clone(),
             name: system.name.clone(),

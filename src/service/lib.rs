@@ -151,6 +151,8 @@ pub struct Service {
     backup_running: std::sync::atomic::AtomicBool,
     /// Imports started over HTTP.
     imports: import::Jobs,
+    /// Where each downstream system's overdue scan got to.
+    overdue_scans: downstream::OverdueScans,
 }
 
 impl Service {
@@ -160,6 +162,7 @@ impl Service {
             ids: Arc::new(uuid::Uuid::now_v7),
             backup_running: Default::default(),
             imports: Default::default(),
+            overdue_scans: Default::default(),
         }
     }
 

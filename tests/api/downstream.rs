@@ -296,6 +296,46 @@ async fn unacknowledged_events_past_the_deadline_are_overdue_until_acknowledged(
 }
 
 #[tokio::test]
+async fn overdue_follows_new_events_acknowledgements_by_id_and_a_new_registration_between_looks() {
+    // Each look goes on from where the last one got to (the events already due are not read
+    // again): what it answers must still be every due, unacknowledged event, whatever
+    // happened in between.
+    let app = spawn_app().await;
+    app.with_purposes().await;
+    let (signer, vkey) = system_key(2, "acme-mailing");
+    let body = |purposes: Value| json!({"name": "Acme Mailing Ltd", "purposes": purposes, "deadline_seconds": 1, "vkey": vkey});
+    assert_eq!(register(&app, "acme-mailing", body(json!(["newsletter"]))).await.status(), StatusCode::CREATED);
+    let key = system_api_key(&app, "acme-mailing");
+    let overdue = || async {
+        let v: Value = app.get_json(&app.audit, "/v1/downstream/overdue").await;
+        let ids: Vec<Value> = v["systems"][0]["overdue"].as_array().unwrap().iter().map(|e| e["id"].clone()).collect();
+        ids
+    };
+    let withdraw = |subject: &'static str| json!({"type": "consent.withdrawn", "subject": subject, "purpose": "newsletter", "actor": staff()});
+    let first = app.record(withdraw("T-1")).await["event"]["id"].clone();
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert_eq!(overdue().await, vec![first.clone()]);
+    // A second event: the next look finds it after the first, which it does not read again.
+    let second = app.record(withdraw("T-2")).await["event"]["id"].clone();
+    assert_eq!(overdue().await, vec![first.clone()], "the second is not due yet");
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert_eq!(overdue().await, vec![first.clone(), second.clone()]);
+    // Acknowledged by id: the first leaves the list the look kept.
+    let statement =
+        json!({"system": "acme-mailing", "event_ids": [first], "applied_at": chrono::Utc::now().to_rfc3339()});
+    assert_eq!(post_ack(&app, &key, &ack(&signer, statement)).await.status(), StatusCode::CREATED);
+    assert_eq!(overdue().await, vec![second.clone()]);
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("system=\"acme-mailing\"} 1"), "{metrics}");
+    // Registered again for other purposes only: the newsletter withdrawals no longer concern
+    // it, so nothing the earlier looks kept is answered.
+    assert_eq!(register(&app, "acme-mailing", body(json!(["repairs-updates"]))).await.status(), StatusCode::CREATED);
+    assert_eq!(overdue().await, Vec::<Value>::new());
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("system=\"acme-mailing\"} 0"), "{metrics}");
+}
+
+#[tokio::test]
 async fn a_system_matches_its_addresses_by_blind_index_without_the_ledger_giving_any_out() {
     let app = spawn_app().await;
     let ((mail, _), _) = two_systems(&app).await;
