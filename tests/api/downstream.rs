@@ -7,14 +7,12 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use consent_ledger::canonical::to_canonical_bytes;
 use consent_ledger::domain::{ControllerId, Token};
-use consent_ledger::ledger::DataDir;
-use consent_ledger::service::access::KeyStore;
 use consent_ledger::signing::{Ed25519Signer, Signer, Verifier as _};
 use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, spawn_app, staff, TestApp};
+use crate::helpers::{assert_problem, spawn_app, staff, with_keys, TestApp};
 
 /// A system's own signing key (what a mailing house keeps), and its C2SP verifier key.
 fn system_key(seed: u8, name: &str) -> (Ed25519Signer, String) {
@@ -24,8 +22,8 @@ fn system_key(seed: u8, name: &str) -> (Ed25519Signer, String) {
 }
 
 fn system_api_key(app: &TestApp, system: &str) -> String {
-    let ks = KeyStore::open(DataDir::new(app.dir.path()).api_keys()).unwrap();
-    ks.create_for_system(&ControllerId::parse("council").unwrap(), &Token::parse(system).unwrap()).unwrap()
+    let (controller, system) = (ControllerId::parse("council").unwrap(), Token::parse(system).unwrap());
+    with_keys(app.dir.path(), move |ks| ks.create_for_system(&controller, &system).unwrap())
 }
 
 async fn register(app: &TestApp, id: &str, body: Value) -> reqwest::Response {

@@ -26,15 +26,40 @@ pub struct TestApp {
     /// A key of another controller with every role.
     pub other: String,
     /// The database of a run with the log in PostgreSQL (`postgres.rs`), which keeps the
-    /// SMS providers' tokens.
+    /// API keys (the app's server reads them there, as a node does) and the SMS providers'
+    /// tokens.
     pub database: Option<String>,
     server: Option<(actix_web::dev::ServerHandle, std::thread::JoinHandle<()>)>,
     service: Option<Arc<Service>>,
 }
 
+/// The databases of the apps of a run with the log in PostgreSQL, by data directory: a node
+/// reads its API keys from the database only, so the tests make them there.
+static DATABASES: std::sync::Mutex<Vec<(std::path::PathBuf, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// The key store the server of the ledger in `dir` reads: the database's when an app of a
+/// run on PostgreSQL serves it, otherwise the directory's files. Opened on a thread of its own
+/// (the database driver runs a runtime of its own, which cannot start inside a test's).
+fn key_store(dir: &std::path::Path) -> KeyStore {
+    let url = DATABASES.lock().expect("databases").iter().find(|(d, _)| d == dir).map(|(_, u)| u.clone());
+    let dir = dir.to_path_buf();
+    std::thread::spawn(move || match url {
+        Some(url) => KeyStore::on_database(&url).expect("the database's key store"),
+        None => KeyStore::open(DataDir::new(dir).api_keys()).expect("key store"),
+    })
+    .join()
+    .expect("key store")
+}
+
+/// Runs `f` with the key store of the ledger in `dir` (see [`key_store`]), on a thread of its own.
+pub fn with_keys<T: Send + 'static>(dir: &std::path::Path, f: impl FnOnce(&KeyStore) -> T + Send + 'static) -> T {
+    let ks = key_store(dir);
+    std::thread::spawn(move || f(&ks)).join().expect("keys")
+}
+
 pub fn new_keys(dir: &std::path::Path, controller: &str, roles: &[Role]) -> String {
-    let ks = KeyStore::open(DataDir::new(dir).api_keys()).expect("key store");
-    ks.create(&ControllerId::parse(controller).expect("controller"), roles).expect("key")
+    let (controller, roles) = (ControllerId::parse(controller).expect("controller"), roles.to_vec());
+    with_keys(dir, move |ks| ks.create(&controller, &roles).expect("key"))
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -63,11 +88,13 @@ pub async fn spawn_app_with(options: HttpOptions) -> TestApp {
                 consent_ledger::ledger::init_database(&data, &url, "test.example/consent-ledger").expect("init");
                 Ledger::open_with(&data, options)
             });
-            open.join().expect("open").expect("open ledger")
+            let ledger = open.join().expect("open").expect("open ledger");
+            DATABASES.lock().expect("databases").push((dir.path().to_path_buf(), database.clone().unwrap_or_default()));
+            ledger
         }
         Err(_) => Ledger::open(&data, "test.example/consent-ledger").expect("open ledger"),
     };
-    let keys = Arc::new(KeyStore::open(data.api_keys()).expect("key store"));
+    let keys = Arc::new(key_store(dir.path()));
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let service = Arc::new(Service::new(ledger));
     // The server runs on a thread of its own, so a test can stop it (and close the store)
@@ -85,14 +112,25 @@ pub async fn spawn_app_with(options: HttpOptions) -> TestApp {
     let (port, handle) = rx.recv().expect("server started");
     let address = format!("http://127.0.0.1:{port}");
     let all = [Role::Check, Role::Record, Role::Audit, Role::Admin];
+    let (admin, record, check, audit, other) = (
+        new_keys(dir.path(), "council", &[Role::Admin]),
+        new_keys(dir.path(), "council", &[Role::Record]),
+        new_keys(dir.path(), "council", &[Role::Check]),
+        new_keys(dir.path(), "council", &[Role::Audit]),
+        new_keys(dir.path(), "other-council", &all),
+    );
+    if database.is_some() {
+        let files = std::fs::read_dir(data.api_keys()).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(files, 0, "on PostgreSQL the keys are the database's, as a node reads them");
+    }
     TestApp {
         address,
         client: reqwest::Client::new(),
-        admin: new_keys(dir.path(), "council", &[Role::Admin]),
-        record: new_keys(dir.path(), "council", &[Role::Record]),
-        check: new_keys(dir.path(), "council", &[Role::Check]),
-        audit: new_keys(dir.path(), "council", &[Role::Audit]),
-        other: new_keys(dir.path(), "other-council", &all),
+        admin,
+        record,
+        check,
+        audit,
+        other,
         database,
         dir,
         server: Some((handle, thread)),
@@ -112,6 +150,9 @@ impl Drop for TestApp {
             })
             .join();
             let _ = thread.join();
+        }
+        if let Ok(mut databases) = DATABASES.lock() {
+            databases.retain(|(d, _)| d != self.dir.path());
         }
         if let Some(service) = self.service.take() {
             for _ in 0..200 {
