@@ -1,7 +1,8 @@
 //! Consistent backups. A backup is a complete data directory: a RocksDB checkpoint of the
 //! store (every event acknowledged before it began, with its projections, tree and
 //! checkpoints; hard links where the disk allows, so it is quick and small) and copies of
-//! the signing keys, keyring, blind-index and link-token secrets and API keys (mode 0600).
+//! the signing keys, keyring, blind-index and link-token secrets, API keys, SMS providers'
+//! tokens and each downstream system's webhook position (mode 0600).
 //! Restoring is serving from it (or copying it into place); `verify` checks it first.
 //! It can be taken while the server runs (`POST /v1/backups`) or with it stopped
 //! (`consent-ledger backup`).
@@ -35,6 +36,12 @@ pub fn backup(dir: &DataDir, store: &Store, to: &Path) -> Result<BackupInfo, Led
 }
 
 fn write_backup(dir: &DataDir, store: &Store, target: &DataDir) -> Result<BackupInfo, LedgerError> {
+    // Each downstream system's webhook position, before the checkpoint: a position is written
+    // only after its event was committed and delivered, so the positions copied first never
+    // pass the backed-up log (a position past it would skip the restored ledger's next events,
+    // which take those seqs). A restore goes on delivering from there instead of sending
+    // every event again.
+    copy_files(&dir.webhooks(), &target.webhooks())?;
     store.checkpoint_to(&target.db())?;
     for (from, to) in [
         (dir.signing_key(), target.signing_key()),
@@ -49,20 +56,25 @@ fn write_backup(dir: &DataDir, store: &Store, target: &DataDir) -> Result<Backup
     }
     // API keys, and the SMS providers' tokens (a restored ledger must still check Twilio's
     // signatures).
-    for (from, to) in [(dir.api_keys(), target.api_keys()), (dir.providers(), target.providers())] {
-        if from.is_dir() {
-            std::fs::create_dir_all(&to)?;
-            for entry in std::fs::read_dir(&from)? {
-                let entry = entry?;
-                if entry.file_type()?.is_file() {
-                    copy_private(&entry.path(), &to.join(entry.file_name()))?;
-                }
-            }
-        }
-    }
+    copy_files(&dir.api_keys(), &target.api_keys())?;
+    copy_files(&dir.providers(), &target.providers())?;
     // The size is read from the backup itself: it is what a restore will serve.
     let log_size = super::log_size(&Store::open_read_only(&target.db())?)?;
     Ok(BackupInfo { path: target.root().to_path_buf(), log_size })
+}
+
+/// Copies the files directly in the directory `from` (if there is one) into `to`, private.
+fn copy_files(from: &Path, to: &Path) -> std::io::Result<()> {
+    if from.is_dir() {
+        std::fs::create_dir_all(to)?;
+        for entry in std::fs::read_dir(from)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                copy_private(&entry.path(), &to.join(entry.file_name()))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Copies a secret file, readable by the owner only.

@@ -58,6 +58,10 @@ async fn a_backup_taken_while_serving_restores_the_ledger_as_it_was() {
         Some("twilio-auth-token"),
     )
     .expect("token");
+    // Where the webhooks to a downstream system got to (as the deliverer keeps it).
+    let webhooks = app.dir.path().join("webhooks");
+    std::fs::create_dir_all(&webhooks).expect("webhooks dir");
+    std::fs::write(webhooks.join("council.acme-mailing.position"), "2").expect("position");
     // And the operator's key reaches no controller's data.
     let r = app.client.get(app.url("/v1/feed")).bearer_auth(&operator).send().await.expect("send");
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
@@ -71,6 +75,10 @@ async fn a_backup_taken_while_serving_restores_the_ledger_as_it_was() {
     // The SMS provider's token comes along, private.
     let token = std::path::Path::new(&path).join("providers/council.twilio-token");
     assert_eq!(std::fs::read_to_string(&token).expect("the Twilio token was not backed up"), "twilio-auth-token");
+    // So does the webhook position: a restored ledger goes on delivering from there instead of
+    // sending every event again.
+    let position = std::path::Path::new(&path).join("webhooks/council.acme-mailing.position");
+    assert_eq!(std::fs::read_to_string(&position).expect("the webhook position was not backed up"), "2");
 
     // The live ledger moves on: the tenant withdraws.
     app.record(json!({"type": "consent.withdrawn", "subject": "T-1", "purpose": "newsletter", "actor": staff()})).await;
