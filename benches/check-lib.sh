@@ -6,32 +6,27 @@ check_key() {
   "$BIN" apikey create --data-dir "$1" --controller bench --role check | grep -o 'clk_[A-Za-z0-9_-]*' | head -1
 }
 
-# Writes $work/check.lua: checks by email for the newsletter over $1 tenants, in a scattered
-# order (every tenant once per $1 requests of a wrk thread).
-write_check_lua() {
-  cat > "$work/check.lua" <<LUA
+# Writes $work/$1.lua: GET $2 with the query of a check by email for the newsletter over $3
+# tenants, in a scattered order (every tenant once per $3 requests of a wrk thread), a
+# request built by Lua for every call.
+write_scattered_lua() {
+  cat > "$work/$1.lua" <<LUA
 counter = 0
 request = function()
   counter = counter + 1
-  local t = (counter * 7919) % $1
-  return wrk.format("GET", "/v1/check?purpose=newsletter&channel=email&email=tenant" .. t .. "%40example.org")
+  local t = (counter * 7919) % $3
+  return wrk.format("GET", "$2?purpose=newsletter&channel=email&email=tenant" .. t .. "%40example.org")
 end
 LUA
 }
 
-# Writes $work/healthz.lua: /healthz asked the way check.lua asks checks (a request built by
-# Lua for every call, the same query length and Authorization header), so that the load
-# generator's own cost is the same on both sides of the ratio.
-write_healthz_lua() {
-  cat > "$work/healthz.lua" <<LUA
-counter = 0
-request = function()
-  counter = counter + 1
-  local t = (counter * 7919) % $1
-  return wrk.format("GET", "/healthz?purpose=newsletter&channel=email&email=tenant" .. t .. "%40example.org")
-end
-LUA
-}
+# Writes $work/check.lua: checks by email over $1 tenants.
+write_check_lua() { write_scattered_lua check /v1/check "$1"; }
+
+# Writes $work/healthz.lua: /healthz asked the way check.lua asks checks (the same query and,
+# given by the caller, the same Authorization header), so that the load generator's own cost
+# is the same on both sides of the ratio.
+write_healthz_lua() { write_scattered_lua healthz /healthz "$1"; }
 
 # The CPU time (user + system, in clock ticks) process $1 has used so far, with that of its
 # children that have ended (PostgreSQL's backends end with their connections).
