@@ -203,10 +203,10 @@ impl Ledger {
                 Some(url.clone())
             }
             None => {
-                // A database ledger's replica must never take events of its own, nor a
-                // node's directory that `init --database-url` made and no node served yet
-                // (its events would never reach the database).
-                if remote::is_replica(&store)? || dir.database_marker().exists() {
+                // A database ledger's node never takes events of its own, even one that
+                // `init --database-url` made and no node served yet (they would never reach
+                // the database).
+                if remote::is_node(dir, &store)? {
                     return Err(LedgerError::IsReplica);
                 }
                 keys::recover_rotation(dir, &store)?;

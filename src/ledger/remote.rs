@@ -40,7 +40,13 @@ pub fn is_database_node(dir: &DataDir) -> Result<bool, LedgerError> {
     if !dir.db().exists() {
         return Ok(false);
     }
-    Ok(is_replica(&Store::open_read_only(&dir.db())?)?)
+    is_node(dir, &Store::open_read_only(&dir.db())?)
+}
+
+/// Whether `dir`, whose store is `store`, is a database ledger's node (see
+/// [`is_database_node`]): such a directory never takes events of its own.
+pub(crate) fn is_node(dir: &DataDir, store: &Store) -> Result<bool, LedgerError> {
+    Ok(dir.database_marker().exists() || is_replica(store)?)
 }
 
 /// Marks `dir` as a node of the database ledger `ledger_id` (see [`is_database_node`]).

@@ -41,20 +41,21 @@ static DATABASES: std::sync::Mutex<Vec<(std::path::PathBuf, String)>> = std::syn
 /// run on PostgreSQL serves it, otherwise the directory's files. Opened on a thread of its own
 /// (the database driver runs a runtime of its own, which cannot start inside a test's).
 fn key_store(dir: &std::path::Path) -> KeyStore {
-    let url = DATABASES.lock().expect("databases").iter().find(|(d, _)| d == dir).map(|(_, u)| u.clone());
-    let dir = dir.to_path_buf();
-    std::thread::spawn(move || match url {
-        Some(url) => KeyStore::on_database(&url).expect("the database's key store"),
-        None => KeyStore::open(DataDir::new(dir).api_keys()).expect("key store"),
-    })
-    .join()
-    .expect("key store")
+    with_keys(dir, |ks| ks)
 }
 
 /// Runs `f` with the key store of the ledger in `dir` (see [`key_store`]), on a thread of its own.
-pub fn with_keys<T: Send + 'static>(dir: &std::path::Path, f: impl FnOnce(&KeyStore) -> T + Send + 'static) -> T {
-    let ks = key_store(dir);
-    std::thread::spawn(move || f(&ks)).join().expect("keys")
+pub fn with_keys<T: Send + 'static>(dir: &std::path::Path, f: impl FnOnce(KeyStore) -> T + Send + 'static) -> T {
+    let url = DATABASES.lock().expect("databases").iter().find(|(d, _)| d == dir).map(|(_, u)| u.clone());
+    let dir = dir.to_path_buf();
+    std::thread::spawn(move || {
+        f(match url {
+            Some(url) => KeyStore::on_database(&url).expect("the database's key store"),
+            None => KeyStore::open(DataDir::new(dir).api_keys()).expect("key store"),
+        })
+    })
+    .join()
+    .expect("keys")
 }
 
 pub fn new_keys(dir: &std::path::Path, controller: &str, roles: &[Role]) -> String {
@@ -88,9 +89,8 @@ pub async fn spawn_app_with(options: HttpOptions) -> TestApp {
                 consent_ledger::ledger::init_database(&data, &url, "test.example/consent-ledger").expect("init");
                 Ledger::open_with(&data, options)
             });
-            let ledger = open.join().expect("open").expect("open ledger");
-            DATABASES.lock().expect("databases").push((dir.path().to_path_buf(), database.clone().unwrap_or_default()));
-            ledger
+            DATABASES.lock().expect("databases").push((dir.path().to_path_buf(), database.clone().expect("url")));
+            open.join().expect("open").expect("open ledger")
         }
         Err(_) => Ledger::open(&data, "test.example/consent-ledger").expect("open ledger"),
     };
