@@ -4,7 +4,10 @@
 # warms it with 15 s of wrk (two threads, 32 connections, the scattered checks by email of
 # benches/check-vs-pg.sh), records the server with `perf record --call-graph dwarf` for 6 s
 # under the same load and prints the share of the server's samples of the check path's parts.
-# Usage: [SUBJECTS=200000] [BIN=...] benches/check-profile.sh DIR
+# Usage: [SUBJECTS=200000] [WHAT=check|healthz] [WARM=0] [PIN=1] [BIN=...] benches/check-profile.sh DIR
+# WHAT=healthz profiles /healthz asked the way the checks are (the floor, for comparison);
+# WARM=0 leaves out the warm-up (a cold start: the profile begins 2 s after the server);
+# PIN=1 gives the server and wrk a core each (check-lib.sh).
 # Needs wrk and perf. Compare two builds by their shares, not their rates, on a noisy host.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,9 +22,13 @@ server=
 trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
 key=$(check_key "$dir")
 write_check_lua "$N"
+write_healthz_lua "$N"
 serve_ledger "$dir"
-load() { wrk -t2 -c32 -d"$1" -s "$work/check.lua" -H "Authorization: Bearer $key" "$address" | grep Requests/sec; }
-echo "warming: $(load 15s)"
+load() {
+  "${ON_LOAD[@]}" wrk -t"$LOAD_THREADS" -c32 -d"$1" -s "$work/${WHAT:-check}.lua" -H "Authorization: Bearer $key" "$address" |
+    grep Requests/sec
+}
+if [ "${WARM:-1}" != 0 ]; then echo "warming: $(load 15s)"; fi
 load 10s > "$work/rate" &
 loader=$!
 sleep 2
@@ -29,5 +36,5 @@ perf record -F 300 --call-graph dwarf,32768 -p "$server" -o "$work/perf.data" --
 wait "$loader"
 echo "under the profiler: $(cat "$work/rate")"
 perf report -i "$work/perf.data" --children --percent-limit 0.3 --stdio -g none --sort symbol 2>/dev/null |
-  grep -E "\] (consent_ledger_service::check::.*check_many|consent_ledger_projection::Projections::facts_many|consent_ledger_store::Store::multi_get|consent_ledger_projection::Caches::fill_facts|consent_ledger_projection::facts_cache::FactsCache::get|consent_ledger_projection::fact_codec::decode_facts|consent_ledger_http::routes::check_request|<consent_ledger_http::auth::Caller|__libc_recv|__send|__libc_send)" |
+  grep -E "\] (consent_ledger_service::check::.*check_many|consent_ledger_projection::Projections::facts_many|consent_ledger_store::Store::multi_get|consent_ledger_projection::Caches::fill_facts|consent_ledger_projection::facts_cache::FactsCache::get|consent_ledger_projection::fact_codec::decode_facts|consent_ledger_http::routes::check_request|<consent_ledger_http::auth::Caller|__libc_recv|__send|__libc_send|rocksdb::BlockBasedTable::MultiGet|rocksdb::BlockBasedTable::RetrieveMultipleBlocks|sock_def_readable|finish_task_switch.*|clear_page_erms)" |
   cut -c1-140
