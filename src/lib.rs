@@ -10,6 +10,7 @@ pub use ::http;
 pub use ::ledger;
 pub use ::log;
 pub use ::metrics;
+pub use ::pglog;
 pub use ::projection;
 pub use ::secrets;
 pub use ::service;

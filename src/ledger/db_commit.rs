@@ -1,12 +1,15 @@
 //! The group commit of a database ledger, and how its local replica follows the database.
 //!
-//! A commit holds the database's head row only for what must be serial: reading the head
-//! (size, last `recorded_at`, the tree's right edge), looking up the group's ids, signing
-//! the group at the next seqs, and one statement that writes the events, the Merkle nodes
-//! they complete and the new head, then the commit. Applying events to the local replica
-//! (this node's and other nodes') happens after, outside the lock; a group is answered once
-//! it is committed and, normally, applied here, so a client reads its own write on the node
-//! it wrote to.
+//! A node whose last commit came right after its own replica (no other node wrote between)
+//! signs the next group after the replica and writes it in one statement that commits on
+//! its own, on condition that the database's head has not moved: one round trip, the head
+//! row held only while that statement commits. Otherwise, or when the head did move (another
+//! node wrote first; the signatures are thrown away), the commit holds the head row for what
+//! must be serial: reading the head (size, last `recorded_at`, the tree's right edge),
+//! looking up the group's ids, signing the group at the next seqs, and the same statement,
+//! then the commit. Applying events to the local replica (this node's and other nodes')
+//! happens after, outside the lock; a group is answered once it is committed and, normally,
+//! applied here, so a client reads its own write on the node it wrote to.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -101,11 +104,29 @@ impl Writer {
         jobs: Vec<Job>,
         queue: &Receiver<Job>,
     ) -> Result<(Answers, u64), Failed> {
+        let after_replica = remote.alone && remote.state.size.load(Ordering::Acquire) == self.next_seq - 1;
         let conn = match remote.conn() {
             Ok(c) => c,
             Err(e) => return Err((jobs.into_iter().map(|j| j.reply).collect(), e)),
         };
-        let (answers, rows) = match commit_on(self, conn, jobs, queue) {
+        let committed = if after_replica {
+            match commit_after_replica(self, conn, jobs, queue) {
+                Unlocked::Committed(answers, rows) => {
+                    if !rows.is_empty() {
+                        metrics::METRICS.database_commits_unlocked.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok((answers, rows))
+                }
+                Unlocked::HeadMoved(jobs) => {
+                    metrics::METRICS.database_head_moved.fetch_add(1, Ordering::Relaxed);
+                    commit_locked(self, conn, jobs, queue)
+                }
+                Unlocked::Failed(replies, e) => Err((replies, Some(e))),
+            }
+        } else {
+            commit_locked(self, conn, jobs, queue)
+        };
+        let (answers, rows) = match committed {
             Ok(done) => done,
             Err((replies, e)) => {
                 // Not acknowledged: whether or not a commit reached the database, a retry
@@ -117,6 +138,8 @@ impl Writer {
             }
         };
         remote.succeeded();
+        // Alone when the group came right after the replica: the next may go without the lock.
+        remote.alone = rows.first().is_none_or(|r| r.seq == self.next_seq);
         let new = rows.len() as u64;
         if let Some(last) = rows.last() {
             remote.state.size.fetch_max(last.seq, Ordering::AcqRel);
@@ -243,6 +266,74 @@ fn look_at_head(remote: &mut Remote) -> Result<(), LedgerError> {
     }
 }
 
+/// [`commit_on`], counted.
+#[allow(clippy::type_complexity)]
+fn commit_locked(
+    w: &Writer,
+    conn: &mut PgLog,
+    jobs: Vec<Job>,
+    queue: &Receiver<Job>,
+) -> Result<(Answers, Vec<LogRow>), (Vec<Reply>, Option<pglog::PgError>)> {
+    let done = commit_on(w, conn, jobs, queue)?;
+    if !done.1.is_empty() {
+        metrics::METRICS.database_commits_locked.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(done)
+}
+
+/// How a group written without the head's lock ended.
+enum Unlocked {
+    Committed(Answers, Vec<LogRow>),
+    /// Another node's commit came first (or an id is in the log already): nothing was
+    /// written; the group goes again under the lock.
+    HeadMoved(Vec<Job>),
+    Failed(Vec<Reply>, pglog::PgError),
+}
+
+/// The group (with what queued) signed after the local replica, which holds the whole log as
+/// far as this node knows, and written in one statement on condition that the database's head
+/// is still the replica's ([`PgLog::append_after`]): one round trip, and the head row is held
+/// only while that statement commits. A node that writes alone commits every group this way;
+/// when nodes write at once, the one whose head moved signs again under the lock.
+fn commit_after_replica(w: &Writer, conn: &mut PgLog, mut jobs: Vec<Job>, queue: &Receiver<Job>) -> Unlocked {
+    take_queued(&mut jobs, queue);
+    let mut staged = Staged {
+        next: w.next_seq,
+        last: w.last_recorded,
+        frontier: w.frontier.clone(),
+        rows: Vec::new(),
+        nodes: Vec::new(),
+        known: HashMap::new(),
+    };
+    let results: Vec<_> = jobs.iter().map(|job| stage(w, &job.drafts, &mut staged)).collect();
+    if !staged.rows.is_empty() {
+        let after = pglog::Expected { size: w.next_seq - 1, last_recorded_micros: w.last_recorded.timestamp_micros() };
+        let frontier = staged.frontier.to_bytes();
+        let last = staged.last.timestamp_micros();
+        match conn.append_after(after, &staged.rows, &staged.nodes, last, &frontier, &w.node) {
+            Ok(true) => {}
+            Ok(false) => return Unlocked::HeadMoved(jobs),
+            Err(e) if e.is_duplicate() => return Unlocked::HeadMoved(jobs),
+            Err(e) => return Unlocked::Failed(jobs.into_iter().map(|j| j.reply).collect(), e),
+        }
+    }
+    Unlocked::Committed(jobs.into_iter().map(|j| j.reply).zip(results).collect(), staged.rows)
+}
+
+/// Adds what queued to the group, up to [`MAX_GROUP_EVENTS`].
+fn take_queued(jobs: &mut Vec<Job>, queue: &Receiver<Job>) {
+    let mut count: usize = jobs.iter().map(|j| j.drafts.len()).sum();
+    while count < MAX_GROUP_EVENTS {
+        match queue.try_recv() {
+            Ok(job) => {
+                count += job.drafts.len();
+                jobs.push(job);
+            }
+            Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+        }
+    }
+}
+
 /// Under the head's lock: the group (with what queued while waiting for the lock), signed
 /// at the next seqs and committed. Answers per job, and the rows committed.
 #[allow(clippy::type_complexity)]
@@ -261,16 +352,7 @@ fn commit_on(
     };
     // What queued while this node waited for the head joins the group: with several nodes,
     // the wait for the lock grows each node's group instead of its queue.
-    let mut count: usize = jobs.iter().map(|j| j.drafts.len()).sum();
-    while count < MAX_GROUP_EVENTS {
-        match queue.try_recv() {
-            Ok(job) => {
-                count += job.drafts.len();
-                jobs.push(job);
-            }
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-        }
-    }
+    take_queued(&mut jobs, queue);
     let head = append.head.clone();
     let Some(frontier) = Frontier::from_bytes(&head.frontier).filter(|f| f.size() == head.size) else {
         tracing::error!("the database's tree edge does not match its head");

@@ -31,11 +31,15 @@ pub struct Remote {
     conn: Option<PgLog>,
     last_try: Option<Instant>,
     pub state: Arc<DatabaseState>,
+    /// Whether this node's last commit followed its own replica, no other node's commit
+    /// between: the next group is then signed after the replica and written without holding
+    /// the head across round trips (`db_commit.rs`).
+    pub alone: bool,
 }
 
 impl Remote {
     pub fn new(url: &str, state: Arc<DatabaseState>) -> Self {
-        Self { url: url.to_owned(), conn: None, last_try: None, state }
+        Self { url: url.to_owned(), conn: None, last_try: None, state, alone: true }
     }
 
     /// The open connection, connecting if there is none (at most once per

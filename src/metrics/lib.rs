@@ -71,6 +71,12 @@ pub struct Metrics {
     /// Webhook deliveries answered 2xx, and tries that were not (each retried).
     pub webhooks_delivered: AtomicU64,
     pub webhooks_failed: AtomicU64,
+    /// On a database ledger: group commits written in one statement after the node's own
+    /// replica, those written holding the head's lock, and unlocked tries that found the head
+    /// moved by another node (then written under the lock).
+    pub database_commits_unlocked: AtomicU64,
+    pub database_commits_locked: AtomicU64,
+    pub database_head_moved: AtomicU64,
     /// By route name, then method and status class (a handful each, so a short list).
     http: Mutex<BTreeMap<String, RouteSeen>>,
 }
@@ -201,6 +207,29 @@ impl Metrics {
                 "Events the database holds that this node has not applied.",
             );
             let _ = writeln!(out, "consent_ledger_replica_lag {}", size.saturating_sub(log_size));
+            header(
+                &mut out,
+                "consent_ledger_database_commits_total",
+                "counter",
+                "Group commits written to the database: in one statement after this node's replica (unlocked), or holding the log's head (locked).",
+            );
+            let _ = writeln!(
+                out,
+                "consent_ledger_database_commits_total{{head=\"unlocked\"}} {}",
+                load(&self.database_commits_unlocked)
+            );
+            let _ = writeln!(
+                out,
+                "consent_ledger_database_commits_total{{head=\"locked\"}} {}",
+                load(&self.database_commits_locked)
+            );
+            header(
+                &mut out,
+                "consent_ledger_database_head_moved_total",
+                "counter",
+                "Unlocked commits that found another node's commit first (then signed again under the lock).",
+            );
+            let _ = writeln!(out, "consent_ledger_database_head_moved_total {}", load(&self.database_head_moved));
         }
         header(&mut out, "consent_ledger_bulk_lines_total", "counter", "Lines of bulk NDJSON checks answered.");
         let _ = writeln!(out, "consent_ledger_bulk_lines_total {}", load(&self.bulk_lines));

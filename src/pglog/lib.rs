@@ -15,6 +15,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use postgres::Client;
+
+mod append;
+use append::EventColumns;
+pub use append::{Append, Expected};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 
@@ -106,6 +110,13 @@ pub enum PgError {
     Tls(String),
 }
 
+impl PgError {
+    /// Whether a statement failed on a unique key (an event id the log holds already).
+    pub fn is_duplicate(&self) -> bool {
+        matches!(self, PgError::Db(e) if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION))
+    }
+}
+
 /// The log's head: its size and the last `recorded_at` (microseconds since the epoch).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Head {
@@ -130,29 +141,6 @@ pub struct LogRow {
     pub leaf_hash: Vec<u8>,
     /// The RFC 8785 bytes that were signed and hashed.
     pub event: Vec<u8>,
-}
-
-/// Events as the columns of one `UNNEST` insert.
-struct EventColumns<'a> {
-    seqs: Vec<i64>,
-    ids: Vec<&'a [u8]>,
-    keys: Vec<&'a [u8]>,
-    sigs: Vec<&'a [u8]>,
-    leaves: Vec<&'a [u8]>,
-    bodies: Vec<&'a [u8]>,
-}
-
-impl<'a> EventColumns<'a> {
-    fn of(events: &'a [LogRow]) -> Result<Self, PgError> {
-        Ok(Self {
-            seqs: events.iter().map(|e| seq_i64(e.seq)).collect::<Result<_, _>>()?,
-            ids: events.iter().map(|e| e.id_key.as_slice()).collect(),
-            keys: events.iter().map(|e| e.key_id.as_slice()).collect(),
-            sigs: events.iter().map(|e| e.signature.as_slice()).collect(),
-            leaves: events.iter().map(|e| e.leaf_hash.as_slice()).collect(),
-            bodies: events.iter().map(|e| e.event.as_slice()).collect(),
-        })
-    }
 }
 
 /// An API key as the database keeps it: id, record, revoked, last use.
@@ -587,83 +575,6 @@ fn row_of(r: &postgres::Row) -> Result<LogRow, PgError> {
         leaf_hash: r.get(4),
         event: r.get(5),
     })
-}
-
-/// One group commit in progress: the head row is locked until it commits or is dropped
-/// (which rolls back).
-pub struct Append<'a> {
-    tx: postgres::Transaction<'a>,
-    pub head: Head,
-    notify: bool,
-}
-
-impl Append<'_> {
-    /// The events already stored under any of these id keys.
-    pub fn existing(&mut self, id_keys: &[&[u8]]) -> Result<Vec<LogRow>, PgError> {
-        if id_keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = self.tx.query(
-            "SELECT seq, id_key, key_id, signature, leaf_hash, event FROM log_events WHERE id_key = ANY($1)",
-            &[&id_keys],
-        )?;
-        rows.iter().map(row_of).collect()
-    }
-
-    /// Writes the group's events (seqs `head.size + 1 ..`, gapless) and the Merkle nodes they
-    /// complete, moves the head, and commits. Only an `Ok` means the events are durable.
-    pub fn commit(
-        mut self,
-        events: &[LogRow],
-        nodes: &[Node],
-        last_recorded_micros: i64,
-        frontier: &[u8],
-        node: &str,
-    ) -> Result<(), PgError> {
-        let mut expected = self.head.size;
-        for e in events {
-            expected += 1;
-            if e.seq != expected {
-                return Err(PgError::Shape("events of a commit must follow the head without gaps"));
-            }
-        }
-        let EventColumns { seqs, ids, keys, sigs, leaves, bodies } = EventColumns::of(events)?;
-        let levels: Vec<i16> = nodes.iter().map(|n| i16::from(n.level)).collect();
-        let idxs: Vec<i64> = nodes.iter().map(|n| seq_i64(n.index)).collect::<Result<_, _>>()?;
-        let hashes: Vec<&[u8]> = nodes.iter().map(|n| n.hash.as_slice()).collect();
-        // One statement, one round trip: the events, the nodes, the head and the wake-up.
-        const WRITE: &str = "WITH e AS (
-                 INSERT INTO log_events (seq, id_key, key_id, signature, leaf_hash, event)
-                 SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[])
-             ), n AS (
-                 INSERT INTO log_nodes (level, idx, hash)
-                 SELECT * FROM UNNEST($7::smallint[], $8::bigint[], $9::bytea[])
-             )
-             UPDATE ledger_head SET size = $10, last_recorded_micros = $11, frontier = $12 WHERE id = 1";
-        let statement =
-            if self.notify { format!("{WRITE} RETURNING pg_notify('{CHANNEL}', $13)") } else { WRITE.to_owned() };
-        let size = seq_i64(expected)?;
-        let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![
-            &seqs,
-            &ids,
-            &keys,
-            &sigs,
-            &leaves,
-            &bodies,
-            &levels,
-            &idxs,
-            &hashes,
-            &size,
-            &last_recorded_micros,
-            &frontier,
-        ];
-        if self.notify {
-            params.push(&node);
-        }
-        self.tx.execute(statement.as_str(), &params)?;
-        self.tx.commit()?;
-        Ok(())
-    }
 }
 
 /// A whole ledger coming in, in one transaction (see [`PgLog::begin_import`]).

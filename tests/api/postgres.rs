@@ -691,6 +691,77 @@ async fn a_node_whose_shared_secret_differs_is_refused_by_name() {
     assert!(!paths[1].join("blind-index.key").exists(), "a missing shared secret is never created");
 }
 
+/// A node writing alone commits each group in one statement after its own replica, not
+/// holding the log's head across round trips (`/metrics` counts how each commit went); that
+/// statement writes only while the head is the one the group was signed after, and an id the
+/// log holds fails it whole.
+#[tokio::test]
+async fn a_lone_node_commits_without_the_lock_and_a_moved_head_writes_nothing() {
+    use consent_ledger::pglog::{Expected, LogRow, Node as TreeNode, PgLog};
+    let pg = PgCluster::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = init_nodes(&pg.url(), &[dir.path()]);
+    let node = Node::start(dir.path(), &pg.url());
+    let client = reqwest::Client::new();
+    let r = client
+        .put(format!("{}/v1/purposes/newsletter", node.address()))
+        .bearer_auth(&key)
+        .json(&newsletter())
+        .send()
+        .await
+        .expect("put");
+    assert!(r.status().is_success());
+    for i in 0..5 {
+        assert_eq!(post(&client, node.address(), &key, &grant(&format!("alone{i}"))).await.status(), 201);
+    }
+    let metrics = client.get(format!("{}/metrics", node.address())).send().await.expect("metrics");
+    let metrics = metrics.text().await.expect("text");
+    let counter = |name: &str| -> u64 {
+        let line = metrics.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name}: {metrics}"));
+        line.rsplit(' ').next().and_then(|v| v.parse().ok()).expect("a count")
+    };
+    assert!(counter("consent_ledger_database_commits_total{head=\"unlocked\"}") >= 6, "{metrics}");
+    assert_eq!(counter("consent_ledger_database_commits_total{head=\"locked\"}"), 0, "{metrics}");
+    assert_eq!(counter("consent_ledger_database_head_moved_total"), 0, "{metrics}");
+    drop(node);
+    verify(dir.path());
+
+    let size: u64 = pg.query("SELECT size FROM ledger_head").parse().expect("size");
+    let last: i64 = pg.query("SELECT last_recorded_micros FROM ledger_head").parse().expect("last");
+    let held = pg.query("SELECT encode(id_key, 'hex') FROM log_events WHERE seq = 1");
+    let held: Vec<u8> =
+        (0..held.len()).step_by(2).map(|i| u8::from_str_radix(&held[i..i + 2], 16).expect("hex")).collect();
+    let url = pg.url();
+    tokio::task::spawn_blocking(move || {
+        let mut log = PgLog::connect(&url).expect("connect");
+        let row = |seq: u64, id: &[u8]| LogRow {
+            seq,
+            id_key: id.to_vec(),
+            key_id: vec![1],
+            signature: vec![2; 64],
+            leaf_hash: vec![3; 32],
+            event: b"{}".to_vec(),
+        };
+        let node = TreeNode { level: 0, index: size, hash: vec![4; 32] };
+        let stale = Expected { size: size - 1, last_recorded_micros: last };
+        let wrote = log.append_after(stale, &[row(size, b"x-stale")], &[], last + 1, b"edge", "t").expect("stale");
+        assert!(!wrote, "a group signed after an older head writes nothing");
+        let current = Expected { size, last_recorded_micros: last };
+        let e = log.append_after(current, &[row(size + 1, &held)], &[], last + 1, b"edge", "t").expect_err("held id");
+        assert!(e.is_duplicate(), "{e}");
+        let wrote = log
+            .append_after(current, &[row(size + 1, b"x-new")], std::slice::from_ref(&node), last + 1, b"edge", "t")
+            .expect("current");
+        assert!(wrote, "a group signed after the current head is written");
+    })
+    .await
+    .expect("appends");
+    assert_eq!(pg.query("SELECT size FROM ledger_head"), (size + 1).to_string());
+    assert_eq!(pg.query("SELECT count(*) FROM log_events"), (size + 1).to_string());
+    assert_eq!(pg.query("SELECT count(*) FROM log_events WHERE id_key = 'x-stale'::bytea"), "0");
+    assert_eq!(pg.query("SELECT seq FROM log_events WHERE id_key = 'x-new'::bytea"), (size + 1).to_string());
+}
+
 #[tokio::test]
 async fn an_embedded_ledger_migrated_into_postgres_keeps_its_receipts_and_checkpoints() {
     let pg = PgCluster::start();

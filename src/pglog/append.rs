@@ -1,0 +1,169 @@
+//! A group commit's one write: the events, the Merkle nodes they complete and the new head
+//! in one statement, either under the head row's lock ([`Append`], taken by
+//! [`PgLog::begin_append`]) or, for a node that holds the whole log, without it: on condition
+//! that the head is still the one the group was signed after ([`PgLog::append_after`]).
+
+use super::{row_of, seq_i64, Head, LogRow, Node, PgError, PgLog, CHANNEL};
+
+/// Events as the columns of one `UNNEST` insert.
+pub(crate) struct EventColumns<'a> {
+    pub(crate) seqs: Vec<i64>,
+    pub(crate) ids: Vec<&'a [u8]>,
+    pub(crate) keys: Vec<&'a [u8]>,
+    pub(crate) sigs: Vec<&'a [u8]>,
+    pub(crate) leaves: Vec<&'a [u8]>,
+    pub(crate) bodies: Vec<&'a [u8]>,
+}
+
+impl<'a> EventColumns<'a> {
+    pub(crate) fn of(events: &'a [LogRow]) -> Result<Self, PgError> {
+        Ok(Self {
+            seqs: events.iter().map(|e| seq_i64(e.seq)).collect::<Result<_, _>>()?,
+            ids: events.iter().map(|e| e.id_key.as_slice()).collect(),
+            keys: events.iter().map(|e| e.key_id.as_slice()).collect(),
+            sigs: events.iter().map(|e| e.signature.as_slice()).collect(),
+            leaves: events.iter().map(|e| e.leaf_hash.as_slice()).collect(),
+            bodies: events.iter().map(|e| e.event.as_slice()).collect(),
+        })
+    }
+}
+
+/// One group commit in progress: the head row is locked until it commits or is dropped
+/// (which rolls back).
+pub struct Append<'a> {
+    pub(crate) tx: postgres::Transaction<'a>,
+    pub head: Head,
+    pub(crate) notify: bool,
+}
+
+impl Append<'_> {
+    /// The events already stored under any of these id keys.
+    pub fn existing(&mut self, id_keys: &[&[u8]]) -> Result<Vec<LogRow>, PgError> {
+        if id_keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = self.tx.query(
+            "SELECT seq, id_key, key_id, signature, leaf_hash, event FROM log_events WHERE id_key = ANY($1)",
+            &[&id_keys],
+        )?;
+        rows.iter().map(row_of).collect()
+    }
+
+    /// Writes the group's events (seqs `head.size + 1 ..`, gapless) and the Merkle nodes they
+    /// complete, moves the head, and commits. Only an `Ok` means the events are durable.
+    pub fn commit(
+        mut self,
+        events: &[LogRow],
+        nodes: &[Node],
+        last_recorded_micros: i64,
+        frontier: &[u8],
+        node: &str,
+    ) -> Result<(), PgError> {
+        let after = Expected { size: self.head.size, last_recorded_micros: self.head.last_recorded_micros };
+        let group = Group { events, nodes, last_recorded_micros, frontier, node };
+        if !write_after(&mut self.tx, &after, &group, self.notify)? {
+            return Err(PgError::Shape("the head moved while it was locked"));
+        }
+        self.tx.commit()?;
+        Ok(())
+    }
+}
+
+/// The head a group was signed after: its size and last `recorded_at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expected {
+    pub size: u64,
+    pub last_recorded_micros: i64,
+}
+
+/// What one group commit writes.
+struct Group<'a> {
+    events: &'a [LogRow],
+    nodes: &'a [Node],
+    last_recorded_micros: i64,
+    frontier: &'a [u8],
+    node: &'a str,
+}
+
+impl PgLog {
+    /// Writes a group signed after the head `after` (seqs `after.size + 1 ..`) in one
+    /// statement that commits on its own, without a lock held across round trips: true when
+    /// the head was still `after` and the group is durable; false when another node's commit
+    /// moved the head first, and nothing was written. An id the log holds already fails the
+    /// statement (the unique key), and nothing is written either ([`PgError::is_duplicate`]).
+    pub fn append_after(
+        &mut self,
+        after: Expected,
+        events: &[LogRow],
+        nodes: &[Node],
+        last_recorded_micros: i64,
+        frontier: &[u8],
+        node: &str,
+    ) -> Result<bool, PgError> {
+        let group = Group { events, nodes, last_recorded_micros, frontier, node };
+        write_after(&mut self.client, &after, &group, self.notify)
+    }
+}
+
+/// The one statement of a group commit: the head moves from `after` to the group's last seq,
+/// and only if it did (no other commit came first) are the events and nodes inserted and the
+/// wake-up sent. True when it wrote.
+fn write_after(
+    client: &mut impl postgres::GenericClient,
+    after: &Expected,
+    g: &Group<'_>,
+    notify: bool,
+) -> Result<bool, PgError> {
+    let mut expected = after.size;
+    for e in g.events {
+        expected += 1;
+        if e.seq != expected {
+            return Err(PgError::Shape("events of a commit must follow the head without gaps"));
+        }
+    }
+    let EventColumns { seqs, ids, keys, sigs, leaves, bodies } = EventColumns::of(g.events)?;
+    let levels: Vec<i16> = g.nodes.iter().map(|n| i16::from(n.level)).collect();
+    let idxs: Vec<i64> = g.nodes.iter().map(|n| seq_i64(n.index)).collect::<Result<_, _>>()?;
+    let hashes: Vec<&[u8]> = g.nodes.iter().map(|n| n.hash.as_slice()).collect();
+    // One statement, one round trip: the head, the events, the nodes and the wake-up. The
+    // inserts read the head's update, so they wait for it and happen only if it matched.
+    const WRITE: &str = "WITH h AS (
+             UPDATE ledger_head SET size = $10, last_recorded_micros = $11, frontier = $12
+             WHERE id = 1 AND size = $13 AND last_recorded_micros = $14 RETURNING id
+         ), e AS (
+             INSERT INTO log_events (seq, id_key, key_id, signature, leaf_hash, event)
+             SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[])
+             WHERE EXISTS (SELECT 1 FROM h)
+         ), n AS (
+             INSERT INTO log_nodes (level, idx, hash)
+             SELECT * FROM UNNEST($7::smallint[], $8::bigint[], $9::bytea[])
+             WHERE EXISTS (SELECT 1 FROM h)
+         )";
+    let statement = if notify {
+        format!("{WRITE} SELECT pg_notify('{CHANNEL}', $15) FROM h")
+    } else {
+        format!("{WRITE} SELECT id FROM h")
+    };
+    let size = seq_i64(expected)?;
+    let after_size = seq_i64(after.size)?;
+    let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![
+        &seqs,
+        &ids,
+        &keys,
+        &sigs,
+        &leaves,
+        &bodies,
+        &levels,
+        &idxs,
+        &hashes,
+        &size,
+        &g.last_recorded_micros,
+        &g.frontier,
+        &after_size,
+        &after.last_recorded_micros,
+    ];
+    if notify {
+        params.push(&g.node);
+    }
+    Ok(!client.query(statement.as_str(), &params)?.is_empty())
+}
