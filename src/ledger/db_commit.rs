@@ -307,7 +307,12 @@ fn commit_after_replica(w: &Writer, conn: &mut PgLog, mut jobs: Vec<Job>, queue:
     };
     let results: Vec<_> = jobs.iter().map(|job| stage(w, &job.drafts, &mut staged)).collect();
     if !staged.rows.is_empty() {
-        let after = pglog::Expected { size: w.next_seq - 1, last_recorded_micros: w.last_recorded.timestamp_micros() };
+        let edge = w.frontier.to_bytes();
+        let after = pglog::Expected {
+            size: w.next_seq - 1,
+            last_recorded_micros: w.last_recorded.timestamp_micros(),
+            frontier: &edge,
+        };
         let frontier = staged.frontier.to_bytes();
         let last = staged.last.timestamp_micros();
         match conn.append_after(after, &staged.rows, &staged.nodes, last, &frontier, &w.node) {

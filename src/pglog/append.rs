@@ -59,7 +59,9 @@ impl Append<'_> {
         frontier: &[u8],
         node: &str,
     ) -> Result<(), PgError> {
-        let after = Expected { size: self.head.size, last_recorded_micros: self.head.last_recorded_micros };
+        let head = &self.head;
+        let after =
+            Expected { size: head.size, last_recorded_micros: head.last_recorded_micros, frontier: &head.frontier };
         let group = Group { events, nodes, last_recorded_micros, frontier, node };
         if !write_after(&mut self.tx, &after, &group, self.notify)? {
             return Err(PgError::Shape("the head moved while it was locked"));
@@ -69,11 +71,12 @@ impl Append<'_> {
     }
 }
 
-/// The head a group was signed after: its size and last `recorded_at`.
+/// The head a group was signed after: its size, last `recorded_at` and the tree's right edge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Expected {
+pub struct Expected<'a> {
     pub size: u64,
     pub last_recorded_micros: i64,
+    pub frontier: &'a [u8],
 }
 
 /// What one group commit writes.
@@ -93,7 +96,7 @@ impl PgLog {
     /// statement (the unique key), and nothing is written either ([`PgError::is_duplicate`]).
     pub fn append_after(
         &mut self,
-        after: Expected,
+        after: Expected<'_>,
         events: &[LogRow],
         nodes: &[Node],
         last_recorded_micros: i64,
@@ -110,7 +113,7 @@ impl PgLog {
 /// wake-up sent. True when it wrote.
 fn write_after(
     client: &mut impl postgres::GenericClient,
-    after: &Expected,
+    after: &Expected<'_>,
     g: &Group<'_>,
     notify: bool,
 ) -> Result<bool, PgError> {
@@ -129,7 +132,7 @@ fn write_after(
     // inserts read the head's update, so they wait for it and happen only if it matched.
     const WRITE: &str = "WITH h AS (
              UPDATE ledger_head SET size = $10, last_recorded_micros = $11, frontier = $12
-             WHERE id = 1 AND size = $13 AND last_recorded_micros = $14 RETURNING id
+             WHERE id = 1 AND size = $13 AND last_recorded_micros = $14 AND frontier = $15 RETURNING id
          ), e AS (
              INSERT INTO log_events (seq, id_key, key_id, signature, leaf_hash, event)
              SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[])
@@ -140,7 +143,7 @@ fn write_after(
              WHERE EXISTS (SELECT 1 FROM h)
          )";
     let statement = if notify {
-        format!("{WRITE} SELECT pg_notify('{CHANNEL}', $15) FROM h")
+        format!("{WRITE} SELECT pg_notify('{CHANNEL}', $16) FROM h")
     } else {
         format!("{WRITE} SELECT id FROM h")
     };
@@ -161,6 +164,7 @@ fn write_after(
         &g.frontier,
         &after_size,
         &after.last_recorded_micros,
+        &after.frontier,
     ];
     if notify {
         params.push(&g.node);

@@ -727,10 +727,13 @@ async fn a_lone_node_commits_without_the_lock_and_a_moved_head_writes_nothing() 
     verify(dir.path());
 
     let size: u64 = pg.query("SELECT size FROM ledger_head").parse().expect("size");
+    let edge = pg.query("SELECT encode(frontier, 'hex') FROM ledger_head");
     let last: i64 = pg.query("SELECT last_recorded_micros FROM ledger_head").parse().expect("last");
-    let held = pg.query("SELECT encode(id_key, 'hex') FROM log_events WHERE seq = 1");
-    let held: Vec<u8> =
-        (0..held.len()).step_by(2).map(|i| u8::from_str_radix(&held[i..i + 2], 16).expect("hex")).collect();
+    let unhex = |h: String| -> Vec<u8> {
+        (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).expect("hex")).collect()
+    };
+    let held = unhex(pg.query("SELECT encode(id_key, 'hex') FROM log_events WHERE seq = 1"));
+    let edge = unhex(edge);
     let url = pg.url();
     tokio::task::spawn_blocking(move || {
         let mut log = PgLog::connect(&url).expect("connect");
@@ -743,10 +746,13 @@ async fn a_lone_node_commits_without_the_lock_and_a_moved_head_writes_nothing() 
             event: b"{}".to_vec(),
         };
         let node = TreeNode { level: 0, index: size, hash: vec![4; 32] };
-        let stale = Expected { size: size - 1, last_recorded_micros: last };
+        let stale = Expected { size: size - 1, last_recorded_micros: last, frontier: &edge };
         let wrote = log.append_after(stale, &[row(size, b"x-stale")], &[], last + 1, b"edge", "t").expect("stale");
         assert!(!wrote, "a group signed after an older head writes nothing");
-        let current = Expected { size, last_recorded_micros: last };
+        let other_tree = Expected { size, last_recorded_micros: last, frontier: b"another tree" };
+        let wrote = log.append_after(other_tree, &[row(size + 1, b"x-stale")], &[], last + 1, b"edge", "t");
+        assert!(!wrote.expect("other tree"), "a group signed after another tree's edge writes nothing");
+        let current = Expected { size, last_recorded_micros: last, frontier: &edge };
         let e = log.append_after(current, &[row(size + 1, &held)], &[], last + 1, b"edge", "t").expect_err("held id");
         assert!(e.is_duplicate(), "{e}");
         let wrote = log
