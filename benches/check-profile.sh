@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Where a single check's server time goes (docs/PERFORMANCE.md, #14): serves a store of
 # SUBJECTS tenants (imported once with benches/import.sh into DIR, kept for the next run),
-# warms it with 15 s of wrk (two threads, 32 connections, the scattered checks by email of
-# benches/check-vs-pg.sh), records the server with `perf record --call-graph dwarf` for 6 s
+# warms it with WARM (default 1) times 15 s of wrk (two threads, 32 connections, the scattered
+# checks by email of benches/check-vs-pg.sh; at 1 million tenants the caches take about 4), records the server with `perf record --call-graph dwarf` for 6 s
 # under the same load and prints the share of the server's samples of the check path's parts.
-# Usage: [SUBJECTS=200000] [WHAT=check|healthz] [WARM=0] [PIN=1] [BIN=...] benches/check-profile.sh DIR
+# Usage: [SUBJECTS=200000] [WHAT=check|healthz] [WARM=N] [PIN=1] [BIN=...] benches/check-profile.sh DIR
 # WHAT=healthz profiles /healthz asked the way the checks are (the floor, for comparison);
 # WARM=0 leaves out the warm-up (a cold start: the profile begins 2 s after the server);
 # PIN=1 gives the server and wrk a core each (check-lib.sh).
@@ -28,7 +28,7 @@ load() {
   "${ON_LOAD[@]}" wrk -t"$LOAD_THREADS" -c32 -d"$1" -s "$work/${WHAT:-check}.lua" -H "Authorization: Bearer $key" "$address" |
     grep Requests/sec
 }
-if [ "${WARM:-1}" != 0 ]; then echo "warming: $(load 15s)"; fi
+for _ in $(seq "${WARM:-1}"); do echo "warming: $(load 15s)"; done
 load 10s > "$work/rate" &
 loader=$!
 sleep 2
