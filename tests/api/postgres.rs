@@ -257,6 +257,12 @@ fn db_key(url: &str, roles: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// Defines the newsletter purpose through the node at `address`.
+async fn define_newsletter(client: &reqwest::Client, address: &str, key: &str) {
+    let r = client.put(format!("{address}/v1/purposes/newsletter")).bearer_auth(key).json(&newsletter()).send().await;
+    assert!(r.expect("put").status().is_success());
+}
+
 async fn post(client: &reqwest::Client, address: &str, key: &str, body: &Value) -> reqwest::Response {
     client.post(format!("{address}/v1/events")).bearer_auth(key).json(body).send().await.expect("post")
 }
@@ -411,14 +417,7 @@ async fn three_nodes_on_one_database_write_at_once_and_agree() {
     let addresses: Vec<String> = nodes.iter().map(|n| n.address().to_owned()).collect();
 
     // A purpose defined on one node is usable on another at once.
-    let r = client
-        .put(format!("{}/v1/purposes/newsletter", addresses[0]))
-        .bearer_auth(&key)
-        .json(&newsletter())
-        .send()
-        .await
-        .expect("put");
-    assert!(r.status().is_success());
+    define_newsletter(&client, &addresses[0], &key).await;
     let r = post(&client, &addresses[1], &key, &grant("first")).await;
     assert_eq!(r.status(), 201, "an event on node B right after the purpose on node A");
 
@@ -545,14 +544,7 @@ async fn a_killed_node_loses_nothing_acknowledged_and_the_database_restarting_lo
     let a = Node::start(paths[0], &pg.url());
     let lease_before = pg.query("SELECT holder FROM checkpoint_lease");
     let client = reqwest::Client::new();
-    let r = client
-        .put(format!("{}/v1/purposes/newsletter", a.address()))
-        .bearer_auth(&key)
-        .json(&newsletter())
-        .send()
-        .await
-        .expect("put");
-    assert!(r.status().is_success());
+    define_newsletter(&client, a.address(), &key).await;
 
     // Writers on both; B is killed with -9 in the middle.
     let addresses = vec![a.address().to_owned(), b.address().to_owned()];
@@ -703,14 +695,7 @@ async fn a_lone_node_commits_without_the_lock_and_a_moved_head_writes_nothing() 
     let key = init_nodes(&pg.url(), &[dir.path()]);
     let node = Node::start(dir.path(), &pg.url());
     let client = reqwest::Client::new();
-    let r = client
-        .put(format!("{}/v1/purposes/newsletter", node.address()))
-        .bearer_auth(&key)
-        .json(&newsletter())
-        .send()
-        .await
-        .expect("put");
-    assert!(r.status().is_success());
+    define_newsletter(&client, node.address(), &key).await;
     for i in 0..5 {
         assert_eq!(post(&client, node.address(), &key, &grant(&format!("alone{i}"))).await.status(), 201);
     }
@@ -778,8 +763,7 @@ async fn an_embedded_ledger_migrated_into_postgres_keeps_its_receipts_and_checkp
     // An embedded ledger with some history and a signed checkpoint.
     let mut embedded = start_server_with(dir.path(), &["--checkpoint-interval-ms", "100"]);
     let address = embedded.address.clone();
-    let r = client.put(format!("{address}/v1/purposes/newsletter")).bearer_auth(&key).json(&newsletter()).send().await;
-    assert!(r.expect("put").status().is_success());
+    define_newsletter(&client, &address, &key).await;
     let mut ids = Vec::new();
     for i in 0..20 {
         let r: Value = post(&client, &address, &key, &grant(&format!("m-{i}"))).await.json().await.expect("json");
