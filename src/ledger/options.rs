@@ -43,7 +43,7 @@ pub const DEFAULT_CACHE_BYTES: usize = 512 << 20;
 
 /// Memory for a server's caches unless told otherwise (`serve --cache-mb`), split by
 /// [`Options::with_cache_memory`].
-pub const DEFAULT_CACHE_MEMORY: usize = 512 << 20;
+pub const DEFAULT_CACHE_MEMORY: usize = 768 << 20;
 
 /// Decoded facts kept unless told otherwise (the projection's own default).
 pub const DEFAULT_FACTS_CACHE_BYTES: usize = projection::FACTS_CACHE_BYTES;

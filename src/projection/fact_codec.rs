@@ -180,7 +180,15 @@ pub fn fact_records(row: &[u8]) -> Result<Vec<&[u8]>, ProjectionError> {
 
 /// The facts of a facts row, in seq order.
 pub fn decode_facts(row: &[u8]) -> Result<Vec<Fact>, ProjectionError> {
-    let mut out = Vec::with_capacity(4);
+    // Counted first, so the decoded facts (which a cache may keep) take no spare room.
+    let mut count = 0;
+    let mut r = Reader(row);
+    while !r.0.is_empty() {
+        let n = usize::try_from(r.varint()?).map_err(|_| ProjectionError::Corrupt)?;
+        r.take(n)?;
+        count += 1;
+    }
+    let mut out = Vec::with_capacity(count);
     let mut r = Reader(row);
     while !r.0.is_empty() {
         let n = usize::try_from(r.varint()?).map_err(|_| ProjectionError::Corrupt)?;

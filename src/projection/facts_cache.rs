@@ -68,19 +68,32 @@ impl Default for FactsCache {
     }
 }
 
-/// What an entry costs in memory, roughly: the key (in the map and in the eviction order),
-/// the map's slot, and the decoded facts with their strings.
-fn weight(key: &[u8], facts: &[Fact]) -> usize {
+/// What an entry holds in memory: its slots in the map and in the eviction order (each table
+/// up to half empty after it grows), the key twice (one copy in each), the `Arc` and the
+/// facts' buffer, and each fact's strings; every allocation rounded up to 16 bytes, as an
+/// allocator's size classes do. So the budget bounds what the process holds, not a part of
+/// it (an estimate that left these out let the cache hold twice its budget).
+#[allow(clippy::ptr_arg)] // the buffer's capacity counts, not only its facts
+fn weight(key: &[u8], facts: &Vec<Fact>) -> usize {
+    fn alloc(bytes: usize) -> usize {
+        bytes.next_multiple_of(16)
+    }
+    const MAP_SLOT: usize = std::mem::size_of::<(Vec<u8>, (Arc<Vec<Fact>>, usize, u64))>() + 1;
+    const ORDER_SLOT: usize = std::mem::size_of::<(Vec<u8>, u64)>();
     let strings: usize = facts
         .iter()
         .map(|f| {
-            f.subject.as_ref().map_or(0, |s| s.as_str().len())
-                + f.contact.as_ref().map_or(0, String::len)
-                + f.purpose.as_ref().map_or(0, |p| p.as_str().len())
-                + f.recipient.as_ref().map_or(0, |r| r.as_str().len())
+            f.subject.as_ref().map_or(0, |s| alloc(s.as_str().len()))
+                + f.contact.as_ref().map_or(0, |c| alloc(c.capacity()))
+                + f.purpose.as_ref().map_or(0, |p| alloc(p.as_str().len()))
+                + f.recipient.as_ref().map_or(0, |r| alloc(r.as_str().len()))
         })
         .sum();
-    2 * key.len() + 96 + std::mem::size_of_val(facts) + strings
+    2 * (MAP_SLOT + ORDER_SLOT)
+        + 2 * alloc(key.len())
+        + alloc(2 * std::mem::size_of::<usize>() + std::mem::size_of::<Vec<Fact>>())
+        + alloc(facts.capacity() * std::mem::size_of::<Fact>())
+        + strings
 }
 
 impl FactsCache {
@@ -160,6 +173,44 @@ impl FactsCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    /// An address's facts row as the projection writes it: linked to a tenant, who opted in.
+    fn address_row(i: u32) -> Vec<u8> {
+        let contact = format!("{i:0>43}");
+        let linked: Fact = serde_json::from_value(serde_json::json!({
+            "seq": 3 * i + 1, "id": uuid::Uuid::from_u128(u128::from(i)), "type": "contact.linked",
+            "subject": format!("tenant-{i}"), "contact": contact, "occurred_at": 1_700_000_000_000_000i64,
+            "recorded_at": 1_700_000_000_000_000i64,
+        }))
+        .unwrap();
+        let granted = Fact {
+            seq: u64::from(3 * i + 2),
+            kind: domain::EventType::ConsentGranted,
+            purpose: Some(domain::PurposeId::parse("newsletter").unwrap()),
+            channel: Some(domain::Channel::Email),
+            ..linked.clone()
+        };
+        let mut row = Vec::new();
+        crate::fact_codec::encode_fact(&linked, &mut row);
+        crate::fact_codec::encode_fact(&granted, &mut row);
+        row
+    }
+
+    #[test]
+    fn an_entry_weighs_what_it_holds_the_spare_room_of_its_buffer_too() {
+        let facts = crate::fact_codec::decode_facts(&address_row(7)).unwrap();
+        assert_eq!(facts.capacity(), facts.len(), "decoded facts take no spare room");
+        let key = format!("council\0c{:0>43}", 7).into_bytes();
+        let w = weight(&key, &facts);
+        // At least the key twice, the facts' buffer and their strings.
+        let strings: usize = facts
+            .iter()
+            .map(|f| f.subject.as_ref().map_or(0, |s| s.as_str().len()) + f.contact.as_ref().map_or(0, String::len))
+            .sum();
+        assert!(w >= 2 * key.len() + facts.len() * std::mem::size_of::<Fact>() + strings, "{w}");
+        let mut roomy = Vec::with_capacity(4 * facts.len());
+        roomy.extend(facts.iter().cloned());
+        assert!(weight(&key, &roomy) >= w + 3 * facts.len() * std::mem::size_of::<Fact>());
+    }
 
     fn facts(n: usize) -> Arc<Vec<Fact>> {
         let f: Fact = serde_json::from_str(
