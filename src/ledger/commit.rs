@@ -91,6 +91,20 @@ enum Slot {
 /// How often a writer whose disk is full tries to take writes again.
 const RECOVERY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Adds what queued to the group, up to [`MAX_GROUP_EVENTS`].
+pub(super) fn take_queued(jobs: &mut Vec<Job>, queue: &Receiver<Job>) {
+    let mut count: usize = jobs.iter().map(|j| j.drafts.len()).sum();
+    while count < MAX_GROUP_EVENTS {
+        match queue.try_recv() {
+            Ok(job) => {
+                count += job.drafts.len();
+                jobs.push(job);
+            }
+            Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+        }
+    }
+}
+
 impl Writer {
     pub fn run(mut self, rx: Receiver<Job>) {
         loop {
@@ -117,17 +131,8 @@ impl Writer {
                     Err(_) => return,
                 }
             };
-            let mut count = first.drafts.len();
             let mut jobs = vec![first];
-            while count < MAX_GROUP_EVENTS {
-                match rx.try_recv() {
-                    Ok(job) => {
-                        count += job.drafts.len();
-                        jobs.push(job);
-                    }
-                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-                }
-            }
+            take_queued(&mut jobs, &rx);
             if self.remote.is_some() {
                 self.commit_group_remote(jobs, &rx);
             } else {

@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::Receiver;
 
 use tokio::sync::oneshot;
 
@@ -23,7 +23,7 @@ use pglog::{LogRow, Node, PgLog};
 use projection::event_id_key;
 use store::Batch;
 
-use super::commit::{same_event, Appended, Draft, Job, Writer, MAX_GROUP_EVENTS};
+use super::commit::{same_event, take_queued, Appended, Draft, Job, Writer};
 use super::db_conn::Remote;
 use super::remote::{row_of, stored_of};
 use super::LedgerError;
@@ -109,22 +109,19 @@ impl Writer {
             Ok(c) => c,
             Err(e) => return Err((jobs.into_iter().map(|j| j.reply).collect(), e)),
         };
-        let committed = if after_replica {
+        let m = &metrics::METRICS;
+        // The way the group went, for `/metrics` once it is committed.
+        let (committed, way) = if after_replica {
             match commit_after_replica(self, conn, jobs, queue) {
-                Unlocked::Committed(answers, rows) => {
-                    if !rows.is_empty() {
-                        metrics::METRICS.database_commits_unlocked.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Ok((answers, rows))
-                }
+                Unlocked::Committed(answers, rows) => (Ok((answers, rows)), &m.database_commits_unlocked),
+                Unlocked::Failed(replies, e) => (Err((replies, Some(e))), &m.database_commits_unlocked),
                 Unlocked::HeadMoved(jobs) => {
-                    metrics::METRICS.database_head_moved.fetch_add(1, Ordering::Relaxed);
-                    commit_locked(self, conn, jobs, queue)
+                    m.database_head_moved.fetch_add(1, Ordering::Relaxed);
+                    (commit_on(self, conn, jobs, queue), &m.database_commits_locked)
                 }
-                Unlocked::Failed(replies, e) => Err((replies, Some(e))),
             }
         } else {
-            commit_locked(self, conn, jobs, queue)
+            (commit_on(self, conn, jobs, queue), &m.database_commits_locked)
         };
         let (answers, rows) = match committed {
             Ok(done) => done,
@@ -138,6 +135,9 @@ impl Writer {
             }
         };
         remote.succeeded();
+        if !rows.is_empty() {
+            way.fetch_add(1, Ordering::Relaxed);
+        }
         // Alone when the group came right after the replica: the next may go without the lock.
         remote.alone = rows.first().is_none_or(|r| r.seq == self.next_seq);
         let new = rows.len() as u64;
@@ -266,21 +266,6 @@ fn look_at_head(remote: &mut Remote) -> Result<(), LedgerError> {
     }
 }
 
-/// [`commit_on`], counted.
-#[allow(clippy::type_complexity)]
-fn commit_locked(
-    w: &Writer,
-    conn: &mut PgLog,
-    jobs: Vec<Job>,
-    queue: &Receiver<Job>,
-) -> Result<(Answers, Vec<LogRow>), (Vec<Reply>, Option<pglog::PgError>)> {
-    let done = commit_on(w, conn, jobs, queue)?;
-    if !done.1.is_empty() {
-        metrics::METRICS.database_commits_locked.fetch_add(1, Ordering::Relaxed);
-    }
-    Ok(done)
-}
-
 /// How a group written without the head's lock ended.
 enum Unlocked {
     Committed(Answers, Vec<LogRow>),
@@ -323,20 +308,6 @@ fn commit_after_replica(w: &Writer, conn: &mut PgLog, mut jobs: Vec<Job>, queue:
         }
     }
     Unlocked::Committed(jobs.into_iter().map(|j| j.reply).zip(results).collect(), staged.rows)
-}
-
-/// Adds what queued to the group, up to [`MAX_GROUP_EVENTS`].
-fn take_queued(jobs: &mut Vec<Job>, queue: &Receiver<Job>) {
-    let mut count: usize = jobs.iter().map(|j| j.drafts.len()).sum();
-    while count < MAX_GROUP_EVENTS {
-        match queue.try_recv() {
-            Ok(job) => {
-                count += job.drafts.len();
-                jobs.push(job);
-            }
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-        }
-    }
 }
 
 /// Under the head's lock: the group (with what queued while waiting for the lock), signed

@@ -126,9 +126,14 @@ impl<'a> Reader<'a> {
         DateTime::from_timestamp_micros(us).ok_or(ProjectionError::Corrupt)
     }
 
-    fn str(&mut self) -> Result<&'a str, ProjectionError> {
+    /// Bytes behind a LEB128 length: a record's payload, or a string's.
+    fn record(&mut self) -> Result<&'a [u8], ProjectionError> {
         let n = usize::try_from(self.varint()?).map_err(|_| ProjectionError::Corrupt)?;
-        std::str::from_utf8(self.take(n)?).map_err(|_| ProjectionError::Corrupt)
+        self.take(n)
+    }
+
+    fn str(&mut self) -> Result<&'a str, ProjectionError> {
+        std::str::from_utf8(self.record()?).map_err(|_| ProjectionError::Corrupt)
     }
 
     fn name(&mut self) -> Result<&'a [u8], ProjectionError> {
@@ -171,8 +176,7 @@ pub fn fact_records(row: &[u8]) -> Result<Vec<&[u8]>, ProjectionError> {
     let mut r = Reader(row);
     while !r.0.is_empty() {
         let start = r.0;
-        let n = usize::try_from(r.varint()?).map_err(|_| ProjectionError::Corrupt)?;
-        r.take(n)?;
+        r.record()?;
         out.push(&start[..start.len() - r.0.len()]);
     }
     Ok(out)
@@ -184,15 +188,13 @@ pub fn decode_facts(row: &[u8]) -> Result<Vec<Fact>, ProjectionError> {
     let mut count = 0;
     let mut r = Reader(row);
     while !r.0.is_empty() {
-        let n = usize::try_from(r.varint()?).map_err(|_| ProjectionError::Corrupt)?;
-        r.take(n)?;
+        r.record()?;
         count += 1;
     }
     let mut out = Vec::with_capacity(count);
     let mut r = Reader(row);
     while !r.0.is_empty() {
-        let n = usize::try_from(r.varint()?).map_err(|_| ProjectionError::Corrupt)?;
-        out.push(decode_record(r.take(n)?)?);
+        out.push(decode_record(r.record()?)?);
     }
     Ok(out)
 }
