@@ -388,6 +388,11 @@ impl Ledger {
         &self.secrets.blind
     }
 
+    /// What the facts cache holds and how it has answered.
+    pub fn facts_cache(&self) -> projection::FactsCacheUsage {
+        self.caches.facts_usage()
+    }
+
     /// Reads of the projections, through the caches the writer keeps current.
     pub fn projections(&self) -> Projections<'_> {
         Projections::new(&self.store, &self.caches)

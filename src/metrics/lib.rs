@@ -141,15 +141,8 @@ impl Metrics {
     }
 
     /// The text exposition, with the gauges the caller reads at scrape time.
-    /// `database`, on a node whose log is in PostgreSQL: whether the database answered
-    /// last, and its log size when this node last looked.
-    pub fn render(
-        &self,
-        log_size: u64,
-        checkpoint_size: u64,
-        storage_full: bool,
-        database: Option<(bool, u64)>,
-    ) -> String {
+    pub fn render(&self, gauges: &Gauges) -> String {
+        let Gauges { log_size, checkpoint_size, storage_full, database, facts_cache: cache } = *gauges;
         let mut out = String::with_capacity(4096);
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         header(&mut out, "consent_ledger_log_size", "gauge", "Events in the log (durable).");
@@ -231,6 +224,30 @@ impl Metrics {
             );
             let _ = writeln!(out, "consent_ledger_database_head_moved_total {}", load(&self.database_head_moved));
         }
+        header(
+            &mut out,
+            "consent_ledger_facts_cache_entries",
+            "gauge",
+            "Targets whose facts rows the cache holds (what checks read without the store).",
+        );
+        let _ = writeln!(out, "consent_ledger_facts_cache_entries {}", cache.entries);
+        header(
+            &mut out,
+            "consent_ledger_facts_cache_bytes",
+            "gauge",
+            "Memory the facts cache's entries take, at most its budget (half of serve --cache-mb).",
+        );
+        let _ = writeln!(out, "consent_ledger_facts_cache_bytes {}", cache.bytes);
+        header(&mut out, "consent_ledger_facts_cache_budget_bytes", "gauge", "The facts cache's budget.");
+        let _ = writeln!(out, "consent_ledger_facts_cache_budget_bytes {}", cache.budget);
+        header(
+            &mut out,
+            "consent_ledger_facts_cache_lookups_total",
+            "counter",
+            "Facts rows looked up in the cache: found (hit) or read from the store (miss).",
+        );
+        let _ = writeln!(out, "consent_ledger_facts_cache_lookups_total{{result=\"hit\"}} {}", cache.hits);
+        let _ = writeln!(out, "consent_ledger_facts_cache_lookups_total{{result=\"miss\"}} {}", cache.misses);
         header(&mut out, "consent_ledger_bulk_lines_total", "counter", "Lines of bulk NDJSON checks answered.");
         let _ = writeln!(out, "consent_ledger_bulk_lines_total {}", load(&self.bulk_lines));
         header(
@@ -249,6 +266,28 @@ impl Metrics {
         }
         out
     }
+}
+
+/// What the caller reads at scrape time for [`Metrics::render`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Gauges {
+    pub log_size: u64,
+    pub checkpoint_size: u64,
+    pub storage_full: bool,
+    /// On a node whose log is in PostgreSQL: whether the database answered last, and its
+    /// log size when this node last looked.
+    pub database: Option<(bool, u64)>,
+    pub facts_cache: CacheFigures,
+}
+
+/// What a cache holds and how it answered.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CacheFigures {
+    pub entries: u64,
+    pub bytes: u64,
+    pub budget: u64,
+    pub hits: u64,
+    pub misses: u64,
 }
 
 /// The `# HELP` and `# TYPE` lines of a metric.
@@ -274,9 +313,18 @@ mod tests {
         m.http_request("get_event", "GET", 404, Duration::from_millis(1));
         m.http_request("get_event", "GET", 404, Duration::from_millis(1));
         m.decisions(1, 0);
-        let text = m.render(7, 5, false, Some((true, 9)));
+        let gauges = Gauges {
+            log_size: 7,
+            checkpoint_size: 5,
+            database: Some((true, 9)),
+            facts_cache: CacheFigures { entries: 3, bytes: 900, budget: 1000, hits: 40, misses: 2 },
+            ..Gauges::default()
+        };
+        let text = m.render(&gauges);
         assert!(text.contains("consent_ledger_replica_lag 2\n"), "{text}");
-        assert!(!m.render(7, 5, false, None).contains("consent_ledger_replica_lag"));
+        assert!(!m.render(&Gauges { database: None, ..gauges }).contains("consent_ledger_replica_lag"));
+        assert!(text.contains("consent_ledger_facts_cache_lookups_total{result=\"hit\"} 40\n"), "{text}");
+        assert!(text.contains("consent_ledger_facts_cache_bytes 900\n"), "{text}");
         assert!(text.contains("consent_ledger_commit_seconds_bucket{le=\"0.0001\"} 1\n"), "{text}");
         assert!(text.contains("consent_ledger_commit_seconds_bucket{le=\"0.005\"} 2\n"), "{text}");
         assert!(text.contains("consent_ledger_commit_seconds_bucket{le=\"+Inf\"} 3\n"), "{text}");

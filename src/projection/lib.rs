@@ -22,7 +22,7 @@ use store::{Cf, Store, StoreError};
 mod fact_codec;
 mod facts_cache;
 pub use fact_codec::{decode_facts, encode_fact, fact_records, kind_marker};
-pub use facts_cache::{FactsCache, FACTS_CACHE_BYTES};
+pub use facts_cache::{FactsCache, FactsCacheUsage, FACTS_CACHE_BYTES};
 
 /// What a history row is about.
 #[derive(Debug, Clone, Copy)]
@@ -303,17 +303,17 @@ impl Caches {
         }
     }
 
-    /// Fills the facts cache with `entries` read at `generation`, unless a commit has
-    /// invalidated anything since (checked under each entry's shard lock).
-    fn fill_facts(&self, generation: u64, entries: Vec<(Vec<u8>, Arc<Vec<Fact>>)>) {
-        for (k, facts) in entries {
-            self.facts.insert(k, facts, || self.generation.load(Ordering::Acquire) == generation);
+    /// Fills the facts cache with `entries` (keys and their rows) read at `generation`,
+    /// unless a commit has invalidated anything since (checked under each entry's shard lock).
+    fn fill_facts(&self, generation: u64, entries: &[(&[u8], Vec<u8>)]) {
+        for (k, row) in entries {
+            self.facts.insert(k, row, || self.generation.load(Ordering::Acquire) == generation);
         }
     }
 
-    /// Entries and bytes of decoded facts held now.
-    pub fn facts_usage(&self) -> (usize, usize) {
-        self.facts.usage()
+    /// What the facts cache holds, its budget and its hits and misses so far.
+    pub fn facts_usage(&self) -> FactsCacheUsage {
+        self.facts.figures()
     }
 }
 
@@ -329,7 +329,7 @@ impl<'a> Projections<'a> {
     }
 
     /// The facts recorded against one target, in seq order.
-    pub fn facts(&self, controller: &ControllerId, target: TargetKey<'_>) -> Result<Arc<Vec<Fact>>, ProjectionError> {
+    pub fn facts(&self, controller: &ControllerId, target: TargetKey<'_>) -> Result<Vec<Fact>, ProjectionError> {
         let mut one = self.facts_many(&[facts_key(controller, target)])?;
         one.pop().ok_or(ProjectionError::Corrupt)
     }
@@ -365,29 +365,28 @@ impl<'a> Projections<'a> {
     /// then one RocksDB multi-get for the rest. Targets with facts are cached (unknown ones
     /// are not: a campaign list is mostly addresses the ledger never saw, and the bloom
     /// filters answer those cheaply).
-    pub fn facts_many<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<Arc<Vec<Fact>>>, ProjectionError> {
-        let mut out: Vec<Option<Arc<Vec<Fact>>>> = vec![None; keys.len()];
+    pub fn facts_many<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<Vec<Fact>>, ProjectionError> {
         let generation = self.caches.generation.load(Ordering::Acquire);
-        for (slot, k) in out.iter_mut().zip(keys) {
-            *slot = self.caches.facts.get(k.as_ref());
-        }
+        let mut out: Vec<Option<Vec<Fact>>> = keys.iter().map(|k| self.caches.facts.get(k.as_ref())).collect();
         let misses: Vec<usize> = (0..keys.len()).filter(|i| out[*i].is_none()).collect();
+        self.caches.facts.count(keys.len() - misses.len(), misses.len());
         if !misses.is_empty() {
             let miss_keys: Vec<&[u8]> = misses.iter().map(|i| keys[*i].as_ref()).collect();
             let rows = self.store.multi_get(Cf::Facts, &miss_keys)?;
             let mut fresh = Vec::new();
-            for (i, row) in misses.iter().zip(rows) {
-                let facts = Arc::new(match row {
-                    Some(v) => decode_facts(&v)?,
-                    None => Vec::new(),
-                });
+            for ((i, key), row) in misses.iter().zip(miss_keys).zip(rows) {
+                let Some(row) = row else {
+                    out[*i] = Some(Vec::new());
+                    continue;
+                };
+                let facts = decode_facts(&row)?;
                 if !facts.is_empty() {
-                    fresh.push((keys[*i].as_ref().to_vec(), facts.clone()));
+                    fresh.push((key, row));
                 }
                 out[*i] = Some(facts);
             }
             if !fresh.is_empty() {
-                self.caches.fill_facts(generation, fresh);
+                self.caches.fill_facts(generation, &fresh);
             }
         }
         Ok(out.into_iter().map(Option::unwrap_or_default).collect())
@@ -589,13 +588,15 @@ mod tests {
     #[test]
     fn a_fill_read_before_a_commit_is_refused_after_it() {
         let caches = Caches::default();
-        let entry = |k: &str| vec![(k.as_bytes().to_vec(), Arc::new(Vec::new()))];
-        caches.fill_facts(0, entry("a"));
+        let mut row = Vec::new();
+        encode_fact(&fact(2, Some("T-1")), &mut row);
+        let entry = |k: &'static str| [(k.as_bytes(), row.clone())];
+        caches.fill_facts(0, &entry("a"));
         assert!(caches.facts.get(b"a").is_some());
         caches.invalidate(std::iter::empty());
-        caches.fill_facts(0, entry("b"));
+        caches.fill_facts(0, &entry("b"));
         assert!(caches.facts.get(b"b").is_none(), "a read from before the commit went into the cache");
-        caches.fill_facts(1, entry("b"));
+        caches.fill_facts(1, &entry("b"));
         assert!(caches.facts.get(b"b").is_some());
     }
 

@@ -163,7 +163,7 @@ impl Service {
             channel: Option<Channel>,
             key: Vec<u8>,
             /// The target's own facts, once read.
-            facts: Arc<Vec<Fact>>,
+            facts: Vec<Fact>,
         }
         let log_size = self.ledger.committed_seq();
         let prepare = |q: &'q Q| -> Result<Prepared<'q>, ServiceError> {
@@ -177,7 +177,7 @@ impl Service {
             Ok(match &q.target {
                 CheckTarget::Subject(s) => {
                     let key = facts_key(controller, TargetKey::Subject(s));
-                    Prepared { q, whom: Whom::Subject(s), pv, at, channel: q.channel, key, facts: Arc::default() }
+                    Prepared { q, whom: Whom::Subject(s), pv, at, channel: q.channel, key, facts: Vec::new() }
                 }
                 CheckTarget::Contact(_) | CheckTarget::Indexed(_) => {
                     let contact = match &q.target {
@@ -197,7 +197,7 @@ impl Service {
                     }
                     let key = facts_key(controller, TargetKey::Contact(&contact.index));
                     let whom = Whom::Contact(contact);
-                    Prepared { q, whom, pv, at, channel: Some(channel), key, facts: Arc::default() }
+                    Prepared { q, whom, pv, at, channel: Some(channel), key, facts: Vec::new() }
                 }
             })
         };

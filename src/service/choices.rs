@@ -9,8 +9,6 @@
 //! An address shared with someone else is not switched back on from one person's page: the
 //! stop may have been theirs.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -75,7 +73,7 @@ impl Choice {
 #[derive(Debug, Clone)]
 pub(super) struct Person {
     pub subject: SubjectId,
-    pub own: Arc<Vec<Fact>>,
+    pub own: Vec<Fact>,
     pub addresses: Vec<Address>,
 }
 
@@ -333,7 +331,7 @@ mod tests {
                 merged(&phone),
             ),
         ];
-        Person { subject, own: Arc::new(own), addresses }
+        Person { subject, own, addresses }
     }
 
     proptest! {

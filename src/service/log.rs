@@ -255,12 +255,20 @@ impl Service {
     /// The Prometheus text of every metric, with the log and checkpoint sizes.
     pub fn metrics_text(&self) -> String {
         let checkpoint = self.latest_checkpoint().ok().flatten().map_or(0, |(size, _)| size);
-        let mut text = metrics::METRICS.render(
-            self.ledger.committed_seq(),
-            checkpoint,
-            self.ledger.storage_full(),
-            self.ledger.database(),
-        );
+        let cache = self.ledger.facts_cache();
+        let mut text = metrics::METRICS.render(&metrics::Gauges {
+            log_size: self.ledger.committed_seq(),
+            checkpoint_size: checkpoint,
+            storage_full: self.ledger.storage_full(),
+            database: self.ledger.database(),
+            facts_cache: metrics::CacheFigures {
+                entries: cache.entries,
+                bytes: cache.bytes,
+                budget: cache.budget,
+                hits: cache.hits,
+                misses: cache.misses,
+            },
+        });
         // Counted when scraped: each system's feed since its last acknowledgement.
         match self.overdue_counts(Utc::now()) {
             Ok(counts) if !counts.is_empty() => {

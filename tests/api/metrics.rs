@@ -77,3 +77,41 @@ async fn made_up_methods_add_no_series() {
     // these requests (and the scrape's own) can be new.
     assert!(count(&text) <= before + 2, "{} series after, {before} before", count(&text));
 }
+
+#[tokio::test]
+async fn the_facts_cache_counts_what_it_answers_and_an_opt_out_is_read_past_it() {
+    let app = spawn_app().await;
+    app.with_purposes().await;
+    app.record(json!({"type": "contact.linked", "subject": "T-90", "contact": {"channel": "email", "address": "sam.lee@example.org"}, "actor": staff()}))
+        .await;
+    app.record(json!({"type": "consent.granted", "subject": "T-90", "purpose": "newsletter", "actor": staff()})).await;
+    let scrape = || async { app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap() };
+    let lookups = |text: &str| {
+        (
+            value(text, "consent_ledger_facts_cache_lookups_total{result=\"hit\"}"),
+            value(text, "consent_ledger_facts_cache_lookups_total{result=\"miss\"}"),
+        )
+    };
+    let ask = || app.check(&[("email", "sam.lee@example.org"), ("purpose", "newsletter")]);
+    let (hits, misses) = lookups(&scrape().await);
+    // A check by email reads two rows: the address's, then its tenant's.
+    assert_eq!(ask().await["permitted"], true);
+    let first = scrape().await;
+    assert_eq!(lookups(&first), (hits, misses + 2.0), "the first check reads both rows from the store");
+    assert_eq!(ask().await["permitted"], true);
+    assert_eq!(ask().await["permitted"], true);
+    let text = scrape().await;
+    assert_eq!(lookups(&text), (hits + 4.0, misses + 2.0), "repeated checks are answered from the cache");
+    assert!(value(&text, "consent_ledger_facts_cache_entries") >= 2.0);
+    let (bytes, budget) =
+        (value(&text, "consent_ledger_facts_cache_bytes"), value(&text, "consent_ledger_facts_cache_budget_bytes"));
+    assert!(bytes > 0.0 && bytes <= budget, "{bytes} bytes of {budget}");
+    // The tenant opts out: the cached row is not what the next check reads.
+    app.record(json!({"type": "consent.withdrawn", "subject": "T-90", "purpose": "newsletter", "actor": staff()}))
+        .await;
+    assert_eq!(ask().await["permitted"], false);
+    assert!(lookups(&scrape().await).1 > misses + 2.0, "the changed row was read again");
+    for secret in ["sam", "example.org", "T-90"] {
+        assert!(!text.contains(secret), "{secret} in the metrics");
+    }
+}
