@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Where a single check's server time goes (docs/PERFORMANCE.md, #14): serves a store of
 # SUBJECTS tenants (imported once with benches/import.sh into DIR, kept for the next run),
-# warms it with WARM (default 1) times 15 s of wrk (two threads, 32 connections, the scattered
+# warms it with WARM (default 1) times 15 s of wrk (two threads, 32 connections, the random
 # checks by email of benches/check-vs-pg.sh; at 1 million tenants the caches take about 4), records the server with `perf record --call-graph dwarf` for 6 s
 # under the same load and prints the share of the server's samples of the check path's parts.
 # Usage: [SUBJECTS=200000] [WHAT=check|healthz] [WARM=N] [PIN=1] [BIN=...] benches/check-profile.sh DIR

@@ -8,7 +8,7 @@
 #    32 connections, 10 s): `GET /healthz` (the server's HTTP floor), `GET /healthz` asked the
 #    way the checks are (a request built by wrk's Lua for every call, same query and header:
 #    the floor with the load generator's cost equal), then `GET /v1/check` by email for the
-#    newsletter, tenants in a scattered order; prints the server's resident memory and, for
+#    newsletter, tenants drawn at random; prints the server's resident memory and, for
 #    each run, the server's CPU time per answer (user + system over the run / answers).
 # 3. Starts a PostgreSQL cluster of its own (initdb in a temporary directory, a free port, as
 #    user postgres when run as root; the distribution's postgresql package), loads the same

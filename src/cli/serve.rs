@@ -54,9 +54,10 @@ pub struct ServeArgs {
     /// directory then holds this node's replica and the shared files.
     #[arg(long, env = "CONSENT_LEDGER_DATABASE_URL")]
     pub database_url: Option<String>,
-    /// Megabytes of memory for caches: half for decoded facts, the rest for the embedded
-    /// store's block cache, memtables and index and filter blocks. With it the server's
-    /// memory stays bounded however large the ledger grows (docs/PERFORMANCE.md).
+    /// Megabytes of memory for caches: three quarters for the facts rows checks read, the
+    /// rest for the embedded store's block cache, memtables and index and filter blocks. With
+    /// it the server's memory stays bounded however large the ledger grows
+    /// (docs/PERFORMANCE.md).
     #[arg(long, env = "CONSENT_LEDGER_CACHE_MB", default_value_t = (crate::ledger::DEFAULT_CACHE_MEMORY >> 20) as u64,
           value_parser = clap::value_parser!(u64).range(16..=1 << 20))]
     pub cache_mb: u64,

@@ -250,7 +250,7 @@ struct PurposeCache {
     map: RwLock<PurposesByController>,
 }
 
-/// What checks read without touching the store: decoded facts and current purposes. The
+/// What checks read without touching the store: facts rows and current purposes. The
 /// group-commit writer invalidates what a commit changed after the write and before it
 /// publishes the new log size, so any reader that can know of an event (its receipt, the feed,
 /// `min_seq`) finds the cache already without the stale entry. `generation` moves on every
@@ -263,7 +263,7 @@ pub struct Caches {
 }
 
 impl Caches {
-    /// Caches whose decoded facts take at most about `facts_bytes`.
+    /// Caches whose facts rows take at most about `facts_bytes`.
     pub fn with_facts_budget(facts_bytes: usize) -> Self {
         Self {
             generation: AtomicU64::new(0),
