@@ -16,14 +16,14 @@ use domain::{Channel, EventType, Fact, PurposeId, RecipientId, SubjectId};
 
 use super::ProjectionError;
 
-const SUBJECT: u8 = 1;
-const CONTACT: u8 = 2;
-const PURPOSE: u8 = 4;
-const CHANNEL: u8 = 8;
-const RECIPIENT: u8 = 16;
-const EXPIRES: u8 = 32;
+pub(crate) const SUBJECT: u8 = 1;
+pub(crate) const CONTACT: u8 = 2;
+pub(crate) const PURPOSE: u8 = 4;
+pub(crate) const CHANNEL: u8 = 8;
+pub(crate) const RECIPIENT: u8 = 16;
+pub(crate) const EXPIRES: u8 = 32;
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -31,12 +31,12 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn put_time(out: &mut Vec<u8>, t: &DateTime<Utc>) {
+pub(crate) fn put_time(out: &mut Vec<u8>, t: &DateTime<Utc>) {
     let us = t.timestamp_micros();
     put_varint(out, ((us << 1) ^ (us >> 63)) as u64);
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
     put_varint(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
 }
@@ -96,10 +96,14 @@ pub fn encode_fact(f: &Fact, out: &mut Vec<u8>) {
 }
 
 /// A reader over a record's or a row's bytes; every read refuses bytes that end early.
-struct Reader<'a>(&'a [u8]);
+pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], ProjectionError> {
+    pub(crate) fn byte(&mut self) -> Result<u8, ProjectionError> {
+        self.take(1)?.first().copied().ok_or(ProjectionError::Corrupt)
+    }
+
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], ProjectionError> {
         if self.0.len() < n {
             return Err(ProjectionError::Corrupt);
         }
@@ -108,10 +112,10 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn varint(&mut self) -> Result<u64, ProjectionError> {
+    pub(crate) fn varint(&mut self) -> Result<u64, ProjectionError> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
-            let b = *self.take(1)?.first().ok_or(ProjectionError::Corrupt)?;
+            let b = self.byte()?;
             v |= u64::from(b & 0x7f) << shift;
             if b < 0x80 {
                 return Ok(v);
@@ -120,7 +124,7 @@ impl<'a> Reader<'a> {
         Err(ProjectionError::Corrupt)
     }
 
-    fn time(&mut self) -> Result<DateTime<Utc>, ProjectionError> {
+    pub(crate) fn time(&mut self) -> Result<DateTime<Utc>, ProjectionError> {
         let z = self.varint()?;
         let us = ((z >> 1) as i64) ^ -((z & 1) as i64);
         DateTime::from_timestamp_micros(us).ok_or(ProjectionError::Corrupt)
@@ -132,12 +136,12 @@ impl<'a> Reader<'a> {
         self.take(n)
     }
 
-    fn str(&mut self) -> Result<&'a str, ProjectionError> {
+    pub(crate) fn str(&mut self) -> Result<&'a str, ProjectionError> {
         std::str::from_utf8(self.record()?).map_err(|_| ProjectionError::Corrupt)
     }
 
     fn name(&mut self) -> Result<&'a [u8], ProjectionError> {
-        let n = usize::from(*self.take(1)?.first().ok_or(ProjectionError::Corrupt)?);
+        let n = usize::from(self.byte()?);
         self.take(n)
     }
 }
@@ -149,7 +153,7 @@ fn decode_record(payload: &[u8]) -> Result<Fact, ProjectionError> {
     let id = uuid::Uuid::from_slice(r.take(16)?).map_err(|_| ProjectionError::Corrupt)?;
     let name = r.name()?;
     let kind = EventType::ALL.into_iter().find(|t| t.as_str().as_bytes() == name).ok_or(ProjectionError::Corrupt)?;
-    let flags = *r.take(1)?.first().ok_or(ProjectionError::Corrupt)?;
+    let flags = r.byte()?;
     let occurred_at = r.time()?;
     let recorded_at = r.time()?;
     let has = |bit: u8| flags & bit != 0;
@@ -200,11 +204,11 @@ pub fn decode_facts(row: &[u8]) -> Result<Vec<Fact>, ProjectionError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn any_fact() -> impl Strategy<Value = Fact> {
+    pub(crate) fn any_fact() -> impl Strategy<Value = Fact> {
         (
             any::<u64>(),
             any::<u128>(),

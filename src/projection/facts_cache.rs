@@ -2,12 +2,13 @@
 //! Sharded by key, so the HTTP workers rarely wait on one another; each shard evicts in
 //! insertion order (FIFO), which costs the same at any size.
 //!
-//! An entry is one allocation holding its key and the row's bytes as the store keeps them
-//! (`fact_codec`'s records, about 100 bytes a fact), and a hit decodes them again. Decoded, the
-//! same facts take about two and a half times the room (a `Fact` is 168 bytes before its
-//! strings, each a heap allocation of its own), and an entry's key was held twice: at a given
-//! budget the cache now holds about twice the targets, and decoding a row on a hit costs less
-//! than the store read of the miss it saves.
+//! An entry is one allocation holding its key and the row's facts in `cache_codec`'s form
+//! (about 60 bytes a fact: the row's own subject or address left out, the type a byte), and
+//! a hit decodes them again. Decoded, the same facts take about four times the room (a `Fact`
+//! is 168 bytes before its strings, each a heap allocation of its own), and an entry's key
+//! was held twice: at a given budget the cache holds about two and a half times the targets
+//! it did with decoded facts, and decoding a row on a hit costs far less than the store read
+//! of the miss it saves.
 //!
 //! Once a shard is full, a miss is let in only one time in [`ADMIT_WHEN_FULL`]. A mailing
 //! list larger than the cache, checked over and over in the same order, would otherwise evict
@@ -23,7 +24,7 @@ use std::sync::RwLock;
 use domain::Fact;
 use hashbrown::HashTable;
 
-use crate::fact_codec::decode_facts;
+use crate::cache_codec::{self, Own};
 
 /// Bytes the cached rows may take unless told otherwise (`serve --cache-mb` gives them half
 /// of its figure).
@@ -36,7 +37,7 @@ const ADMIT_WHEN_FULL: u64 = 8;
 
 /// An entry: its key and row in one allocation, and the stamp of the insertion that put it in.
 struct Entry {
-    /// The key's length (two bytes, big-endian), the key, then the row.
+    /// The key's length (two bytes, big-endian), the key, then the row in `cache_codec`'s form.
     bytes: Box<[u8]>,
     stamp: u64,
 }
@@ -162,8 +163,8 @@ impl FactsCache {
         let (hash, shard) = self.shard(key);
         let shard = shard.read().ok()?;
         let entry = shard.table.find(hash, |e| e.key() == key)?;
-        // Only rows that decoded go in; one that did not now is read from the store again.
-        decode_facts(entry.row()).ok()
+        // Only what was encoded goes in; a row that does not decode now is read from the store.
+        cache_codec::decode(entry.row(), Own::of_key(key)).ok()
     }
 
     pub fn remove(&self, key: &[u8]) {
@@ -176,16 +177,17 @@ impl FactsCache {
         }
     }
 
-    /// Puts `row` (a facts row that decoded) in for `key`, evicting the oldest entries of its
+    /// Puts `facts` in for `key`, evicting the oldest entries of its
     /// shard to stay within budget (when the shard is full, only a sample of the misses goes
-    /// in). `still_valid` is asked under the shard's lock (a commit may have made the row
-    /// stale since it was read); nothing goes in when it says no.
-    pub fn insert(&self, key: &[u8], row: &[u8], still_valid: impl Fn() -> bool) {
+    /// in). `still_valid` is asked under the shard's lock (a commit may have made the facts
+    /// stale since they were read); nothing goes in when it says no.
+    pub fn insert(&self, key: &[u8], facts: &[Fact], still_valid: impl Fn() -> bool) {
+        let row = cache_codec::encode(facts, Own::of_key(key));
         let w = weight(2 + key.len() + row.len());
         if w > self.shard_budget {
             return;
         }
-        let Some(mut entry) = Entry::new(key, row, 0) else { return };
+        let Some(mut entry) = Entry::new(key, &row, 0) else { return };
         let (hash, shard) = self.shard(key);
         let Ok(mut guard) = shard.write() else { return };
         if !still_valid() {
@@ -245,8 +247,8 @@ mod tests {
     use super::*;
     use crate::fact_codec::encode_fact;
 
-    /// An address's facts row as the projection writes it: linked to a tenant, who opted in.
-    fn address_row(i: u32) -> Vec<u8> {
+    /// An address's facts: linked to a tenant, who opted in.
+    fn address_facts(i: u32) -> Vec<Fact> {
         let contact = format!("{i:0>43}");
         let linked: Fact = serde_json::from_value(serde_json::json!({
             "seq": 3 * i + 1, "id": uuid::Uuid::from_u128(u128::from(i)), "type": "contact.linked",
@@ -261,54 +263,57 @@ mod tests {
             channel: Some(domain::Channel::Email),
             ..linked.clone()
         };
+        vec![linked, granted]
+    }
+
+    /// The key of that address's row (`facts_key`).
+    fn address_key(i: u32) -> Vec<u8> {
+        format!("council\0c{i:0>43}\0").into_bytes()
+    }
+
+    /// The bytes the store keeps for a row of `facts`.
+    fn stored(facts: &[Fact]) -> Vec<u8> {
         let mut row = Vec::new();
-        encode_fact(&linked, &mut row);
-        encode_fact(&granted, &mut row);
+        for f in facts {
+            encode_fact(f, &mut row);
+        }
         row
     }
 
-    fn address_key(i: u32) -> Vec<u8> {
-        format!("council\0c{i:0>43}").into_bytes()
-    }
-
     #[test]
-    fn a_hit_answers_the_facts_of_the_row_and_an_entry_costs_little_beyond_its_bytes() {
+    fn a_hit_answers_the_facts_put_in_and_an_entry_takes_no_more_than_the_stored_row() {
         let budget = 1 << 20;
         let cache = FactsCache::with_budget(budget);
-        let (row, key) = (address_row(7), address_key(7));
-        cache.insert(&key, &row, || true);
-        assert_eq!(cache.get(&key).unwrap(), decode_facts(&row).unwrap());
+        let key = address_key(7);
+        cache.insert(&key, &address_facts(7), || true);
+        assert_eq!(cache.get(&key).unwrap(), address_facts(7));
         assert!(cache.get(&address_key(8)).is_none());
         for i in 0..20_000 {
-            cache.insert(&address_key(i), &address_row(i), || true);
+            cache.insert(&address_key(i), &address_facts(i), || true);
         }
         let (entries, bytes) = cache.usage();
         assert!(bytes <= budget, "{bytes} bytes held");
-        // What an entry holds beyond its key and row (its table and order slots, rounding) is
-        // less than the key and row themselves: the budget goes mostly to rows.
-        let own = key.len() + row.len();
-        assert!(entries * 2 * own >= budget * 9 / 10, "{entries} entries of {own} bytes in {budget}");
-        assert!(entries * own <= bytes);
+        // All an entry weighs (its bytes, its table and order slots, rounding) is less than the
+        // key and row the store holds for it: the budget holds at least as many addresses as
+        // their stored bytes would fill.
+        let stored_bytes = key.len() + stored(&address_facts(7)).len();
+        assert!(entries * stored_bytes >= budget * 9 / 10, "{entries} entries of {stored_bytes} stored bytes");
         // Every entry held still answers its own facts.
         let held: Vec<u32> = (0..20_000).filter(|i| cache.get(&address_key(*i)).is_some()).collect();
         assert_eq!(held.len(), entries);
         for i in held.iter().step_by(97) {
-            assert_eq!(cache.get(&address_key(*i)).unwrap(), decode_facts(&address_row(*i)).unwrap());
+            assert_eq!(cache.get(&address_key(*i)).unwrap(), address_facts(*i));
         }
     }
 
-    /// A facts row of `n` facts.
-    fn row(n: usize) -> Vec<u8> {
+    /// `n` facts of one subject.
+    fn facts(n: usize) -> Vec<Fact> {
         let f: Fact = serde_json::from_str(
             r#"{"seq":1,"id":"0190a0a0-0000-7000-8000-000000000001","type":"consent.granted",
                 "subject":"T-1","purpose":"newsletter","occurred_at":0,"recorded_at":0}"#,
         )
         .unwrap();
-        let mut out = Vec::new();
-        for _ in 0..n {
-            encode_fact(&f, &mut out);
-        }
-        out
+        vec![f; n]
     }
 
     #[test]
@@ -323,7 +328,7 @@ mod tests {
                 let key = i.to_be_bytes();
                 match cache.get(&key) {
                     Some(_) => *pass += 1,
-                    None => cache.insert(&key, &row(2), || true),
+                    None => cache.insert(&key, &facts(2), || true),
                 }
             }
         }
@@ -336,7 +341,7 @@ mod tests {
         assert!(2 * hits[2] as usize > entries, "only {} of the {entries} entries held hit in the third pass", hits[2]);
         // A key it holds is refreshed in place, full or not.
         let held = (0..keys).find(|i| cache.get(&i.to_be_bytes()).is_some()).expect("a key held");
-        cache.insert(&held.to_be_bytes(), &row(1), || true);
+        cache.insert(&held.to_be_bytes(), &facts(1), || true);
         assert_eq!(cache.get(&held.to_be_bytes()).map(|f| f.len()), Some(1));
         assert_eq!(cache.usage().0, entries, "a refreshed key is still one entry");
     }
@@ -344,16 +349,16 @@ mod tests {
     #[test]
     fn a_stale_fill_goes_nowhere_and_removal_frees_its_bytes() {
         let cache = FactsCache::with_budget(1 << 20);
-        cache.insert(b"k", &row(1), || false);
+        cache.insert(b"k", &facts(1), || false);
         assert!(cache.get(b"k").is_none());
-        cache.insert(b"k", &row(3), || true);
-        cache.insert(b"k", &row(1), || true);
+        cache.insert(b"k", &facts(3), || true);
+        cache.insert(b"k", &facts(1), || true);
         assert_eq!(cache.get(b"k").unwrap().len(), 1, "a new fill replaces the old");
         cache.remove(b"k");
         assert_eq!(cache.usage(), (0, 0));
         // Removed keys do not grow the eviction order without bound.
         for _ in 0..10_000 {
-            cache.insert(b"k", &row(1), || true);
+            cache.insert(b"k", &facts(1), || true);
             cache.remove(b"k");
         }
         assert!(cache.shards.iter().all(|s| s.read().unwrap().order.len() <= 65));
@@ -362,7 +367,7 @@ mod tests {
     #[test]
     fn a_cache_of_no_bytes_holds_nothing() {
         let cache = FactsCache::with_budget(0);
-        cache.insert(b"k", &row(1), || true);
+        cache.insert(b"k", &facts(1), || true);
         assert_eq!(cache.usage(), (0, 0));
     }
 }

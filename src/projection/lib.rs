@@ -19,6 +19,7 @@ use domain::{
 use format::EventDoc;
 use store::{Cf, Store, StoreError};
 
+mod cache_codec;
 mod fact_codec;
 mod facts_cache;
 pub use fact_codec::{decode_facts, encode_fact, fact_records, kind_marker};
@@ -303,11 +304,11 @@ impl Caches {
         }
     }
 
-    /// Fills the facts cache with `entries` (keys and their rows) read at `generation`,
+    /// Fills the facts cache with `entries` (keys and their facts) read at `generation`,
     /// unless a commit has invalidated anything since (checked under each entry's shard lock).
-    fn fill_facts(&self, generation: u64, entries: &[(&[u8], Vec<u8>)]) {
-        for (k, row) in entries {
-            self.facts.insert(k, row, || self.generation.load(Ordering::Acquire) == generation);
+    fn fill_facts<'e>(&self, generation: u64, entries: impl IntoIterator<Item = (&'e [u8], &'e [Fact])>) {
+        for (k, facts) in entries {
+            self.facts.insert(k, facts, || self.generation.load(Ordering::Acquire) == generation);
         }
     }
 
@@ -373,21 +374,14 @@ impl<'a> Projections<'a> {
         if !misses.is_empty() {
             let miss_keys: Vec<&[u8]> = misses.iter().map(|i| keys[*i].as_ref()).collect();
             let rows = self.store.multi_get(Cf::Facts, &miss_keys)?;
-            let mut fresh = Vec::new();
-            for ((i, key), row) in misses.iter().zip(miss_keys).zip(rows) {
-                let Some(row) = row else {
-                    out[*i] = Some(Vec::new());
-                    continue;
-                };
-                let facts = decode_facts(&row)?;
-                if !facts.is_empty() {
-                    fresh.push((key, row));
-                }
-                out[*i] = Some(facts);
+            for (i, row) in misses.iter().zip(rows) {
+                out[*i] = Some(match row {
+                    Some(row) => decode_facts(&row)?,
+                    None => Vec::new(),
+                });
             }
-            if !fresh.is_empty() {
-                self.caches.fill_facts(generation, &fresh);
-            }
+            let fresh = misses.iter().filter_map(|i| Some((keys[*i].as_ref(), out[*i].as_deref()?)));
+            self.caches.fill_facts(generation, fresh.filter(|(_, facts)| !facts.is_empty()));
         }
         Ok(out.into_iter().map(Option::unwrap_or_default).collect())
     }
@@ -588,15 +582,14 @@ mod tests {
     #[test]
     fn a_fill_read_before_a_commit_is_refused_after_it() {
         let caches = Caches::default();
-        let mut row = Vec::new();
-        encode_fact(&fact(2, Some("T-1")), &mut row);
-        let entry = |k: &'static str| [(k.as_bytes(), row.clone())];
-        caches.fill_facts(0, &entry("a"));
+        let facts = [fact(2, Some("T-1"))];
+        let entry = |k: &'static str| [(k.as_bytes(), &facts[..])];
+        caches.fill_facts(0, entry("a"));
         assert!(caches.facts.get(b"a").is_some());
         caches.invalidate(std::iter::empty());
-        caches.fill_facts(0, &entry("b"));
+        caches.fill_facts(0, entry("b"));
         assert!(caches.facts.get(b"b").is_none(), "a read from before the commit went into the cache");
-        caches.fill_facts(1, &entry("b"));
+        caches.fill_facts(1, entry("b"));
         assert!(caches.facts.get(b"b").is_some());
     }
 
