@@ -18,6 +18,8 @@
 #    backends' time, which the postmaster counts once they end with their connections).
 # Needs wrk and the postgresql package. BIN measures another build (an A/B in one run);
 # CACHE_MB serves with `--cache-mb N`; RUNS repeats each measurement (the caches warm up);
+# STORE=DIR serves the ledger in DIR (imported there on the first run and kept, as
+# check-series.sh and check-profile.sh keep theirs) instead of importing anew;
 # PIN=1 gives the server (and PostgreSQL) core 1 and the load generators core 0 (check-lib.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,13 +40,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== loading $N subjects ($((3 * N)) rows) into the embedded ledger"
-BIN="$BIN" KEEP="$work/ledger" benches/import.sh $((3 * N))
-key=$(check_key "$work/ledger")
+if [ -n "${STORE:-}" ]; then
+  ledger=$STORE
+  if [ ! -d "$ledger" ]; then BIN="$BIN" KEEP="$ledger" benches/import.sh $((3 * N)); fi
+  echo "== the embedded ledger in $ledger ($N subjects)"
+else
+  ledger=$work/ledger
+  echo "== loading $N subjects ($((3 * N)) rows) into the embedded ledger"
+  BIN="$BIN" KEEP="$ledger" benches/import.sh $((3 * N))
+fi
+key=$(check_key "$ledger")
 write_check_lua "$N"
 write_healthz_lua "$N"
 
-serve_ledger "$work/ledger" ${CACHE_MB:+--cache-mb "$CACHE_MB"}
+serve_ledger "$ledger" ${CACHE_MB:+--cache-mb "$CACHE_MB"}
 curl -sf --retry 20 --retry-all-errors --retry-delay 1 "$address/v1/check?purpose=newsletter&channel=email&email=tenant1%40example.org" -H "Authorization: Bearer $key" |
   python3 -c 'import json,sys; d=json.load(sys.stdin); print("one check:", "permitted" if d["permitted"] else "not permitted", d["reason"])'
 echo "resident after start: $(($(ps -o rss= -p "$server") / 1024)) MB"
