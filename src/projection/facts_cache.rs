@@ -32,6 +32,10 @@ pub const FACTS_CACHE_BYTES: usize = 64 << 20;
 
 const SHARDS: usize = 16;
 
+/// What an entry of a tenant's or an address's row weighs, about (see [`weight`]): the
+/// tables are made for the budget over this.
+const TYPICAL_WEIGHT: usize = 320;
+
 /// When a shard is full, one miss in this many goes in (at random).
 const ADMIT_WHEN_FULL: u64 = 8;
 
@@ -139,12 +143,28 @@ fn weight(len: usize) -> usize {
 
 impl FactsCache {
     /// A cache that holds at most about `bytes` of rows (0 holds nothing).
+    ///
+    /// Each shard's table is made at once for the entries its budget holds at a typical
+    /// weight ([`TYPICAL_WEIGHT`]): a table grows by rehashing every entry under the shard's
+    /// lock, and as checks fill the cache evenly all shards grow in the same second (at 1
+    /// million tenants, a stall of tens of milliseconds for every check waiting on them). The
+    /// memory is reserved, not touched, until entries fill it.
     pub fn with_budget(bytes: usize) -> Self {
+        let shard_budget = bytes / SHARDS;
+        // (Up to a bound: beyond about a gigabyte of budget, the tables grow as they fill.)
+        let entries = (shard_budget / TYPICAL_WEIGHT).min(1 << 18);
         Self {
             shards: (0..SHARDS)
-                .map(|i| RwLock::new(Shard { dice: 0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1), ..Shard::default() }))
+                .map(|i| {
+                    RwLock::new(Shard {
+                        table: HashTable::with_capacity(entries),
+                        order: VecDeque::with_capacity(entries),
+                        dice: 0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1),
+                        ..Shard::default()
+                    })
+                })
                 .collect(),
-            shard_budget: bytes / SHARDS,
+            shard_budget,
             hasher: foldhash::fast::FixedState::default(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
