@@ -1,4 +1,4 @@
-# Shared by the single-check benchmarks (check-vs-pg.sh, check-profile.sh); sourced, not run.
+# Shared by the single-check benchmarks (check-vs-pg.sh, check-profile.sh, check-series.sh); sourced, not run.
 # Needs BIN (the consent-ledger binary) and work (a temporary directory) set by the caller.
 
 # Prints a new check-role API key of the bench controller in the ledger at $1.
@@ -88,4 +88,22 @@ serve_ledger() {
   server=$!
   for _ in $(seq 600); do grep -q listening "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
   address=$(sed -n 's/^listening on //p' "$work/serve.out")
+}
+
+# The start of a bench on a kept store: DIR=$1 (imported there with benches/import.sh on the
+# first run, SUBJECTS tenants, kept for the next), N, BIN (built unless given), a temporary
+# $work removed on exit with the server, key (a check-role API key) and check.lua and
+# healthz.lua over the N tenants.
+open_kept_store() {
+  dir=${1:?usage: $0 DIR}
+  N=${SUBJECTS:-200000}
+  export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/consent-ledger/target}"
+  if [ -z "${BIN:-}" ]; then cargo build --release -q; BIN="$CARGO_TARGET_DIR/release/consent-ledger"; fi
+  if [ ! -d "$dir" ]; then BIN="$BIN" KEEP="$dir" benches/import.sh $((3 * N)) > /dev/null; fi
+  work=$(mktemp -d)
+  server=
+  trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
+  key=$(check_key "$dir")
+  write_check_lua "$N"
+  write_healthz_lua "$N"
 }

@@ -12,16 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . benches/check-lib.sh
-dir=${1:?usage: benches/check-series.sh DIR}
-N=${SUBJECTS:-200000}
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/consent-ledger/target}"
-if [ -z "${BIN:-}" ]; then cargo build --release -q; BIN="$CARGO_TARGET_DIR/release/consent-ledger"; fi
-if [ ! -d "$dir" ]; then BIN="$BIN" KEEP="$dir" benches/import.sh $((3 * N)) > /dev/null; fi
-work=$(mktemp -d)
-server=
-trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
-key=$(check_key "$dir")
-write_check_lua "$N"
+open_kept_store "${1:-}"
 serve_ledger "$dir" ${CACHE_MB:+--cache-mb "$CACHE_MB"}
 for run in $(seq "${RUNS:-6}"); do
   echo "== run $run"

@@ -8,7 +8,7 @@
 use domain::{Channel, EventType, Fact, PurposeId, RecipientId, SubjectId};
 
 use super::fact_codec::{
-    put_str, put_time, put_varint, Reader, CHANNEL, CONTACT, EXPIRES, PURPOSE, RECIPIENT, SUBJECT,
+    flag_byte, put_str, put_time, put_varint, Reader, CHANNEL, CONTACT, EXPIRES, PURPOSE, RECIPIENT, SUBJECT,
 };
 use super::ProjectionError;
 
@@ -49,7 +49,7 @@ pub fn encode(facts: &[Fact], own: Own<'_>) -> Vec<u8> {
         let subject = f.subject.as_ref().map(SubjectId::as_str);
         let own_subject = matches!((own, subject), (Own::Subject(o), Some(s)) if o == s);
         let own_contact = matches!((own, f.contact.as_deref()), (Own::Contact(o), Some(c)) if o == c);
-        let flags = [
+        let flags = flag_byte(&[
             (subject.is_some() && !own_subject, SUBJECT),
             (own_subject, OWN_SUBJECT),
             (f.contact.is_some() && !own_contact, CONTACT),
@@ -58,10 +58,7 @@ pub fn encode(facts: &[Fact], own: Own<'_>) -> Vec<u8> {
             (f.channel.is_some(), CHANNEL),
             (f.recipient.is_some(), RECIPIENT),
             (f.expires_at.is_some(), EXPIRES),
-        ]
-        .iter()
-        .filter(|(present, _)| *present)
-        .fold(0, |acc, (_, bit)| acc | bit);
+        ]);
         put_varint(&mut out, f.seq);
         out.extend_from_slice(f.id.as_bytes());
         out.push(EventType::ALL.iter().position(|t| *t == f.kind).unwrap_or(usize::MAX) as u8);

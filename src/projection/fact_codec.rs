@@ -46,6 +46,11 @@ fn put_name(out: &mut Vec<u8>, name: &str) {
     out.extend_from_slice(name.as_bytes());
 }
 
+/// The byte of flags naming the members present: the bits of those whose condition holds.
+pub(crate) fn flag_byte(members: &[(bool, u8)]) -> u8 {
+    members.iter().filter(|(present, _)| *present).fold(0, |acc, (_, bit)| acc | bit)
+}
+
 /// The bytes that name `kind` inside a record (to find rows that may hold it).
 pub fn kind_marker(kind: EventType) -> Vec<u8> {
     let mut out = Vec::new();
@@ -59,17 +64,14 @@ pub fn encode_fact(f: &Fact, out: &mut Vec<u8>) {
     put_varint(&mut p, f.seq);
     p.extend_from_slice(f.id.as_bytes());
     put_name(&mut p, f.kind.as_str());
-    let flags = [
+    let flags = flag_byte(&[
         (f.subject.is_some(), SUBJECT),
         (f.contact.is_some(), CONTACT),
         (f.purpose.is_some(), PURPOSE),
         (f.channel.is_some(), CHANNEL),
         (f.recipient.is_some(), RECIPIENT),
         (f.expires_at.is_some(), EXPIRES),
-    ]
-    .iter()
-    .filter(|(present, _)| *present)
-    .fold(0, |acc, (_, bit)| acc | bit);
+    ]);
     p.push(flags);
     put_time(&mut p, &f.occurred_at);
     put_time(&mut p, &f.recorded_at);
