@@ -90,6 +90,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             });
             progress
         }),
+        warm_start: true,
         ..Options::new(&name).with_cache_memory(usize::try_from(args.cache_mb << 20).unwrap_or(usize::MAX))
     };
     let ledger = Ledger::open_with(&dir, options).context("opening the ledger")?;

@@ -16,6 +16,7 @@ mod remote;
 pub mod shared_keys;
 mod tree;
 pub mod verify;
+mod warm;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -101,6 +102,12 @@ impl DataDir {
         self.0.join("database-node")
     }
 
+    /// The keys of the facts rows a server's cache held when it last closed cleanly, read
+    /// back into the cache on its next start (see `warm`).
+    pub fn facts_cache_keys(&self) -> PathBuf {
+        self.0.join("facts-cache.keys")
+    }
+
     pub fn api_keys(&self) -> PathBuf {
         self.0.join("apikeys")
     }
@@ -139,6 +146,9 @@ pub struct Ledger {
     data: PathBuf,
     /// On a database ledger: its API key records and SMS providers' tokens.
     shared: Option<Arc<shared_keys::SharedKeys>>,
+    /// A server's: where the facts cache's keys are saved on close, and the thread reading
+    /// the last saved ones back ([`warm`]).
+    warm: Option<(PathBuf, Option<warm::Warmer>)>,
 }
 
 /// The keys of a data directory: who signs, every key that has signed, the blind-index and
@@ -296,6 +306,10 @@ impl Ledger {
             .name("checkpoints".into())
             .spawn(move || checkpoints.run(stop_rx, interval))
             .map_err(LedgerError::Dir)?;
+        let warm = options.warm_start.then(|| {
+            let file = dir.facts_cache_keys();
+            (file.clone(), warm::start(file, store.clone(), caches.clone()))
+        });
         Ok(Self {
             store,
             caches,
@@ -320,6 +334,7 @@ impl Ledger {
                 Some(url) => Some(Arc::new(shared_keys::SharedKeys::open(url).map_err(LedgerError::ApiKeys)?)),
                 None => None,
             },
+            warm,
         })
     }
 
@@ -721,6 +736,9 @@ pub fn seq_of_id(store: &Store, key: &[u8]) -> Result<Option<u64>, LedgerError> 
 
 impl Drop for Ledger {
     fn drop(&mut self) {
+        // A warm-up still reading stops first; the keys it had yet to read stay saved.
+        let keys_file =
+            self.warm.take().and_then(|(file, warmer)| warmer.is_none_or(warm::Warmer::finish).then_some(file));
         // Closing the queue (the listener holds a sender too) lets the writer finish what it
         // holds and stop.
         self.threads.listener.take();
@@ -731,6 +749,13 @@ impl Drop for Ledger {
         self.threads.stop_checkpoints.take();
         if let Some(h) = self.threads.checkpointer.take() {
             let _ = h.join();
+        }
+        // After the writer: the cache as the last commit left it.
+        if let Some(file) = keys_file {
+            match warm::save(&file, &self.caches) {
+                Ok(keys) => tracing::info!(keys, "saved the facts cache's keys for the next start"),
+                Err(e) => tracing::warn!(error = %e, "the facts cache's keys were not saved"),
+            }
         }
     }
 }

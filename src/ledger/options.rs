@@ -33,6 +33,10 @@ pub struct Options {
     pub cache_bytes: usize,
     /// Bytes of facts rows kept for checks ([`DEFAULT_FACTS_CACHE_BYTES`]).
     pub facts_cache_bytes: usize,
+    /// Read the rows whose keys the last clean close saved back into the facts cache (in the
+    /// background, from the start), and save them again on close: a server's (`serve`). Off
+    /// for the other commands, which neither need the cache warm nor may replace the file.
+    pub warm_start: bool,
 }
 
 /// The store's cache unless told otherwise. `serve --cache-mb` gives it a quarter of its
@@ -74,6 +78,7 @@ impl std::fmt::Debug for Options {
             .field("writer_queue", &self.writer_queue)
             .field("cache_bytes", &self.cache_bytes)
             .field("facts_cache_bytes", &self.facts_cache_bytes)
+            .field("warm_start", &self.warm_start)
             .field("database", &self.database.as_ref().map(|_| "(set)"))
             .finish_non_exhaustive()
     }
@@ -90,6 +95,7 @@ impl Options {
             catch_up_progress: None,
             cache_bytes: DEFAULT_CACHE_BYTES,
             facts_cache_bytes: DEFAULT_FACTS_CACHE_BYTES,
+            warm_start: false,
         }
     }
 }

@@ -187,6 +187,32 @@ impl FactsCache {
         cache_codec::decode(entry.row(), Own::of_key(key)).ok()
     }
 
+    /// Whether the cache holds `key` (counting nothing, decoding nothing).
+    pub fn contains(&self, key: &[u8]) -> bool {
+        let (hash, shard) = self.shard(key);
+        shard.read().is_ok_and(|s| s.table.find(hash, |e| e.key() == key).is_some())
+    }
+
+    /// Calls `f` with every key held, each shard's in the order they went in (the order in
+    /// which putting them back in again gives each shard the same eviction order).
+    pub fn for_each_key(&self, mut f: impl FnMut(&[u8])) {
+        for shard in self.shards.iter() {
+            let Ok(shard) = shard.read() else { continue };
+            let mut held: Vec<&Entry> = shard.table.iter().collect();
+            held.sort_unstable_by_key(|e| e.stamp);
+            for e in held {
+                f(e.key());
+            }
+        }
+    }
+
+    /// Whether more entries go in without evicting any (a few short of the budget, as the
+    /// shards fill unevenly).
+    pub fn has_room(&self) -> bool {
+        let (_, bytes) = self.usage();
+        bytes + self.shard_budget / 2 < self.shard_budget * SHARDS
+    }
+
     pub fn remove(&self, key: &[u8]) {
         let (hash, shard) = self.shard(key);
         if let Ok(mut shard) = shard.write() {

@@ -316,6 +316,17 @@ impl Caches {
     pub fn facts_usage(&self) -> FactsCacheUsage {
         self.facts.figures()
     }
+
+    /// Calls `f` with the key of every facts row the cache holds (see
+    /// [`FactsCache::for_each_key`]): what [`Projections::warm_facts`] can put back.
+    pub fn for_each_facts_key(&self, f: impl FnMut(&[u8])) {
+        self.facts.for_each_key(f);
+    }
+
+    /// Whether the facts cache takes more rows without evicting any.
+    pub fn facts_have_room(&self) -> bool {
+        self.facts.has_room()
+    }
 }
 
 /// Reads of the projections, through the caches.
@@ -384,6 +395,22 @@ impl<'a> Projections<'a> {
             self.caches.fill_facts(generation, fresh.filter(|(_, facts)| !facts.is_empty()));
         }
         Ok(out.into_iter().map(Option::unwrap_or_default).collect())
+    }
+
+    /// Reads the facts rows of `keys` that the cache does not hold into it, as checks that
+    /// missed them would (a row changed by a commit meanwhile is not put in; keys of no row
+    /// put nothing in), without counting lookups. Rows put in.
+    pub fn warm_facts(&self, keys: &[&[u8]]) -> Result<usize, ProjectionError> {
+        let generation = self.caches.generation.load(Ordering::Acquire);
+        let missing: Vec<&[u8]> = keys.iter().copied().filter(|k| !self.caches.facts.contains(k)).collect();
+        let mut read = Vec::with_capacity(missing.len());
+        for (k, row) in missing.iter().zip(self.store.multi_get(Cf::Facts, &missing)?) {
+            if let Some(row) = row {
+                read.push((*k, decode_facts(&row)?));
+            }
+        }
+        self.caches.fill_facts(generation, read.iter().map(|(k, facts)| (*k, facts.as_slice())));
+        Ok(read.len())
     }
 
     /// Calls `f` with the facts of each of the controller's subjects whose facts row may hold

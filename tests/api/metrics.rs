@@ -1,9 +1,10 @@
 //! `GET /metrics`: Prometheus text with the log size, commits, decisions and requests by
 //! route name, public, and never a path, an identifier or an address.
 
+use consent_ledger::service::access::Role;
 use serde_json::json;
 
-use crate::helpers::{spawn_app, staff};
+use crate::helpers::{new_keys, newsletter, spawn_app, staff, start_server, Server};
 
 fn value(text: &str, series: &str) -> f64 {
     text.lines()
@@ -114,4 +115,90 @@ async fn the_facts_cache_counts_what_it_answers_and_an_opt_out_is_read_past_it()
     for secret in ["sam", "example.org", "T-90"] {
         assert!(!text.contains(secret), "{secret} in the metrics");
     }
+}
+
+/// Stops the real server as a service manager does (SIGTERM): it closes cleanly.
+fn terminate(server: &mut Server) {
+    let pid = server.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(server.child.wait().unwrap().success(), "a clean stop");
+}
+
+#[tokio::test]
+async fn a_restarted_server_holds_the_rows_its_cache_held_and_still_reads_an_opt_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = new_keys(dir.path(), "council", &[Role::Admin, Role::Record, Role::Check]);
+    let mut server = start_server(dir.path());
+    let client = reqwest::Client::new();
+    let base = server.address.clone();
+    let put = client.put(format!("{base}/v1/purposes/newsletter")).bearer_auth(&key).json(&newsletter());
+    assert!(put.send().await.unwrap().status().is_success());
+    let record = |body: serde_json::Value| {
+        let request = client.post(format!("{base}/v1/events")).bearer_auth(&key).json(&body);
+        async move { assert!(request.send().await.unwrap().status().is_success()) }
+    };
+    let check = |i: u32| {
+        let request = client
+            .get(format!("{base}/v1/check"))
+            .bearer_auth(&key)
+            .query(&[("purpose", "newsletter"), ("email", &format!("tenant{i}@example.org"))]);
+        async move { request.send().await.unwrap().json::<serde_json::Value>().await.unwrap()["permitted"].clone() }
+    };
+    let scrape = |base: String| {
+        let client = client.clone();
+        async move { client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap() }
+    };
+    for i in 0..20 {
+        let address = json!({"channel": "email", "address": format!("tenant{i}@example.org")});
+        record(json!({"type": "contact.linked", "subject": format!("T-{i}"), "contact": address, "actor": staff()}))
+            .await;
+        record(
+            json!({"type": "consent.granted", "subject": format!("T-{i}"), "purpose": "newsletter", "actor": staff()}),
+        )
+        .await;
+        assert_eq!(check(i).await, true);
+    }
+    let held = value(&scrape(base.clone()).await, "consent_ledger_facts_cache_entries");
+    assert!(held >= 40.0, "{held} entries: each check reads an address's row and its tenant's");
+    terminate(&mut server);
+    assert!(dir.path().join("facts-cache.keys").exists(), "the cache's keys are saved on a clean stop");
+
+    // Started again, it reads those rows back before anyone checks.
+    let mut server: Server = start_server(dir.path());
+    let base = server.address.clone();
+    let mut text = String::new();
+    for _ in 0..200 {
+        text = scrape(base.clone()).await;
+        if value(&text, "consent_ledger_facts_cache_entries") >= held {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(value(&text, "consent_ledger_facts_cache_entries"), held, "the same rows again");
+    let lookups = |text: &str| {
+        (
+            value(text, "consent_ledger_facts_cache_lookups_total{result=\"hit\"}"),
+            value(text, "consent_ledger_facts_cache_lookups_total{result=\"miss\"}"),
+        )
+    };
+    assert_eq!(lookups(&text), (0.0, 0.0), "no check has been asked yet");
+    let check = |i: u32| {
+        let request = client
+            .get(format!("{base}/v1/check"))
+            .bearer_auth(&key)
+            .query(&[("purpose", "newsletter"), ("email", &format!("tenant{i}@example.org"))]);
+        async move { request.send().await.unwrap().json::<serde_json::Value>().await.unwrap()["permitted"].clone() }
+    };
+    assert_eq!(check(3).await, true);
+    assert_eq!(lookups(&scrape(base.clone()).await), (2.0, 0.0), "answered from the rows read back");
+    // An opt-out after the restart is what the next check reads, not the row read back.
+    let withdrawn = json!({"type": "consent.withdrawn", "subject": "T-3", "purpose": "newsletter", "actor": staff()});
+    let request = client.post(format!("{base}/v1/events")).bearer_auth(&key).json(&withdrawn);
+    assert!(request.send().await.unwrap().status().is_success());
+    assert_eq!(check(3).await, false);
+    let keys = std::fs::read(dir.path().join("facts-cache.keys")).unwrap();
+    for secret in [&b"tenant3"[..], b"example.org"] {
+        assert!(!keys.windows(secret.len()).any(|w| w == secret), "an address in the saved keys");
+    }
+    terminate(&mut server);
 }

@@ -1,0 +1,280 @@
+//! A server's facts cache across a restart: on a clean close the keys of the rows it holds
+//! are saved in the data directory, and on the next start a thread reads those rows back into
+//! it while the server already answers. A server started on a large ledger otherwise fills
+//! its cache one miss at a time (at 1 million tenants, about 150 s of checks at a fifth of
+//! the full rate; docs/PERFORMANCE.md). As PostgreSQL's `autoprewarm` and InnoDB's buffer
+//! pool dump do.
+//!
+//! The file holds keys only, never facts: the rows are read from the store as it is when the
+//! server starts, through the path a check's miss takes, so a row that changed, went or was
+//! never there is read as it is now (or not at all). Keys of facts rows name a subject id or
+//! an address's blind index, as the store's own keys do. A file that does not read as this
+//! format is ignored (the cache then fills from checks, as without one); it is rewritten on
+//! every clean close, and a server stopped by kill -9 starts from the one of the close before.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use projection::{Caches, Projections};
+use store::Store;
+
+/// The file's first bytes; then each key as its length (two bytes, big-endian) and its bytes.
+const MAGIC: &[u8] = b"consent-ledger facts cache keys 1\n";
+
+/// Keys read from the store at once (one multi-get).
+const BATCH: usize = 512;
+
+/// Writes the keys of the rows `caches` holds to `path` (through a temporary file renamed
+/// over it, so a crash leaves the old file or the new one). Keys written.
+pub(crate) fn save(path: &Path, caches: &Caches) -> io::Result<u64> {
+    let temporary = path.with_extension("keys.new");
+    let mut out = BufWriter::new(File::create(&temporary)?);
+    out.write_all(MAGIC)?;
+    let (mut written, mut failed) = (0u64, None);
+    caches.for_each_facts_key(|key| {
+        let Ok(len) = u16::try_from(key.len()) else { return };
+        if failed.is_none() {
+            match out.write_all(&len.to_be_bytes()).and_then(|()| out.write_all(key)) {
+                Ok(()) => written += 1,
+                Err(e) => failed = Some(e),
+            }
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    out.into_inner().map_err(io::IntoInnerError::into_error)?.sync_all()?;
+    std::fs::rename(&temporary, path)?;
+    Ok(written)
+}
+
+/// The thread that reads the saved rows back into the cache; stopped (and waited for) when
+/// dropped.
+pub(crate) struct Warmer {
+    stop: Arc<AtomicBool>,
+    /// Set when the thread ended on its own (the file read, the cache full, or a file it
+    /// could not read), not stopped.
+    done: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Warmer {
+    /// Stops the thread and waits for it: true when it had ended on its own. A server closed
+    /// before then holds only part of the saved rows, and saving its keys would lose the rest.
+    pub(crate) fn finish(mut self) -> bool {
+        self.stop_and_join();
+        self.done.load(Ordering::Acquire)
+    }
+
+    fn stop_and_join(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Warmer {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+/// Starts reading the rows whose keys `path` holds into `caches`, a batch at a time, until
+/// the file ends, the cache is full, or the returned [`Warmer`] is dropped. `None` when there
+/// is no file.
+pub(crate) fn start(path: PathBuf, store: Arc<Store>, caches: Arc<Caches>) -> Option<Warmer> {
+    let file = File::open(&path).ok()?;
+    let (stop, done) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let (stopped, ended) = (stop.clone(), done.clone());
+    let handle = std::thread::Builder::new()
+        .name("warm-facts-cache".into())
+        .spawn(move || {
+            let started = std::time::Instant::now();
+            match warm(BufReader::new(file), &Projections::new(&store, &caches), &caches, &stopped) {
+                Ok(rows) => tracing::info!(rows, seconds = started.elapsed().as_secs_f64(), "facts cache warmed"),
+                Err(e) => tracing::warn!(error = %e, "the saved facts cache keys were not read back"),
+            }
+            if !stopped.load(Ordering::Acquire) {
+                ended.store(true, Ordering::Release);
+            }
+        })
+        .ok()?;
+    Some(Warmer { stop, done, handle: Some(handle) })
+}
+
+/// Reads keys from `input` (the format of [`save`]) and their rows into the cache. Rows put in.
+fn warm(mut input: impl Read, projections: &Projections<'_>, caches: &Caches, stop: &AtomicBool) -> io::Result<u64> {
+    let mut magic = vec![0; MAGIC.len()];
+    input.read_exact(&mut magic)?;
+    if magic != MAGIC {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "not a facts cache keys file"));
+    }
+    let mut rows = 0u64;
+    let mut batch: Vec<Vec<u8>> = Vec::with_capacity(BATCH);
+    let mut ended = false;
+    while !ended && !stop.load(Ordering::Acquire) && caches.facts_have_room() {
+        batch.clear();
+        while batch.len() < BATCH {
+            let mut len = [0u8; 2];
+            match input.read_exact(&mut len) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    ended = true;
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+            let mut key = vec![0; usize::from(u16::from_be_bytes(len))];
+            // A key cut short ends the file (one written by a process that died mid-write).
+            if input.read_exact(&mut key).is_err() {
+                ended = true;
+                break;
+            }
+            batch.push(key);
+        }
+        let keys: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+        let put = projections.warm_facts(&keys).map_err(|e| io::Error::other(e.to_string()))?;
+        rows += put as u64;
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::{ControllerId, Fact, SubjectId};
+    use projection::{encode_fact, facts_key, TargetKey};
+    use store::{memory::MemoryStore, Batch, Cf};
+
+    /// The key of tenant `i`'s facts row.
+    fn key(i: u32) -> Vec<u8> {
+        let controller = ControllerId::parse("council").unwrap();
+        facts_key(&controller, TargetKey::Subject(&SubjectId::parse(format!("T-{i}")).unwrap()))
+    }
+
+    /// Tenant `i` opted in to the newsletter.
+    fn facts(i: u32) -> Vec<Fact> {
+        vec![serde_json::from_value(serde_json::json!({
+            "seq": i + 1, "id": uuid::Uuid::from_u128(u128::from(i) + 1), "type": "consent.granted",
+            "subject": format!("T-{i}"), "purpose": "newsletter", "occurred_at": 0, "recorded_at": 0,
+        }))
+        .unwrap()]
+    }
+
+    /// A store holding the rows of tenants `0..n`.
+    fn store_of(n: u32) -> Arc<Store> {
+        let store = Store::memory(&MemoryStore::new());
+        let mut batch = Batch::default();
+        for i in 0..n {
+            let mut row = Vec::new();
+            for f in facts(i) {
+                encode_fact(&f, &mut row);
+            }
+            batch.put(Cf::Facts, key(i), row);
+        }
+        store.write_synced(&batch).unwrap();
+        Arc::new(store)
+    }
+
+    /// What `caches` holds: its keys, in the order `save` writes them.
+    fn held(caches: &Caches) -> Vec<Vec<u8>> {
+        let mut keys = Vec::new();
+        caches.for_each_facts_key(|k| keys.push(k.to_vec()));
+        keys
+    }
+
+    fn warm_from(path: &Path, store: &Store, caches: &Caches) -> io::Result<u64> {
+        let stop = AtomicBool::new(false);
+        warm(BufReader::new(File::open(path)?), &Projections::new(store, caches), caches, &stop)
+    }
+
+    #[test]
+    fn the_rows_a_server_held_are_held_again_after_a_restart_as_the_store_has_them_now() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("facts-cache.keys");
+        let store = store_of(3000);
+        let before = Caches::with_facts_budget(8 << 20);
+        // Checks read every other tenant.
+        let asked: Vec<Vec<u8>> = (0..3000).step_by(2).map(key).collect();
+        Projections::new(&store, &before).facts_many(&asked).unwrap();
+        assert_eq!(save(&file, &before).unwrap(), 1500);
+
+        // Meanwhile one tenant's row changes and another's goes (gone rows are not cached).
+        let mut batch = Batch::default();
+        let mut row = Vec::new();
+        for f in facts(7) {
+            encode_fact(&f, &mut row);
+        }
+        batch.put(Cf::Facts, key(2), row);
+        batch.delete(Cf::Facts, key(4));
+        store.write_synced(&batch).unwrap();
+
+        let after = Caches::with_facts_budget(8 << 20);
+        assert_eq!(warm_from(&file, &store, &after).unwrap(), 1499);
+        let mut expected = held(&before);
+        expected.retain(|k| *k != key(4));
+        assert_eq!(held(&after), expected, "the same keys, each shard's in the same order");
+        let usage = after.facts_usage();
+        assert_eq!((usage.hits, usage.misses), (0, 0), "warming counts no lookups");
+        // Answered from the cache now, as the store holds them now.
+        let read = Projections::new(&store, &after).facts_many(&[key(0), key(2), key(4)]).unwrap();
+        assert_eq!(read, vec![facts(0), facts(7), Vec::new()]);
+        assert_eq!(after.facts_usage().hits, 2);
+    }
+
+    #[test]
+    fn a_smaller_cache_warms_until_full_and_a_damaged_file_puts_in_what_it_holds_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("facts-cache.keys");
+        let store = store_of(20_000);
+        let big = Caches::with_facts_budget(32 << 20);
+        Projections::new(&store, &big).facts_many(&(0..20_000).map(key).collect::<Vec<_>>()).unwrap();
+        assert_eq!(save(&file, &big).unwrap(), 20_000);
+
+        let small = Caches::with_facts_budget(1 << 20);
+        let put = warm_from(&file, &store, &small).unwrap();
+        let usage = small.facts_usage();
+        assert!(put < 20_000 && usage.entries > 1000, "{put} rows put in, {} held", usage.entries);
+        assert!(usage.bytes <= usage.budget);
+
+        // Cut in the middle of a key: the keys before the cut.
+        let bytes = std::fs::read(&file).unwrap();
+        let mut cut = MAGIC.len();
+        for _ in 0..10 {
+            cut += 2 + usize::from(u16::from_be_bytes([bytes[cut], bytes[cut + 1]]));
+        }
+        cut += 5;
+        std::fs::write(&file, &bytes[..cut]).unwrap();
+        let caches = Caches::with_facts_budget(8 << 20);
+        assert_eq!(warm_from(&file, &store, &caches).unwrap(), 10);
+
+        // Not this format: nothing.
+        std::fs::write(&file, b"something else entirely, longer than the magic").unwrap();
+        let caches = Caches::with_facts_budget(8 << 20);
+        assert!(warm_from(&file, &store, &caches).is_err());
+        assert_eq!(caches.facts_usage().entries, 0);
+    }
+
+    #[test]
+    fn a_warmer_stopped_early_says_so_and_no_file_starts_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("facts-cache.keys");
+        let store = store_of(10);
+        let caches = Arc::new(Caches::with_facts_budget(1 << 20));
+        assert!(start(file.clone(), store.clone(), caches.clone()).is_none());
+        Projections::new(&store, &caches).facts_many(&(0..10).map(key).collect::<Vec<_>>()).unwrap();
+        save(&file, &caches).unwrap();
+        let fresh = Arc::new(Caches::with_facts_budget(1 << 20));
+        let warmer = start(file, store, fresh.clone()).expect("a file to read");
+        while fresh.facts_usage().entries < 10 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(warmer.finish(), "read to the end");
+    }
+}
