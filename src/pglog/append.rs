@@ -3,7 +3,7 @@
 //! [`PgLog::begin_append`]) or, for a node that holds the whole log, without it: on condition
 //! that the head is still the one the group was signed after ([`PgLog::append_after`]).
 
-use super::{row_of, seq_i64, Head, LogRow, Node, PgError, PgLog, CHANNEL};
+use super::{row_of, seq_i64, Head, LogRow, Node, PgError, PgLog, Prepared};
 
 /// Events as the columns of one `UNNEST` insert.
 pub(crate) struct EventColumns<'a> {
@@ -34,6 +34,7 @@ pub struct Append<'a> {
     pub(crate) tx: postgres::Transaction<'a>,
     pub head: Head,
     pub(crate) notify: bool,
+    pub(crate) prepared: &'a mut Prepared,
 }
 
 impl Append<'_> {
@@ -63,7 +64,8 @@ impl Append<'_> {
         let after =
             Expected { size: head.size, last_recorded_micros: head.last_recorded_micros, frontier: &head.frontier };
         let group = Group { events, nodes, last_recorded_micros, frontier, node };
-        if !write_after(&mut self.tx, &after, &group, self.notify)? {
+        let statement = self.prepared.get(&mut self.tx, write_statement(self.notify))?;
+        if !write_after(&mut self.tx, &statement, &after, &group, self.notify)? {
             return Err(PgError::Shape("the head moved while it was locked"));
         }
         self.tx.commit()?;
@@ -104,15 +106,50 @@ impl PgLog {
         node: &str,
     ) -> Result<bool, PgError> {
         let group = Group { events, nodes, last_recorded_micros, frontier, node };
-        write_after(&mut self.client, &after, &group, self.notify)
+        let statement = self.prepared.get(&mut self.client, write_statement(self.notify))?;
+        write_after(&mut self.client, &statement, &after, &group, self.notify)
     }
 }
 
-/// The one statement of a group commit: the head moves from `after` to the group's last seq,
-/// and only if it did (no other commit came first) are the events and nodes inserted and the
-/// wake-up sent. True when it wrote.
+/// The one statement of a group commit (`$1`-`$15`, see [`write_after`]). The inserts read
+/// the head's update, so they wait for it and happen only if it matched.
+macro_rules! write_sql {
+    () => {
+        "WITH h AS (
+             UPDATE ledger_head SET size = $10, last_recorded_micros = $11, frontier = $12
+             WHERE id = 1 AND size = $13 AND last_recorded_micros = $14 AND frontier = $15 RETURNING id
+         ), e AS (
+             INSERT INTO log_events (seq, id_key, key_id, signature, leaf_hash, event)
+             SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[])
+             WHERE EXISTS (SELECT 1 FROM h)
+         ), n AS (
+             INSERT INTO log_nodes (level, idx, hash)
+             SELECT * FROM UNNEST($7::smallint[], $8::bigint[], $9::bytea[])
+             WHERE EXISTS (SELECT 1 FROM h)
+         )"
+    };
+}
+
+/// The write, and the wake-up on [`super::CHANNEL`] with the node's name (`$16`) as payload.
+const WRITE_AND_NOTIFY: &str = concat!(write_sql!(), " SELECT pg_notify('consent_ledger_log', $16) FROM h");
+const WRITE: &str = concat!(write_sql!(), " SELECT id FROM h");
+
+/// The group commit's statement, with the wake-up where the database has `pg_notify`.
+fn write_statement(notify: bool) -> &'static str {
+    if notify {
+        WRITE_AND_NOTIFY
+    } else {
+        WRITE
+    }
+}
+
+/// The one statement of a group commit (`statement`, [`write_statement`]): the head moves
+/// from `after` to the group's last seq, and only if it did (no other commit came first) are
+/// the events and nodes inserted and the wake-up sent: head, events, nodes and wake-up in one
+/// round trip. True when it wrote.
 fn write_after(
     client: &mut impl postgres::GenericClient,
+    statement: &postgres::Statement,
     after: &Expected<'_>,
     g: &Group<'_>,
     notify: bool,
@@ -128,25 +165,6 @@ fn write_after(
     let levels: Vec<i16> = g.nodes.iter().map(|n| i16::from(n.level)).collect();
     let idxs: Vec<i64> = g.nodes.iter().map(|n| seq_i64(n.index)).collect::<Result<_, _>>()?;
     let hashes: Vec<&[u8]> = g.nodes.iter().map(|n| n.hash.as_slice()).collect();
-    // One statement, one round trip: the head, the events, the nodes and the wake-up. The
-    // inserts read the head's update, so they wait for it and happen only if it matched.
-    const WRITE: &str = "WITH h AS (
-             UPDATE ledger_head SET size = $10, last_recorded_micros = $11, frontier = $12
-             WHERE id = 1 AND size = $13 AND last_recorded_micros = $14 AND frontier = $15 RETURNING id
-         ), e AS (
-             INSERT INTO log_events (seq, id_key, key_id, signature, leaf_hash, event)
-             SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::bytea[], $4::bytea[], $5::bytea[], $6::bytea[])
-             WHERE EXISTS (SELECT 1 FROM h)
-         ), n AS (
-             INSERT INTO log_nodes (level, idx, hash)
-             SELECT * FROM UNNEST($7::smallint[], $8::bigint[], $9::bytea[])
-             WHERE EXISTS (SELECT 1 FROM h)
-         )";
-    let statement = if notify {
-        format!("{WRITE} SELECT pg_notify('{CHANNEL}', $16) FROM h")
-    } else {
-        format!("{WRITE} SELECT id FROM h")
-    };
     let size = seq_i64(expected)?;
     let after_size = seq_i64(after.size)?;
     let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![
@@ -169,5 +187,17 @@ fn write_after(
     if notify {
         params.push(&g.node);
     }
-    Ok(!client.query(statement.as_str(), &params)?.is_empty())
+    Ok(!client.query(statement, &params)?.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wake_up_goes_on_the_channel_nodes_listen_on() {
+        assert!(WRITE_AND_NOTIFY.contains(&format!("pg_notify('{}', $16)", super::super::CHANNEL)));
+        assert!(WRITE_AND_NOTIFY.starts_with(WRITE.trim_end_matches(" SELECT id FROM h")));
+        assert_eq!(write_statement(false), WRITE);
+    }
 }

@@ -160,7 +160,38 @@ pub struct PgLog {
     /// Whether the database has `pg_notify` (PostgreSQL does; some compatible databases do
     /// not, and then nodes find new events by looking every few hundred milliseconds).
     notify: bool,
+    prepared: Prepared,
 }
+
+/// The statements of every group commit and every catch-up, prepared once per connection:
+/// given a statement's text, the driver prepares it anew on each use, a round trip of its own
+/// (and, for the group commit's write, one more while the head row is locked).
+#[derive(Default)]
+struct Prepared(std::collections::HashMap<&'static str, postgres::Statement>);
+
+impl Prepared {
+    /// The statement `sql`, prepared on `client`'s connection the first time.
+    fn get(
+        &mut self,
+        client: &mut impl postgres::GenericClient,
+        sql: &'static str,
+    ) -> Result<postgres::Statement, PgError> {
+        if let Some(statement) = self.0.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = client.prepare(sql)?;
+        self.0.insert(sql, statement.clone());
+        Ok(statement)
+    }
+}
+
+/// The head row, locked for a group commit.
+const HEAD_FOR_UPDATE: &str =
+    "SELECT ledger_id, size, last_recorded_micros, frontier FROM ledger_head WHERE id = 1 FOR UPDATE";
+
+/// Events with seqs in `($1, $2]`, at most `$3`, in seq order.
+const EVENTS_BETWEEN: &str = "SELECT seq, id_key, key_id, signature, leaf_hash, event FROM log_events
+     WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3";
 
 fn seq_i64(seq: u64) -> Result<i64, PgError> {
     i64::try_from(seq).map_err(|_| PgError::Shape("a seq above 2^63"))
@@ -192,7 +223,7 @@ impl PgLog {
         let notify = client
             .query_one("SELECT count(*) FROM pg_proc WHERE proname = 'pg_notify'", &[])
             .is_ok_and(|r| r.get::<_, i64>(0) > 0);
-        Ok(Self { client, notify })
+        Ok(Self { client, notify, prepared: Prepared::default() })
     }
 
     /// Whether the connection is known to be broken (reconnect before the next use).
@@ -289,7 +320,8 @@ impl PgLog {
 
     /// Events with seqs in `(after, up_to]`, at most `limit`, in seq order.
     pub fn events(&mut self, after: u64, up_to: u64, limit: i64) -> Result<Vec<LogRow>, PgError> {
-        events_between(&mut self.client, after, up_to, limit)
+        let statement = self.prepared.get(&mut self.client, EVENTS_BETWEEN)?;
+        events_between(&mut self.client, &statement, after, up_to, limit)
     }
 
     /// The Merkle nodes of `level` with indexes in `[from, to)`.
@@ -314,15 +346,12 @@ impl PgLog {
 
     /// Starts a group commit: locks the head row until [`Append::commit`] or drop.
     pub fn begin_append(&mut self) -> Result<Append<'_>, PgError> {
-        let mut tx = self.client.transaction()?;
-        let row = tx
-            .query_opt(
-                "SELECT ledger_id, size, last_recorded_micros, frontier FROM ledger_head WHERE id = 1 FOR UPDATE",
-                &[],
-            )?
-            .ok_or(PgError::NotInitialised)?;
+        let Self { client, prepared, notify } = self;
+        let lock = prepared.get(client, HEAD_FOR_UPDATE)?;
+        let mut tx = client.transaction()?;
+        let row = tx.query_opt(&lock, &[])?.ok_or(PgError::NotInitialised)?;
         let head = head_of(&row)?;
-        Ok(Append { tx, head, notify: self.notify })
+        Ok(Append { tx, head, notify: *notify, prepared })
     }
 
     /// Takes or renews the checkpoint lease for `holder` (valid `ttl` by the database's
@@ -554,15 +583,12 @@ fn head_of(r: &postgres::Row) -> Result<Head, PgError> {
 
 fn events_between(
     client: &mut impl postgres::GenericClient,
+    statement: &(impl postgres::ToStatement + ?Sized),
     after: u64,
     up_to: u64,
     limit: i64,
 ) -> Result<Vec<LogRow>, PgError> {
-    let rows = client.query(
-        "SELECT seq, id_key, key_id, signature, leaf_hash, event FROM log_events
-         WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
-        &[&seq_i64(after)?, &seq_i64(up_to)?, &limit],
-    )?;
+    let rows = client.query(statement, &[&seq_i64(after)?, &seq_i64(up_to)?, &limit])?;
     rows.iter().map(row_of).collect()
 }
 
