@@ -146,8 +146,8 @@ pub struct Ledger {
     data: PathBuf,
     /// On a database ledger: its API key records and SMS providers' tokens.
     shared: Option<Arc<shared_keys::SharedKeys>>,
-    /// A server's: where the facts cache's keys are saved on close, and the thread reading
-    /// the last saved ones back ([`warm`]).
+    /// A server's: where the facts cache's keys are saved on close, and the thread that
+    /// reads the last saved ones back and then saves them every few minutes ([`warm`]).
     warm: Option<(PathBuf, Option<warm::Warmer>)>,
 }
 
@@ -308,7 +308,7 @@ impl Ledger {
             .map_err(LedgerError::Dir)?;
         let warm = options.warm_start.then(|| {
             let file = dir.facts_cache_keys();
-            (file.clone(), warm::start(file, store.clone(), caches.clone()))
+            (file.clone(), warm::start(file, store.clone(), caches.clone(), warm::SAVE_EVERY))
         });
         Ok(Self {
             store,
@@ -752,8 +752,13 @@ impl Drop for Ledger {
         }
         // After the writer: the cache as the last commit left it.
         if let Some(file) = keys_file {
+            let started = std::time::Instant::now();
             match warm::save(&file, &self.caches) {
-                Ok(keys) => tracing::info!(keys, "saved the facts cache's keys for the next start"),
+                Ok(keys) => tracing::info!(
+                    keys,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "saved the facts cache's keys for the next start"
+                ),
                 Err(e) => tracing::warn!(error = %e, "the facts cache's keys were not saved"),
             }
         }

@@ -33,9 +33,10 @@ pub struct Options {
     pub cache_bytes: usize,
     /// Bytes of facts rows kept for checks ([`DEFAULT_FACTS_CACHE_BYTES`]).
     pub facts_cache_bytes: usize,
-    /// Read the rows whose keys the last clean close saved back into the facts cache (in the
-    /// background, from the start), and save them again on close: a server's (`serve`). Off
-    /// for the other commands, which neither need the cache warm nor may replace the file.
+    /// Read the rows whose keys were saved last back into the facts cache (in the background,
+    /// from the start), and save them again every few minutes and on close: a server's
+    /// (`serve`). Off for the other commands, which neither need the cache warm nor may
+    /// replace the file.
     pub warm_start: bool,
 }
 

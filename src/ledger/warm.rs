@@ -3,14 +3,14 @@
 //! it while the server already answers. A server started on a large ledger otherwise fills
 //! its cache one miss at a time (at 1 million tenants, about 150 s of checks at a fifth of
 //! the full rate; docs/PERFORMANCE.md). As PostgreSQL's `autoprewarm` and InnoDB's buffer
-//! pool dump do.
+//! pool dump do, the keys are also saved every [`SAVE_EVERY`] while the server runs, so one
+//! that dies (kill -9, a lost machine) starts from keys at most that old.
 //!
 //! The file holds keys only, never facts: the rows are read from the store as it is when the
 //! server starts, through the path a check's miss takes, so a row that changed, went or was
 //! never there is read as it is now (or not at all). Keys of facts rows name a subject id or
 //! an address's blind index, as the store's own keys do. A file that does not read as this
-//! format is ignored (the cache then fills from checks, as without one); it is rewritten on
-//! every clean close, and a server stopped by kill -9 starts from the one of the close before.
+//! format is ignored (the cache then fills from checks, as without one).
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -27,6 +27,9 @@ const MAGIC: &[u8] = b"consent-ledger facts cache keys 1\n";
 
 /// Keys read from the store at once (one multi-get).
 const BATCH: usize = 512;
+
+/// How often a running server saves its cache's keys (besides on a clean stop).
+pub(crate) const SAVE_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Writes the keys of the rows `caches` holds to `path` (through a temporary file renamed
 /// over it, so a crash leaves the old file or the new one). Keys written.
@@ -52,12 +55,12 @@ pub(crate) fn save(path: &Path, caches: &Caches) -> io::Result<u64> {
     Ok(written)
 }
 
-/// The thread that reads the saved rows back into the cache; stopped (and waited for) when
-/// dropped.
+/// The thread that reads the saved rows back into the cache, then saves the cache's keys
+/// every [`SAVE_EVERY`]; stopped (and waited for) when dropped.
 pub(crate) struct Warmer {
     stop: Arc<AtomicBool>,
-    /// Set when the thread ended on its own (the file read, the cache full, or a file it
-    /// could not read), not stopped.
+    /// Set when the warm-up ended on its own (the file read, the cache full, a file it could
+    /// not read, or none), not stopped.
     done: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,
 }
@@ -73,6 +76,7 @@ impl Warmer {
     fn stop_and_join(&mut self) {
         self.stop.store(true, Ordering::Release);
         if let Some(h) = self.handle.take() {
+            h.thread().unpark();
             let _ = h.join();
         }
     }
@@ -84,23 +88,47 @@ impl Drop for Warmer {
     }
 }
 
-/// Starts reading the rows whose keys `path` holds into `caches`, a batch at a time, until
-/// the file ends, the cache is full, or the returned [`Warmer`] is dropped. `None` when there
-/// is no file.
-pub(crate) fn start(path: PathBuf, store: Arc<Store>, caches: Arc<Caches>) -> Option<Warmer> {
-    let file = File::open(&path).ok()?;
+/// Starts reading the rows whose keys `path` holds (if it exists) into `caches`, a batch at a
+/// time, until the file ends, the cache is full, or the returned [`Warmer`] is dropped; then,
+/// until dropped, saves the cache's keys to `path` `every` so long ([`SAVE_EVERY`]). `None`
+/// when no thread could be started.
+pub(crate) fn start(
+    path: PathBuf,
+    store: Arc<Store>,
+    caches: Arc<Caches>,
+    every: std::time::Duration,
+) -> Option<Warmer> {
     let (stop, done) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
     let (stopped, ended) = (stop.clone(), done.clone());
     let handle = std::thread::Builder::new()
         .name("warm-facts-cache".into())
         .spawn(move || {
-            let started = std::time::Instant::now();
-            match warm(BufReader::new(file), &Projections::new(&store, &caches), &caches, &stopped) {
-                Ok(rows) => tracing::info!(rows, seconds = started.elapsed().as_secs_f64(), "facts cache warmed"),
-                Err(e) => tracing::warn!(error = %e, "the saved facts cache keys were not read back"),
+            if let Ok(file) = File::open(&path) {
+                let started = std::time::Instant::now();
+                match warm(BufReader::new(file), &Projections::new(&store, &caches), &caches, &stopped) {
+                    Ok(rows) => tracing::info!(rows, seconds = started.elapsed().as_secs_f64(), "facts cache warmed"),
+                    Err(e) => tracing::warn!(error = %e, "the saved facts cache keys were not read back"),
+                }
             }
-            if !stopped.load(Ordering::Acquire) {
-                ended.store(true, Ordering::Release);
+            if stopped.load(Ordering::Acquire) {
+                return;
+            }
+            ended.store(true, Ordering::Release);
+            let mut since = std::time::Instant::now();
+            while !stopped.load(Ordering::Acquire) {
+                std::thread::park_timeout(every.saturating_sub(since.elapsed()));
+                if !stopped.load(Ordering::Acquire) && since.elapsed() >= every {
+                    let started = std::time::Instant::now();
+                    match save(&path, &caches) {
+                        Ok(keys) => tracing::info!(
+                            keys,
+                            seconds = started.elapsed().as_secs_f64(),
+                            "saved the facts cache's keys"
+                        ),
+                        Err(e) => tracing::warn!(error = %e, "the facts cache's keys were not saved"),
+                    }
+                    since = std::time::Instant::now();
+                }
             }
         })
         .ok()?;
@@ -261,20 +289,50 @@ mod tests {
     }
 
     #[test]
-    fn a_warmer_stopped_early_says_so_and_no_file_starts_none() {
+    fn a_warmer_that_read_its_file_or_had_none_says_it_is_done() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("facts-cache.keys");
         let store = store_of(10);
         let caches = Arc::new(Caches::with_facts_budget(1 << 20));
-        assert!(start(file.clone(), store.clone(), caches.clone()).is_none());
+        let nothing = start(file.clone(), store.clone(), caches.clone(), SAVE_EVERY).expect("a thread");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(nothing.finish(), "no file: nothing to read");
+        assert!(!file.exists(), "and nothing saved before its time");
         Projections::new(&store, &caches).facts_many(&(0..10).map(key).collect::<Vec<_>>()).unwrap();
         save(&file, &caches).unwrap();
         let fresh = Arc::new(Caches::with_facts_budget(1 << 20));
-        let warmer = start(file, store, fresh.clone()).expect("a file to read");
+        let warmer = start(file, store, fresh.clone(), SAVE_EVERY).expect("a file to read");
         while fresh.facts_usage().entries < 10 {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
         assert!(warmer.finish(), "read to the end");
+    }
+
+    #[test]
+    fn a_running_server_saves_its_keys_every_so_often() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("facts-cache.keys");
+        let store = store_of(100);
+        let caches = Arc::new(Caches::with_facts_budget(1 << 20));
+        let every = std::time::Duration::from_millis(100);
+        let warmer = start(file.clone(), store.clone(), caches.clone(), every).expect("a thread");
+        Projections::new(&store, &caches).facts_many(&(0..40).map(key).collect::<Vec<_>>()).unwrap();
+        let saved = |n: usize| {
+            let fresh = Caches::with_facts_budget(1 << 20);
+            warm_from(&file, &store, &fresh).is_ok_and(|rows| rows as usize == n)
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !saved(40) {
+            assert!(std::time::Instant::now() < deadline, "the keys were never saved");
+            std::thread::sleep(every);
+        }
+        // And again as the cache changes.
+        Projections::new(&store, &caches).facts_many(&(40..100).map(key).collect::<Vec<_>>()).unwrap();
+        while !saved(100) {
+            assert!(std::time::Instant::now() < deadline, "the new keys were never saved");
+            std::thread::sleep(every);
+        }
+        assert!(warmer.finish());
     }
 }

@@ -194,14 +194,33 @@ impl FactsCache {
     }
 
     /// Calls `f` with every key held, each shard's in the order they went in (the order in
-    /// which putting them back in again gives each shard the same eviction order).
+    /// which putting them back in again gives each shard the same eviction order). A running
+    /// server does this every few minutes, so no lock is held for long: each shard's eviction
+    /// order is copied, then its keys are copied out a slice at a time (an entry evicted
+    /// meanwhile is left out), and `f` is called with no lock held.
     pub fn for_each_key(&self, mut f: impl FnMut(&[u8])) {
+        const SLICE: usize = 1024;
+        let (mut keys, mut ends) = (Vec::new(), Vec::with_capacity(SLICE));
         for shard in self.shards.iter() {
-            let Ok(shard) = shard.read() else { continue };
-            let mut held: Vec<&Entry> = shard.table.iter().collect();
-            held.sort_unstable_by_key(|e| e.stamp);
-            for e in held {
-                f(e.key());
+            let Some(order) = shard.read().ok().map(|s| s.order.iter().copied().collect::<Vec<_>>()) else {
+                continue;
+            };
+            for slice in order.chunks(SLICE) {
+                keys.clear();
+                ends.clear();
+                if let Ok(s) = shard.read() {
+                    for &(hash, stamp) in slice {
+                        if let Some(e) = s.table.find(hash, |e| e.stamp == stamp) {
+                            keys.extend_from_slice(e.key());
+                            ends.push(keys.len());
+                        }
+                    }
+                }
+                let mut start = 0;
+                for &end in &ends {
+                    f(&keys[start..end]);
+                    start = end;
+                }
             }
         }
     }
@@ -408,6 +427,28 @@ mod tests {
             cache.remove(b"k");
         }
         assert!(cache.shards.iter().all(|s| s.read().unwrap().order.len() <= 65));
+    }
+
+    #[test]
+    fn the_keys_held_are_listed_once_each_in_the_order_they_went_in() {
+        let cache = FactsCache::with_budget(1 << 20);
+        for i in 0..3000u32 {
+            cache.insert(&i.to_be_bytes(), &facts(1), || true);
+        }
+        // Put in again (now the newest), and taken out.
+        cache.insert(&5u32.to_be_bytes(), &facts(2), || true);
+        cache.remove(&6u32.to_be_bytes());
+        let mut listed = Vec::new();
+        cache.for_each_key(|k| listed.push(u32::from_be_bytes(k.try_into().unwrap())));
+        let mut sorted = listed.clone();
+        sorted.sort_unstable();
+        let expected: Vec<u32> = (0..3000).filter(|i| *i != 6).collect();
+        assert_eq!(sorted, expected, "every key held, once");
+        // Within a shard, oldest first: 5 comes after every other key of its shard.
+        let shard_of = |i: u32| (cache.shard(&i.to_be_bytes()).0 >> 32) as usize % SHARDS;
+        let of_five: Vec<u32> = listed.iter().copied().filter(|i| shard_of(*i) == shard_of(5)).collect();
+        assert_eq!(of_five.last(), Some(&5));
+        assert!(of_five[..of_five.len() - 1].windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]
