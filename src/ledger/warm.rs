@@ -1,6 +1,7 @@
 //! A server's facts cache across a restart: on a clean close the keys of the rows it holds
 //! are saved in the data directory, and on the next start a thread reads those rows back into
-//! it while the server already answers. A server started on a large ledger otherwise fills
+//! it while the server already answers (using at most half a core, so that checks asked from
+//! the first second still get the rest). A server started on a large ledger otherwise fills
 //! its cache one miss at a time (at 1 million tenants, about 150 s of checks at a fifth of
 //! the full rate; docs/PERFORMANCE.md). As PostgreSQL's `autoprewarm` and InnoDB's buffer
 //! pool dump do, the keys are also saved every [`SAVE_EVERY`] while the server runs, so one
@@ -25,8 +26,8 @@ use store::Store;
 /// The file's first bytes; then each key as its length (two bytes, big-endian) and its bytes.
 const MAGIC: &[u8] = b"consent-ledger facts cache keys 1\n";
 
-/// Keys read from the store at once (one multi-get).
-const BATCH: usize = 512;
+/// Keys read from the store at once (one multi-get): a millisecond or two of work.
+const BATCH: usize = 128;
 
 /// How often a running server saves its cache's keys (besides on a clean stop).
 pub(crate) const SAVE_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
@@ -103,13 +104,20 @@ pub(crate) fn start(
     let handle = std::thread::Builder::new()
         .name("warm-facts-cache".into())
         .spawn(move || {
-            if let Ok(file) = File::open(&path) {
-                let started = std::time::Instant::now();
-                match warm(BufReader::new(file), &Projections::new(&store, &caches), &caches, &stopped) {
-                    Ok(rows) => tracing::info!(rows, seconds = started.elapsed().as_secs_f64(), "facts cache warmed"),
-                    Err(e) => tracing::warn!(error = %e, "the saved facts cache keys were not read back"),
-                }
-            }
+            // On a thread of its own that then ends: the allocator keeps a thread's memory
+            // for it while it lives, and the entries it made are freed later by others.
+            std::thread::scope(|scope| {
+                scope.spawn(|| {
+                    let Ok(file) = File::open(&path) else { return };
+                    let started = std::time::Instant::now();
+                    match warm(BufReader::new(file), &Projections::new(&store, &caches), &caches, &stopped) {
+                        Ok(rows) => {
+                            tracing::info!(rows, seconds = started.elapsed().as_secs_f64(), "facts cache warmed")
+                        }
+                        Err(e) => tracing::warn!(error = %e, "the saved facts cache keys were not read back"),
+                    }
+                });
+            });
             if stopped.load(Ordering::Acquire) {
                 return;
             }
@@ -166,8 +174,12 @@ fn warm(mut input: impl Read, projections: &Projections<'_>, caches: &Caches, st
             batch.push(key);
         }
         let keys: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+        let started = std::time::Instant::now();
         let put = projections.warm_facts(&keys).map_err(|e| io::Error::other(e.to_string()))?;
         rows += put as u64;
+        // As long again asleep: at most half a core, so that a server asked from its first
+        // second (on one core, say) answers checks at least half the time (docs/PERFORMANCE.md).
+        std::thread::sleep(started.elapsed());
     }
     Ok(rows)
 }

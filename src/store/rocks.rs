@@ -263,6 +263,18 @@ impl KvStore for RocksStore {
             .collect()
     }
 
+    fn multi_get_passing(&self, cf: Cf, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let db = self.db()?;
+        let h = cf_of(db.get(), cf)?;
+        let mut passing = rocksdb::ReadOptions::default();
+        passing.fill_cache(false);
+        db.get()
+            .batched_multi_get_cf_opt(h, keys.iter(), false, &passing)
+            .into_iter()
+            .map(|r| r.map(|o| o.map(|p| p.to_vec())).map_err(StoreError::from))
+            .collect()
+    }
+
     fn iter_from<'a>(&'a self, cf: Cf, start: &[u8]) -> Result<PairIter<'a>, StoreError> {
         Ok(Box::new(Pages { store: self, cf, next: Some(start.to_vec()), buf: VecDeque::new() }))
     }
