@@ -195,6 +195,69 @@ pub fn parse_at(raw: &str) -> Result<DateTime<Utc>, ApiError> {
 }
 
 impl CheckRequest {
+    /// The request in a query string (`GET /v1/check`), as the query extractor reads it. The
+    /// usual question (known parameters, each at most once, values that read as their types)
+    /// is read in one pass over the pairs, the one route every send asks; anything else goes
+    /// through the extractor's own reading, so every refusal is worded as before (a property
+    /// test holds the two readings equal).
+    pub fn from_query(query: &str) -> Result<Self, ApiError> {
+        match Self::read_plain(query) {
+            Some(request) => Ok(request),
+            None => actix_web::web::Query::<Self>::from_query(query)
+                .map(actix_web::web::Query::into_inner)
+                .map_err(|e| crate::error::query_problem(&e)),
+        }
+    }
+
+    /// [`CheckRequest::from_query`]'s one pass: `None` for anything it does not read exactly as
+    /// serde would (an unknown or repeated name, a value that does not parse, no purpose).
+    fn read_plain(query: &str) -> Option<Self> {
+        let mut r = CheckRequest {
+            purpose: String::new(),
+            channel: None,
+            subject: None,
+            email: None,
+            phone: None,
+            post: None,
+            recipient: None,
+            at: None,
+            min_seq: None,
+            signed: None,
+            unsubscribe: None,
+        };
+        let mut purpose = None;
+        fn once<T>(slot: &mut Option<T>, value: Option<T>) -> Option<()> {
+            if slot.is_some() {
+                return None;
+            }
+            *slot = Some(value?);
+            Some(())
+        }
+        let flag = |v: &str| match v {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        };
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            match name.as_ref() {
+                "purpose" => once(&mut purpose, Some(value.into_owned()))?,
+                "channel" => once(&mut r.channel, Channel::ALL.into_iter().find(|c| c.as_str() == value))?,
+                "subject" => once(&mut r.subject, Some(value.into_owned()))?,
+                "email" => once(&mut r.email, Some(value.into_owned()))?,
+                "phone" => once(&mut r.phone, Some(value.into_owned()))?,
+                "post" => once(&mut r.post, Some(value.into_owned()))?,
+                "recipient" => once(&mut r.recipient, Some(value.into_owned()))?,
+                "at" => once(&mut r.at, Some(value.into_owned()))?,
+                "min_seq" => once(&mut r.min_seq, value.parse().ok())?,
+                "signed" => once(&mut r.signed, flag(&value))?,
+                "unsubscribe" => once(&mut r.unsubscribe, flag(&value))?,
+                _ => return None,
+            }
+        }
+        r.purpose = purpose?;
+        Some(r)
+    }
+
     /// The question this request asks, with the extras it wants.
     pub fn parse(&self) -> Result<CheckQuery, ApiError> {
         let purpose = PurposeId::parse(self.purpose.as_str()).map_err(|e| bad(e.to_string()))?;
@@ -253,6 +316,129 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
     use proptest::prelude::*;
+
+    /// What a request holds, to compare two readings (it is not `Debug`: it holds addresses).
+    type Fields = (String, Option<Channel>, [Option<String>; 6], Option<u64>, Option<bool>, Option<bool>);
+
+    fn fields(r: CheckRequest) -> Fields {
+        (
+            r.purpose,
+            r.channel,
+            [r.subject, r.email, r.phone, r.post, r.recipient, r.at],
+            r.min_seq,
+            r.signed,
+            r.unsubscribe,
+        )
+    }
+
+    /// The query extractor's reading, as `GET /v1/check` had it: the request, or the problem's words.
+    fn extractor(query: &str) -> Result<Fields, String> {
+        actix_web::web::Query::<CheckRequest>::from_query(query)
+            .map(|q| fields(q.into_inner()))
+            .map_err(|e| crate::error::query_problem(&e).detail.unwrap_or_default())
+    }
+
+    /// A query string of `pairs`: a name (or none) and a value (or none, and no `=`).
+    fn query_of(pairs: &[(Option<&str>, Option<&str>)]) -> String {
+        let parts: Vec<String> = pairs
+            .iter()
+            .map(|(n, v)| match v {
+                Some(v) => format!("{}={v}", n.unwrap_or("")),
+                None => n.unwrap_or("").to_owned(),
+            })
+            .collect();
+        parts.join("&")
+    }
+
+    const NAMES: &[&str] = &[
+        "purpose",
+        "channel",
+        "subject",
+        "email",
+        "phone",
+        "post",
+        "recipient",
+        "at",
+        "min_seq",
+        "signed",
+        "unsubscribe",
+        "Purpose",
+        "bogus",
+        "email%20",
+        "pur%70ose",
+        "",
+    ];
+    const VALUES: &[&str] = &[
+        "newsletter",
+        "email",
+        "sms",
+        "phone",
+        "post",
+        "Email",
+        "true",
+        "false",
+        "TRUE",
+        "1",
+        "0",
+        "12",
+        "+7",
+        "-3",
+        "18446744073709551615",
+        "18446744073709551616",
+        "",
+        "jane%40example.org",
+        "jane+doe@example.org",
+        "%2B447700900123",
+        "%ZZ",
+        "%C3%A9",
+        "%FF",
+        "2026-01-31T12:00:00Z",
+        "a=b",
+        "T-1",
+    ];
+
+    proptest! {
+        /// A check's query string reads as the query extractor read it: the same request, or
+        /// the same refusal in the same words.
+        #[test]
+        fn a_query_string_reads_as_the_extractor_read_it(
+            pairs in proptest::collection::vec(
+                (proptest::option::weighted(0.95, 0..NAMES.len()), proptest::option::weighted(0.9, 0..VALUES.len())),
+                0..8,
+            ),
+            usual in any::<bool>(),
+        ) {
+            let mut pairs: Vec<(Option<&str>, Option<&str>)> =
+                pairs.into_iter().map(|(n, v)| (n.map(|n| NAMES[n]), v.map(|v| VALUES[v]))).collect();
+            if usual {
+                // Often the question every send asks, with what the generator added.
+                pairs.insert(0, (Some("purpose"), Some("newsletter")));
+                pairs.insert(1, (Some("email"), Some("jane%40example.org")));
+            }
+            let query = query_of(&pairs);
+            let read = CheckRequest::from_query(&query).map(fields).map_err(|e| e.detail.unwrap_or_default());
+            prop_assert_eq!(read, extractor(&query), "{}", query);
+        }
+    }
+
+    #[test]
+    fn the_usual_question_is_read_in_one_pass_and_the_rest_as_before() {
+        let usual = "purpose=newsletter&channel=email&email=tenant7%40example.org&min_seq=12&signed=true";
+        let read = CheckRequest::read_plain(usual).map(fields).expect("read in one pass");
+        assert_eq!(Ok(read), extractor(usual));
+        for other in [
+            "purpose=a&purpose=b",
+            "purpose=a&colour=red",
+            "channel=email",
+            "purpose=a&min_seq=x",
+            "purpose=a&signed=yes",
+        ] {
+            assert!(CheckRequest::read_plain(other).is_none(), "{other}");
+            let refused = CheckRequest::from_query(other).map(fields).map_err(|e| e.detail.unwrap_or_default());
+            assert!(refused.is_err());
+            assert_eq!(refused, extractor(other), "{other}");
+        }
+    }
 
     proptest! {
         /// The answer's JSON is byte for byte serde_json's.

@@ -38,11 +38,9 @@ const MIN_SEQ_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
     security(("api_key" = []))
 )]
 #[get("/v1/check")]
-pub async fn get_check(
-    state: web::Data<AppState>,
-    caller: Caller,
-    query: web::Query<CheckRequest>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn get_check(state: web::Data<AppState>, caller: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    // Read before the role is checked, as the query extractor did.
+    let query = CheckRequest::from_query(req.query_string())?;
     let p = caller.require(&[Role::Check])?;
     let q = query.parse()?;
     let answer = state
