@@ -36,7 +36,15 @@ pub(crate) const SAVE_EVERY: std::time::Duration = std::time::Duration::from_sec
 /// over it, so a crash leaves the old file or the new one). Keys written.
 pub(crate) fn save(path: &Path, caches: &Caches) -> io::Result<u64> {
     let temporary = path.with_extension("keys.new");
-    let mut out = BufWriter::new(File::create(&temporary)?);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        // Blind indexes and subject ids: as private as the store that holds them.
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut out = BufWriter::new(options.open(&temporary)?);
     out.write_all(MAGIC)?;
     let (mut written, mut failed) = (0u64, None);
     caches.for_each_facts_key(|key| {
@@ -104,20 +112,13 @@ pub(crate) fn start(
     let handle = std::thread::Builder::new()
         .name("warm-facts-cache".into())
         .spawn(move || {
-            // On a thread of its own that then ends: the allocator keeps a thread's memory
-            // for it while it lives, and the entries it made are freed later by others.
-            std::thread::scope(|scope| {
-                scope.spawn(|| {
-                    let Ok(file) = File::open(&path) else { return };
-                    let started = std::time::Instant::now();
-                    match warm(BufReader::new(file), &Projections::new(&store, &caches), &caches, &stopped) {
-                        Ok(rows) => {
-                            tracing::info!(rows, seconds = started.elapsed().as_secs_f64(), "facts cache warmed")
-                        }
-                        Err(e) => tracing::warn!(error = %e, "the saved facts cache keys were not read back"),
-                    }
-                });
-            });
+            if let Ok(file) = File::open(&path) {
+                let started = std::time::Instant::now();
+                match warm(BufReader::new(file), &Projections::new(&store, &caches), &caches, &stopped) {
+                    Ok(rows) => tracing::info!(rows, seconds = started.elapsed().as_secs_f64(), "facts cache warmed"),
+                    Err(e) => tracing::warn!(error = %e, "the saved facts cache keys were not read back"),
+                }
+            }
             if stopped.load(Ordering::Acquire) {
                 return;
             }
@@ -143,7 +144,8 @@ pub(crate) fn start(
     Some(Warmer { stop, done, handle: Some(handle) })
 }
 
-/// Reads keys from `input` (the format of [`save`]) and their rows into the cache. Rows put in.
+/// Reads keys from `input` (the format of [`save`]) and their rows into the cache. Rows read
+/// (each put in unless a commit changed it meanwhile).
 fn warm(mut input: impl Read, projections: &Projections<'_>, caches: &Caches, stop: &AtomicBool) -> io::Result<u64> {
     let mut magic = vec![0; MAGIC.len()];
     input.read_exact(&mut magic)?;
@@ -221,6 +223,13 @@ mod tests {
         Arc::new(store)
     }
 
+    /// Where a test's keys are saved (the directory goes when the first is dropped).
+    fn keys_file() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("facts-cache.keys");
+        (dir, file)
+    }
+
     /// What `caches` holds: its keys, in the order `save` writes them.
     fn held(caches: &Caches) -> Vec<Vec<u8>> {
         let mut keys = Vec::new();
@@ -235,14 +244,18 @@ mod tests {
 
     #[test]
     fn the_rows_a_server_held_are_held_again_after_a_restart_as_the_store_has_them_now() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("facts-cache.keys");
+        let (_dir, file) = keys_file();
         let store = store_of(3000);
         let before = Caches::with_facts_budget(8 << 20);
         // Checks read every other tenant.
         let asked: Vec<Vec<u8>> = (0..3000).step_by(2).map(key).collect();
         Projections::new(&store, &before).facts_many(&asked).unwrap();
         assert_eq!(save(&file, &before).unwrap(), 1500);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600, "private");
+        }
 
         // Meanwhile one tenant's row changes and another's goes (gone rows are not cached).
         let mut batch = Batch::default();
@@ -269,8 +282,7 @@ mod tests {
 
     #[test]
     fn a_smaller_cache_warms_until_full_and_a_damaged_file_puts_in_what_it_holds_or_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("facts-cache.keys");
+        let (_dir, file) = keys_file();
         let store = store_of(20_000);
         let big = Caches::with_facts_budget(32 << 20);
         Projections::new(&store, &big).facts_many(&(0..20_000).map(key).collect::<Vec<_>>()).unwrap();
@@ -302,8 +314,7 @@ mod tests {
 
     #[test]
     fn a_warmer_that_read_its_file_or_had_none_says_it_is_done() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("facts-cache.keys");
+        let (_dir, file) = keys_file();
         let store = store_of(10);
         let caches = Arc::new(Caches::with_facts_budget(1 << 20));
         let nothing = start(file.clone(), store.clone(), caches.clone(), SAVE_EVERY).expect("a thread");
@@ -323,8 +334,7 @@ mod tests {
 
     #[test]
     fn a_running_server_saves_its_keys_every_so_often() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("facts-cache.keys");
+        let (_dir, file) = keys_file();
         let store = store_of(100);
         let caches = Arc::new(Caches::with_facts_budget(1 << 20));
         let every = std::time::Duration::from_millis(100);

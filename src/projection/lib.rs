@@ -399,7 +399,7 @@ impl<'a> Projections<'a> {
 
     /// Reads the facts rows of `keys` that the cache does not hold into it, as checks that
     /// missed them would (a row changed by a commit meanwhile is not put in; keys of no row
-    /// put nothing in), without counting lookups. Rows put in.
+    /// put nothing in), without counting lookups. Rows read.
     pub fn warm_facts(&self, keys: &[&[u8]]) -> Result<usize, ProjectionError> {
         let generation = self.caches.generation.load(Ordering::Acquire);
         let missing: Vec<&[u8]> = keys.iter().copied().filter(|k| !self.caches.facts.contains(k)).collect();
