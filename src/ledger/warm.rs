@@ -1,7 +1,7 @@
 //! A server's facts cache across a restart: on a clean close the keys of the rows it holds
 //! are saved in the data directory, and on the next start a thread reads those rows back into
-//! it while the server already answers (using at most half a core, so that checks asked from
-//! the first second still get the rest). A server started on a large ledger otherwise fills
+//! it while the server already answers (on one core it takes about half of it from the
+//! checks while it runs; docs/PERFORMANCE.md). A server started on a large ledger otherwise fills
 //! its cache one miss at a time (at 1 million tenants, about 150 s of checks at a fifth of
 //! the full rate; docs/PERFORMANCE.md). As PostgreSQL's `autoprewarm` and InnoDB's buffer
 //! pool dump do, the keys are also saved every [`SAVE_EVERY`] while the server runs, so one
@@ -26,8 +26,8 @@ use store::Store;
 /// The file's first bytes; then each key as its length (two bytes, big-endian) and its bytes.
 const MAGIC: &[u8] = b"consent-ledger facts cache keys 1\n";
 
-/// Keys read from the store at once (one multi-get): a millisecond or two of work.
-const BATCH: usize = 128;
+/// Keys read from the store at once (one multi-get).
+const BATCH: usize = 512;
 
 /// How often a running server saves its cache's keys (besides on a clean stop).
 pub(crate) const SAVE_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
@@ -176,12 +176,7 @@ fn warm(mut input: impl Read, projections: &Projections<'_>, caches: &Caches, st
             batch.push(key);
         }
         let keys: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
-        let started = std::time::Instant::now();
-        let put = projections.warm_facts(&keys).map_err(|e| io::Error::other(e.to_string()))?;
-        rows += put as u64;
-        // As long again asleep: at most half a core, so that a server asked from its first
-        // second (on one core, say) answers checks at least half the time (docs/PERFORMANCE.md).
-        std::thread::sleep(started.elapsed());
+        rows += projections.warm_facts(&keys).map_err(|e| io::Error::other(e.to_string()))? as u64;
     }
     Ok(rows)
 }

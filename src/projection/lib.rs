@@ -404,9 +404,7 @@ impl<'a> Projections<'a> {
         let generation = self.caches.generation.load(Ordering::Acquire);
         let missing: Vec<&[u8]> = keys.iter().copied().filter(|k| !self.caches.facts.contains(k)).collect();
         let mut read = Vec::with_capacity(missing.len());
-        // Past the store's block cache: the rows go to the facts cache, and the blocks the
-        // checks' misses need stay where they are.
-        for (k, row) in missing.iter().zip(self.store.multi_get_passing(Cf::Facts, &missing)?) {
+        for (k, row) in missing.iter().zip(self.store.multi_get(Cf::Facts, &missing)?) {
             if let Some(row) = row {
                 read.push((*k, decode_facts(&row)?));
             }

@@ -187,13 +187,6 @@ pub trait KvStore: Send + Sync {
     /// Values of many keys in one batched lookup, in the order given.
     fn multi_get(&self, cf: Cf, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, StoreError>;
 
-    /// [`KvStore::multi_get`] for a read in the background that must not take the place of
-    /// what the engine keeps cached for the reads being answered (RocksDB: the blocks read are
-    /// not put in its block cache).
-    fn multi_get_passing(&self, cf: Cf, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        self.multi_get(cf, keys)
-    }
-
     /// Every pair of `cf` from `start` (inclusive) in key order.
     fn iter_from<'a>(&'a self, cf: Cf, start: &[u8]) -> Result<PairIter<'a>, StoreError>;
 
@@ -278,11 +271,6 @@ impl Store {
     pub fn multi_get<K: AsRef<[u8]>>(&self, cf: Cf, keys: &[K]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         let keys: Vec<&[u8]> = keys.iter().map(AsRef::as_ref).collect();
         self.engine.multi_get(cf, &keys)
-    }
-
-    /// [`Store::multi_get`] for a read in the background ([`KvStore::multi_get_passing`]).
-    pub fn multi_get_passing(&self, cf: Cf, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        self.engine.multi_get_passing(cf, keys)
     }
 
     /// Every pair whose key starts with `prefix`, in key order.

@@ -127,22 +127,6 @@ impl RocksStore {
     }
 
     /// The open database, for the length of one operation.
-    /// One batched lookup with these read options.
-    fn multi_get_with(
-        &self,
-        cf: Cf,
-        keys: &[&[u8]],
-        options: &rocksdb::ReadOptions,
-    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        let db = self.db()?;
-        let h = cf_of(db.get(), cf)?;
-        db.get()
-            .batched_multi_get_cf_opt(h, keys.iter(), false, options)
-            .into_iter()
-            .map(|r| r.map(|o| o.map(|p| p.to_vec())).map_err(StoreError::from))
-            .collect()
-    }
-
     fn db(&self) -> Result<Guard<'_>, StoreError> {
         let guard = self.db.read().unwrap_or_else(|e| e.into_inner());
         if guard.is_none() {
@@ -270,13 +254,13 @@ impl KvStore for RocksStore {
     }
 
     fn multi_get(&self, cf: Cf, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        self.multi_get_with(cf, keys, &rocksdb::ReadOptions::default())
-    }
-
-    fn multi_get_passing(&self, cf: Cf, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        let mut passing = rocksdb::ReadOptions::default();
-        passing.fill_cache(false);
-        self.multi_get_with(cf, keys, &passing)
+        let db = self.db()?;
+        let h = cf_of(db.get(), cf)?;
+        db.get()
+            .batched_multi_get_cf(h, keys.iter(), false)
+            .into_iter()
+            .map(|r| r.map(|o| o.map(|p| p.to_vec())).map_err(StoreError::from))
+            .collect()
     }
 
     fn iter_from<'a>(&'a self, cf: Cf, start: &[u8]) -> Result<PairIter<'a>, StoreError> {
