@@ -1,9 +1,10 @@
 //! A group commit's one write: the events, the Merkle nodes they complete and the new head
 //! in one statement, either under the head row's lock ([`Append`], taken by
-//! [`PgLog::begin_append`]) or, for a node that holds the whole log, without it: on condition
-//! that the head is still the one the group was signed after ([`PgLog::append_after`]).
+//! [`PgLog::begin_append`], the statement and the commit sent together) or, for a node that
+//! holds the whole log, without it: on condition that the head is still the one the group was
+//! signed after ([`PgLog::append_after`]).
 
-use super::{row_of, seq_i64, Head, LogRow, Node, PgError, PgLog, Prepared};
+use super::{row_of, seq_i64, Head, LogRow, Node, PgError, PgLog, Sequencer};
 
 /// Events as the columns of one `UNNEST` insert.
 pub(crate) struct EventColumns<'a> {
@@ -28,13 +29,14 @@ impl<'a> EventColumns<'a> {
     }
 }
 
-/// One group commit in progress: the head row is locked until it commits or is dropped
-/// (which rolls back).
+/// One group commit in progress, on the connection that holds the head row's lock
+/// ([`super::sequencer`]) until it commits or is dropped (which rolls back).
 pub struct Append<'a> {
-    pub(crate) tx: postgres::Transaction<'a>,
+    pub(crate) sequencer: &'a mut Sequencer,
     pub head: Head,
     pub(crate) notify: bool,
-    pub(crate) prepared: &'a mut Prepared,
+    /// The transaction is open: dropping the group rolls it back.
+    pub(crate) open: bool,
 }
 
 impl Append<'_> {
@@ -43,7 +45,7 @@ impl Append<'_> {
         if id_keys.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = self.tx.query(
+        let rows = self.sequencer.query(
             "SELECT seq, id_key, key_id, signature, leaf_hash, event FROM log_events WHERE id_key = ANY($1)",
             &[&id_keys],
         )?;
@@ -51,7 +53,8 @@ impl Append<'_> {
     }
 
     /// Writes the group's events (seqs `head.size + 1 ..`, gapless) and the Merkle nodes they
-    /// complete, moves the head, and commits. Only an `Ok` means the events are durable.
+    /// complete, moves the head, and commits, the write and the commit in one round trip. Only
+    /// an `Ok` means the events are durable.
     pub fn commit(
         mut self,
         events: &[LogRow],
@@ -64,12 +67,22 @@ impl Append<'_> {
         let after =
             Expected { size: head.size, last_recorded_micros: head.last_recorded_micros, frontier: &head.frontier };
         let group = Group { events, nodes, last_recorded_micros, frontier, node };
-        let statement = self.prepared.get(&mut self.tx, write_statement(self.notify))?;
-        if !write_after(&mut self.tx, &statement, &after, &group, self.notify)? {
+        let params = WriteParams::of(&after, &group)?;
+        // The commit goes whatever the write does: after a failed write it ends the
+        // transaction as a rollback.
+        self.open = false;
+        if !self.sequencer.write_and_commit(&params.list(self.notify))? {
             return Err(PgError::Shape("the head moved while it was locked"));
         }
-        self.tx.commit()?;
         Ok(())
+    }
+}
+
+impl Drop for Append<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            self.sequencer.rollback();
+        }
     }
 }
 
@@ -135,7 +148,7 @@ const WRITE_AND_NOTIFY: &str = concat!(write_sql!(), " SELECT pg_notify('consent
 const WRITE: &str = concat!(write_sql!(), " SELECT id FROM h");
 
 /// The group commit's statement, with the wake-up where the database has `pg_notify`.
-fn write_statement(notify: bool) -> &'static str {
+pub(crate) fn write_statement(notify: bool) -> &'static str {
     if notify {
         WRITE_AND_NOTIFY
     } else {
@@ -154,40 +167,68 @@ fn write_after(
     g: &Group<'_>,
     notify: bool,
 ) -> Result<bool, PgError> {
-    let mut expected = after.size;
-    for e in g.events {
-        expected += 1;
-        if e.seq != expected {
-            return Err(PgError::Shape("events of a commit must follow the head without gaps"));
+    let params = WriteParams::of(after, g)?;
+    Ok(!client.query(statement, &params.list(notify))?.is_empty())
+}
+
+/// The parameters of [`write_statement`] for a group signed after `after`.
+struct WriteParams<'a> {
+    events: EventColumns<'a>,
+    levels: Vec<i16>,
+    idxs: Vec<i64>,
+    hashes: Vec<&'a [u8]>,
+    size: i64,
+    after_size: i64,
+    after: &'a Expected<'a>,
+    group: &'a Group<'a>,
+}
+
+impl<'a> WriteParams<'a> {
+    fn of(after: &'a Expected<'a>, g: &'a Group<'a>) -> Result<Self, PgError> {
+        let mut expected = after.size;
+        for e in g.events {
+            expected += 1;
+            if e.seq != expected {
+                return Err(PgError::Shape("events of a commit must follow the head without gaps"));
+            }
         }
+        Ok(Self {
+            events: EventColumns::of(g.events)?,
+            levels: g.nodes.iter().map(|n| i16::from(n.level)).collect(),
+            idxs: g.nodes.iter().map(|n| seq_i64(n.index)).collect::<Result<_, _>>()?,
+            hashes: g.nodes.iter().map(|n| n.hash.as_slice()).collect(),
+            size: seq_i64(expected)?,
+            after_size: seq_i64(after.size)?,
+            after,
+            group: g,
+        })
     }
-    let EventColumns { seqs, ids, keys, sigs, leaves, bodies } = EventColumns::of(g.events)?;
-    let levels: Vec<i16> = g.nodes.iter().map(|n| i16::from(n.level)).collect();
-    let idxs: Vec<i64> = g.nodes.iter().map(|n| seq_i64(n.index)).collect::<Result<_, _>>()?;
-    let hashes: Vec<&[u8]> = g.nodes.iter().map(|n| n.hash.as_slice()).collect();
-    let size = seq_i64(expected)?;
-    let after_size = seq_i64(after.size)?;
-    let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![
-        &seqs,
-        &ids,
-        &keys,
-        &sigs,
-        &leaves,
-        &bodies,
-        &levels,
-        &idxs,
-        &hashes,
-        &size,
-        &g.last_recorded_micros,
-        &g.frontier,
-        &after_size,
-        &after.last_recorded_micros,
-        &after.frontier,
-    ];
-    if notify {
-        params.push(&g.node);
+
+    /// `$1`-`$15`, and `$16` (the node's name) with the wake-up.
+    fn list(&self, notify: bool) -> Vec<&(dyn postgres::types::ToSql + Sync)> {
+        let EventColumns { seqs, ids, keys, sigs, leaves, bodies } = &self.events;
+        let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![
+            seqs,
+            ids,
+            keys,
+            sigs,
+            leaves,
+            bodies,
+            &self.levels,
+            &self.idxs,
+            &self.hashes,
+            &self.size,
+            &self.group.last_recorded_micros,
+            &self.group.frontier,
+            &self.after_size,
+            &self.after.last_recorded_micros,
+            &self.after.frontier,
+        ];
+        if notify {
+            params.push(&self.group.node);
+        }
+        params
     }
-    Ok(!client.query(statement, &params)?.is_empty())
 }
 
 #[cfg(test)]

@@ -19,8 +19,10 @@ use postgres::Client;
 mod append;
 use append::EventColumns;
 pub use append::{Append, Expected};
+mod sequencer;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
+use sequencer::Sequencer;
 
 /// The channel other nodes `LISTEN` on to hear of new events early.
 pub const CHANNEL: &str = "consent_ledger_log";
@@ -108,6 +110,9 @@ pub enum PgError {
     NotEmpty,
     #[error("TLS settings: {0}")]
     Tls(String),
+    /// The driver's runtime for the group commit's connection could not start.
+    #[error("starting the database connection: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 impl PgError {
@@ -161,11 +166,14 @@ pub struct PgLog {
     /// not, and then nodes find new events by looking every few hundred milliseconds).
     notify: bool,
     prepared: Prepared,
+    /// Where the database is, for [`PgLog::begin_append`]'s connection (kept only in memory).
+    url: String,
+    /// The connection a group commit holds the head row on, opened on the first one.
+    sequencer: Option<Sequencer>,
 }
 
 /// The statements of every group commit and every catch-up, prepared once per connection:
-/// given a statement's text, the driver prepares it anew on each use, a round trip of its own
-/// (and, for the group commit's write, one more while the head row is locked).
+/// given a statement's text, the driver prepares it anew on each use, a round trip of its own.
 #[derive(Default)]
 struct Prepared(std::collections::HashMap<&'static str, postgres::Statement>);
 
@@ -210,25 +218,18 @@ impl PgLog {
     /// is always verified, name included: against `sslrootcert=FILE` (PEM) when given, as
     /// managed services document, otherwise against the Mozilla roots.
     pub fn connect(url: &str) -> Result<Self, PgError> {
-        let (url, root_cert) = libpq_tls_options(url);
-        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(root_cert.as_deref().map(Path::new))?);
-        let mut config: postgres::Config = url.parse()?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(5));
-        }
-        config.keepalives_idle(Duration::from_secs(30));
-        config.application_name("consent-ledger");
-        let mut client = config.connect(tls)?;
-        client.batch_execute("SET synchronous_commit = on")?;
+        let (config, tls) = config_of(url)?;
+        let mut client = postgres::Config::from(config).connect(tls)?;
+        client.batch_execute(SESSION)?;
         let notify = client
             .query_one("SELECT count(*) FROM pg_proc WHERE proname = 'pg_notify'", &[])
             .is_ok_and(|r| r.get::<_, i64>(0) > 0);
-        Ok(Self { client, notify, prepared: Prepared::default() })
+        Ok(Self { client, notify, prepared: Prepared::default(), url: url.to_owned(), sequencer: None })
     }
 
-    /// Whether the connection is known to be broken (reconnect before the next use).
+    /// Whether a connection is known to be broken (reconnect before the next use).
     pub fn is_closed(&self) -> bool {
-        self.client.is_closed()
+        self.client.is_closed() || self.sequencer.as_ref().is_some_and(Sequencer::is_closed)
     }
 
     /// Brings the schema to [`SCHEMA_VERSION`], one migration per transaction, serialised
@@ -346,12 +347,12 @@ impl PgLog {
 
     /// Starts a group commit: locks the head row until [`Append::commit`] or drop.
     pub fn begin_append(&mut self) -> Result<Append<'_>, PgError> {
-        let Self { client, prepared, notify } = self;
-        let lock = prepared.get(client, HEAD_FOR_UPDATE)?;
-        let mut tx = client.transaction()?;
-        let row = tx.query_opt(&lock, &[])?.ok_or(PgError::NotInitialised)?;
-        let head = head_of(&row)?;
-        Ok(Append { tx, head, notify: *notify, prepared })
+        let sequencer = match &mut self.sequencer {
+            Some(s) => s,
+            none => none.insert(Sequencer::connect(&self.url, self.notify)?),
+        };
+        let head = sequencer.lock()?;
+        Ok(Append { sequencer, head, notify: self.notify, open: true })
     }
 
     /// Takes or renews the checkpoint lease for `holder` (valid `ttl` by the database's
@@ -575,6 +576,22 @@ fn insert_keyring(tx: &mut postgres::Transaction<'_>, keyring: &[KeyPeriod]) -> 
         )?;
     }
     Ok(())
+}
+
+/// What every session of the log runs first.
+const SESSION: &str = "SET synchronous_commit = on";
+
+/// The driver's settings and TLS for `url` (see [`PgLog::connect`]).
+fn config_of(url: &str) -> Result<(tokio_postgres::Config, tokio_postgres_rustls::MakeRustlsConnect), PgError> {
+    let (url, root_cert) = libpq_tls_options(url);
+    let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(root_cert.as_deref().map(Path::new))?);
+    let mut config: tokio_postgres::Config = url.parse()?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(5));
+    }
+    config.keepalives_idle(Duration::from_secs(30));
+    config.application_name("consent-ledger");
+    Ok((config, tls))
 }
 
 fn head_of(r: &postgres::Row) -> Result<Head, PgError> {

@@ -686,7 +686,7 @@ async fn a_node_whose_shared_secret_differs_is_refused_by_name() {
 /// A node writing alone commits each group in one statement after its own replica, not
 /// holding the log's head across round trips (`/metrics` counts how each commit went); that
 /// statement writes only while the head is the one the group was signed after, and an id the
-/// log holds fails it whole.
+/// log holds fails it whole, under the head's lock too.
 #[tokio::test]
 async fn a_lone_node_commits_without_the_lock_and_a_moved_head_writes_nothing() {
     use consent_ledger::pglog::{Expected, LogRow, Node as TreeNode, PgLog};
@@ -720,16 +720,20 @@ async fn a_lone_node_commits_without_the_lock_and_a_moved_head_writes_nothing() 
     let held = unhex(pg.query("SELECT encode(id_key, 'hex') FROM log_events WHERE seq = 1"));
     let edge = unhex(edge);
     let url = pg.url();
-    tokio::task::spawn_blocking(move || {
-        let mut log = PgLog::connect(&url).expect("connect");
-        let row = |seq: u64, id: &[u8]| LogRow {
+    /// A stand-in event: the log layer stores bytes and reads none of them.
+    fn row(seq: u64, id: &[u8]) -> LogRow {
+        LogRow {
             seq,
             id_key: id.to_vec(),
             key_id: vec![1],
             signature: vec![2; 64],
             leaf_hash: vec![3; 32],
             event: b"{}".to_vec(),
-        };
+        }
+    }
+    let held_again = held.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut log = PgLog::connect(&url).expect("connect");
         let node = TreeNode { level: 0, index: size, hash: vec![4; 32] };
         let stale = Expected { size: size - 1, last_recorded_micros: last, frontier: &edge };
         let wrote = log.append_after(stale, &[row(size, b"x-stale")], &[], last + 1, b"edge", "t").expect("stale");
@@ -751,6 +755,30 @@ async fn a_lone_node_commits_without_the_lock_and_a_moved_head_writes_nothing() 
     assert_eq!(pg.query("SELECT count(*) FROM log_events"), (size + 1).to_string());
     assert_eq!(pg.query("SELECT count(*) FROM log_events WHERE id_key = 'x-stale'::bytea"), "0");
     assert_eq!(pg.query("SELECT seq FROM log_events WHERE id_key = 'x-new'::bytea"), (size + 1).to_string());
+
+    // Under the head's lock, the write goes with its commit: a write that fails (an id the log
+    // holds) commits nothing and leaves the head unlocked; a group dropped unwritten releases
+    // it; the next group is written.
+    let (url, size) = (pg.url(), size + 1);
+    tokio::task::spawn_blocking(move || {
+        let mut log = PgLog::connect(&url).expect("connect");
+        let mut other = PgLog::connect(&url).expect("connect");
+        let append = log.begin_append().expect("lock");
+        assert_eq!(append.head.size, size);
+        let last = append.head.last_recorded_micros;
+        let e = append.commit(&[row(size + 1, &held_again)], &[], last + 1, b"edge", "t").expect_err("held id");
+        assert!(e.is_duplicate(), "{e}");
+        let append = other.begin_append().expect("the lock is free again");
+        assert_eq!(append.head.size, size, "nothing of the failed write committed");
+        drop(append);
+        let append = log.begin_append().expect("the same connection locks again");
+        append.commit(&[row(size + 1, b"x-locked")], &[], last + 1, b"edge", "t").expect("written");
+    })
+    .await
+    .expect("locked appends");
+    assert_eq!(pg.query("SELECT size FROM ledger_head"), (size + 1).to_string());
+    assert_eq!(pg.query("SELECT seq FROM log_events WHERE id_key = 'x-locked'::bytea"), (size + 1).to_string());
+    assert_eq!(pg.query("SELECT count(*) FROM log_events"), (size + 1).to_string());
 }
 
 #[tokio::test]
