@@ -346,12 +346,17 @@ impl PgLog {
     }
 
     /// Starts a group commit: locks the head row until [`Append::commit`] or drop.
+    ///
+    /// The lock is taken on a connection of its own, opened on the first locked commit; one
+    /// that was closed while it idled (by the server, a proxy, a restart) is opened again once,
+    /// since nothing was written yet.
     pub fn begin_append(&mut self) -> Result<Append<'_>, PgError> {
-        let sequencer = match &mut self.sequencer {
-            Some(s) => s,
-            none => none.insert(Sequencer::connect(&self.url, self.notify)?),
+        let head = match self.sequencer.as_mut().map(Sequencer::lock) {
+            Some(Ok(head)) => head,
+            Some(Err(e)) if !self.sequencer.as_ref().is_some_and(Sequencer::is_closed) => return Err(e),
+            None | Some(Err(_)) => self.sequencer.insert(Sequencer::connect(&self.url, self.notify)?).lock()?,
         };
-        let head = sequencer.lock()?;
+        let sequencer = self.sequencer.as_mut().ok_or(PgError::Shape("no connection"))?;
         Ok(Append { sequencer, head, notify: self.notify, open: true })
     }
 

@@ -760,7 +760,7 @@ async fn a_lone_node_commits_without_the_lock_and_a_moved_head_writes_nothing() 
     // holds) commits nothing and leaves the head unlocked; a group dropped unwritten releases
     // it; the next group is written.
     let (url, size) = (pg.url(), size + 1);
-    tokio::task::spawn_blocking(move || {
+    let mut log = tokio::task::spawn_blocking(move || {
         let mut log = PgLog::connect(&url).expect("connect");
         let mut other = PgLog::connect(&url).expect("connect");
         let append = log.begin_append().expect("lock");
@@ -773,12 +773,26 @@ async fn a_lone_node_commits_without_the_lock_and_a_moved_head_writes_nothing() 
         drop(append);
         let append = log.begin_append().expect("the same connection locks again");
         append.commit(&[row(size + 1, b"x-locked")], &[], last + 1, b"edge", "t").expect("written");
+        log
     })
     .await
     .expect("locked appends");
     assert_eq!(pg.query("SELECT size FROM ledger_head"), (size + 1).to_string());
     assert_eq!(pg.query("SELECT seq FROM log_events WHERE id_key = 'x-locked'::bytea"), (size + 1).to_string());
     assert_eq!(pg.query("SELECT count(*) FROM log_events"), (size + 1).to_string());
+
+    // A lock's connection that the server closed while it idled is opened again.
+    let closed =
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'consent-ledger'";
+    assert_ne!(pg.query(closed), "0");
+    tokio::task::spawn_blocking(move || {
+        let append = log.begin_append().expect("locks on a new connection");
+        let last = append.head.last_recorded_micros;
+        append.commit(&[row(size + 2, b"x-after")], &[], last + 1, b"edge", "t").expect("written");
+    })
+    .await
+    .expect("after a closed connection");
+    assert_eq!(pg.query("SELECT seq FROM log_events WHERE id_key = 'x-after'::bytea"), (size + 2).to_string());
 }
 
 #[tokio::test]
