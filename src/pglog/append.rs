@@ -45,11 +45,7 @@ impl Append<'_> {
         if id_keys.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = self.sequencer.query(
-            "SELECT seq, id_key, key_id, signature, leaf_hash, event FROM log_events WHERE id_key = ANY($1)",
-            &[&id_keys],
-        )?;
-        rows.iter().map(row_of).collect()
+        self.sequencer.existing(id_keys)?.iter().map(row_of).collect()
     }
 
     /// Writes the group's events (seqs `head.size + 1 ..`, gapless) and the Merkle nodes they

@@ -13,11 +13,15 @@ use postgres::{Row, Statement};
 
 use super::{append::write_statement, config_of, head_of, Head, PgError, HEAD_FOR_UPDATE, SESSION};
 
+/// The events already stored under any of the id keys `$1` (a retried event answers its receipt).
+const EXISTING: &str = "SELECT seq, id_key, key_id, signature, leaf_hash, event FROM log_events WHERE id_key = ANY($1)";
+
 pub(crate) struct Sequencer {
     runtime: tokio::runtime::Runtime,
     client: tokio_postgres::Client,
     lock: Statement,
     write: Statement,
+    existing: Statement,
 }
 
 impl Sequencer {
@@ -26,7 +30,7 @@ impl Sequencer {
     pub(crate) fn connect(url: &str, notify: bool) -> Result<Self, PgError> {
         let (config, tls) = config_of(url)?;
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let (client, lock, write) = runtime.block_on(async {
+        let (client, lock, write, existing) = runtime.block_on(async {
             let (client, connection) = config.connect(tls).await?;
             // Driven while this thread waits on the runtime, as the blocking driver does; a
             // connection that fails fails the next request, which is where it is seen.
@@ -36,9 +40,10 @@ impl Sequencer {
             client.batch_execute(SESSION).await?;
             let lock = client.prepare(HEAD_FOR_UPDATE).await?;
             let write = client.prepare(write_statement(notify)).await?;
-            Ok::<_, PgError>((client, lock, write))
+            let existing = client.prepare(EXISTING).await?;
+            Ok::<_, PgError>((client, lock, write, existing))
         })?;
-        Ok(Self { runtime, client, lock, write })
+        Ok(Self { runtime, client, lock, write, existing })
     }
 
     /// Whether the connection is known to be broken.
@@ -61,9 +66,9 @@ impl Sequencer {
         head
     }
 
-    /// A statement inside the transaction.
-    pub(crate) fn query(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, PgError> {
-        Ok(self.runtime.block_on(self.client.query(sql, params))?)
+    /// The events stored under any of these id keys, read inside the transaction.
+    pub(crate) fn existing(&mut self, id_keys: &[&[u8]]) -> Result<Vec<Row>, PgError> {
+        Ok(self.runtime.block_on(self.client.query(&self.existing, &[&id_keys]))?)
     }
 
     /// The group's write ([`write_statement`]) and the commit, in one round trip: true when
