@@ -984,6 +984,12 @@ fn a_database_that_takes_tls_only_is_reached_with_its_ca_and_refused_without() {
     assert!(!ok, "an unknown CA is not trusted");
     assert!(said.to_lowercase().contains("certificate") || said.contains("database"), "{said}");
     // With the CA (libpq's spelling), the certificate and its address verify.
-    let (ok, said) = init(&format!("{}?sslmode=verify-full&sslrootcert={}", pg.url(), ca.display()));
+    let url = format!("{}?sslmode=verify-full&sslrootcert={}", pg.url(), ca.display());
+    let (ok, said) = init(&url);
     assert!(ok, "TLS with the server's CA: {said}");
+    // A group commit's own connection, the one that locks the head, goes over TLS the same way.
+    let mut log = consent_ledger::pglog::PgLog::connect(&url).expect("connected over TLS");
+    let append = log.begin_append().expect("the head locked over TLS");
+    drop(append);
+    assert!(log.begin_append().is_ok(), "and released");
 }
