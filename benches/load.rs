@@ -11,7 +11,8 @@
 //!
 //! With `DATABASE_URL` (an empty PostgreSQL database) the log lives there instead, and
 //! `NODES` (default 1) nodes, each with its own replica and HTTP server in this process,
-//! share it: appends are spread over the nodes, checks and bulk go to the first. The
+//! share it: appends are spread over the nodes (over the first `WRITERS` of them, if set),
+//! checks and bulk go to the first. The
 //! `catchup` phase then opens one more node on an empty directory and times how fast it
 //! applies the whole log.
 
@@ -175,7 +176,9 @@ fn main() {
                 }
                 "append" | "append-batch" => {
                     let per = if phase == "append" { 1 } else { env_or("BATCH", 10) };
-                    let (client, bases, key) = (client.clone(), bases.clone(), key.clone());
+                    // WRITERS=n sends the appends to the first n nodes only (all by default).
+                    let writers = env_or("WRITERS", bases.len()).clamp(1, bases.len());
+                    let (client, bases, key) = (client.clone(), bases[..writers].to_vec(), key.clone());
                     let mut stats = run_phase(conns, seconds, move |c, i| {
                         let (client, base, key) = (client.clone(), bases[c % bases.len()].clone(), key.clone());
                         async move {
