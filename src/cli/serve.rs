@@ -61,6 +61,11 @@ pub struct ServeArgs {
     #[arg(long, env = "CONSENT_LEDGER_CACHE_MB", default_value_t = (crate::ledger::DEFAULT_CACHE_MEMORY >> 20) as u64,
           value_parser = clap::value_parser!(u64).range(16..=1 << 20))]
     pub cache_mb: u64,
+    /// Start with an empty facts cache, and neither read nor write `<data dir>/facts-cache.keys`
+    /// (by default the server saves the keys of the rows its cache holds on a clean stop and
+    /// every five minutes, and reads those rows back in the background when it starts).
+    #[arg(long, env = "CONSENT_LEDGER_NO_WARM_START")]
+    pub no_warm_start: bool,
 }
 
 /// `<host name>/consent-ledger`, the default signing-key name.
@@ -90,7 +95,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             });
             progress
         }),
-        warm_start: true,
+        warm_start: !args.no_warm_start,
         ..Options::new(&name).with_cache_memory(usize::try_from(args.cache_mb << 20).unwrap_or(usize::MAX))
     };
     let ledger = Ledger::open_with(&dir, options).context("opening the ledger")?;

@@ -4,7 +4,7 @@
 use consent_ledger::service::access::Role;
 use serde_json::json;
 
-use crate::helpers::{new_keys, newsletter, spawn_app, staff, start_server, Server};
+use crate::helpers::{new_keys, newsletter, spawn_app, staff, start_server, start_server_with, Server};
 
 fn value(text: &str, series: &str) -> f64 {
     text.lines()
@@ -190,4 +190,14 @@ async fn a_restarted_server_holds_the_rows_its_cache_held_and_still_reads_an_opt
         assert!(!keys.windows(secret.len()).any(|w| w == secret), "an address in the saved keys");
     }
     terminate(&mut server);
+
+    // With --no-warm-start the saved keys are not read (a check finds the cache empty) and no
+    // keys are saved.
+    let mut server: Server = start_server_with(dir.path(), &["--no-warm-start"]);
+    let base = server.address.clone();
+    assert_eq!(check(&base, 5).await, true);
+    assert_eq!(lookups(&scrape(base.clone()).await), (0.0, 2.0), "nothing was read back");
+    std::fs::remove_file(dir.path().join("facts-cache.keys")).unwrap();
+    terminate(&mut server);
+    assert!(!dir.path().join("facts-cache.keys").exists(), "nothing saved");
 }
