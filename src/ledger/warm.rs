@@ -313,18 +313,25 @@ mod tests {
         let store = store_of(10);
         let caches = Arc::new(Caches::with_facts_budget(1 << 20));
         let nothing = start(file.clone(), store.clone(), caches.clone(), SAVE_EVERY).expect("a thread");
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        until_done(&nothing);
         assert!(nothing.finish(), "no file: nothing to read");
         assert!(!file.exists(), "and nothing saved before its time");
         Projections::new(&store, &caches).facts_many(&(0..10).map(key).collect::<Vec<_>>()).unwrap();
         save(&file, &caches).unwrap();
         let fresh = Arc::new(Caches::with_facts_budget(1 << 20));
         let warmer = start(file, store, fresh.clone(), SAVE_EVERY).expect("a file to read");
-        while fresh.facts_usage().entries < 10 {
+        until_done(&warmer);
+        assert_eq!(fresh.facts_usage().entries, 10);
+        assert!(warmer.finish(), "read to the end");
+    }
+
+    /// Waits (at most 20 s, for a slow machine) until the warm-up ended on its own.
+    fn until_done(warmer: &Warmer) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !warmer.done.load(Ordering::Acquire) {
+            assert!(std::time::Instant::now() < deadline, "the warm-up never ended");
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        assert!(warmer.finish(), "read to the end");
     }
 
     #[test]
