@@ -27,6 +27,22 @@ use consent_ledger::service::access::{KeyStore, Role};
 use consent_ledger::service::Service;
 use serde_json::json;
 
+/// On a database ledger: the locked group commits so far (those that held the head's lock,
+/// those that waited for it) and the seconds they waited and held it (`/metrics` of this
+/// process, which every node here shares).
+async fn lock_figures(client: &reqwest::Client, base: &str) -> Option<[f64; 4]> {
+    let text = client.get(format!("{base}/metrics")).send().await.ok()?.text().await.ok()?;
+    let series = |name: &str| -> Option<f64> {
+        text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    };
+    Some([
+        series("consent_ledger_database_lock_held_seconds_count")?,
+        series("consent_ledger_database_lock_wait_seconds_count")?,
+        series("consent_ledger_database_lock_wait_seconds_sum")?,
+        series("consent_ledger_database_lock_held_seconds_sum")?,
+    ])
+}
+
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -178,9 +194,10 @@ fn main() {
                     let per = if phase == "append" { 1 } else { env_or("BATCH", 10) };
                     // WRITERS=n sends the appends to the first n nodes only (all by default).
                     let writers = env_or("WRITERS", bases.len()).clamp(1, bases.len());
-                    let (client, bases, key) = (client.clone(), bases[..writers].to_vec(), key.clone());
+                    let before = lock_figures(&client, &base).await;
+                    let (writer, bases, key) = (client.clone(), bases[..writers].to_vec(), key.clone());
                     let mut stats = run_phase(conns, seconds, move |c, i| {
-                        let (client, base, key) = (client.clone(), bases[c % bases.len()].clone(), key.clone());
+                        let (client, base, key) = (writer.clone(), bases[c % bases.len()].clone(), key.clone());
                         async move {
                             let ev = |k: usize| json!({"type": "consent.granted", "subject": format!("W-{c}-{i}-{k}"), "purpose": "newsletter", "actor": {"kind": "system"}});
                             let req = if per == 1 {
@@ -196,6 +213,17 @@ fn main() {
                     })
                     .await;
                     stats.print(if per == 1 { "append" } else { "append (batch)" }, per as u64);
+                    if let (Some(b), Some(a)) = (before, lock_figures(&client, &base).await) {
+                        let mean_ms = |count: usize, sum: usize| (a[sum] - b[sum]) / (a[count] - b[count]) * 1000.0;
+                        if a[0] > b[0] {
+                            println!(
+                                "  locked commits {:.0}: lock wait {:.2} ms, held {:.2} ms (means; all nodes)",
+                                a[0] - b[0],
+                                mean_ms(1, 2),
+                                mean_ms(0, 3)
+                            );
+                        }
+                    }
                 }
                 "bulk" => {
                     // One NDJSON request of BULK_LINES addresses: cycling over the seeded ones, or

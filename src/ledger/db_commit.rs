@@ -322,10 +322,13 @@ fn commit_on(
     fn fail<T>(jobs: Vec<Job>, e: Option<pglog::PgError>) -> Result<T, (Vec<Reply>, Option<pglog::PgError>)> {
         Err((jobs.into_iter().map(|j| j.reply).collect(), e))
     }
+    let asked = std::time::Instant::now();
     let mut append = match conn.begin_append() {
         Ok(a) => a,
         Err(e) => return fail(jobs, Some(e)),
     };
+    let locked = std::time::Instant::now();
+    metrics::METRICS.database_lock_wait.observe(locked - asked);
     // What queued while this node waited for the head joins the group: with several nodes,
     // the wait for the lock grows each node's group instead of its queue.
     take_queued(&mut jobs, queue);
@@ -365,7 +368,9 @@ fn commit_on(
         return Ok((answers, Vec::new()));
     }
     let frontier = staged.frontier.to_bytes();
-    if let Err(e) = append.commit(&staged.rows, &staged.nodes, staged.last.timestamp_micros(), &frontier, &w.node) {
+    let committed = append.commit(&staged.rows, &staged.nodes, staged.last.timestamp_micros(), &frontier, &w.node);
+    metrics::METRICS.database_lock_held.observe(locked.elapsed());
+    if let Err(e) = committed {
         return Err((answers.into_iter().map(|(r, _)| r).collect(), Some(e)));
     }
     Ok((answers, staged.rows))

@@ -77,6 +77,10 @@ pub struct Metrics {
     pub database_commits_unlocked: AtomicU64,
     pub database_commits_locked: AtomicU64,
     pub database_head_moved: AtomicU64,
+    /// On a database ledger, each locked group commit: the wait for the head's lock, and the
+    /// time it held it (signing, the write and the commit's flush), what other nodes wait for.
+    pub database_lock_wait: Histogram,
+    pub database_lock_held: Histogram,
     /// By route name, then method and status class (a handful each, so a short list).
     http: Mutex<BTreeMap<String, RouteSeen>>,
 }
@@ -223,6 +227,20 @@ impl Metrics {
                 "Unlocked commits that found another node's commit first (then signed again under the lock).",
             );
             let _ = writeln!(out, "consent_ledger_database_head_moved_total {}", load(&self.database_head_moved));
+            header(
+                &mut out,
+                "consent_ledger_database_lock_wait_seconds",
+                "histogram",
+                "Wait of a locked group commit for the log's head row (other nodes' commits).",
+            );
+            self.database_lock_wait.write(&mut out, "consent_ledger_database_lock_wait_seconds", "");
+            header(
+                &mut out,
+                "consent_ledger_database_lock_held_seconds",
+                "histogram",
+                "Time a locked group commit held the log's head row: signing, the write and the commit's flush.",
+            );
+            self.database_lock_held.write(&mut out, "consent_ledger_database_lock_held_seconds", "");
         }
         header(
             &mut out,
@@ -235,7 +253,7 @@ impl Metrics {
             &mut out,
             "consent_ledger_facts_cache_bytes",
             "gauge",
-            "Memory the facts cache's entries take, at most its budget (half of serve --cache-mb).",
+            "Memory the facts cache's entries take, at most its budget (three quarters of serve --cache-mb).",
         );
         let _ = writeln!(out, "consent_ledger_facts_cache_bytes {}", cache.bytes);
         header(&mut out, "consent_ledger_facts_cache_budget_bytes", "gauge", "The facts cache's budget.");

@@ -406,6 +406,12 @@ async fn write_until(
     (acked, refused)
 }
 
+/// The value of the first series of a `/metrics` text named `name` (a count).
+fn series(text: &str, name: &str) -> u64 {
+    let line = text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name}: {text}"));
+    line.rsplit(' ').next().and_then(|v| v.parse().ok()).expect("a count")
+}
+
 #[tokio::test]
 async fn three_nodes_on_one_database_write_at_once_and_agree() {
     let pg = PgCluster::start();
@@ -525,6 +531,17 @@ async fn three_nodes_on_one_database_write_at_once_and_agree() {
         client.get(format!("{}/metrics", addresses[2])).send().await.expect("metrics").text().await.expect("text");
     assert!(metrics.contains("consent_ledger_database_up 1\n"), "{metrics}");
     assert!(metrics.contains("consent_ledger_replica_lag "), "{metrics}");
+    // Every locked commit says how long it waited for the head and held it.
+    let mut held = 0;
+    for address in &addresses {
+        let text = client.get(format!("{address}/metrics")).send().await.expect("metrics").text().await.expect("text");
+        let count = |name: &str| series(&text, name);
+        let locked = count("consent_ledger_database_commits_total{head=\"locked\"}");
+        assert!(count("consent_ledger_database_lock_held_seconds_count") >= locked, "{text}");
+        assert!(count("consent_ledger_database_lock_wait_seconds_count") >= locked, "{text}");
+        held += count("consent_ledger_database_lock_held_seconds_count");
+    }
+    assert!(held > 0, "three nodes writing at once took turns on the head's lock");
     let vkey = vkey_of(&client, &addresses[0]).await;
     drop(nodes);
     for p in &paths {
@@ -701,10 +718,7 @@ async fn a_lone_node_commits_without_the_lock_and_a_moved_head_writes_nothing() 
     }
     let metrics = client.get(format!("{}/metrics", node.address())).send().await.expect("metrics");
     let metrics = metrics.text().await.expect("text");
-    let counter = |name: &str| -> u64 {
-        let line = metrics.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name}: {metrics}"));
-        line.rsplit(' ').next().and_then(|v| v.parse().ok()).expect("a count")
-    };
+    let counter = |name: &str| series(&metrics, name);
     assert!(counter("consent_ledger_database_commits_total{head=\"unlocked\"}") >= 6, "{metrics}");
     assert_eq!(counter("consent_ledger_database_commits_total{head=\"locked\"}"), 0, "{metrics}");
     assert_eq!(counter("consent_ledger_database_head_moved_total"), 0, "{metrics}");
