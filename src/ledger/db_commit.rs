@@ -159,9 +159,36 @@ impl Writer {
     pub fn follow(&mut self) -> Result<(), LedgerError> {
         let Some(mut remote) = self.remote.take() else { return Ok(()) };
         // Checkpoints are copied by the checkpointer, each interval.
-        let result = look_at_head(&mut remote).and_then(|()| self.follow_up_to(&mut remote, u64::MAX >> 1));
+        let result = self.follow_to_head(&mut remote);
         self.remote = Some(remote);
         result
+    }
+
+    /// Reads and applies the events past the replica, a chunk at a time. A chunk not full
+    /// ends at the database's head (commits hold the head row, so they become visible in seq
+    /// order): then the replica is the database's size, and a wake-up costs one read. After
+    /// a full chunk (a backlog) the head's size is read, so `/readyz` and `/metrics` say how
+    /// far behind the node is while it catches up.
+    fn follow_to_head(&mut self, remote: &mut Remote) -> Result<(), LedgerError> {
+        loop {
+            let rows = match remote.conn()?.events(self.next_seq - 1, u64::MAX >> 1, FOLLOW_CHUNK) {
+                Ok(rows) => rows,
+                Err(e) => {
+                    remote.failed(&e);
+                    return Err(LedgerError::DatabaseUnavailable);
+                }
+            };
+            remote.succeeded();
+            let full = rows.len() as i64 >= FOLLOW_CHUNK;
+            if !rows.is_empty() {
+                self.apply(rows)?;
+            }
+            if !full {
+                remote.state.size.fetch_max(self.next_seq - 1, Ordering::AcqRel);
+                return Ok(());
+            }
+            look_at_head(remote)?;
+        }
     }
 
     /// The catch-up of a node that starts behind, telling `progress` (applied, database size)

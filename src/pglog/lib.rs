@@ -198,6 +198,8 @@ const HEAD_FOR_UPDATE: &str =
     "SELECT ledger_id, size, last_recorded_micros, frontier FROM ledger_head WHERE id = 1 FOR UPDATE";
 
 /// Events with seqs in `($1, $2]`, at most `$3`, in seq order.
+const HEAD: &str = "SELECT ledger_id, size, last_recorded_micros, frontier FROM ledger_head";
+
 const EVENTS_BETWEEN: &str = "SELECT seq, id_key, key_id, signature, leaf_hash, event FROM log_events
      WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3";
 
@@ -265,8 +267,8 @@ impl PgLog {
 
     /// The head, or `None` before `init`.
     pub fn head(&mut self) -> Result<Option<Head>, PgError> {
-        let row =
-            self.client.query_opt("SELECT ledger_id, size, last_recorded_micros, frontier FROM ledger_head", &[])?;
+        let statement = self.prepared.get(&mut self.client, HEAD)?;
+        let row = self.client.query_opt(&statement, &[])?;
         row.map(|r| head_of(&r)).transpose()
     }
 
