@@ -33,8 +33,10 @@ struct Object {
 /// the integer's decimal digits (below 10^21 it uses no exponent): written as integers.
 const EXACT: u64 = 1 << 53;
 
+/// The buffers of one serialization, kept between serializations on a thread (see
+/// [`super::to_canonical_bytes`]).
 #[derive(Default)]
-pub(crate) struct JcsFormatter {
+pub(crate) struct Buffers {
     /// Everything written inside the outermost open object.
     scratch: Vec<u8>,
     /// The open objects, innermost last.
@@ -45,7 +47,20 @@ pub(crate) struct JcsFormatter {
     sorted: Vec<u8>,
 }
 
-impl JcsFormatter {
+impl Buffers {
+    /// Forgets what a serialization left (an error may stop one halfway), keeping the
+    /// allocations unless they grew large.
+    pub(crate) fn reset(&mut self) {
+        const KEEP: usize = 64 << 10;
+        self.open.clear();
+        self.spare.truncate(16);
+        if self.scratch.capacity() > KEEP || self.sorted.capacity() > KEEP {
+            *self = Self::default();
+        }
+        self.scratch.clear();
+        self.sorted.clear();
+    }
+
     /// Writes `bytes` where the innermost open object collects them, or to `writer` outside
     /// every object.
     #[inline]
@@ -101,7 +116,23 @@ fn name_text(quoted: &[u8]) -> io::Result<std::borrow::Cow<'_, str>> {
     }
 }
 
-impl Formatter for JcsFormatter {
+/// The formatter, writing through a thread's [`Buffers`].
+pub(crate) struct JcsFormatter<'a>(pub(crate) &'a mut Buffers);
+
+impl std::ops::Deref for JcsFormatter<'_> {
+    type Target = Buffers;
+    fn deref(&self) -> &Buffers {
+        self.0
+    }
+}
+
+impl std::ops::DerefMut for JcsFormatter<'_> {
+    fn deref_mut(&mut self) -> &mut Buffers {
+        self.0
+    }
+}
+
+impl Formatter for JcsFormatter<'_> {
     fn write_null<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
         self.put(writer, b"null")
     }
@@ -264,9 +295,10 @@ impl Formatter for JcsFormatter {
     fn end_object<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
         let Object { start, mut members, .. } =
             self.open.pop().ok_or_else(|| io::Error::other("an object never begun"))?;
-        sort_members(&self.scratch, &mut members)?;
-        let scratch = &self.scratch;
-        let sorted = &mut self.sorted;
+        let buffers = &mut *self.0;
+        sort_members(&buffers.scratch, &mut members)?;
+        let scratch = &buffers.scratch;
+        let sorted = &mut buffers.sorted;
         sorted.clear();
         sorted.push(b'{');
         for (i, m) in members.iter().enumerate() {
@@ -279,12 +311,12 @@ impl Formatter for JcsFormatter {
         }
         sorted.push(b'}');
         members.clear();
-        self.spare.push(members);
-        self.scratch.truncate(start);
-        if self.open.is_empty() {
-            writer.write_all(&self.sorted)
+        buffers.spare.push(members);
+        buffers.scratch.truncate(start);
+        if buffers.open.is_empty() {
+            writer.write_all(&buffers.sorted)
         } else {
-            self.scratch.extend_from_slice(&self.sorted);
+            buffers.scratch.extend_from_slice(&buffers.sorted);
             Ok(())
         }
     }

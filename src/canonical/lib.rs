@@ -11,9 +11,21 @@ pub struct CanonicalError(String);
 /// The RFC 8785 canonical bytes of `value`, as `serde_json` would serialize it (a float that
 /// is not finite is `null`, as `serde_json` writes it; a raw JSON fragment is refused).
 pub fn to_canonical_bytes<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CanonicalError> {
+    thread_local! {
+        /// The formatter's buffers, reused by the thread's next serialization.
+        static BUFFERS: std::cell::RefCell<jcs::Buffers> = std::cell::RefCell::default();
+    }
     let mut out = Vec::with_capacity(512);
-    let mut serializer = serde_json::Serializer::with_formatter(&mut out, jcs::JcsFormatter::default());
-    value.serialize(&mut serializer).map_err(|e| CanonicalError(e.to_string()))?;
+    let mut write = |buffers: &mut jcs::Buffers| {
+        buffers.reset();
+        let mut serializer = serde_json::Serializer::with_formatter(&mut out, jcs::JcsFormatter(buffers));
+        value.serialize(&mut serializer).map_err(|e| CanonicalError(e.to_string()))
+    };
+    // A value whose serialization asks for canonical bytes of its own gets fresh buffers.
+    BUFFERS.with(|b| match b.try_borrow_mut() {
+        Ok(mut buffers) => write(&mut buffers),
+        Err(_) => write(&mut jcs::Buffers::default()),
+    })?;
     Ok(out)
 }
 
@@ -160,6 +172,34 @@ mod tests {
             e,
             nested: inner.map(|(z, a, accented, m, e)| Box::new(Doc { z, a, accented, m, e, nested: None })),
         })
+    }
+
+    #[test]
+    fn a_failed_serialization_leaves_nothing_for_the_next() {
+        // Stops halfway, inside an object: a map key that is not a string.
+        let bad = json!({"b": 1, "a": {"z": [1, 2]}});
+        let mut inner = std::collections::BTreeMap::new();
+        inner.insert((1, 2), "pair keys are not JSON");
+        let halfway = (bad.clone(), inner);
+        assert!(to_canonical_bytes(&halfway).is_err());
+        let next = json!({"y": {"b": true}, "x": "after"});
+        assert_eq!(to_canonical_bytes(&next).unwrap(), serde_json_canonicalizer::to_vec(&next).unwrap());
+        assert_eq!(to_canonical_bytes(&bad).unwrap(), br#"{"a":{"z":[1,2]},"b":1}"#);
+    }
+
+    #[test]
+    fn a_value_that_asks_for_canonical_bytes_while_serialized_gets_its_own() {
+        /// Serializes as the canonical text of what it holds (as a signed envelope might).
+        struct Envelope(Value);
+        impl serde::Serialize for Envelope {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let inner = to_canonical_bytes(&self.0).map_err(serde::ser::Error::custom)?;
+                s.serialize_str(std::str::from_utf8(&inner).map_err(serde::ser::Error::custom)?)
+            }
+        }
+        let outer =
+            std::collections::BTreeMap::from([("z", Envelope(json!({"b": 2, "a": 1}))), ("a", Envelope(json!(3)))]);
+        assert_eq!(to_canonical_bytes(&outer).unwrap(), br#"{"a":"3","z":"{\"a\":1,\"b\":2}"}"#);
     }
 
     proptest! {
