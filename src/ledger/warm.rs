@@ -325,6 +325,36 @@ mod tests {
         assert!(warmer.finish(), "read to the end");
     }
 
+    /// A server stopped while its warm-up still reads the saved keys holds only part of their
+    /// rows: its warmer says it did not end on its own, so the stop keeps the old file, and
+    /// nothing is saved meanwhile. The keys come through a named pipe, so the warm-up is
+    /// exactly as far as the test lets it be.
+    #[cfg(unix)]
+    #[test]
+    fn a_warmer_stopped_before_it_read_its_file_says_so_and_saves_nothing() {
+        use std::os::unix::fs::FileTypeExt;
+        let (_dir, file) = keys_file();
+        let made = std::process::Command::new("mkfifo").arg(&file).status().expect("mkfifo runs");
+        assert!(made.success());
+        let store = store_of(600);
+        let caches = Arc::new(Caches::with_facts_budget(1 << 20));
+        // Saves every 10 ms once done, so a warmer that wrongly thought itself done would
+        // replace the pipe with a file at once.
+        let warmer = start(file.clone(), store, caches, std::time::Duration::from_millis(10)).expect("a thread");
+        let mut keys = std::fs::OpenOptions::new().write(true).open(&file).expect("the warmer reads the pipe");
+        keys.write_all(MAGIC).unwrap();
+        for i in 0..600 {
+            let k = key(i);
+            keys.write_all(&(k.len() as u16).to_be_bytes()).unwrap();
+            keys.write_all(&k).unwrap();
+        }
+        // The keys are in the pipe, but not its end, when the server stops.
+        warmer.stop.store(true, Ordering::Release);
+        drop(keys);
+        assert!(!warmer.finish(), "stopped before the end of its file");
+        assert!(std::fs::metadata(&file).unwrap().file_type().is_fifo(), "nothing saved over the old file");
+    }
+
     /// Waits (at most 20 s, for a slow machine) until the warm-up ended on its own.
     fn until_done(warmer: &Warmer) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
