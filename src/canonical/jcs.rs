@@ -141,17 +141,18 @@ impl Formatter for JcsFormatter<'_> {
         self.put(writer, if value { b"true" } else { b"false" })
     }
 
-    // JSON's numbers are ECMAScript's doubles: every integer is written as its double is.
+    // JSON's numbers are ECMAScript's doubles: every integer is written as its double is,
+    // which for a magnitude up to 2^53 (every integer of 32 bits or less) is its digits.
     fn write_i8<W: ?Sized + Write>(&mut self, writer: &mut W, value: i8) -> io::Result<()> {
-        self.write_f64(writer, f64::from(value))
+        self.put(writer, itoa::Buffer::new().format(value).as_bytes())
     }
 
     fn write_i16<W: ?Sized + Write>(&mut self, writer: &mut W, value: i16) -> io::Result<()> {
-        self.write_f64(writer, f64::from(value))
+        self.put(writer, itoa::Buffer::new().format(value).as_bytes())
     }
 
     fn write_i32<W: ?Sized + Write>(&mut self, writer: &mut W, value: i32) -> io::Result<()> {
-        self.write_f64(writer, f64::from(value))
+        self.put(writer, itoa::Buffer::new().format(value).as_bytes())
     }
 
     fn write_i64<W: ?Sized + Write>(&mut self, writer: &mut W, value: i64) -> io::Result<()> {
@@ -166,15 +167,15 @@ impl Formatter for JcsFormatter<'_> {
     }
 
     fn write_u8<W: ?Sized + Write>(&mut self, writer: &mut W, value: u8) -> io::Result<()> {
-        self.write_f64(writer, f64::from(value))
+        self.put(writer, itoa::Buffer::new().format(value).as_bytes())
     }
 
     fn write_u16<W: ?Sized + Write>(&mut self, writer: &mut W, value: u16) -> io::Result<()> {
-        self.write_f64(writer, f64::from(value))
+        self.put(writer, itoa::Buffer::new().format(value).as_bytes())
     }
 
     fn write_u32<W: ?Sized + Write>(&mut self, writer: &mut W, value: u32) -> io::Result<()> {
-        self.write_f64(writer, f64::from(value))
+        self.put(writer, itoa::Buffer::new().format(value).as_bytes())
     }
 
     fn write_u64<W: ?Sized + Write>(&mut self, writer: &mut W, value: u64) -> io::Result<()> {
