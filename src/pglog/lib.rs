@@ -193,13 +193,20 @@ impl Prepared {
     }
 }
 
+/// The head row, as [`head_of`] reads it.
+macro_rules! head_sql {
+    () => {
+        "SELECT ledger_id, size, last_recorded_micros, frontier FROM ledger_head"
+    };
+}
+
+/// The head row.
+const HEAD: &str = head_sql!();
+
 /// The head row, locked for a group commit.
-const HEAD_FOR_UPDATE: &str =
-    "SELECT ledger_id, size, last_recorded_micros, frontier FROM ledger_head WHERE id = 1 FOR UPDATE";
+const HEAD_FOR_UPDATE: &str = concat!(head_sql!(), " WHERE id = 1 FOR UPDATE");
 
 /// Events with seqs in `($1, $2]`, at most `$3`, in seq order.
-const HEAD: &str = "SELECT ledger_id, size, last_recorded_micros, frontier FROM ledger_head";
-
 const EVENTS_BETWEEN: &str = "SELECT seq, id_key, key_id, signature, leaf_hash, event FROM log_events
      WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3";
 
