@@ -171,14 +171,7 @@ impl Writer {
     /// far behind the node is while it catches up.
     fn follow_to_head(&mut self, remote: &mut Remote) -> Result<(), LedgerError> {
         loop {
-            let rows = match remote.conn()?.events(self.next_seq - 1, u64::MAX >> 1, FOLLOW_CHUNK) {
-                Ok(rows) => rows,
-                Err(e) => {
-                    remote.failed(&e);
-                    return Err(LedgerError::DatabaseUnavailable);
-                }
-            };
-            remote.succeeded();
+            let rows = self.next_chunk(remote, u64::MAX >> 1)?;
             let full = rows.len() as i64 >= FOLLOW_CHUNK;
             if !rows.is_empty() {
                 self.apply(rows)?;
@@ -208,7 +201,7 @@ impl Writer {
                     p(self.next_seq - 1, target);
                 }
             }
-            self.follow_up_to(&mut remote, u64::MAX >> 1)?;
+            self.follow_to_head(&mut remote)?;
             super::remote::copy_checkpoints(&self.store, &mut remote, self.next_seq - 1)
         })();
         self.remote = Some(remote);
@@ -217,21 +210,27 @@ impl Writer {
 
     fn follow_up_to(&mut self, remote: &mut Remote, up_to: u64) -> Result<(), LedgerError> {
         while self.next_seq - 1 < up_to {
-            let conn = remote.conn()?;
-            let rows = match conn.events(self.next_seq - 1, up_to, FOLLOW_CHUNK) {
-                Ok(rows) => rows,
-                Err(e) => {
-                    remote.failed(&e);
-                    return Err(LedgerError::DatabaseUnavailable);
-                }
-            };
-            remote.succeeded();
+            let rows = self.next_chunk(remote, up_to)?;
             if rows.is_empty() {
                 break;
             }
             self.apply(rows)?;
         }
         Ok(())
+    }
+
+    /// The next events past the replica, up to `up_to`, at most [`FOLLOW_CHUNK`].
+    fn next_chunk(&self, remote: &mut Remote, up_to: u64) -> Result<Vec<LogRow>, LedgerError> {
+        match remote.conn()?.events(self.next_seq - 1, up_to, FOLLOW_CHUNK) {
+            Ok(rows) => {
+                remote.succeeded();
+                Ok(rows)
+            }
+            Err(e) => {
+                remote.failed(&e);
+                Err(LedgerError::DatabaseUnavailable)
+            }
+        }
     }
 
     /// Writes events the database holds (the replica's next seqs, in order) to the local
