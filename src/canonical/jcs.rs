@@ -33,6 +33,22 @@ struct Object {
 /// the integer's decimal digits (below 10^21 it uses no exponent): written as integers.
 const EXACT: u64 = 1 << 53;
 
+/// The formatter's writers of integers. JSON's numbers are ECMAScript's doubles, so every
+/// integer is written as its double is: for a magnitude up to 2^53 (every integer of 32 bits
+/// or less) its digits, beyond that the double it rounds to.
+macro_rules! integer_writers {
+    ($($name:ident($t:ty)),* $(,)?) => {$(
+        fn $name<W: ?Sized + Write>(&mut self, writer: &mut W, value: $t) -> io::Result<()> {
+            match i64::try_from(value) {
+                Ok(exact) if exact.unsigned_abs() <= EXACT => {
+                    self.put(writer, itoa::Buffer::new().format(exact).as_bytes())
+                }
+                _ => self.write_f64(writer, value as f64),
+            }
+        }
+    )*};
+}
+
 /// The buffers of one serialization, kept between serializations on a thread (see
 /// [`super::to_canonical_bytes`]).
 #[derive(Default)]
@@ -141,53 +157,18 @@ impl Formatter for JcsFormatter<'_> {
         self.put(writer, if value { b"true" } else { b"false" })
     }
 
-    // JSON's numbers are ECMAScript's doubles: every integer is written as its double is,
-    // which for a magnitude up to 2^53 (every integer of 32 bits or less) is its digits.
-    fn write_i8<W: ?Sized + Write>(&mut self, writer: &mut W, value: i8) -> io::Result<()> {
-        self.put(writer, itoa::Buffer::new().format(value).as_bytes())
-    }
-
-    fn write_i16<W: ?Sized + Write>(&mut self, writer: &mut W, value: i16) -> io::Result<()> {
-        self.put(writer, itoa::Buffer::new().format(value).as_bytes())
-    }
-
-    fn write_i32<W: ?Sized + Write>(&mut self, writer: &mut W, value: i32) -> io::Result<()> {
-        self.put(writer, itoa::Buffer::new().format(value).as_bytes())
-    }
-
-    fn write_i64<W: ?Sized + Write>(&mut self, writer: &mut W, value: i64) -> io::Result<()> {
-        if value.unsigned_abs() <= EXACT {
-            return self.put(writer, itoa::Buffer::new().format(value).as_bytes());
-        }
-        self.write_f64(writer, value as f64)
-    }
-
-    fn write_i128<W: ?Sized + Write>(&mut self, writer: &mut W, value: i128) -> io::Result<()> {
-        self.write_f64(writer, value as f64)
-    }
-
-    fn write_u8<W: ?Sized + Write>(&mut self, writer: &mut W, value: u8) -> io::Result<()> {
-        self.put(writer, itoa::Buffer::new().format(value).as_bytes())
-    }
-
-    fn write_u16<W: ?Sized + Write>(&mut self, writer: &mut W, value: u16) -> io::Result<()> {
-        self.put(writer, itoa::Buffer::new().format(value).as_bytes())
-    }
-
-    fn write_u32<W: ?Sized + Write>(&mut self, writer: &mut W, value: u32) -> io::Result<()> {
-        self.put(writer, itoa::Buffer::new().format(value).as_bytes())
-    }
-
-    fn write_u64<W: ?Sized + Write>(&mut self, writer: &mut W, value: u64) -> io::Result<()> {
-        if value <= EXACT {
-            return self.put(writer, itoa::Buffer::new().format(value).as_bytes());
-        }
-        self.write_f64(writer, value as f64)
-    }
-
-    fn write_u128<W: ?Sized + Write>(&mut self, writer: &mut W, value: u128) -> io::Result<()> {
-        self.write_f64(writer, value as f64)
-    }
+    integer_writers!(
+        write_i8(i8),
+        write_i16(i16),
+        write_i32(i32),
+        write_i64(i64),
+        write_i128(i128),
+        write_u8(u8),
+        write_u16(u16),
+        write_u32(u32),
+        write_u64(u64),
+        write_u128(u128),
+    );
 
     fn write_f32<W: ?Sized + Write>(&mut self, writer: &mut W, value: f32) -> io::Result<()> {
         self.write_f64(writer, f64::from(value))

@@ -138,6 +138,8 @@ mod tests {
         a: Option<String>,
         #[serde(rename = "\u{e9}")]
         accented: i32,
+        wide: i128,
+        tiny: i8,
         m: std::collections::HashMap<String, Vec<f64>>,
         e: Kind,
         nested: Option<Box<Doc>>,
@@ -161,17 +163,44 @@ mod tests {
             any::<u64>(),
             any::<Option<String>>(),
             any::<i32>(),
+            any::<i128>(),
+            any::<i8>(),
             prop::collection::hash_map(any::<String>(), prop::collection::vec(-1e30f64..1e30, 0..3), 0..3),
             kind,
         );
-        (leaf.clone(), prop::option::of(leaf)).prop_map(|((z, a, accented, m, e), inner)| Doc {
+        (leaf.clone(), prop::option::of(leaf)).prop_map(|((z, a, accented, wide, tiny, m, e), inner)| Doc {
             z,
             a,
             accented,
+            wide,
+            tiny,
             m,
             e,
-            nested: inner.map(|(z, a, accented, m, e)| Box::new(Doc { z, a, accented, m, e, nested: None })),
+            nested: inner.map(|(z, a, accented, wide, tiny, m, e)| {
+                Box::new(Doc { z, a, accented, wide, tiny, m, e, nested: None })
+            }),
         })
+    }
+
+    /// The cases the property tests below once shrank to: members of nested objects kept
+    /// apart, and names outside the BMP sorted before those near its top, U+E000 and up (by
+    /// UTF-16 code units, not by code points), at any depth.
+    #[test]
+    fn nested_objects_and_names_beyond_the_bmp() {
+        let cases = [
+            json!({"": {"": null}}),
+            json!({"b": {"y": 1, "x": {"q": [], "p": {}}}, "a": [{"d": 1, "c": 2}]}),
+            json!({"": {"\u{fb33}": null, "\u{1f600}": null}}),
+            json!({"\u{fffc}": [], "\u{1134b}": [], "z": {"\u{1134b}": 1, "\u{fffc}": 2}}),
+        ];
+        for v in cases {
+            assert_eq!(to_canonical_bytes(&v).unwrap(), serde_json_canonicalizer::to_vec(&v).unwrap(), "{v}");
+        }
+        assert_eq!(
+            String::from_utf8(to_canonical_bytes(&json!({"\u{1134b}": 1, "\u{fffc}": 2})).unwrap()).unwrap(),
+            "{\"\u{1134b}\":1,\"\u{fffc}\":2}",
+            "U+1134B is D804 DF4B in UTF-16, before FFFC"
+        );
     }
 
     #[test]
