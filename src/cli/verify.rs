@@ -36,9 +36,11 @@ pub struct VerifyArgs {
     /// several. Without it, the file's own keys are used.
     #[arg(long = "key")]
     pub keys: Vec<String>,
-    /// Megabytes the comparison of a data directory's projection rows may hold: past it the
-    /// rows are compared in several passes over the log (the first checks every event, the
-    /// others derive the rows again), so memory stays bounded however long the log is.
+    /// Megabytes the row-by-row comparison of a data directory's projections may hold. The
+    /// projections are compared with the log by sums in constant memory; only when those
+    /// differ are the rows compared one by one, to name the first wrong, and past this figure
+    /// in several passes over the log (the first checks every event again, the others derive
+    /// the rows again), so memory stays bounded however long the log is.
     #[arg(long, default_value_t = (crate::ledger::verify::VERIFY_MEMORY >> 20) as u64,
           value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub memory_mb: u64,

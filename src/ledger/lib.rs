@@ -13,6 +13,7 @@ mod migrate;
 mod options;
 pub mod rebuild;
 mod remote;
+mod row_sums;
 pub mod shared_keys;
 mod tree;
 pub mod verify;

@@ -1,6 +1,8 @@
 //! Integrity verification of a store: every event's canonical bytes, leaf hash and signature
-//! are re-derived in seq order, then the projections are rebuilt in memory from the log and
-//! compared row by row with the stored ones. The first failure is named by seq.
+//! are re-derived in seq order, and the projections compared with what the log implies, first
+//! by sums in constant memory ([`row_sums`](super::row_sums)), then, only when those differ,
+//! row by row with the rows the log implies held as digests. The first failure is named by
+//! seq.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
@@ -15,6 +17,7 @@ use projection::seq_key;
 use signing::Verifier;
 
 use super::keys::ValidKey;
+use super::row_sums::{ElementHasher, Sums};
 use store::{Cf, Store, StoreError};
 
 /// The first thing found wrong.
@@ -155,13 +158,14 @@ fn check_block(block: &[store::Pair], first_seq: u64, keys: &[ValidKey]) -> Vec<
 
 /// Verifies `store` against the given public keys. `progress` is told each verified seq.
 /// Events are checked a block at a time on every core (signatures batch-verified); the tree
-/// and the expected projection rows are then built in seq order. The comparison holds at most
-/// about [`VERIFY_MEMORY`] of expected rows ([`verify_within`]).
+/// and the sums of the projection rows are then built in seq order. A row-by-row comparison
+/// (only when the sums differ) holds at most about [`VERIFY_MEMORY`] of expected rows
+/// ([`verify_within`]).
 pub fn verify(store: &Store, keys: &[ValidKey], progress: impl FnMut(u64)) -> Result<Report, StoreError> {
     verify_within(store, keys, VERIFY_MEMORY, progress)
 }
 
-/// Memory the comparison of projection rows may take by default (`verify --memory-mb`).
+/// Memory the row-by-row comparison of projection rows may take by default (`verify --memory-mb`).
 pub const VERIFY_MEMORY: usize = 512 << 20;
 /// What one expected row takes in the comparison, about (its map entry and the map's slack).
 const BYTES_PER_ROW: u64 = 80;
@@ -169,11 +173,30 @@ const BYTES_PER_ROW: u64 = 80;
 /// point, the feed, its id, and the tree's nodes.
 const ROWS_PER_EVENT: u64 = 6;
 
-/// [`verify`] with the comparison's memory bounded by `memory` bytes, whatever the log's size:
-/// the projection rows are compared in as many passes as it takes, each holding the rows
-/// whose key falls in its share (by the key's digest). The first pass checks every event;
-/// the others only derive the rows again from the checked log.
+/// [`verify`] with the comparison's memory bounded by `memory` bytes, whatever the log's size.
+/// Every event is checked and the projections compared in one read of the log and one of each
+/// column family, by sums ([`row_sums`](super::row_sums)) in constant memory. Only when the
+/// sums differ are the rows compared one by one ([`verify_row_by_row`] within `memory`), to
+/// name the first wrong.
 pub fn verify_within(
+    store: &Store,
+    keys: &[ValidKey],
+    memory: usize,
+    mut progress: impl FnMut(u64),
+) -> Result<Report, StoreError> {
+    match verify_by_sums(store, keys, &mut progress)? {
+        Summed::Equal(events) => Ok(Report { events, failure: None }),
+        Summed::EventFailed(report) => Ok(report),
+        // Which row is wrong is found row by row, the log read again.
+        Summed::Differ => verify_row_by_row(store, keys, memory, progress),
+    }
+}
+
+/// Checks every event and compares the projections with the log row by row, the rows the log
+/// implies held as digests in at most about `memory` bytes: in as many passes as that takes,
+/// each holding the rows whose key falls in its share (by the key's digest). The first pass
+/// checks every event; the others only derive the rows again. Names the first row that differs.
+pub fn verify_row_by_row(
     store: &Store,
     keys: &[ValidKey],
     memory: usize,
@@ -224,20 +247,20 @@ fn derive_block(block: &[store::Pair]) -> Vec<Checked> {
     }
 }
 
-fn verify_pass(
+/// Reads the log in seq order, each block checked on every core (`check`: position, bytes,
+/// hash, key and signature of every event) or only derived again, and calls `fold` with each
+/// event's seq and the rows it implies, the tree's nodes included. A thread of its own reads and
+/// checks the next block while this one folds the block before. Answers the events read, or
+/// the report naming the first that fails.
+fn walk_log(
     store: &Store,
     keys: &[ValidKey],
-    share: Share,
-    progress: &mut impl FnMut(u64),
-) -> Result<Report, StoreError> {
-    let mut expected: Expected = HashMap::with_capacity_and_hasher(share.rows, Default::default());
-    // How many rows of each column family the log implies.
-    let mut counts: HashMap<Cf, u64> = HashMap::new();
+    check: bool,
+    mut fold: impl FnMut(u64, Vec<projection::Row>),
+) -> Result<Result<u64, Report>, StoreError> {
     let mut seq = 0u64;
     let mut tree = Frontier::default();
-    // A thread of its own reads and checks the next block (on every core) while this one
-    // folds the block before into the tree and the expected rows.
-    let failed = std::thread::scope(|s| -> Result<Option<Report>, StoreError> {
+    std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(usize, Vec<Checked>), StoreError>>(1);
         s.spawn(move || {
             let mut events = match store.iter_from(Cf::Events, &[]) {
@@ -251,7 +274,7 @@ fn verify_pass(
                     Ok(block) => block,
                     Err(e) => return drop(tx.send(Err(e))),
                 };
-                let checked = if share.first() { check_block(&block, first, keys) } else { derive_block(&block) };
+                let checked = if check { check_block(&block, first, keys) } else { derive_block(&block) };
                 first += block.len() as u64;
                 if tx.send(Ok((block.len(), checked))).is_err() {
                     return;
@@ -262,39 +285,99 @@ fn verify_pass(
             let (read, checked) = message?;
             if checked.len() != read {
                 let failure = Failure::Event { seq: seq + 1, what: "could not be checked" };
-                return Ok(Some(Report { events: seq, failure: Some(failure) }));
+                return Ok(Err(Report { events: seq, failure: Some(failure) }));
             }
             for c in checked {
                 seq += 1;
-                let (leaf, rows) = match c {
+                let (leaf, mut rows) = match c {
                     Ok(ok) => ok,
                     Err(what) => {
-                        return Ok(Some(Report { events: seq - 1, failure: Some(Failure::Event { seq, what }) }))
+                        return Ok(Err(Report { events: seq - 1, failure: Some(Failure::Event { seq, what }) }))
                     }
                 };
-                for (cf, k, v) in rows.into_iter().chain(super::tree_rows(leaf, &mut tree)) {
-                    let key = row_id(cf, &k);
-                    if !share.holds(&key) {
-                        continue;
-                    }
-                    let want = expected.entry(key).or_insert_with(|| {
-                        *counts.entry(cf).or_default() += 1;
-                        Want::new(cf)
-                    });
-                    want.digest = if cf.appends() { digest(&[&want.digest, &v]) } else { digest(&[&v]) };
-                    want.last_seq = seq;
-                }
-                if share.first() {
-                    progress(seq);
-                }
+                rows.extend(super::tree_rows(leaf, &mut tree));
+                fold(seq, rows);
             }
         }
-        Ok(None)
+        Ok(Ok(seq))
+    })
+}
+
+/// What the comparison by sums found.
+enum Summed {
+    /// Every event checks and the projections are the log's: the events read.
+    Equal(u64),
+    /// An event fails.
+    EventFailed(Report),
+    /// The projections differ from what the log implies (somewhere).
+    Differ,
+}
+
+/// Checks every event and compares the projections with the log by sums, in constant memory:
+/// each column family's stored rows are summed on a thread of their own while the log is read.
+fn verify_by_sums(store: &Store, keys: &[ValidKey], progress: &mut impl FnMut(u64)) -> Result<Summed, StoreError> {
+    let hasher = ElementHasher::random();
+    std::thread::scope(|s| {
+        let scans: Vec<_> = Cf::PROJECTIONS
+            .into_iter()
+            .map(|cf| {
+                let hasher = hasher.clone();
+                s.spawn(move || hasher.stored(store, cf))
+            })
+            .collect();
+        let mut implied = Sums::default();
+        let walked = walk_log(store, keys, true, |seq, rows| {
+            for (cf, k, v) in rows {
+                hasher.add_row(&mut implied, cf, &k, &v);
+            }
+            progress(seq);
+        })?;
+        let mut held = Some(Sums::default());
+        for scan in scans {
+            let sums = scan.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            held = held.zip(sums).map(|(mut all, cf)| {
+                all.merge(&cf);
+                all
+            });
+        }
+        Ok(match walked {
+            Err(report) => Summed::EventFailed(report),
+            Ok(events) if held == Some(implied) => Summed::Equal(events),
+            Ok(_) => Summed::Differ,
+        })
+    })
+}
+
+fn verify_pass(
+    store: &Store,
+    keys: &[ValidKey],
+    share: Share,
+    progress: &mut impl FnMut(u64),
+) -> Result<Report, StoreError> {
+    let mut expected: Expected = HashMap::with_capacity_and_hasher(share.rows, Default::default());
+    // How many rows of each column family the log implies.
+    let mut counts: HashMap<Cf, u64> = HashMap::new();
+    let walked = walk_log(store, keys, share.first(), |seq, rows| {
+        for (cf, k, v) in rows {
+            let key = row_id(cf, &k);
+            if !share.holds(&key) {
+                continue;
+            }
+            let want = expected.entry(key).or_insert_with(|| {
+                *counts.entry(cf).or_default() += 1;
+                Want::new(cf)
+            });
+            want.digest = if cf.appends() { digest(&[&want.digest, &v]) } else { digest(&[&v]) };
+            want.last_seq = seq;
+        }
+        if share.first() {
+            progress(seq);
+        }
     })?;
-    if let Some(report) = failed {
-        return Ok(report);
-    }
-    let events = seq;
+    let events = match walked {
+        Ok(events) => events,
+        Err(report) => return Ok(report),
+    };
     // Each column family is compared on a thread of its own (the map is only read from now
     // on); of the failures found, the first column family's is reported.
     let found = std::thread::scope(|s| {

@@ -188,6 +188,18 @@ pub fn fact_records(row: &[u8]) -> Result<Vec<&[u8]>, ProjectionError> {
     Ok(out)
 }
 
+/// Calls `f` with each record of a row (with its length prefix, as [`fact_records`] gives it)
+/// and the seq it names, without decoding the rest of the record.
+pub fn for_each_record(row: &[u8], mut f: impl FnMut(&[u8], u64)) -> Result<(), ProjectionError> {
+    let mut r = Reader(row);
+    while !r.0.is_empty() {
+        let start = r.0;
+        let seq = Reader(r.record()?).varint()?;
+        f(&start[..start.len() - r.0.len()], seq);
+    }
+    Ok(())
+}
+
 /// The facts of a facts row, in seq order.
 pub fn decode_facts(row: &[u8]) -> Result<Vec<Fact>, ProjectionError> {
     // Counted first, so the decoded facts (which a cache may keep) take no spare room.
@@ -247,6 +259,12 @@ pub(crate) mod tests {
             }
             prop_assert_eq!(decode_facts(&row).unwrap(), facts.clone());
             prop_assert_eq!(fact_records(&row).unwrap().len(), facts.len());
+            // Each record with the seq of its fact, read without decoding the rest.
+            let mut each = Vec::new();
+            for_each_record(&row, |record, seq| each.push((record.to_vec(), seq))).unwrap();
+            let records: Vec<Vec<u8>> = fact_records(&row).unwrap().iter().map(|r| r.to_vec()).collect();
+            prop_assert_eq!(each.iter().map(|(r, _)| r.clone()).collect::<Vec<_>>(), records);
+            prop_assert_eq!(each.iter().map(|(_, s)| *s).collect::<Vec<_>>(), facts.iter().map(|f| f.seq).collect::<Vec<_>>());
             // A row cut anywhere inside a record does not decode.
             if !row.is_empty() {
                 let ends: Vec<usize> = fact_records(&row).unwrap().iter()
@@ -254,6 +272,7 @@ pub(crate) mod tests {
                 for cut in 1..row.len() {
                     if !ends.contains(&cut) {
                         prop_assert!(decode_facts(&row[..cut]).is_err(), "cut at {}", cut);
+                        prop_assert!(for_each_record(&row[..cut], |_, _| ()).is_err(), "cut at {}", cut);
                     }
                 }
             }

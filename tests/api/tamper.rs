@@ -101,21 +101,32 @@ async fn verify_names_a_forged_signature_and_a_rewritten_projection() {
     assert!(!ok);
     assert!(out.contains("projection facts") && out.contains("seq 5"), "{out}");
 
-    // With the comparison held to a sliver of memory the rows are compared in many passes
-    // (a few hundred bytes: one pass for every few rows): the untouched store still verifies
-    // and the rewritten row is still named.
-    let within = |dir: &std::path::Path, memory: usize| {
+    // The comparison row by row (which names the row once the sums differ), held to a sliver
+    // of memory, compares the rows in many passes (a few hundred bytes: one pass for every few
+    // rows): the untouched store still verifies and the rewritten row is still named. Through
+    // `verify_within`, the sums answer for the untouched store and the rows name the rewrite.
+    use consent_ledger::ledger::verify::{verify_row_by_row, verify_within};
+    let open = |dir: &std::path::Path| {
         let data = DataDir::new(dir);
         let keys = consent_ledger::ledger::keys::read_valid_keys(&data).expect("keys");
-        let store = Store::open_read_only(&data.db()).expect("open");
-        consent_ledger::ledger::verify::verify_within(&store, &keys, memory, |_| {}).expect("verify")
+        (Store::open_read_only(&data.db()).expect("open"), keys)
     };
     for memory in [400, 3000] {
-        let report = within(&dir, memory);
-        assert_eq!((report.events, report.failure), (7, None), "with {memory} bytes");
-        let report = within(copy.path(), memory);
-        let failure = report.failure.map(|f| f.to_string()).unwrap_or_default();
-        assert!(failure.contains("projection facts") && failure.contains("seq 5"), "{failure}");
+        for row_by_row in [true, false] {
+            let check = |dir: &std::path::Path| {
+                let (store, keys) = open(dir);
+                let report = if row_by_row {
+                    verify_row_by_row(&store, &keys, memory, |_| {})
+                } else {
+                    verify_within(&store, &keys, memory, |_| {})
+                };
+                report.expect("verify")
+            };
+            let report = check(&dir);
+            assert_eq!((report.events, report.failure), (7, None), "with {memory} bytes");
+            let failure = check(copy.path()).failure.map(|f| f.to_string()).unwrap_or_default();
+            assert!(failure.contains("projection facts") && failure.contains("seq 5"), "{failure}");
+        }
     }
     // The command line takes the bound in megabytes.
     let out = bin().args(["verify", "--memory-mb", "1", "--data-dir"]).arg(&dir).output().expect("run verify");
