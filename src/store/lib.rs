@@ -155,6 +155,28 @@ impl Batch {
         self.ops.is_empty()
     }
 
+    /// Puts the writes in key order (by column family, then key; the writes to one row keep
+    /// their order) and folds each run of appends to one row into one append: the same rows
+    /// after the batch, written with fewer and ordered insertions, which a large batch of
+    /// scattered keys (a rebuild's) writes faster. A batch with a range deletion is left as
+    /// it is (its order against the rows in the range matters).
+    pub fn sort_by_row(&mut self) {
+        if self.ops.iter().any(|(.., op)| *op == Op::DeleteRange) {
+            return;
+        }
+        self.ops.sort_by(|a, b| (a.0.index(), &a.1).cmp(&(b.0.index(), &b.1)));
+        let mut folded: Vec<(Cf, Vec<u8>, Vec<u8>, Op)> = Vec::with_capacity(self.ops.len());
+        for op in self.ops.drain(..) {
+            match folded.last_mut() {
+                Some(last) if last.3 == Op::Append && op.3 == Op::Append && last.0 == op.0 && last.1 == op.1 => {
+                    last.2.extend_from_slice(&op.2)
+                }
+                _ => folded.push(op),
+            }
+        }
+        self.ops = folded;
+    }
+
     /// The writes in the order they were added.
     pub fn ops(&self) -> impl Iterator<Item = (Cf, &[u8], &[u8], Op)> {
         self.ops.iter().map(|(cf, k, v, op)| (*cf, k.as_slice(), v.as_slice(), *op))
