@@ -22,6 +22,8 @@
 //! When the sums differ (or a row is not in order, or not records at all), which row is
 //! wrong is found by the row-by-row comparison that `verify` falls back to.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use rand::RngCore;
 use sha2::{Digest as _, Sha256};
 use store::{Cf, Store, StoreError};
@@ -85,10 +87,14 @@ impl ElementHasher {
     }
 
     /// The sum of the rows `store` holds in `cf`, or `None` when a facts row is not one or more
-    /// records in strictly increasing seqs (which the log never implies).
-    pub(crate) fn stored(&self, store: &Store, cf: Cf) -> Result<Option<Sums>, StoreError> {
+    /// records in strictly increasing seqs (which the log never implies), or once `stop` is
+    /// set (the answer is no longer wanted).
+    pub(crate) fn stored(&self, store: &Store, cf: Cf, stop: &AtomicBool) -> Result<Option<Sums>, StoreError> {
         let mut sums = Sums::default();
         for item in store.iter_from(cf, &[])? {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(None);
+            }
             let (k, v) = item?;
             if !cf.appends() {
                 self.add_row(&mut sums, cf, &k, &v);
@@ -130,7 +136,7 @@ mod tests {
         let hasher = ElementHasher::with_key(&[7; 64]);
         let mut all = Sums::default();
         for cf in Cf::PROJECTIONS {
-            all.merge(&hasher.stored(&store, cf).unwrap()?);
+            all.merge(&hasher.stored(&store, cf, &AtomicBool::new(false)).unwrap()?);
         }
         Some(all)
     }
@@ -200,6 +206,20 @@ mod tests {
             }
             prop_assert_ne!(stored_sums(&store), Some(log_sums(&log)));
         }
+    }
+
+    #[test]
+    fn a_scan_told_to_stop_answers_nothing() {
+        let rows = implied(&[1, 2, 3]);
+        let store = Store::memory(&store::memory::MemoryStore::new());
+        let mut batch = store::Batch::default();
+        for (cf, k, v) in &rows {
+            batch.row(*cf, k.clone(), v.clone());
+        }
+        store.write_unsynced(&batch).unwrap();
+        let hasher = ElementHasher::with_key(&[7; 64]);
+        assert!(hasher.stored(&store, Cf::Facts, &AtomicBool::new(false)).unwrap().is_some());
+        assert_eq!(hasher.stored(&store, Cf::Facts, &AtomicBool::new(true)).unwrap(), None);
     }
 
     #[test]

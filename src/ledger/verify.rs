@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use sha2::{Digest as _, Sha256};
 use std::fmt;
@@ -317,12 +318,14 @@ enum Summed {
 /// each column family's stored rows are summed on a thread of their own while the log is read.
 fn verify_by_sums(store: &Store, keys: &[ValidKey], progress: &mut impl FnMut(u64)) -> Result<Summed, StoreError> {
     let hasher = ElementHasher::random();
+    // Set when an event fails: the scans' sums are then not wanted, and stop.
+    let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         let scans: Vec<_> = Cf::PROJECTIONS
             .into_iter()
             .map(|cf| {
-                let hasher = hasher.clone();
-                s.spawn(move || hasher.stored(store, cf))
+                let (hasher, stop) = (hasher.clone(), &stop);
+                s.spawn(move || hasher.stored(store, cf, stop))
             })
             .collect();
         let mut implied = Sums::default();
@@ -331,7 +334,11 @@ fn verify_by_sums(store: &Store, keys: &[ValidKey], progress: &mut impl FnMut(u6
                 hasher.add_row(&mut implied, cf, &k, &v);
             }
             progress(seq);
-        })?;
+        });
+        if !matches!(walked, Ok(Ok(_))) {
+            stop.store(true, Ordering::Relaxed);
+        }
+        let walked = walked?;
         let mut held = Some(Sums::default());
         for scan in scans {
             let sums = scan.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
