@@ -58,19 +58,24 @@ enum Answer {
     Pair(Option<Pair>),
 }
 
+/// A batch of `ops`, in their order.
+fn batch_of(ops: &[(Cf, Vec<u8>, Vec<u8>, Op)]) -> Batch {
+    let mut b = Batch::default();
+    for (cf, k, v, op) in ops {
+        match op {
+            Op::Put => b.put(*cf, k.clone(), v.clone()),
+            Op::Append => b.append(*cf, k.clone(), v.clone()),
+            Op::Delete => b.delete(*cf, k.clone()),
+            Op::DeleteRange => b.delete_range(*cf, k.clone(), v.clone()),
+        }
+    }
+    b
+}
+
 fn run(store: &Store, step: &Step) -> Answer {
     match step {
         Step::Write(ops) => {
-            let mut b = Batch::default();
-            for (cf, k, v, op) in ops {
-                match op {
-                    Op::Put => b.put(*cf, k.clone(), v.clone()),
-                    Op::Append => b.append(*cf, k.clone(), v.clone()),
-                    Op::Delete => b.delete(*cf, k.clone()),
-                    Op::DeleteRange => b.delete_range(*cf, k.clone(), v.clone()),
-                }
-            }
-            store.write_synced(&b).expect("write");
+            store.write_synced(&batch_of(ops)).expect("write");
             Answer::None
         }
         Step::Get(cf, k) => Answer::Value(store.get(*cf, k).expect("get")),
@@ -109,24 +114,12 @@ proptest! {
         before in proptest::collection::vec(op(), 0..12),
         ops in proptest::collection::vec(op(), 1..40),
     ) {
-        let batch = |ops: &[(Cf, Vec<u8>, Vec<u8>, Op)]| {
-            let mut b = Batch::default();
-            for (cf, k, v, op) in ops {
-                match op {
-                    Op::Put => b.put(*cf, k.clone(), v.clone()),
-                    Op::Append => b.append(*cf, k.clone(), v.clone()),
-                    Op::Delete => b.delete(*cf, k.clone()),
-                    Op::DeleteRange => b.delete_range(*cf, k.clone(), v.clone()),
-                }
-            }
-            b
-        };
         let (as_added, sorted) = (Store::memory(&MemoryStore::new()), Store::memory(&MemoryStore::new()));
         for store in [&as_added, &sorted] {
-            store.write_synced(&batch(&before)).expect("write");
+            store.write_synced(&batch_of(&before)).expect("write");
         }
-        as_added.write_synced(&batch(&ops)).expect("write");
-        let mut b = batch(&ops);
+        as_added.write_synced(&batch_of(&ops)).expect("write");
+        let mut b = batch_of(&ops);
         b.sort_by_row();
         sorted.write_synced(&b).expect("write");
         for cf in [Cf::Events, Cf::Facts, Cf::Feed] {
