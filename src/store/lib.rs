@@ -165,16 +165,13 @@ impl Batch {
             return;
         }
         self.ops.sort_by(|a, b| (a.0.index(), &a.1).cmp(&(b.0.index(), &b.1)));
-        let mut folded: Vec<(Cf, Vec<u8>, Vec<u8>, Op)> = Vec::with_capacity(self.ops.len());
-        for op in self.ops.drain(..) {
-            match folded.last_mut() {
-                Some(last) if last.3 == Op::Append && op.3 == Op::Append && last.0 == op.0 && last.1 == op.1 => {
-                    last.2.extend_from_slice(&op.2)
-                }
-                _ => folded.push(op),
+        self.ops.dedup_by(|next, kept| {
+            let fold = kept.3 == Op::Append && next.3 == Op::Append && kept.0 == next.0 && kept.1 == next.1;
+            if fold {
+                kept.2.extend_from_slice(&next.2);
             }
-        }
-        self.ops = folded;
+            fold
+        });
     }
 
     /// The writes in the order they were added.
