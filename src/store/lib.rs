@@ -215,6 +215,14 @@ pub trait KvStore: Send + Sync {
     /// Writes a consistent copy of the whole store into the new directory `path`.
     fn checkpoint_to(&self, path: &Path) -> Result<(), StoreError>;
 
+    /// Drops at once whatever storage holds only rows of `cf` from `from` to `to` (both
+    /// inclusive), which the caller deletes next anyway ([`Store::clear`]): those rows are
+    /// gone, the others stay. For RocksDB, the table files wholly in that range, so that their
+    /// rows need not be compacted away one by one; nothing for an engine without files.
+    fn drop_files_in(&self, _cf: Cf, _from: &[u8], _to: &[u8]) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Makes a store whose write failed for want of space ([`StoreError::NoSpace`]) take
     /// writes again, once the disk has room; `NoSpace` while it has none.
     fn recover(&self) -> Result<(), StoreError> {
@@ -317,6 +325,21 @@ impl Store {
     /// The pair with the greatest key.
     pub fn last(&self, cf: Cf) -> Result<Option<Pair>, StoreError> {
         self.engine.last_before(cf, None)
+    }
+
+    /// Removes every row of `cf`, synced: the engine drops the files holding only its rows
+    /// ([`KvStore::drop_files_in`]), then one range deletion from the first key to the last
+    /// (and the last) covers the rest, not a deletion a row.
+    pub fn clear(&self, cf: Cf) -> Result<(), StoreError> {
+        let first = self.iter_from(cf, &[])?.next().transpose()?;
+        if let (Some((first, _)), Some((last, _))) = (first, self.last(cf)?) {
+            self.engine.drop_files_in(cf, &first, &last)?;
+            let mut batch = Batch::default();
+            batch.delete_range(cf, first.to_vec(), last.to_vec());
+            batch.delete(cf, last.to_vec());
+            self.write_synced(&batch)?;
+        }
+        Ok(())
     }
 
     /// Writes a consistent checkpoint of the whole store into the new directory `path`.

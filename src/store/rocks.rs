@@ -291,6 +291,14 @@ impl KvStore for RocksStore {
         Ok(())
     }
 
+    fn drop_files_in(&self, cf: Cf, from: &[u8], to: &[u8]) -> Result<(), StoreError> {
+        let db = self.db()?;
+        // RocksDB's DeleteFilesInRange: files of level 0 stay, so do files that reach past
+        // the range; both are left to the caller's range deletion.
+        db.get().delete_file_in_range_cf(cf_of(db.get(), cf)?, from, to)?;
+        Ok(())
+    }
+
     /// Reopens the database in place once the disk has room again (RocksDB keeps refusing
     /// writes after one failed for want of space until it is reopened). Readers wait only for
     /// the reopen itself; nothing acknowledged is touched, as the failed write was never
@@ -329,5 +337,47 @@ mod tests {
         assert!(RocksStore::open_read_only(dir.path(), StoreOptions::default()).is_err());
         let fresh = tempfile::tempdir().unwrap();
         assert!(RocksStore::open(fresh.path(), StoreOptions::default()).is_ok());
+    }
+
+    /// Files of a column family's bottom level, after every row was compacted down when
+    /// `compact`.
+    fn bottom_files(store: &RocksStore, cf: Cf, compact: bool) -> u64 {
+        let db = store.db().unwrap();
+        let h = cf_of(db.get(), cf).unwrap();
+        if compact {
+            db.get().compact_range_cf(h, None::<&[u8]>, None::<&[u8]>);
+        }
+        db.get().property_int_value_cf(h, "rocksdb.num-files-at-level6").unwrap().unwrap()
+    }
+
+    #[test]
+    fn clearing_a_column_family_drops_its_files_and_keeps_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = |store: &super::super::Store, cf| store.scan_prefix(cf, &[]).unwrap().len();
+        {
+            let rocks = RocksStore::open(dir.path(), StoreOptions::default()).unwrap();
+            let mut batch = Batch::default();
+            for i in 0u32..2000 {
+                batch.append(Cf::Facts, i.to_be_bytes().to_vec(), vec![7; 100]);
+                batch.put(Cf::Feed, i.to_be_bytes().to_vec(), vec![8; 100]);
+            }
+            rocks.write_synced(&batch).unwrap();
+            assert_eq!(bottom_files(&rocks, Cf::Facts, true), 1);
+            assert_eq!(bottom_files(&rocks, Cf::Feed, true), 1);
+            // A row written after the file is in the memtable: the range deletion takes it.
+            let mut later = Batch::default();
+            later.append(Cf::Facts, 5000u32.to_be_bytes().to_vec(), vec![9]);
+            rocks.write_synced(&later).unwrap();
+            let store = super::super::Store::on(rocks);
+            store.clear(Cf::Facts).unwrap();
+            assert_eq!(rows(&store, Cf::Facts), 0);
+            assert_eq!(rows(&store, Cf::Feed), 2000);
+        }
+        let rocks = RocksStore::open(dir.path(), StoreOptions::default()).unwrap();
+        assert_eq!(bottom_files(&rocks, Cf::Facts, false), 0, "the table file was dropped, not left to compaction");
+        assert_eq!(bottom_files(&rocks, Cf::Feed, false), 1);
+        let store = super::super::Store::on(rocks);
+        assert_eq!(rows(&store, Cf::Facts), 0);
+        assert_eq!(rows(&store, Cf::Feed), 2000);
     }
 }

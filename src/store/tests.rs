@@ -1,7 +1,7 @@
 //! The two engines behind the storage boundary agree: random sequences of batches (puts,
-//! appends, deletes) and reads (points, batched, scans, last-with-prefix), with the RocksDB
-//! engine closed and reopened in between, give the same answer from RocksDB as from the
-//! in-memory model.
+//! appends, deletes), column families cleared, and reads (points, batched, scans,
+//! last-with-prefix), with the RocksDB engine closed and reopened in between, give the same
+//! answer from RocksDB as from the in-memory model.
 
 use proptest::prelude::*;
 
@@ -15,6 +15,7 @@ enum Step {
     MultiGet(Cf, Vec<Vec<u8>>),
     Scan(Cf, Vec<u8>),
     Last(Cf, Option<Vec<u8>>),
+    Clear(Cf),
     Reopen,
 }
 
@@ -45,6 +46,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (cf(), proptest::collection::vec(key(), 0..4)).prop_map(|(c, k)| Step::MultiGet(c, k)),
         2 => (cf(), key()).prop_map(|(c, k)| Step::Scan(c, k)),
         2 => (cf(), proptest::option::of(key())).prop_map(|(c, k)| Step::Last(c, k)),
+        1 => cf().prop_map(Step::Clear),
         1 => Just(Step::Reopen),
     ]
 }
@@ -83,6 +85,10 @@ fn run(store: &Store, step: &Step) -> Answer {
         Step::Scan(cf, p) => Answer::Pairs(store.scan_prefix(*cf, p).expect("scan")),
         Step::Last(cf, Some(p)) => Answer::Pair(store.last_with_prefix(*cf, p).expect("last")),
         Step::Last(cf, None) => Answer::Pair(store.last(*cf).expect("last")),
+        Step::Clear(cf) => {
+            store.clear(*cf).expect("clear");
+            Answer::None
+        }
         Step::Reopen => Answer::None,
     }
 }
