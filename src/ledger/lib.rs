@@ -613,12 +613,13 @@ const FORMAT_KEY: &[u8] = b"format";
 
 /// The layout of the store (column families and projection rows), recorded in `meta`.
 /// 1: facts per target and seq (prefix scans); 2: one appended facts row per target; 3: event
-/// ids keyed by controller; 4: facts rows as binary records (projection::fact_codec).
-pub const STORE_FORMAT: u32 = 4;
+/// ids keyed by controller; 4: facts rows as binary records (projection::fact_codec); 5: the
+/// tree's nodes from level 1 up (a leaf is its event's leaf hash, [`tree::StoredTree`]).
+pub const STORE_FORMAT: u32 = 5;
 
 /// The formats `consent-ledger rebuild` brings up to [`STORE_FORMAT`] (only projection rows
 /// changed since).
-pub const REBUILDABLE_FORMATS: [u32; 2] = [2, 3];
+pub const REBUILDABLE_FORMATS: [u32; 3] = [2, 3, 4];
 
 /// Records the format version in a new store, and refuses a store written in another one,
 /// or one whose projections are half rebuilt.
@@ -676,6 +677,8 @@ pub fn derived_rows(
 pub fn tree_rows(leaf_hash: Hash, tree: &mut Frontier) -> Vec<projection::Row> {
     tree.push(leaf_hash)
         .into_iter()
+        // A leaf is not stored as a node: it is in its event's record ([`tree::StoredTree`]).
+        .filter(|&(level, ..)| level > 0)
         .map(|(level, index, hash)| (Cf::Merkle, tree::node_key(level, index).to_vec(), hash.to_vec()))
         .collect()
 }

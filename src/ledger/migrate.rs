@@ -6,7 +6,7 @@
 
 use format::StoredEvent;
 use log::merkle::Frontier;
-use pglog::{Node, PgLog};
+use pglog::{LogRow, Node, PgLog};
 use projection::event_id_key;
 use store::{Batch, Cf, Store};
 
@@ -64,13 +64,16 @@ pub fn migrate_to_database(
         rows.push(row_of(seq, event_id_key(doc.controller.as_ref(), &doc.id), &stored));
         if rows.len() == CHUNK {
             import.events(&rows)?;
+            import.nodes(&leaves(&rows))?;
             done += rows.len() as u64;
             progress("copying", done, size);
             rows.clear();
         }
     }
     import.events(&rows)?;
+    import.nodes(&leaves(&rows))?;
     progress("copying", size, size);
+    // The tree's nodes from level 1 up; the database keeps the leaves as nodes too (above).
     let mut nodes: Vec<Node> = Vec::with_capacity(CHUNK);
     for item in store.iter_from(Cf::Merkle, &[])? {
         let (key, hash) = item?;
@@ -124,4 +127,10 @@ fn copy_api_keys(dir: &DataDir, url: &str) -> Result<u64, LedgerError> {
         copied += 1;
     }
     Ok(copied)
+}
+
+/// The tree's leaves over `rows` as the database's nodes of level 0 (the embedded store keeps
+/// them only in the events' records, [`super::tree::StoredTree`]).
+fn leaves(rows: &[LogRow]) -> Vec<Node> {
+    rows.iter().map(|r| Node { level: 0, index: r.seq.saturating_sub(1), hash: r.leaf_hash.clone() }).collect()
 }

@@ -1,5 +1,8 @@
-//! The Merkle tree's nodes as the store keeps them.
+//! The Merkle tree's nodes as the store keeps them: from level 1 up in the `merkle` column
+//! family; a leaf (level 0) is not stored twice, it is its event's leaf hash, kept in the
+//! event's record (store format 5; before, every leaf was a row of `merkle` too).
 
+use format::StoredEvent;
 use log::merkle::{Hash, NodeSource};
 use store::{Cf, Store};
 
@@ -16,6 +19,11 @@ pub struct StoredTree<'a>(pub &'a Store);
 
 impl NodeSource for StoredTree<'_> {
     fn node(&self, level: u8, index: u64) -> Option<Hash> {
+        if level == 0 {
+            // Leaf `index` is the event of seq `index + 1`.
+            let raw = self.0.get(Cf::Events, &projection::seq_key(index.checked_add(1)?)).ok()??;
+            return StoredEvent::leaf_hash_of(&raw).ok();
+        }
         self.0.get(Cf::Merkle, &node_key(level, index)).ok().flatten().and_then(|v| v.try_into().ok())
     }
 }

@@ -454,6 +454,36 @@ fn a_store_of_format_3_with_facts_as_json_lines_is_brought_up_by_rebuild() {
     refused_by_name_then_rebuilt(dir.path(), 3);
 }
 
+#[test]
+fn a_store_of_format_4_with_leaves_as_tree_nodes_is_brought_up_by_rebuild() {
+    use consent_ledger::format::StoredEvent;
+    use consent_ledger::ledger::DataDir;
+    use consent_ledger::store::{Batch, Cf, Store};
+    let dir = ledger_with_events();
+    let leaf_rows = |store: &Store| {
+        store.iter_from(Cf::Merkle, &[]).unwrap().filter(|item| item.as_ref().unwrap().0[0] == 0).count()
+    };
+    // Make it a format-4 store: every leaf a row of the tree too (level 0), the format row 4.
+    {
+        let store = Store::open(&DataDir::new(dir.path()).db()).unwrap();
+        assert_eq!(leaf_rows(&store), 0, "a format-5 store keeps no leaf as a tree node");
+        let mut b = Batch::default();
+        for item in store.iter_from(Cf::Events, &[]).unwrap() {
+            let (k, v) = item.unwrap();
+            let index = u64::from_be_bytes(k.as_ref().try_into().unwrap()) - 1;
+            let mut key = vec![0u8];
+            key.extend(index.to_be_bytes());
+            b.put(Cf::Merkle, key, StoredEvent::decode(&v).unwrap().leaf_hash.to_vec());
+        }
+        b.put(Cf::Meta, b"format".to_vec(), b"4".to_vec());
+        store.write_synced(&b).unwrap();
+        assert!(leaf_rows(&store) > 0);
+    }
+    // The rebuilt tree has no leaf rows (`verify` would name one as a row with no event).
+    refused_by_name_then_rebuilt(dir.path(), 4);
+    assert_eq!(leaf_rows(&Store::open_read_only(&DataDir::new(dir.path()).db()).unwrap()), 0);
+}
+
 #[tokio::test]
 async fn a_long_history_comes_in_pages() {
     let app = spawn_app().await;
