@@ -11,7 +11,7 @@ use anyhow::Context;
 use crate::audit::audit_export;
 use crate::ledger::keys::read_valid_keys;
 use crate::ledger::log_size;
-use crate::ledger::verify::{verify_within, Report};
+use crate::ledger::verify::{verify_within, Report, Stage};
 use crate::ledger::DataDir;
 use crate::signing::Ed25519Verifier;
 use crate::store::Store;
@@ -135,7 +135,18 @@ pub(super) fn verify_with_progress(dir: &DataDir, store: &Store, memory: usize) 
     let keys = read_valid_keys(dir).context("reading the signing keys")?;
     let bar = progress_bar("verifying");
     bar.set_length(log_size(store)?);
-    let report = verify_within(store, &keys, memory, |seq| bar.set_position(seq))?;
+    let mut comparing = None;
+    let report = verify_within(store, &keys, memory, |stage, seq| {
+        if let Stage::Comparing { pass, passes } = stage {
+            if comparing != Some(pass) {
+                comparing = Some(pass);
+                bar.set_message(format!(
+                    "the projections differ from the log: comparing row by row to name the first (pass {pass} of {passes})"
+                ));
+            }
+        }
+        bar.set_position(seq)
+    })?;
     bar.finish_and_clear();
     Ok(report)
 }

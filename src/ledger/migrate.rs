@@ -44,7 +44,7 @@ pub fn migrate_to_database(
     }
     let size = super::log_size(&store)?;
     let keys = super::keys::read_valid_keys(dir)?;
-    let report = super::verify::verify(&store, &keys, |seq| progress("verifying", seq, size))?;
+    let report = super::verify::verify(&store, &keys, |_, seq| progress("verifying", seq, size))?;
     if let Some(failure) = report.failure {
         return Err(LedgerError::NotVerified(failure.to_string()));
     }

@@ -157,12 +157,24 @@ fn check_block(block: &[store::Pair], first_seq: u64, keys: &[ValidKey]) -> Vec<
     })
 }
 
-/// Verifies `store` against the given public keys. `progress` is told each verified seq.
+/// What [`verify`] is doing when it reports a seq.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Checking every event and summing the projections (the one read a verify needs when
+    /// all holds).
+    Checking,
+    /// The sums differed: reading the log again to compare the rows one by one and name the
+    /// first wrong, in pass `pass` (from 1) of `passes`.
+    Comparing { pass: u64, passes: u64 },
+}
+
+/// Verifies `store` against the given public keys. `progress` is told each verified seq,
+/// with the stage it is in.
 /// Events are checked a block at a time on every core (signatures batch-verified); the tree
 /// and the sums of the projection rows are then built in seq order. A row-by-row comparison
 /// (only when the sums differ) holds at most about [`VERIFY_MEMORY`] of expected rows
 /// ([`verify_within`]).
-pub fn verify(store: &Store, keys: &[ValidKey], progress: impl FnMut(u64)) -> Result<Report, StoreError> {
+pub fn verify(store: &Store, keys: &[ValidKey], progress: impl FnMut(Stage, u64)) -> Result<Report, StoreError> {
     verify_within(store, keys, VERIFY_MEMORY, progress)
 }
 
@@ -171,8 +183,8 @@ pub const VERIFY_MEMORY: usize = 512 << 20;
 /// What one expected row takes in the comparison, about (its map entry and the map's slack).
 const BYTES_PER_ROW: u64 = 80;
 /// Projection rows an event implies, about: the facts of its subject and of its contact
-/// point, the feed, its id, and the tree's nodes.
-const ROWS_PER_EVENT: u64 = 6;
+/// point, the feed, its id, and the tree's nodes (one an event on average, leaves not stored).
+const ROWS_PER_EVENT: u64 = 5;
 
 /// [`verify`] with the comparison's memory bounded by `memory` bytes, whatever the log's size.
 /// Every event is checked and the projections compared in one read of the log and one of each
@@ -183,9 +195,9 @@ pub fn verify_within(
     store: &Store,
     keys: &[ValidKey],
     memory: usize,
-    mut progress: impl FnMut(u64),
+    mut progress: impl FnMut(Stage, u64),
 ) -> Result<Report, StoreError> {
-    match verify_by_sums(store, keys, &mut progress)? {
+    match verify_by_sums(store, keys, &mut |seq| progress(Stage::Checking, seq))? {
         Summed::Equal(events) => Ok(Report { events, failure: None }),
         Summed::EventFailed(report) => Ok(report),
         // Which row is wrong is found row by row, the log read again.
@@ -201,7 +213,7 @@ pub fn verify_row_by_row(
     store: &Store,
     keys: &[ValidKey],
     memory: usize,
-    mut progress: impl FnMut(u64),
+    mut progress: impl FnMut(Stage, u64),
 ) -> Result<Report, StoreError> {
     let size = super::log_size(store)?;
     let passes = size.saturating_mul(ROWS_PER_EVENT * BYTES_PER_ROW).div_ceil(memory.max(1) as u64).clamp(1, 4096);
@@ -210,7 +222,8 @@ pub fn verify_row_by_row(
     let rows = (size.saturating_mul(ROWS_PER_EVENT) / passes).min(memory as u64 / BYTES_PER_ROW) as usize;
     let mut report = Report { events: 0, failure: None };
     for part in 0..passes {
-        report = verify_pass(store, keys, Share { part, passes, rows }, &mut progress)?;
+        let stage = Stage::Comparing { pass: part + 1, passes };
+        report = verify_pass(store, keys, Share { part, passes, rows }, &mut |seq| progress(stage, seq))?;
         if report.failure.is_some() {
             break;
         }

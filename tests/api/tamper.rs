@@ -111,21 +111,38 @@ async fn verify_names_a_forged_signature_and_a_rewritten_projection() {
         let keys = consent_ledger::ledger::keys::read_valid_keys(&data).expect("keys");
         (Store::open_read_only(&data.db()).expect("open"), keys)
     };
+    // The progress says which stage it reports: a second read of the log is announced.
+    use consent_ledger::ledger::verify::Stage;
     for memory in [400, 3000] {
         for row_by_row in [true, false] {
             let check = |dir: &std::path::Path| {
                 let (store, keys) = open(dir);
-                let report = if row_by_row {
-                    verify_row_by_row(&store, &keys, memory, |_| {})
-                } else {
-                    verify_within(&store, &keys, memory, |_| {})
+                let mut stages = Vec::new();
+                let mut note = |stage, _| {
+                    if stages.last() != Some(&stage) {
+                        stages.push(stage)
+                    }
                 };
-                report.expect("verify")
+                let report = if row_by_row {
+                    verify_row_by_row(&store, &keys, memory, &mut note)
+                } else {
+                    verify_within(&store, &keys, memory, &mut note)
+                };
+                (report.expect("verify"), stages)
             };
-            let report = check(&dir);
+            let (report, stages) = check(&dir);
             assert_eq!((report.events, report.failure), (7, None), "with {memory} bytes");
-            let failure = check(copy.path()).failure.map(|f| f.to_string()).unwrap_or_default();
+            if !row_by_row {
+                assert_eq!(stages, [Stage::Checking]);
+            }
+            let (report, stages) = check(copy.path());
+            let failure = report.failure.map(|f| f.to_string()).unwrap_or_default();
             assert!(failure.contains("projection facts") && failure.contains("seq 5"), "{failure}");
+            match stages.as_slice() {
+                [Stage::Comparing { pass: 1, .. }, ..] if row_by_row => {}
+                [Stage::Checking, Stage::Comparing { pass: 1, .. }, ..] if !row_by_row => {}
+                other => panic!("{other:?}"),
+            }
         }
     }
     // The command line takes the bound in megabytes.
