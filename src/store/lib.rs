@@ -329,7 +329,8 @@ impl Store {
 
     /// Removes every row of `cf`, synced: the engine drops the files holding only its rows
     /// ([`KvStore::drop_files_in`]), then one range deletion from the first key to the last
-    /// (and the last) covers the rest, not a deletion a row.
+    /// (and the last) covers the rest, not a deletion a row. A reader iterating `cf`
+    /// meanwhile may see part of it gone: for a store no one else reads (`rebuild`).
     pub fn clear(&self, cf: Cf) -> Result<(), StoreError> {
         let first = self.iter_from(cf, &[])?.next().transpose()?;
         if let (Some((first, _)), Some((last, _))) = (first, self.last(cf)?) {
