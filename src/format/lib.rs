@@ -320,14 +320,6 @@ impl StoredEvent {
         Ok(Self { key_id, signature, leaf_hash, bytes: raw[STORED_HEADER..].to_vec() })
     }
 
-    /// The leaf hash of an encoded record, read from its header without copying the event.
-    pub fn leaf_hash_of(raw: &[u8]) -> Result<[u8; 32], MalformedRecord> {
-        match raw.get(..STORED_HEADER) {
-            Some(header) if header[0] == STORED_TAG => header[69..].try_into().map_err(|_| MalformedRecord),
-            _ => Err(MalformedRecord),
-        }
-    }
-
     pub fn doc(&self) -> Result<EventDoc, serde_json::Error> {
         serde_json::from_slice(&self.bytes)
     }
@@ -378,17 +370,5 @@ mod tests {
         // Computed independently (Python's hashlib) from the published rule.
         assert_eq!(r, "G270-EZCG");
         assert_ne!(r, short_ref(&Uuid::from_u128(id.as_u128() ^ 1)));
-    }
-
-    #[test]
-    fn the_leaf_hash_is_read_from_a_record_without_decoding_it() {
-        let stored = StoredEvent { key_id: [1; 4], signature: [2; 64], leaf_hash: [3; 32], bytes: b"{}".to_vec() };
-        let raw = stored.encode();
-        assert_eq!(StoredEvent::leaf_hash_of(&raw).unwrap(), [3; 32]);
-        assert_eq!(StoredEvent::leaf_hash_of(&raw).unwrap(), StoredEvent::decode(&raw).unwrap().leaf_hash);
-        assert!(StoredEvent::leaf_hash_of(&raw[..STORED_HEADER - 1]).is_err());
-        let mut other = raw.clone();
-        other[0] = 0x02;
-        assert!(StoredEvent::leaf_hash_of(&other).is_err());
     }
 }

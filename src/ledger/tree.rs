@@ -2,7 +2,6 @@
 //! family; a leaf (level 0) is not stored twice, it is its event's leaf hash, kept in the
 //! event's record (store format 5; before, every leaf was a row of `merkle` too).
 
-use format::StoredEvent;
 use log::merkle::{Hash, NodeSource};
 use store::{Cf, Store};
 
@@ -21,8 +20,7 @@ impl NodeSource for StoredTree<'_> {
     fn node(&self, level: u8, index: u64) -> Option<Hash> {
         if level == 0 {
             // Leaf `index` is the event of seq `index + 1`.
-            let raw = self.0.get(Cf::Events, &projection::seq_key(index.checked_add(1)?)).ok()??;
-            return StoredEvent::leaf_hash_of(&raw).ok();
+            return super::stored_event(self.0, index.checked_add(1)?).ok()?.map(|e| e.leaf_hash);
         }
         self.0.get(Cf::Merkle, &node_key(level, index)).ok().flatten().and_then(|v| v.try_into().ok())
     }
