@@ -20,8 +20,9 @@ pub struct RebuildArgs {
 
 pub fn run(args: RebuildArgs) -> anyhow::Result<ExitCode> {
     let dir = args.data.existing()?;
-    let store =
-        Store::open(&dir.db()).context("opening the store (stop the server first: a rebuild needs it alone)")?;
+    let mb: usize = std::env::var("CL_REBUILD_CACHE_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(128);
+    let store = Store::open_with(&dir.db(), crate::store::StoreOptions { cache_bytes: mb << 20 })
+        .context("opening the store (stop the server first: a rebuild needs it alone)")?;
     let bar = progress_bar("rebuilding");
     bar.set_length(log_size(&store)?);
     let started = std::time::Instant::now();

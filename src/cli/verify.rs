@@ -44,9 +44,19 @@ pub struct VerifyArgs {
     #[arg(long, default_value_t = (crate::ledger::verify::VERIFY_MEMORY >> 20) as u64,
           value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub memory_mb: u64,
+    /// Verify the log a PostgreSQL database holds (as `serve --database-url`) instead of a
+    /// data directory, without a node: every event, the Merkle nodes, the checkpoints and
+    /// the head row. Runs against a live database (it checks the log up to the head it
+    /// finds first). Not read from the environment, so that `verify --data-dir` on a node
+    /// still checks the node's replica.
+    #[arg(long, conflicts_with_all = ["export", "access"])]
+    pub database_url: Option<String>,
 }
 
 pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    if let Some(url) = &args.database_url {
+        return verify_database(url);
+    }
     match (&args.export, &args.access) {
         (Some(path), _) => verify_export(path, &args),
         (None, Some(path)) => verify_access_bundle(path, &args),
@@ -107,6 +117,29 @@ fn verify_export(path: &PathBuf, args: &VerifyArgs) -> anyhow::Result<ExitCode> 
         }
         Err(e) => {
             println!("FAILED: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn verify_database(url: &str) -> anyhow::Result<ExitCode> {
+    let bar = progress_bar("verifying");
+    let report = crate::ledger::db_verify::verify_database(url, |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })
+    .context("reading the database")?;
+    bar.finish_and_clear();
+    match report.failure {
+        None => {
+            println!(
+                "ok: {} events in the database verified; signatures, leaf hashes, {} Merkle nodes, {} signed checkpoint(s) and the head hold",
+                report.events, report.nodes, report.checkpoints
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(f) => {
+            println!("FAILED: {f}");
             Ok(ExitCode::from(1))
         }
     }

@@ -6,6 +6,7 @@ mod checkpointer;
 pub mod commit;
 mod db_commit;
 mod db_conn;
+pub mod db_verify;
 mod error;
 pub mod export;
 pub mod keys;

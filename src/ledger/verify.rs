@@ -29,6 +29,12 @@ pub enum Failure {
     /// A projection row differs from what the log implies; `seq` is the event it belongs to
     /// when that can be told.
     Projection { cf: &'static str, seq: Option<u64>, what: &'static str },
+    /// A Merkle node a database keeps is missing, extra, or not the tree's.
+    Node { level: u8, index: u64, what: &'static str },
+    /// A database's head row does not describe its events.
+    Head { what: &'static str },
+    /// A signed checkpoint does not open with the keyring or is not the tree at its size.
+    Checkpoint { size: u64, what: String },
 }
 
 impl fmt::Display for Failure {
@@ -39,6 +45,9 @@ impl fmt::Display for Failure {
                 write!(f, "projection {cf}, row of event seq {s}: {what}")
             }
             Failure::Projection { cf, seq: None, what } => write!(f, "projection {cf}: {what}"),
+            Failure::Node { level, index, what } => write!(f, "Merkle node level {level} index {index}: {what}"),
+            Failure::Head { what } => write!(f, "the head row: {what}"),
+            Failure::Checkpoint { size, what } => write!(f, "checkpoint of size {size}: {what}"),
         }
     }
 }
@@ -83,10 +92,19 @@ const BLOCK: usize = 8192;
 /// (all but the Merkle nodes, which the tree adds in order), or what is wrong with it.
 type Checked = Result<([u8; 32], Vec<projection::Row>), &'static str>;
 
+/// One event after [`check_run`]: its leaf hash and what `derive` made of it, or what is wrong.
+pub(super) type CheckedWith<T> = Result<([u8; 32], T), &'static str>;
+
 /// Checks one run of events whose first has `first_seq`: position, record, parse, canonical
-/// bytes, leaf hash, key and period, and signatures (batch-verified), and derives their rows.
-fn check_run(run: &[store::Pair], first_seq: u64, keys: &[ValidKey]) -> Vec<Checked> {
-    let mut out: Vec<Checked> = Vec::with_capacity(run.len());
+/// bytes, leaf hash, key and period, and signatures (batch-verified), and derives from each
+/// event what `derive` makes of it (for a store's `verify`, its projection rows).
+fn check_run<T>(
+    run: &[store::Pair],
+    first_seq: u64,
+    keys: &[ValidKey],
+    derive: &(impl Fn(&format::EventDoc) -> Result<T, &'static str> + Sync),
+) -> Vec<CheckedWith<T>> {
+    let mut out: Vec<CheckedWith<T>> = Vec::with_capacity(run.len());
     let mut stored_of: Vec<Option<StoredEvent>> = Vec::with_capacity(run.len());
     for (i, (k, v)) in run.iter().enumerate() {
         let seq = first_seq + i as u64;
@@ -110,12 +128,12 @@ fn check_run(run: &[store::Pair], first_seq: u64, keys: &[ValidKey]) -> Vec<Chec
             if !key.covers(seq) {
                 return Err("signed by a key outside the period it signed");
             }
-            let rows = projection::project(&doc).map_err(|_| "its projection rows cannot be derived")?;
-            Ok((stored, rows))
+            let derived = derive(&doc)?;
+            Ok((stored, derived))
         })();
         match checked {
-            Ok((stored, rows)) => {
-                out.push(Ok((stored.leaf_hash, rows)));
+            Ok((stored, derived)) => {
+                out.push(Ok((stored.leaf_hash, derived)));
                 stored_of.push(Some(stored));
             }
             Err(what) => {
@@ -144,16 +162,28 @@ fn check_run(run: &[store::Pair], first_seq: u64, keys: &[ValidKey]) -> Vec<Chec
 }
 
 /// [`check_run`] over a block split across the cores, answers in seq order.
-fn check_block(block: &[store::Pair], first_seq: u64, keys: &[ValidKey]) -> Vec<Checked> {
+pub(super) fn check_block_with<T: Send>(
+    block: &[store::Pair],
+    first_seq: u64,
+    keys: &[ValidKey],
+    derive: &(impl Fn(&format::EventDoc) -> Result<T, &'static str> + Sync),
+) -> Vec<CheckedWith<T>> {
     let threads = super::commit::cores().max(1);
     let per = block.len().div_ceil(threads).max(1);
     std::thread::scope(|s| {
         let handles: Vec<_> = block
             .chunks(per)
             .enumerate()
-            .map(|(n, run)| s.spawn(move || check_run(run, first_seq + (n * per) as u64, keys)))
+            .map(|(n, run)| s.spawn(move || check_run(run, first_seq + (n * per) as u64, keys, derive)))
             .collect();
         handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    })
+}
+
+/// [`check_block_with`] deriving each event's projection rows.
+fn check_block(block: &[store::Pair], first_seq: u64, keys: &[ValidKey]) -> Vec<Checked> {
+    check_block_with(block, first_seq, keys, &|doc| {
+        projection::project(doc).map_err(|_| "its projection rows cannot be derived")
     })
 }
 

@@ -343,6 +343,18 @@ impl PgLog {
         rows.iter().map(|r| Ok(Node { level, index: seq_u64(r.get(0))?, hash: r.get(1) })).collect()
     }
 
+    /// The first Merkle node (level, index) that is not a complete subtree of a tree of
+    /// `size` leaves, if the database keeps one (a node of a larger tree, or none at all).
+    pub fn node_outside(&mut self, size: u64) -> Result<Option<(i16, i64)>, PgError> {
+        let row = self.client.query_opt(
+            "SELECT level, idx FROM log_nodes
+             WHERE level < 0 OR level > 63 OR idx < 0 OR idx >= ($1::bigint >> level::int)
+             ORDER BY level, idx LIMIT 1",
+            &[&seq_i64(size)?],
+        )?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+
     /// Signed checkpoints with sizes above `after` (all when `None`: the first may be of the
     /// empty log) up to `up_to`, oldest first.
     pub fn checkpoints(&mut self, after: Option<u64>, up_to: u64) -> Result<Vec<(u64, String)>, PgError> {

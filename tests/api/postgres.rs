@@ -877,6 +877,70 @@ async fn an_embedded_ledger_migrated_into_postgres_keeps_its_receipts_and_checkp
     drop((a, b));
     export_verifies(other.path(), &vkey, Some(&kept));
     verify(other.path());
+
+    // The database's own log verifies without any node, and each kind of rewrite in it is
+    // named (each undone before the next).
+    let verify_database = || {
+        let out = bin().args(["verify", "--database-url", &pg.url()]).output().expect("verify");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (ok, said) = verify_database();
+    assert!(ok && said.contains("ok: 26 events in the database verified"), "{said}");
+    let signed: u64 =
+        said.split("Merkle nodes, ").nth(1).and_then(|t| t.split(' ').next()?.parse().ok()).expect("a count");
+    assert!(signed >= 2, "the checkpoint kept before the move and the nodes' own: {said}");
+    let hex = |sql: &str| pg.query(&format!("SELECT encode({sql}, 'hex')"));
+    let node = hex("(SELECT hash FROM log_nodes WHERE level = 0 AND idx = 7)");
+    let signature = hex("(SELECT signature FROM log_events WHERE seq = 5)");
+    let id_key = hex("(SELECT id_key FROM log_events WHERE seq = 9)");
+    let frontier = hex("(SELECT frontier FROM ledger_head)");
+    let inner = hex("(SELECT hash FROM log_nodes WHERE level = 1 AND idx = 2)");
+    let first_checkpoint = pg.query("SELECT min(size) FROM log_checkpoints WHERE size > 0");
+    let cases = [
+        (
+            "UPDATE log_nodes SET hash = sha256(hash) WHERE level = 1 AND idx = 2".to_owned(),
+            format!("UPDATE log_nodes SET hash = decode('{inner}', 'hex') WHERE level = 1 AND idx = 2"),
+            "Merkle node level 1 index 2: differs from the tree".to_owned(),
+        ),
+        (
+            "DELETE FROM log_nodes WHERE level = 0 AND idx = 7".to_owned(),
+            format!("INSERT INTO log_nodes (level, idx, hash) VALUES (0, 7, decode('{node}', 'hex'))"),
+            "Merkle node level 0 index 7: is missing".to_owned(),
+        ),
+        (
+            "INSERT INTO log_nodes (level, idx, hash) VALUES (2, 50, sha256('x'))".to_owned(),
+            "DELETE FROM log_nodes WHERE level = 2 AND idx = 50".to_owned(),
+            "Merkle node level 2 index 50: is in log_nodes but no subtree".to_owned(),
+        ),
+        (
+            "UPDATE log_events SET signature = sha512(signature) WHERE seq = 5".to_owned(),
+            format!("UPDATE log_events SET signature = decode('{signature}', 'hex') WHERE seq = 5"),
+            "event seq 5: signature does not verify".to_owned(),
+        ),
+        (
+            "UPDATE log_events SET id_key = sha256(id_key) WHERE seq = 9".to_owned(),
+            format!("UPDATE log_events SET id_key = decode('{id_key}', 'hex') WHERE seq = 9"),
+            "event seq 9: its id key".to_owned(),
+        ),
+        (
+            "UPDATE ledger_head SET frontier = overlay(frontier placing sha256(frontier) from 9 for 32)".to_owned(),
+            format!("UPDATE ledger_head SET frontier = decode('{frontier}', 'hex')"),
+            "the head row: the tree's edge".to_owned(),
+        ),
+        (
+            format!("UPDATE log_checkpoints SET note = replace(note, E'\\n\\n', E'\\nx\\n\\n') WHERE size = {first_checkpoint}"),
+            format!("UPDATE log_checkpoints SET note = replace(note, E'\\nx\\n\\n', E'\\n\\n') WHERE size = {first_checkpoint}"),
+            format!("checkpoint of size {first_checkpoint}: its signed note does not open"),
+        ),
+    ];
+    for (tamper, undo, named) in cases {
+        pg.query(&tamper);
+        let (ok, said) = verify_database();
+        assert!(!ok && said.contains(&named), "after {tamper}: {said}");
+        pg.query(&undo);
+        let (ok, said) = verify_database();
+        assert!(ok, "after {undo}: {said}");
+    }
     // The database holds the keyring (the key that signed everything, current), the schema
     // at its latest version, and every event once.
     assert_eq!(
