@@ -20,10 +20,7 @@ pub enum LedgerError {
     Key(#[from] KeyError),
     #[error("blind-index secret: {0}")]
     Secret(std::io::Error),
-    #[error(
-        "the store holds format {0}; this build reads store format {STORE_FORMAT} only (a store of format \
-         2 or 3 is brought up to it by `consent-ledger rebuild`)"
-    )]
+    #[error("the store holds format {found}; this build reads store format {STORE_FORMAT} only: {remedy}", found = .0, remedy = format_remedy(.0))]
     Format(String),
     #[error("the last stored event or the tree edge does not decode")]
     Corrupt,
@@ -98,4 +95,14 @@ pub enum LedgerError {
     TreeInconsistent { old: u64, new: u64 },
     #[error("an earlier inconsistency stopped checkpoint signing")]
     CheckpointsStopped,
+}
+
+/// What to do about a store of format `found`: an older format whose projections alone
+/// changed is brought up by a rebuild; any other is read by the build that wrote it.
+fn format_remedy(found: &str) -> &'static str {
+    if super::REBUILDABLE_FORMATS.iter().any(|f| f.to_string() == found) {
+        "run `consent-ledger rebuild` once (with the server stopped) to bring it up to this format"
+    } else {
+        "it was written by another build of consent-ledger (a newer one, or one it cannot read); serve it with that build"
+    }
 }

@@ -417,7 +417,10 @@ fn refused_by_name_then_rebuilt(dir: &std::path::Path, format: u32) {
         .unwrap();
     assert!(!serve.status.success());
     let stderr = String::from_utf8_lossy(&serve.stderr);
-    assert!(stderr.contains(&format!("format {format}")) && stderr.contains("rebuild"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("holds format {format}")) && stderr.contains("run `consent-ledger rebuild` once"),
+        "{stderr}"
+    );
     let out = bin().args(["rebuild", "--data-dir"]).arg(dir).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let verify = bin().args(["verify", "--data-dir"]).arg(dir).output().unwrap();
