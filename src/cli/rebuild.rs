@@ -7,7 +7,7 @@ use anyhow::Context;
 
 use crate::ledger::log_size;
 use crate::ledger::rebuild::{rebuild, Phase};
-use crate::store::Store;
+use crate::store::{Store, StoreOptions};
 
 use super::verify::verify_with_progress;
 use super::{progress_bar, DataDirArg};
@@ -16,12 +16,21 @@ use super::{progress_bar, DataDirArg};
 pub struct RebuildArgs {
     #[command(flatten)]
     pub data: DataDirArg,
+    /// Megabytes of memory for the store while the projections are written again: the
+    /// memtables take three quarters (larger memtables, fewer and larger files, less
+    /// compaction), and scans of the log leave the block cache alone. The verification that
+    /// follows opens the store as a server does.
+    #[arg(long, default_value_t = REBUILD_MEMORY_MB, value_parser = clap::value_parser!(u64).range(16..=1 << 20))]
+    pub memory_mb: u64,
 }
+
+/// `rebuild --memory-mb` unless told otherwise (docs/PERFORMANCE.md, "2026-12-07 (bulk)").
+const REBUILD_MEMORY_MB: u64 = 256;
 
 pub fn run(args: RebuildArgs) -> anyhow::Result<ExitCode> {
     let dir = args.data.existing()?;
-    let mb: usize = std::env::var("CL_REBUILD_CACHE_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(128);
-    let store = Store::open_with(&dir.db(), crate::store::StoreOptions { cache_bytes: mb << 20 })
+    let cache_bytes = usize::try_from(args.memory_mb << 20).unwrap_or(usize::MAX);
+    let store = Store::open_with(&dir.db(), StoreOptions { cache_bytes, bulk: true })
         .context("opening the store (stop the server first: a rebuild needs it alone)")?;
     let bar = progress_bar("rebuilding");
     bar.set_length(log_size(&store)?);
@@ -37,6 +46,9 @@ pub fn run(args: RebuildArgs) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     let took = started.elapsed().as_secs_f64();
     println!("replayed {events} events in {took:.1} s ({:.0} events/s); verifying", events as f64 / took.max(1e-9));
+    // Closed (its memtables flushed) and opened again as a server opens it, for reading.
+    drop(store);
+    let store = Store::open(&dir.db()).context("opening the rebuilt store")?;
     match verify_with_progress(&dir, &store, crate::ledger::verify::VERIFY_MEMORY)?.failure {
         None => {
             println!("ok: projections rebuilt from {events} events; the store verifies");

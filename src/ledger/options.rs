@@ -66,7 +66,7 @@ impl Options {
     }
 
     pub(crate) fn store_options(&self) -> StoreOptions {
-        StoreOptions { cache_bytes: self.cache_bytes.max(8 << 20) }
+        StoreOptions { cache_bytes: self.cache_bytes.max(8 << 20), bulk: false }
     }
 }
 

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{RwLock, RwLockReadGuard};
 
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode, Options, WriteBatch,
-    WriteBufferManager, WriteOptions, DB,
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode, Options, ReadOptions,
+    WriteBatch, WriteBufferManager, WriteOptions, DB,
 };
 
 use super::{Batch, Cf, KvStore, Op, Pair, PairIter, StoreError, StoreOptions};
@@ -66,10 +66,10 @@ impl RocksStore {
         // times every memtable's size), a store of small, rarely flushed column families kept
         // hundreds of megabytes of log that every open (a restart, `verify`, `apikey`)
         // replayed.
-        db_opts.set_max_total_wal_size((store.cache_bytes / 4) as u64);
+        let memtable_bytes = if store.bulk { store.cache_bytes / 4 * 3 } else { store.cache_bytes / 4 };
+        db_opts.set_max_total_wal_size(memtable_bytes as u64);
         let cache = Cache::new_lru_cache(store.cache_bytes);
-        let memtables =
-            WriteBufferManager::new_write_buffer_manager_with_cache(store.cache_bytes / 4, false, cache.clone());
+        let memtables = WriteBufferManager::new_write_buffer_manager_with_cache(memtable_bytes, false, cache.clone());
         db_opts.set_write_buffer_manager(&memtables);
         let cfs = Cf::ALL
             .iter()
@@ -82,6 +82,11 @@ impl RocksStore {
                 let mut o = Options::default();
                 o.set_block_based_table_factory(&block);
                 o.set_compression_type(DBCompressionType::Lz4);
+                if store.bulk {
+                    // One column family's memtable may take half of them (the facts take most
+                    // of a rebuild's writes), not RocksDB's 64 MiB.
+                    o.set_write_buffer_size(memtable_bytes / 2);
+                }
                 // A bloom filter on the memtable too, so a lookup of a key that was never
                 // written (most addresses of a campaign list) skips the skiplist.
                 o.set_memtable_prefix_bloom_ratio(0.05);
@@ -140,7 +145,9 @@ impl RocksStore {
         let db = self.db()?;
         let h = cf_of(db.get(), cf)?;
         let mut out = Vec::new();
-        for item in db.get().iterator_cf(h, IteratorMode::From(start, Direction::Forward)).take(SCAN_PAGE) {
+        let mut read = ReadOptions::default();
+        read.fill_cache(!self.options.bulk);
+        for item in db.get().iterator_cf_opt(h, read, IteratorMode::From(start, Direction::Forward)).take(SCAN_PAGE) {
             out.push(item?);
         }
         Ok(out)
@@ -379,5 +386,47 @@ mod tests {
         let store = super::super::Store::on(rocks);
         assert_eq!(rows(&store, Cf::Facts), 0);
         assert_eq!(rows(&store, Cf::Feed), 2000);
+    }
+
+    /// Bytes the block cache (every column family's but the default's) holds for `store`: its
+    /// blocks and the memtables charged to it.
+    fn cache_usage(store: &RocksStore) -> u64 {
+        let db = store.db().unwrap();
+        let h = cf_of(db.get(), Cf::Events).unwrap();
+        db.get().property_int_value_cf(h, "rocksdb.block-cache-usage").unwrap().unwrap()
+    }
+
+    #[test]
+    fn a_bulk_open_scans_without_filling_the_block_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let rocks = RocksStore::open(dir.path(), StoreOptions::default()).unwrap();
+            let mut batch = Batch::default();
+            // Values that do not compress, so the table's blocks are about 10 MB.
+            let mut x = 0x9e37_79b9_7f4a_7c15u64;
+            for i in 0u32..20_000 {
+                let value: Vec<u8> = (0..64)
+                    .flat_map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        x.to_le_bytes()
+                    })
+                    .collect();
+                batch.put(Cf::Events, i.to_be_bytes().to_vec(), value);
+            }
+            rocks.write_synced(&batch).unwrap();
+            let db = rocks.db().unwrap();
+            db.get().compact_range_cf(cf_of(db.get(), Cf::Events).unwrap(), None::<&[u8]>, None::<&[u8]>);
+        }
+        let scanned = |bulk: bool| {
+            let rocks = RocksStore::open(dir.path(), StoreOptions { bulk, ..StoreOptions::default() }).unwrap();
+            let before = cache_usage(&rocks);
+            assert_eq!(rocks.iter_from(Cf::Events, &[]).unwrap().count(), 20_000);
+            cache_usage(&rocks).saturating_sub(before)
+        };
+        let (filled, left) = (scanned(false), scanned(true));
+        assert!(filled > 8 << 20, "a scan fills the cache with the blocks it reads: {filled} bytes");
+        assert!(left < 1 << 20, "a bulk open's scan leaves it alone: {left} bytes");
     }
 }
