@@ -19,7 +19,7 @@ pub struct RebuildArgs {
     /// Megabytes of memory for the store while the projections are written again: the
     /// memtables take three quarters (larger memtables, fewer and larger files, less
     /// compaction), and scans of the log leave the block cache alone. The verification that
-    /// follows opens the store as a server does.
+    /// follows opens the store as `verify` does.
     #[arg(long, default_value_t = REBUILD_MEMORY_MB, value_parser = clap::value_parser!(u64).range(16..=1 << 20))]
     pub memory_mb: u64,
 }
@@ -46,9 +46,10 @@ pub fn run(args: RebuildArgs) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     let took = started.elapsed().as_secs_f64();
     println!("replayed {events} events in {took:.1} s ({:.0} events/s); verifying", events as f64 / took.max(1e-9));
-    // Closed (its memtables flushed) and opened again as a server opens it, for reading.
+    // Closed (its memtables flushed) and opened again for reading, as `verify` opens it.
     drop(store);
-    let store = Store::open(&dir.db()).context("opening the rebuilt store")?;
+    let options = StoreOptions { bulk: true, ..StoreOptions::default() };
+    let store = Store::open_read_only_with(&dir.db(), options).context("opening the rebuilt store")?;
     match verify_with_progress(&dir, &store, crate::ledger::verify::VERIFY_MEMORY)?.failure {
         None => {
             println!("ok: projections rebuilt from {events} events; the store verifies");

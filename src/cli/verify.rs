@@ -14,7 +14,7 @@ use crate::ledger::log_size;
 use crate::ledger::verify::{verify_within, Report, Stage};
 use crate::ledger::DataDir;
 use crate::signing::Ed25519Verifier;
-use crate::store::Store;
+use crate::store::{Store, StoreOptions};
 
 use super::{progress_bar, DataDirArg};
 
@@ -147,7 +147,9 @@ fn verify_database(url: &str) -> anyhow::Result<ExitCode> {
 
 fn verify_store(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let dir = args.data.existing()?;
-    let store = Store::open_read_only(&dir.db()).context("opening the store")?;
+    // One pass over every row: the scans leave the block cache alone.
+    let options = StoreOptions { bulk: true, ..StoreOptions::default() };
+    let store = Store::open_read_only_with(&dir.db(), options).context("opening the store")?;
     let memory = usize::try_from(args.memory_mb << 20).unwrap_or(usize::MAX);
     let report = verify_with_progress(&dir, &store, memory)?;
     match report.failure {

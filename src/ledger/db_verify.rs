@@ -15,9 +15,9 @@ use log::checkpoint::open_note;
 use log::merkle::{Frontier, Hash};
 use pglog::{Head, PgLog};
 use projection::{event_id_key, seq_key};
-use signing::{Ed25519Verifier, Verifier};
+use signing::Verifier;
 
-use super::keys::ValidKey;
+use super::keys::{KeyPeriod, Keyring, ValidKey};
 use super::verify::{check_block_with, CheckedWith, Failure};
 use super::LedgerError;
 
@@ -53,17 +53,11 @@ type Chunk = Vec<(u64, Vec<u8>, CheckedWith<Kept>)>;
 pub fn verify_database(url: &str, mut progress: impl FnMut(u64, u64)) -> Result<DatabaseReport, LedgerError> {
     let mut db = PgLog::connect(url)?;
     let head = db.head()?.ok_or(pglog::PgError::NotInitialised)?;
-    let keys = db
-        .keyring()?
-        .iter()
-        .map(|k| {
-            Ok(ValidKey {
-                verifier: Ed25519Verifier::from_vkey(&k.vkey)?,
-                first_seq: k.first_seq,
-                last_seq: k.last_seq,
-            })
-        })
-        .collect::<Result<Vec<_>, LedgerError>>()?;
+    let periods = db.keyring()?.into_iter();
+    let keys = Keyring {
+        keys: periods.map(|k| KeyPeriod { vkey: k.vkey, first_seq: k.first_seq, last_seq: k.last_seq }).collect(),
+    }
+    .valid_keys()?;
     let mut walk = Walk::new(db, keys);
     let failure = std::thread::scope(|s| -> Result<Option<Failure>, LedgerError> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Chunk, LedgerError>>(1);

@@ -276,7 +276,12 @@ impl Store {
 
     /// Opens the RocksDB database in `dir` read-only; works while a server holds it open.
     pub fn open_read_only(dir: &Path) -> Result<Self, StoreError> {
-        Ok(Self::on(rocks::RocksStore::open_read_only(dir, StoreOptions::default())?))
+        Self::open_read_only_with(dir, StoreOptions::default())
+    }
+
+    /// [`Store::open_read_only`] with the engine's memory as `options` say.
+    pub fn open_read_only_with(dir: &Path, options: StoreOptions) -> Result<Self, StoreError> {
+        Ok(Self::on(rocks::RocksStore::open_read_only(dir, options)?))
     }
 
     /// A store in memory (see [`memory::MemoryStore`]); clones of `engine` share its data.
