@@ -49,7 +49,7 @@ pub struct VerifyArgs {
     /// the head row. Runs against a live database (it checks the log up to the head it
     /// finds first). Not read from the environment, so that `verify --data-dir` on a node
     /// still checks the node's replica.
-    #[arg(long, conflicts_with_all = ["export", "access"])]
+    #[arg(long, conflicts_with_all = ["export", "access", "memory_mb"])]
     pub database_url: Option<String>,
 }
 

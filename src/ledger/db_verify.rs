@@ -52,7 +52,7 @@ type Chunk = Vec<(u64, Vec<u8>, CheckedWith<Kept>)>;
 /// the report's `failure`.
 pub fn verify_database(url: &str, mut progress: impl FnMut(u64, u64)) -> Result<DatabaseReport, LedgerError> {
     let mut db = PgLog::connect(url)?;
-    let head = db.head()?.ok_or(pglog::PgError::NotInitialised)?;
+    let head = db.existing_head()?;
     let periods = db.keyring()?.into_iter();
     let keys = Keyring {
         keys: periods.map(|k| KeyPeriod { vkey: k.vkey, first_seq: k.first_seq, last_seq: k.last_seq }).collect(),
@@ -100,16 +100,12 @@ pub fn verify_database(url: &str, mut progress: impl FnMut(u64, u64)) -> Result<
 fn check(rows: Vec<pglog::LogRow>, after: u64, keys: &[ValidKey]) -> Chunk {
     let mut seqs = Vec::with_capacity(rows.len());
     let mut pairs = Vec::with_capacity(rows.len());
-    for r in rows {
+    for mut r in rows {
+        let (seq, id_key) = (r.seq, std::mem::take(&mut r.id_key));
         // A row whose fields have the wrong lengths is a record that does not decode.
-        let record = match (r.key_id.try_into(), r.signature.try_into(), r.leaf_hash.try_into()) {
-            (Ok(key_id), Ok(signature), Ok(leaf_hash)) => {
-                format::StoredEvent { key_id, signature, leaf_hash, bytes: r.event }.encode()
-            }
-            _ => Vec::new(),
-        };
-        seqs.push((r.seq, r.id_key));
-        pairs.push((Box::from(seq_key(r.seq)), record.into_boxed_slice()));
+        let record = super::remote::record_of(r).map(|stored| stored.encode()).unwrap_or_default();
+        seqs.push((seq, id_key));
+        pairs.push((Box::from(seq_key(seq)), record.into_boxed_slice()));
     }
     let checked = check_block_with(&pairs, after + 1, keys, &|doc: &format::EventDoc| -> Result<Kept, &'static str> {
         Ok((doc.recorded_at.timestamp_micros(), event_id_key(doc.controller.as_ref(), &doc.id)))

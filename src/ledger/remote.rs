@@ -100,15 +100,21 @@ pub fn row_of(seq: u64, id_key: Vec<u8>, stored: &StoredEvent) -> LogRow {
     }
 }
 
+/// The stored event of a database row as the row has it, `None` when a field is not of its
+/// length (nothing else checked).
+pub fn record_of(row: LogRow) -> Option<StoredEvent> {
+    Some(StoredEvent {
+        key_id: row.key_id.try_into().ok()?,
+        signature: row.signature.try_into().ok()?,
+        leaf_hash: row.leaf_hash.try_into().ok()?,
+        bytes: row.event,
+    })
+}
+
 /// The stored event of a database row; its leaf hash must be the hash of its bytes.
 pub fn stored_of(row: LogRow) -> Result<StoredEvent, LedgerError> {
     let seq = row.seq;
-    let stored = StoredEvent {
-        key_id: row.key_id.try_into().map_err(|_| LedgerError::CorruptEvent(seq))?,
-        signature: row.signature.try_into().map_err(|_| LedgerError::CorruptEvent(seq))?,
-        leaf_hash: row.leaf_hash.try_into().map_err(|_| LedgerError::CorruptEvent(seq))?,
-        bytes: row.event,
-    };
+    let stored = record_of(row).ok_or(LedgerError::CorruptEvent(seq))?;
     if format::leaf_hash(&stored.bytes) != stored.leaf_hash {
         return Err(LedgerError::CorruptEvent(seq));
     }

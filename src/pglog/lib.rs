@@ -279,6 +279,22 @@ impl PgLog {
         row.map(|r| head_of(&r)).transpose()
     }
 
+    /// The head of a ledger this build can read, without creating or migrating anything (for
+    /// a reader that may hold a read-only account): `NotInitialised` when the database holds
+    /// no ledger (no schema, or no head yet), `NewerSchema` when a newer build migrated it.
+    pub fn existing_head(&mut self) -> Result<Head, PgError> {
+        let version = match self.client.query_one("SELECT max(version) FROM schema_migrations", &[]) {
+            Ok(row) => row.get::<_, Option<i32>>(0),
+            Err(e) if e.code() == Some(&postgres::error::SqlState::UNDEFINED_TABLE) => None,
+            Err(e) => return Err(e.into()),
+        };
+        match version {
+            Some(v) if v > SCHEMA_VERSION => Err(PgError::NewerSchema(v)),
+            Some(v) if v >= 1 => self.head()?.ok_or(PgError::NotInitialised),
+            _ => Err(PgError::NotInitialised),
+        }
+    }
+
     /// Creates the head of a new ledger and records the secrets' fingerprints, unless a
     /// ledger is there already. Returns the head and the fingerprints the database holds.
     pub fn init(

@@ -242,10 +242,10 @@ pub struct StoreOptions {
     /// Bytes of memory for the engine's caches: its block cache, with the memtables and the
     /// index and filter blocks charged to it.
     pub cache_bytes: usize,
-    /// Opened for one pass over the whole store that writes (`rebuild`): scans leave the block
+    /// Opened for one pass over the whole store (`rebuild`, `verify`): scans leave the block
     /// cache alone (a scan of every event would fill it with blocks read once), and the
     /// memtables may take three quarters of `cache_bytes` rather than a quarter, so that the
-    /// rows written reach the disk in fewer, larger files and are compacted less.
+    /// rows a rebuild writes reach the disk in fewer, larger files and are compacted less.
     pub bulk: bool,
 }
 

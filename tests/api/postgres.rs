@@ -886,6 +886,19 @@ async fn an_embedded_ledger_migrated_into_postgres_keeps_its_receipts_and_checkp
     };
     let (ok, said) = verify_database();
     assert!(ok && said.contains("ok: 26 events in the database verified"), "{said}");
+    // A database that holds no ledger is named as such, and nothing is created in it.
+    let empty = new_database(&pg.server());
+    let out = bin().args(["verify", "--database-url", &empty]).output().expect("verify");
+    let refused = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && refused.contains("holds no ledger"), "{refused}");
+    let port = pg.port.to_string();
+    let name = empty.rsplit('/').next().expect("name");
+    let tables = Command::new(pg_bin().join("psql"))
+        .args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-d", name, "-Atc"])
+        .arg("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+        .output()
+        .expect("psql");
+    assert_eq!(String::from_utf8_lossy(&tables.stdout).trim(), "0", "verify created nothing");
     let signed: u64 =
         said.split("Merkle nodes, ").nth(1).and_then(|t| t.split(' ').next()?.parse().ok()).expect("a count");
     assert!(signed >= 2, "the checkpoint kept before the move and the nodes' own: {said}");
