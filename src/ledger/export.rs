@@ -9,9 +9,9 @@
 use super::keys::ValidKey;
 use format::export::{ExportLine, EXPORT_FORMAT, EXPORT_VERSION};
 use format::{EventDoc, StoredEvent};
-use store::{Store, StoreError};
+use store::{Cf, Store, StoreError};
 
-use super::{checkpoints, latest_checkpoint, stored_event, LedgerError};
+use super::{checkpoints, decode_event, latest_checkpoint, LedgerError};
 
 /// Writes the export of `controller`'s events, up to the latest checkpoint, line by line to
 /// `out`. `progress` is told each leaf written. Returns the tree size exported.
@@ -41,8 +41,14 @@ pub fn export(
             out(&ExportLine::Checkpoint { note }).map_err(io)?;
         }
     }
+    // One pass over the events in seq order, read once: an export of a large log neither
+    // looks each event up nor pushes out of the block cache what checks read.
+    let mut events = store.scan_once_from(Cf::Events, &1u64.to_be_bytes())?;
     for seq in 1..=tree_size {
-        let stored: StoredEvent = stored_event(store, seq)?.ok_or(LedgerError::CorruptEvent(seq))?;
+        let stored: StoredEvent = match events.next().transpose()? {
+            Some((key, raw)) if *key == seq.to_be_bytes() => decode_event(seq, &raw)?,
+            _ => return Err(LedgerError::CorruptEvent(seq)),
+        };
         let doc: EventDoc = stored.doc().map_err(|_| LedgerError::CorruptEvent(seq))?;
         // The ledger's own events (key rotations) are public and go to every export.
         let line = if doc.controller.as_ref().is_none_or(|c| c.as_str() == controller) {
