@@ -43,10 +43,10 @@ pub fn export(
     }
     // One pass over the events in seq order, read once: an export of a large log neither
     // looks each event up nor pushes out of the block cache what checks read.
-    let mut events = store.scan_once_from(Cf::Events, &1u64.to_be_bytes())?;
+    let mut events = store.scan_once_from(Cf::Events, &projection::seq_key(1))?;
     for seq in 1..=tree_size {
         let stored: StoredEvent = match events.next().transpose()? {
-            Some((key, raw)) if *key == seq.to_be_bytes() => decode_event(seq, &raw)?,
+            Some((key, raw)) if *key == projection::seq_key(seq) => decode_event(seq, &raw)?,
             _ => return Err(LedgerError::CorruptEvent(seq)),
         };
         let doc: EventDoc = stored.doc().map_err(|_| LedgerError::CorruptEvent(seq))?;

@@ -77,6 +77,34 @@ async fn verify_accepts_an_untouched_store_and_names_a_flipped_byte() {
     assert!(out.contains("event seq 4"), "{out}");
 }
 
+/// An export reads the events in one pass: one gone from the store stops it, named, instead
+/// of the export skipping it or answering another event in its place.
+#[tokio::test]
+async fn an_export_of_a_store_missing_an_event_fails_naming_it() {
+    let (app, dir) = ledger_with_events().await;
+    crate::audit::checkpoint_covering(&app, app.log_size().await).await;
+    let export = |from: &std::path::Path| {
+        let out = bin().args(["export", "--controller", "council", "--data-dir"]).arg(from).output().expect("export");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).lines().count(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let copy = snapshot(&dir);
+    let (ok, lines, err) = export(copy.path());
+    assert!(ok, "{err}");
+    assert!(lines >= 7, "{lines} lines");
+    let store = Store::open(&DataDir::new(copy.path()).db()).expect("open");
+    let mut b = Batch::default();
+    b.delete(Cf::Events, 4u64.to_be_bytes().to_vec());
+    store.write_synced(&b).expect("write");
+    drop(store);
+    let (ok, _, err) = export(copy.path());
+    assert!(!ok, "an export of a log with a hole succeeded");
+    assert!(err.contains("stored event 4 is missing"), "{err}");
+}
+
 #[tokio::test]
 async fn verify_names_a_forged_signature_and_a_rewritten_projection() {
     let (_app, dir) = ledger_with_events().await;
