@@ -415,7 +415,8 @@ impl<'a> Projections<'a> {
 
     /// Calls `f` with the facts of each of the controller's subjects whose facts row may hold
     /// an event of type `kind` (its row holds the type's bytes; `f` decides), in subject
-    /// order. One scan of the controller's subject rows; only those rows are decoded.
+    /// order. One scan of the controller's subject rows, read once (it leaves the block cache
+    /// to the checks' point reads); only those rows are decoded.
     pub fn subjects_with(
         &self,
         controller: &ControllerId,
@@ -426,7 +427,7 @@ impl<'a> Projections<'a> {
         prefix.push(b's');
         let marker = kind_marker(kind);
         let finder = memchr::memmem::Finder::new(&marker);
-        for item in self.store.iter_from(Cf::Facts, &prefix)? {
+        for item in self.store.scan_once_from(Cf::Facts, &prefix)? {
             let (k, v) = item?;
             if !k.starts_with(&prefix) {
                 break;
