@@ -8,14 +8,8 @@
 # and the nodes' runtimes). Usage: [NODES=3] [WRITERS=1] [LOAD=<bench binary>] benches/nodes-cpu.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ -z "${LOAD:-}" ]; then
-  LOAD=$(cargo bench --bench load --no-run --message-format=json 2>/dev/null |
-    python3 -c 'import json,sys
-for l in sys.stdin:
-    m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "load" and m.get("executable"): print(m["executable"])' | tail -1)
-fi
 . benches/pg-lib.sh
+LOAD=${LOAD:-$(load_bench)}
 # Ticks of CPU used by each thread name of process $1.
 threads() {
   for t in /proc/"$1"/task/*; do

@@ -9,14 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-2}
-if [ -z "${LOAD:-}" ]; then
-  LOAD=$(cargo bench --bench load --no-run --message-format=json 2>/dev/null |
-    python3 -c 'import json,sys
-for l in sys.stdin:
-    m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "load" and m.get("executable"): print(m["executable"])' | tail -1)
-fi
 . benches/pg-lib.sh
+LOAD=${LOAD:-$(load_bench)}
 for run in $(seq "$RUNS"); do
   echo "== embedded, run $run"
   PHASES=check,append,append-batch "$LOAD" --bench | grep '/s'
