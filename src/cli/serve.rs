@@ -54,7 +54,7 @@ pub struct ServeArgs {
     /// directory then holds this node's replica and the shared files.
     #[arg(long, env = "CONSENT_LEDGER_DATABASE_URL")]
     pub database_url: Option<String>,
-    /// Megabytes of memory for caches: three quarters for the facts rows checks read, the
+    /// Megabytes of memory for caches: thirteen sixteenths for the facts rows checks read, the
     /// rest for the embedded store's block cache, memtables and index and filter blocks. With
     /// it the server's memory stays bounded however large the ledger grows
     /// (docs/PERFORMANCE.md).

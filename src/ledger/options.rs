@@ -40,29 +40,35 @@ pub struct Options {
     pub warm_start: bool,
 }
 
-/// The store's cache unless told otherwise. `serve --cache-mb` gives it a quarter of its
-/// figure and the facts cache the rest; a command that writes much and checks little (import,
+/// The store's cache unless told otherwise. `serve --cache-mb` gives it three sixteenths of
+/// its figure and the facts cache the rest; a command that writes much and checks little (import,
 /// rebuild, migrate) keeps this and the smaller facts cache below, since its speed at scale
 /// depends on the store's reads finding their blocks cached.
 pub const DEFAULT_CACHE_BYTES: usize = 512 << 20;
 
 /// Memory for a server's caches unless told otherwise (`serve --cache-mb`), split by
-/// [`Options::with_cache_memory`].
-pub const DEFAULT_CACHE_MEMORY: usize = 768 << 20;
+/// [`Options::with_cache_memory`]. A server holds more than this once both caches are full
+/// (its own memory, the allocators' slack, glibc's arenas for the store's blocks): at 768 with
+/// a quarter for the store, a server of 1 million tenants reached 1 029-1 036 MB once a
+/// downstream system had read the whole feed through the store's cache, past the 1 GiB it is
+/// meant to stay within; at 704 with three sixteenths, 878-892 MB (docs/PERFORMANCE.md,
+/// 2026-12-07 "memory").
+pub const DEFAULT_CACHE_MEMORY: usize = 704 << 20;
 
 /// Facts rows kept unless told otherwise (the projection's own default).
 pub const DEFAULT_FACTS_CACHE_BYTES: usize = projection::FACTS_CACHE_BYTES;
 
 impl Options {
-    /// Memory for caches split as `serve --cache-mb` does: three quarters for the facts
-    /// cache, a quarter for the store. A check finds a row in the facts cache at a tenth of
-    /// the cost of the store's read, and the cache keeps only the rows checks read (the
+    /// Memory for caches split as `serve --cache-mb` does: thirteen sixteenths for the facts
+    /// cache, three sixteenths for the store. A check finds a row in the facts cache at a tenth
+    /// of the cost of the store's read, and the cache keeps only the rows checks read (the
     /// store's blocks hold every row near one that was read); the store's share still holds
     /// its memtables and its index and filter blocks, and what it misses comes from the
-    /// operating system's page cache (docs/PERFORMANCE.md, 2026-12-06 "rows").
+    /// operating system's page cache (docs/PERFORMANCE.md, 2026-12-06 "rows"; the store's
+    /// share was a quarter until 2026-12-07 "memory").
     pub fn with_cache_memory(self, bytes: usize) -> Self {
-        let facts = bytes / 4 * 3;
-        Self { cache_bytes: bytes - facts, facts_cache_bytes: facts, ..self }
+        let store = bytes / 16 * 3;
+        Self { cache_bytes: store, facts_cache_bytes: bytes - store, ..self }
     }
 
     pub(crate) fn store_options(&self) -> StoreOptions {
@@ -137,7 +143,11 @@ mod tests {
         for mb in [16usize, 768, 1001, 4096] {
             let o = Options::new("test").with_cache_memory(mb << 20);
             assert_eq!(o.cache_bytes + o.facts_cache_bytes, mb << 20, "{mb} MB");
-            assert!(o.facts_cache_bytes >= 3 * o.cache_bytes - 3, "the facts cache gets three quarters of {mb} MB");
+            assert!(
+                13 * o.cache_bytes <= 3 * o.facts_cache_bytes,
+                "the facts cache gets thirteen sixteenths of {mb} MB"
+            );
+            assert!(o.cache_bytes >= (mb << 20) / 16 * 3, "the store gets three sixteenths of {mb} MB");
         }
     }
 }

@@ -26,6 +26,12 @@ impl From<rocksdb::Error> for StoreError {
 /// Pairs read per page of an ordered scan: a scan holds the database only while it reads a
 /// page, so the database can be reopened between pages.
 const SCAN_PAGE: usize = 1024;
+
+/// The least memory a server's memtables (and so its write-ahead log) are given, as long as
+/// it is at most half the cache: below it the store flushes every few seconds under a steady
+/// stream of appends (memtables of 33 MiB took durable appends through `serve` from ~13 000
+/// to ~8 000/s: docs/PERFORMANCE.md, 2026-12-07 "memory").
+const MEMTABLE_FLOOR: usize = 48 << 20;
 /// Free bytes the disk must have before a database that failed for want of space is
 /// reopened (its next WAL and MANIFEST need room).
 const RECOVERY_ROOM: usize = 8 << 20;
@@ -53,8 +59,8 @@ pub struct RocksStore {
 impl RocksStore {
     /// The engine's options. Its memory is bounded by `cache_bytes`: one block cache for every
     /// column family, to which the memtables (through a write buffer manager, a quarter of
-    /// the cache) and the index and filter blocks are charged too, so none of them grows with
-    /// the data beyond it.
+    /// the cache but at least [`MEMTABLE_FLOOR`] while that is at most half of it) and the
+    /// index and filter blocks are charged too, so none of them grows with the data beyond it.
     fn options(store: &StoreOptions) -> (Options, Vec<ColumnFamilyDescriptor>) {
         let mut db_opts = Options::default();
         db_opts.create_if_missing(true);
@@ -66,7 +72,11 @@ impl RocksStore {
         // times every memtable's size), a store of small, rarely flushed column families kept
         // hundreds of megabytes of log that every open (a restart, `verify`, `apikey`)
         // replayed.
-        let memtable_bytes = if store.bulk { store.cache_bytes / 4 * 3 } else { store.cache_bytes / 4 };
+        let memtable_bytes = if store.bulk {
+            store.cache_bytes / 4 * 3
+        } else {
+            (store.cache_bytes / 4).max(MEMTABLE_FLOOR).min(store.cache_bytes / 2)
+        };
         db_opts.set_max_total_wal_size(memtable_bytes as u64);
         let cache = Cache::new_lru_cache(store.cache_bytes);
         let memtables = WriteBufferManager::new_write_buffer_manager_with_cache(memtable_bytes, false, cache.clone());
