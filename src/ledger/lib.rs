@@ -410,6 +410,12 @@ impl Ledger {
         self.caches.facts_usage()
     }
 
+    /// What the store's block cache holds (its memtables, index and filter blocks charged to
+    /// it) and may hold, in bytes; `None` for a store without one.
+    pub fn store_cache(&self) -> Option<(u64, u64)> {
+        self.store.cache_usage()
+    }
+
     /// Reads of the projections, through the caches the writer keeps current.
     pub fn projections(&self) -> Projections<'_> {
         Projections::new(&self.store, &self.caches)

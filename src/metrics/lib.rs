@@ -146,7 +146,7 @@ impl Metrics {
 
     /// The text exposition, with the gauges the caller reads at scrape time.
     pub fn render(&self, gauges: &Gauges) -> String {
-        let Gauges { log_size, checkpoint_size, storage_full, database, facts_cache: cache } = *gauges;
+        let Gauges { log_size, checkpoint_size, storage_full, database, facts_cache: cache, store_cache } = *gauges;
         let mut out = String::with_capacity(4096);
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         header(&mut out, "consent_ledger_log_size", "gauge", "Events in the log (durable).");
@@ -253,7 +253,7 @@ impl Metrics {
             &mut out,
             "consent_ledger_facts_cache_bytes",
             "gauge",
-            "Memory the facts cache's entries take, at most its budget (three quarters of serve --cache-mb).",
+            "Memory the facts cache's entries take, at most its budget (thirteen sixteenths of serve --cache-mb).",
         );
         let _ = writeln!(out, "consent_ledger_facts_cache_bytes {}", cache.bytes);
         header(&mut out, "consent_ledger_facts_cache_budget_bytes", "gauge", "The facts cache's budget.");
@@ -266,6 +266,22 @@ impl Metrics {
         );
         let _ = writeln!(out, "consent_ledger_facts_cache_lookups_total{{result=\"hit\"}} {}", cache.hits);
         let _ = writeln!(out, "consent_ledger_facts_cache_lookups_total{{result=\"miss\"}} {}", cache.misses);
+        if let Some((used, capacity)) = store_cache {
+            header(
+                &mut out,
+                "consent_ledger_store_cache_bytes",
+                "gauge",
+                "Memory the store's block cache holds: blocks read, memtables, index and filter blocks.",
+            );
+            let _ = writeln!(out, "consent_ledger_store_cache_bytes {used}");
+            header(
+                &mut out,
+                "consent_ledger_store_cache_capacity_bytes",
+                "gauge",
+                "The store's block cache's capacity (three sixteenths of serve --cache-mb).",
+            );
+            let _ = writeln!(out, "consent_ledger_store_cache_capacity_bytes {capacity}");
+        }
         header(&mut out, "consent_ledger_bulk_lines_total", "counter", "Lines of bulk NDJSON checks answered.");
         let _ = writeln!(out, "consent_ledger_bulk_lines_total {}", load(&self.bulk_lines));
         header(
@@ -296,6 +312,9 @@ pub struct Gauges {
     /// log size when this node last looked.
     pub database: Option<(bool, u64)>,
     pub facts_cache: CacheFigures,
+    /// The embedded store's block cache: bytes held (memtables, index and filter blocks
+    /// included) and its capacity, when the store has one.
+    pub store_cache: Option<(u64, u64)>,
 }
 
 /// What a cache holds and how it answered.
@@ -336,6 +355,7 @@ mod tests {
             checkpoint_size: 5,
             database: Some((true, 9)),
             facts_cache: CacheFigures { entries: 3, bytes: 900, budget: 1000, hits: 40, misses: 2 },
+            store_cache: Some((70, 128)),
             ..Gauges::default()
         };
         let text = m.render(&gauges);
@@ -343,6 +363,9 @@ mod tests {
         assert!(!m.render(&Gauges { database: None, ..gauges }).contains("consent_ledger_replica_lag"));
         assert!(text.contains("consent_ledger_facts_cache_lookups_total{result=\"hit\"} 40\n"), "{text}");
         assert!(text.contains("consent_ledger_facts_cache_bytes 900\n"), "{text}");
+        assert!(text.contains("consent_ledger_store_cache_bytes 70\n"), "{text}");
+        assert!(text.contains("consent_ledger_store_cache_capacity_bytes 128\n"), "{text}");
+        assert!(!m.render(&Gauges { store_cache: None, ..gauges }).contains("consent_ledger_store_cache"));
         assert!(text.contains("consent_ledger_commit_seconds_bucket{le=\"0.0001\"} 1\n"), "{text}");
         assert!(text.contains("consent_ledger_commit_seconds_bucket{le=\"0.005\"} 2\n"), "{text}");
         assert!(text.contains("consent_ledger_commit_seconds_bucket{le=\"+Inf\"} 3\n"), "{text}");

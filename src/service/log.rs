@@ -268,6 +268,7 @@ impl Service {
                 hits: cache.hits,
                 misses: cache.misses,
             },
+            store_cache: self.ledger.store_cache(),
         });
         // Counted when scraped: each system's feed since its last acknowledgement.
         match self.overdue_counts(Utc::now()) {

@@ -216,6 +216,12 @@ pub trait KvStore: Send + Sync {
         self.iter_from(cf, start)
     }
 
+    /// What the engine's cache holds and may hold, in bytes (`None` for an engine without
+    /// one): for `/metrics`, since a server's memory is the facts cache, this cache and its own.
+    fn cache_usage(&self) -> Option<(u64, u64)> {
+        None
+    }
+
     /// The last pair whose key is below `bound` (all keys when `None`).
     fn last_before(&self, cf: Cf, bound: Option<&[u8]>) -> Result<Option<Pair>, StoreError>;
 
@@ -373,6 +379,11 @@ impl Store {
     /// Iterates every pair of `cf` from `start` (inclusive) in key order.
     pub fn iter_from<'a>(&'a self, cf: Cf, start: &[u8]) -> Result<PairIter<'a>, StoreError> {
         self.engine.iter_from(cf, start)
+    }
+
+    /// Bytes the engine's cache holds and its capacity (see [`KvStore::cache_usage`]).
+    pub fn cache_usage(&self) -> Option<(u64, u64)> {
+        self.engine.cache_usage()
     }
 
     /// Iterates every pair of `cf` from `start` (inclusive) in key order, leaving the block

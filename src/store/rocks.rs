@@ -27,8 +27,8 @@ impl From<rocksdb::Error> for StoreError {
 /// page, so the database can be reopened between pages.
 const SCAN_PAGE: usize = 1024;
 
-/// The least memory a server's memtables (and so its write-ahead log) are given, as long as
-/// it is at most half the cache: below it the store flushes every few seconds under a steady
+/// The least memory a store's memtables (and so its write-ahead log) are given outside a bulk
+/// pass, as long as it is at most half the cache: below it the store flushes every few seconds under a steady
 /// stream of appends (memtables of 33 MiB took durable appends through `serve` from ~13 000
 /// to ~8 000/s: docs/PERFORMANCE.md, 2026-12-07 "memory").
 const MEMTABLE_FLOOR: usize = 48 << 20;
@@ -287,6 +287,15 @@ impl KvStore for RocksStore {
         Ok(Box::new(Pages { store: self, cf, fill_cache, next: Some(start.to_vec()), buf: VecDeque::new() }))
     }
 
+    fn cache_usage(&self) -> Option<(u64, u64)> {
+        // One cache serves every column family (memtables, index and filter blocks charged
+        // to it): any family's property reads it whole.
+        let db = self.db().ok()?;
+        let h = cf_of(db.get(), Cf::Events).ok()?;
+        let used = db.get().property_int_value_cf(h, "rocksdb.block-cache-usage").ok()??;
+        Some((used, self.options.cache_bytes as u64))
+    }
+
     fn scan_once_from<'a>(&'a self, cf: Cf, start: &[u8]) -> Result<PairIter<'a>, StoreError> {
         Ok(Box::new(Pages { store: self, cf, fill_cache: false, next: Some(start.to_vec()), buf: VecDeque::new() }))
     }
@@ -408,9 +417,7 @@ mod tests {
     /// Bytes the block cache (every column family's but the default's) holds for `store`: its
     /// blocks and the memtables charged to it.
     fn cache_usage(store: &RocksStore) -> u64 {
-        let db = store.db().unwrap();
-        let h = cf_of(db.get(), Cf::Events).unwrap();
-        db.get().property_int_value_cf(h, "rocksdb.block-cache-usage").unwrap().unwrap()
+        store.cache_usage().expect("a RocksDB store reports its cache").0
     }
 
     #[test]

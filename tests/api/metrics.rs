@@ -109,6 +109,10 @@ async fn the_facts_cache_counts_what_it_answers_and_an_opt_out_is_read_past_it()
     let (bytes, budget) =
         (value(&text, "consent_ledger_facts_cache_bytes"), value(&text, "consent_ledger_facts_cache_budget_bytes"));
     assert!(bytes > 0.0 && bytes <= budget, "{bytes} bytes of {budget}");
+    // The store's block cache is shown beside it (its memtables are charged to it from the start).
+    let (store, capacity) =
+        (value(&text, "consent_ledger_store_cache_bytes"), value(&text, "consent_ledger_store_cache_capacity_bytes"));
+    assert!(store > 0.0 && capacity >= 8.0 * 1024.0 * 1024.0, "{store} bytes of {capacity}");
     // The tenant opts out: the cached row is not what the next check reads.
     app.record(json!({"type": "consent.withdrawn", "subject": "T-90", "purpose": "newsletter", "actor": staff()}))
         .await;
