@@ -48,8 +48,7 @@ pub fn run(args: RebuildArgs) -> anyhow::Result<ExitCode> {
     println!("replayed {events} events in {took:.1} s ({:.0} events/s); verifying", events as f64 / took.max(1e-9));
     // Closed (its memtables flushed) and opened again for reading, as `verify` opens it.
     drop(store);
-    let options = StoreOptions { bulk: true, ..StoreOptions::default() };
-    let store = Store::open_read_only_with(&dir.db(), options).context("opening the rebuilt store")?;
+    let store = Store::open_read_only_with(&dir.db(), StoreOptions::one_pass()).context("opening the rebuilt store")?;
     match verify_with_progress(&dir, &store, crate::ledger::verify::VERIFY_MEMORY)?.failure {
         None => {
             println!("ok: projections rebuilt from {events} events; the store verifies");

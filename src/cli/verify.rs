@@ -148,8 +148,7 @@ fn verify_database(url: &str) -> anyhow::Result<ExitCode> {
 fn verify_store(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let dir = args.data.existing()?;
     // One pass over every row: the scans leave the block cache alone.
-    let options = StoreOptions { bulk: true, ..StoreOptions::default() };
-    let store = Store::open_read_only_with(&dir.db(), options).context("opening the store")?;
+    let store = Store::open_read_only_with(&dir.db(), StoreOptions::one_pass()).context("opening the store")?;
     let memory = usize::try_from(args.memory_mb << 20).unwrap_or(usize::MAX);
     let report = verify_with_progress(&dir, &store, memory)?;
     match report.failure {

@@ -257,9 +257,17 @@ pub struct StoreOptions {
     pub cache_bytes: usize,
     /// Opened for one pass over the whole store (`rebuild`, `verify`): scans leave the block
     /// cache alone (a scan of every event would fill it with blocks read once), and the
-    /// memtables may take three quarters of `cache_bytes` rather than a quarter, so that the
-    /// rows a rebuild writes reach the disk in fewer, larger files and are compacted less.
+    /// memtables may take three quarters of `cache_bytes` (otherwise a quarter, but at least
+    /// 48 MiB while that is at most half), so that the rows a rebuild writes reach the disk in
+    /// fewer, larger files and are compacted less.
     pub bulk: bool,
+}
+
+impl StoreOptions {
+    /// The default memory, opened for one pass over the whole store (see `bulk`).
+    pub fn one_pass() -> Self {
+        Self { bulk: true, ..Self::default() }
+    }
 }
 
 /// The engine's cache when nothing says otherwise.

@@ -28,9 +28,9 @@ impl From<rocksdb::Error> for StoreError {
 const SCAN_PAGE: usize = 1024;
 
 /// The least memory a store's memtables (and so its write-ahead log) are given outside a bulk
-/// pass, as long as it is at most half the cache: below it the store flushes every few seconds under a steady
-/// stream of appends (memtables of 33 MiB took durable appends through `serve` from ~13 000
-/// to ~8 000/s: docs/PERFORMANCE.md, 2026-12-07 "memory").
+/// pass, as long as it is at most half the cache: below it the store flushes every few
+/// seconds under a steady stream of appends (memtables of 33 MiB took durable appends
+/// through `serve` from ~13 000 to ~8 000/s: docs/PERFORMANCE.md, 2026-12-07 "memory").
 const MEMTABLE_FLOOR: usize = 48 << 20;
 /// Free bytes the disk must have before a database that failed for want of space is
 /// reopened (its next WAL and MANIFEST need room).
@@ -148,6 +148,11 @@ impl RocksStore {
             return Err(StoreError::Db("the database is being reopened".into()));
         }
         Ok(Guard(guard))
+    }
+
+    /// An ordered scan of `cf` from `start` (inclusive), read a page at a time.
+    fn pages<'a>(&'a self, cf: Cf, start: &[u8], fill_cache: bool) -> PairIter<'a> {
+        Box::new(Pages { store: self, cf, fill_cache, next: Some(start.to_vec()), buf: VecDeque::new() })
     }
 
     /// One page of `cf` from `start` (inclusive), at most [`SCAN_PAGE`] pairs; its blocks go
@@ -283,8 +288,7 @@ impl KvStore for RocksStore {
     }
 
     fn iter_from<'a>(&'a self, cf: Cf, start: &[u8]) -> Result<PairIter<'a>, StoreError> {
-        let fill_cache = !self.options.bulk;
-        Ok(Box::new(Pages { store: self, cf, fill_cache, next: Some(start.to_vec()), buf: VecDeque::new() }))
+        Ok(self.pages(cf, start, !self.options.bulk))
     }
 
     fn cache_usage(&self) -> Option<(u64, u64)> {
@@ -297,7 +301,7 @@ impl KvStore for RocksStore {
     }
 
     fn scan_once_from<'a>(&'a self, cf: Cf, start: &[u8]) -> Result<PairIter<'a>, StoreError> {
-        Ok(Box::new(Pages { store: self, cf, fill_cache: false, next: Some(start.to_vec()), buf: VecDeque::new() }))
+        Ok(self.pages(cf, start, false))
     }
 
     fn last_before(&self, cf: Cf, bound: Option<&[u8]>) -> Result<Option<Pair>, StoreError> {
