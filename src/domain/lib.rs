@@ -21,5 +21,5 @@ pub use fact::Fact;
 pub use ids::{ControllerId, PurposeId, RecipientId, SubjectId, Token};
 pub use notice::Notice;
 pub use purpose::{LawfulBasis, PurposeDefinition, Retention};
-pub use rules::{decide, decide_among, objection_to_all_marketing, Decision, Question, Reason, Target};
+pub use rules::{bears_on, decide, decide_among, objection_to_all_marketing, Decision, Question, Reason, Target};
 pub use shape::{Member, Need, Present, RecordedBy, Shape};

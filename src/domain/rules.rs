@@ -102,6 +102,24 @@ fn person(f: &Fact) -> Option<Person<'_>> {
     }
 }
 
+/// Whether a fact of type `kind`, scoped to `purpose` (none: to no purpose), can bear on a
+/// question about the purpose `asked`. Every rule reads the consents, objections and
+/// restrictions of the purpose asked about or of none, and the other events (erasure, links)
+/// whatever their purpose; so [`decide`] answers the same over the facts this keeps as over
+/// all of them (a property test holds it). A check reads only these, so a tenant's events
+/// about other purposes are read past, never built.
+pub fn bears_on(kind: EventType, purpose: Option<&str>, asked: &PurposeId) -> bool {
+    match kind {
+        EventType::ConsentGranted
+        | EventType::ConsentWithdrawn
+        | EventType::ObjectionRaised
+        | EventType::ObjectionLifted
+        | EventType::RestrictionApplied
+        | EventType::RestrictionLifted => purpose.is_none_or(|p| p == asked.as_str()),
+        _ => true,
+    }
+}
+
 /// Decides `q` over `facts`: the facts recorded against the target and, for a contact point,
 /// those of every subject ever linked to it, in ascending `seq` order. Facts recorded after
 /// `q.at` are ignored, so the same call answers "now" and "as of".
@@ -748,6 +766,32 @@ mod tests {
             let s = sid("T-1");
             let d = Given { facts: facts.clone() }.check(&p, Target::Subject(&s), ch, t(60));
             prop_assert_eq!((d.permitted, d.reason), model(&p, &s, ch, t(60), &facts));
+        }
+
+        /// The facts [`bears_on`] keeps decide every question about a purpose as all of them
+        /// do, whatever other purposes the log's consents, objections and restrictions name.
+        #[test]
+        fn facts_of_other_purposes_change_no_answer(
+            facts in arb_facts(),
+            other in prop::collection::vec(any::<bool>(), 40),
+            p in arb_purpose(),
+            day in 0..60u32,
+            ch in prop::option::of(prop_oneof![Just(Channel::Email), Just(Channel::Sms)]),
+            contact in any::<bool>(),
+        ) {
+            let facts: Vec<Fact> = facts
+                .into_iter()
+                .zip(other)
+                .map(|(f, other)| Fact { purpose: f.purpose.map(|p| if other { pid("events") } else { p }), ..f })
+                .collect();
+            let s = sid("T-1");
+            let id = pid("newsletter");
+            let target = if contact { Target::Contact("idx") } else { Target::Subject(&s) };
+            let q = Question { target, purpose_id: &id, purpose: &p, channel: ch, recipient: None, at: t(day) };
+            let kept: Vec<Fact> =
+                facts.iter().filter(|f| bears_on(f.kind, f.purpose.as_ref().map(PurposeId::as_str), &id)).cloned().collect();
+            prop_assert!(kept.len() < facts.len() || facts.iter().all(|f| f.purpose.as_ref().is_none_or(|p| *p == id)));
+            prop_assert_eq!(decide(&q, &kept), decide(&q, &facts));
         }
 
         /// "As of" a past moment equals the answer the log gave at that moment, when it held

@@ -9,13 +9,13 @@ use service::access::{Identity, Principal, Role};
 use super::error::{ApiError, Kind};
 use super::AppState;
 
-/// The authenticated caller of a request.
-pub struct Caller(pub Identity);
+/// The authenticated caller of a request (the identity its key's verification holds).
+pub struct Caller(pub std::sync::Arc<Identity>);
 
 impl Caller {
     /// Refuses the request unless the key is a controller's with one of `roles`.
     pub fn require(&self, roles: &[Role]) -> Result<&Principal, ApiError> {
-        let Identity::Controller(p) = &self.0 else {
+        let Identity::Controller(p) = &*self.0 else {
             return Err(ApiError::new(Kind::Forbidden, "an operator key reaches no controller's data"));
         };
         if p.has_any(roles) {
@@ -41,7 +41,7 @@ impl Caller {
 impl Caller {
     /// Refuses the request unless the key is the operator's (deployment-wide operations).
     pub fn require_operator(&self) -> Result<(), ApiError> {
-        match self.0 {
+        match *self.0 {
             Identity::Operator => Ok(()),
             Identity::Controller(_) => Err(ApiError::new(
                 Kind::Forbidden,

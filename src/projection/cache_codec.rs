@@ -8,7 +8,7 @@
 use domain::{Channel, EventType, Fact, PurposeId, RecipientId, SubjectId};
 
 use super::fact_codec::{
-    flag_byte, put_str, put_time, put_varint, Reader, CHANNEL, CONTACT, EXPIRES, PURPOSE, RECIPIENT, SUBJECT,
+    flag_byte, put_str, put_time, put_varint, time, Reader, CHANNEL, CONTACT, EXPIRES, PURPOSE, RECIPIENT, SUBJECT,
 };
 use super::ProjectionError;
 
@@ -88,7 +88,18 @@ pub fn encode(facts: &[Fact], own: Own<'_>) -> Vec<u8> {
 }
 
 /// The facts of the cache's bytes of `own`'s row.
+#[cfg(test)]
 pub fn decode(bytes: &[u8], own: Own<'_>) -> Result<Vec<Fact>, ProjectionError> {
+    decode_where(bytes, own, |_, _| true)
+}
+
+/// [`decode`], keeping only the facts `keep` takes by their type and purpose: the others are
+/// read past (their bytes checked as far as to find the next), never built.
+pub fn decode_where(
+    bytes: &[u8],
+    own: Own<'_>,
+    keep: impl Fn(EventType, Option<&str>) -> bool,
+) -> Result<Vec<Fact>, ProjectionError> {
     let bad = |_| ProjectionError::Corrupt;
     let mut r = Reader(bytes);
     let n = usize::try_from(r.varint()?).map_err(|_| ProjectionError::Corrupt)?;
@@ -96,48 +107,61 @@ pub fn decode(bytes: &[u8], own: Own<'_>) -> Result<Vec<Fact>, ProjectionError> 
     if n > bytes.len() / 21 {
         return Err(ProjectionError::Corrupt);
     }
+    // The row's own subject, parsed once for all the facts that name it.
+    let mut own_subject: Option<SubjectId> = None;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         let seq = r.varint()?;
-        let id = uuid::Uuid::from_slice(r.take(16)?).map_err(|_| ProjectionError::Corrupt)?;
+        let id = r.take(16)?;
         let at = |list_len: usize, i: u8| (usize::from(i) < list_len).then_some(usize::from(i));
         let kind = at(EventType::ALL.len(), r.byte()?).map(|i| EventType::ALL[i]).ok_or(ProjectionError::Corrupt)?;
         let flags = r.byte()?;
         let has = |bit: u8| flags & bit != 0;
-        let occurred_at = r.time()?;
-        let recorded_at = r.time()?;
+        let occurred_at = r.micros()?;
+        let recorded_at = r.micros()?;
         let subject = match (has(SUBJECT), has(OWN_SUBJECT), own) {
             (false, false, _) => None,
-            (true, false, _) => Some(SubjectId::parse(r.str()?).map_err(bad)?),
-            (false, true, Own::Subject(s)) => Some(SubjectId::parse(s).map_err(bad)?),
+            (true, false, _) => Some(r.str()?),
+            (false, true, Own::Subject(s)) => Some(s),
             _ => return Err(ProjectionError::Corrupt),
         };
         let contact = match (has(CONTACT), has(OWN_CONTACT), own) {
             (false, false, _) => None,
-            (true, false, _) => Some(r.str()?.to_owned()),
-            (false, true, Own::Contact(c)) => Some(c.to_owned()),
+            (true, false, _) => Some(r.str()?),
+            (false, true, Own::Contact(c)) => Some(c),
             _ => return Err(ProjectionError::Corrupt),
         };
-        let purpose = if has(PURPOSE) { Some(PurposeId::parse(r.str()?).map_err(bad)?) } else { None };
+        let purpose = if has(PURPOSE) { Some(r.str()?) } else { None };
         let channel = if has(CHANNEL) {
             Some(at(Channel::ALL.len(), r.byte()?).map(|i| Channel::ALL[i]).ok_or(ProjectionError::Corrupt)?)
         } else {
             None
         };
-        let recipient = if has(RECIPIENT) { Some(RecipientId::parse(r.str()?).map_err(bad)?) } else { None };
-        let expires_at = if has(EXPIRES) { Some(r.time()?) } else { None };
+        let recipient = if has(RECIPIENT) { Some(r.str()?) } else { None };
+        let expires_at = if has(EXPIRES) { Some(r.micros()?) } else { None };
+        if !keep(kind, purpose) {
+            continue;
+        }
+        let subject = match subject {
+            None => None,
+            Some(s) if has(OWN_SUBJECT) => Some(match &own_subject {
+                Some(parsed) => parsed.clone(),
+                None => own_subject.insert(SubjectId::parse(s).map_err(bad)?).clone(),
+            }),
+            Some(s) => Some(SubjectId::parse(s).map_err(bad)?),
+        };
         out.push(Fact {
             seq,
-            id,
+            id: uuid::Uuid::from_slice(id).map_err(|_| ProjectionError::Corrupt)?,
             kind,
             subject,
-            contact,
-            purpose,
+            contact: contact.map(str::to_owned),
+            purpose: purpose.map(PurposeId::parse).transpose().map_err(bad)?,
             channel,
-            recipient,
-            occurred_at,
-            recorded_at,
-            expires_at,
+            recipient: recipient.map(RecipientId::parse).transpose().map_err(bad)?,
+            occurred_at: time(occurred_at)?,
+            recorded_at: time(recorded_at)?,
+            expires_at: expires_at.map(time).transpose()?,
         });
     }
     if !r.0.is_empty() {
@@ -191,6 +215,22 @@ mod tests {
             if left_out {
                 prop_assert!(decode(&bytes, Own::Unknown).is_err());
             }
+        }
+
+        /// Decoding only the facts a filter keeps gives the facts it keeps, in order.
+        #[test]
+        fn a_filtered_decode_keeps_what_the_filter_keeps(
+            facts in proptest::collection::vec(any_fact(), 0..8), pick in any::<usize>(), kind in any::<u8>(),
+        ) {
+            let own = any_own(&facts, pick, kind);
+            let bytes = encode(&facts, own);
+            // A purpose some facts name, or one none does.
+            let named: Vec<&PurposeId> = facts.iter().filter_map(|f| f.purpose.as_ref()).collect();
+            let asked = named.get(pick % 3).map_or_else(|| PurposeId::parse("none-named").unwrap(), |p| (*p).clone());
+            let keep = |k: EventType, p: Option<&str>| domain::bears_on(k, p, &asked);
+            let want: Vec<Fact> =
+                facts.iter().filter(|f| keep(f.kind, f.purpose.as_ref().map(PurposeId::as_str))).cloned().collect();
+            prop_assert_eq!(decode_where(&bytes, own, keep).unwrap(), want);
         }
     }
 

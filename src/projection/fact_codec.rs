@@ -97,6 +97,11 @@ pub fn encode_fact(f: &Fact, out: &mut Vec<u8>) {
     out.extend_from_slice(&p);
 }
 
+/// The time `us` microseconds after the epoch (corrupt beyond chrono's range).
+pub(crate) fn time(us: i64) -> Result<DateTime<Utc>, ProjectionError> {
+    DateTime::from_timestamp_micros(us).ok_or(ProjectionError::Corrupt)
+}
+
 /// A reader over a record's or a row's bytes; every read refuses bytes that end early.
 pub(crate) struct Reader<'a>(pub(crate) &'a [u8]);
 
@@ -127,9 +132,13 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn time(&mut self) -> Result<DateTime<Utc>, ProjectionError> {
+        time(self.micros()?)
+    }
+
+    /// A time as its microseconds since the epoch, not yet made a date.
+    pub(crate) fn micros(&mut self) -> Result<i64, ProjectionError> {
         let z = self.varint()?;
-        let us = ((z >> 1) as i64) ^ -((z & 1) as i64);
-        DateTime::from_timestamp_micros(us).ok_or(ProjectionError::Corrupt)
+        Ok(((z >> 1) as i64) ^ -((z & 1) as i64))
     }
 
     /// Bytes behind a LEB128 length: a record's payload, or a string's.

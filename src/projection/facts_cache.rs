@@ -21,7 +21,7 @@ use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 
-use domain::Fact;
+use domain::{EventType, Fact};
 use hashbrown::HashTable;
 
 use crate::cache_codec::{self, Own};
@@ -180,11 +180,17 @@ impl FactsCache {
 
     /// The facts of `key`'s row, if the cache holds it.
     pub fn get(&self, key: &[u8]) -> Option<Vec<Fact>> {
+        self.get_where(key, |_, _| true)
+    }
+
+    /// The facts of `key`'s row that `keep` takes by type and purpose, if the cache holds the
+    /// row (the others are not built: `cache_codec::decode_where`).
+    pub fn get_where(&self, key: &[u8], keep: impl Fn(EventType, Option<&str>) -> bool) -> Option<Vec<Fact>> {
         let (hash, shard) = self.shard(key);
         let shard = shard.read().ok()?;
         let entry = shard.table.find(hash, |e| e.key() == key)?;
         // Only what was encoded goes in; a row that does not decode now is read from the store.
-        cache_codec::decode(entry.row(), Own::of_key(key)).ok()
+        cache_codec::decode_where(entry.row(), Own::of_key(key), keep).ok()
     }
 
     /// Whether the cache holds `key` (counting nothing, decoding nothing).

@@ -378,21 +378,38 @@ impl<'a> Projections<'a> {
     /// are not: a campaign list is mostly addresses the ledger never saw, and the bloom
     /// filters answer those cheaply).
     pub fn facts_many<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Vec<Vec<Fact>>, ProjectionError> {
+        self.facts_many_about(keys, None)
+    }
+
+    /// [`Projections::facts_many`] for questions about `purpose` when one is given: of each
+    /// row, only the facts that bear on it ([`domain::bears_on`]; the rules decide the same
+    /// over them). A row read from the store goes into the cache whole.
+    pub fn facts_many_about<K: AsRef<[u8]>>(
+        &self,
+        keys: &[K],
+        purpose: Option<&PurposeId>,
+    ) -> Result<Vec<Vec<Fact>>, ProjectionError> {
+        let keep = |kind: EventType, p: Option<&str>| purpose.is_none_or(|asked| domain::bears_on(kind, p, asked));
         let generation = self.caches.generation.load(Ordering::Acquire);
-        let mut out: Vec<Option<Vec<Fact>>> = keys.iter().map(|k| self.caches.facts.get(k.as_ref())).collect();
+        let mut out: Vec<Option<Vec<Fact>>> =
+            keys.iter().map(|k| self.caches.facts.get_where(k.as_ref(), keep)).collect();
         let misses: Vec<usize> = (0..keys.len()).filter(|i| out[*i].is_none()).collect();
         self.caches.facts.count(keys.len() - misses.len(), misses.len());
         if !misses.is_empty() {
             let miss_keys: Vec<&[u8]> = misses.iter().map(|i| keys[*i].as_ref()).collect();
-            let rows = self.store.multi_get(Cf::Facts, &miss_keys)?;
-            for (i, row) in misses.iter().zip(rows) {
-                out[*i] = Some(match row {
+            let mut read = Vec::with_capacity(misses.len());
+            for row in self.store.multi_get(Cf::Facts, &miss_keys)? {
+                read.push(match row {
                     Some(row) => decode_facts(&row)?,
                     None => Vec::new(),
                 });
             }
-            let fresh = misses.iter().filter_map(|i| Some((keys[*i].as_ref(), out[*i].as_deref()?)));
+            let fresh = miss_keys.iter().zip(&read).map(|(k, facts)| (*k, facts.as_slice()));
             self.caches.fill_facts(generation, fresh.filter(|(_, facts)| !facts.is_empty()));
+            for (i, mut facts) in misses.into_iter().zip(read) {
+                facts.retain(|f| keep(f.kind, f.purpose.as_ref().map(PurposeId::as_str)));
+                out[i] = Some(facts);
+            }
         }
         Ok(out.into_iter().map(Option::unwrap_or_default).collect())
     }

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
@@ -122,7 +122,8 @@ pub struct KeyListing {
 /// A key verified recently: who it stands for, when it was verified and when its use was
 /// last written down.
 struct Verified {
-    principal: Identity,
+    /// Shared with the requests that present the key (no copy of it a request).
+    principal: Arc<Identity>,
     id: String,
     at: Instant,
     noted: Option<Instant>,
@@ -137,7 +138,7 @@ enum Records {
 
 pub struct KeyStore {
     records: Records,
-    cache: Mutex<HashMap<[u8; 32], Verified>>,
+    cache: Mutex<HashMap<[u8; 32], Verified, foldhash::fast::RandomState>>,
     failed: Mutex<HashMap<[u8; 32], Instant>>,
 }
 
@@ -158,7 +159,7 @@ impl KeyStore {
     }
 
     fn on(records: Records) -> Self {
-        Self { records, cache: Mutex::new(HashMap::new()), failed: Mutex::new(HashMap::new()) }
+        Self { records, cache: Mutex::new(HashMap::default()), failed: Mutex::new(HashMap::new()) }
     }
 
     /// Creates a key and returns it; this is the only time the secret exists in plain form.
@@ -219,14 +220,14 @@ impl KeyStore {
 
     /// Who a presented key stands for, if it is a valid key.
     pub fn authenticate(&self, token: &str) -> Option<Identity> {
-        self.authenticate_checked(token).ok().flatten()
+        self.authenticate_checked(token).ok().flatten().map(|p| (*p).clone())
     }
 
     /// As [`KeyStore::authenticate`], telling a key that is not valid (`Ok(None)`) from keys
     /// that cannot be read now (the database's keys while it is unreachable): then a key
     /// verified before is still taken as it was last seen, and an unknown one is an error to
     /// retry, never a refusal that would read as "your key is not valid".
-    pub fn authenticate_checked(&self, token: &str) -> Result<Option<Identity>, ServiceError> {
+    pub fn authenticate_checked(&self, token: &str) -> Result<Option<Arc<Identity>>, ServiceError> {
         let token_hash = sha256(token.as_bytes());
         let mut note = None;
         if let Ok(mut cache) = self.cache.lock() {
@@ -261,6 +262,7 @@ impl KeyStore {
         };
         Ok(match verified {
             Some((id, p)) => {
+                let p = Arc::new(p);
                 let noted = self.cache.lock().ok().and_then(|mut cache| {
                     let noted = cache.get(&token_hash).and_then(|v| v.noted);
                     let due = noted.is_none_or(|n| n.elapsed() >= LAST_USED_EVERY);

@@ -204,8 +204,13 @@ impl Service {
         let mut prepared: Vec<Result<Prepared<'_>, ServiceError>> = qs.iter().map(prepare).collect();
         let keys: Vec<&[u8]> = prepared.iter().flatten().map(|p| p.key.as_slice()).collect();
         let proj = self.projections();
+        // Questions all about one purpose (a single check, most lists) read only the facts
+        // that bear on it.
+        let mut purposes = prepared.iter().flatten().map(|p| &p.q.purpose);
+        let first = purposes.next();
+        let about = first.filter(|first| purposes.all(|p| p == *first));
         // One facts row per key, in order: each prepared question takes the next.
-        let rows = proj.facts_many(&keys)?;
+        let rows = proj.facts_many_about(&keys, about)?;
         if rows.len() != keys.len() {
             return Err(ServiceError::Internal("a facts row is missing".into()));
         }
@@ -229,7 +234,7 @@ impl Service {
             }
             links.push(mine);
         }
-        let linked = if linked_keys.is_empty() { Vec::new() } else { proj.facts_many(&linked_keys)? };
+        let linked = if linked_keys.is_empty() { Vec::new() } else { proj.facts_many_about(&linked_keys, about)? };
         let answer = |p: Prepared<'_>, mine: Vec<usize>| {
             let target = match &p.whom {
                 Whom::Subject(s) => Target::Subject(s),

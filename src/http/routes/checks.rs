@@ -50,7 +50,10 @@ pub async fn get_check(state: web::Data<AppState>, caller: Caller, req: HttpRequ
         .pop()
         .ok_or_else(|| ApiError::bare(Kind::Internal))??;
     let body = respond(&state, &q, answer).to_json();
-    Ok(HttpResponse::Ok().content_type(actix_web::http::header::ContentType::json()).body(body))
+    // The content type as a static header value (`ContentType::json()` formats and
+    // allocates one a request).
+    let json = actix_web::http::header::HeaderValue::from_static("application/json");
+    Ok(HttpResponse::Ok().insert_header((actix_web::http::header::CONTENT_TYPE, json)).body(body))
 }
 
 /// Many checks at once, answered in request order. As a JSON array (at most 10 000; any bad
