@@ -87,7 +87,7 @@ pub fn encode(facts: &[Fact], own: Own<'_>) -> Vec<u8> {
     out
 }
 
-/// The facts of the cache's bytes of `own`'s row.
+/// Every fact of the cache's bytes of `own`'s row (reads go through [`decode_where`]).
 #[cfg(test)]
 pub fn decode(bytes: &[u8], own: Own<'_>) -> Result<Vec<Fact>, ProjectionError> {
     decode_where(bytes, own, |_, _| true)

@@ -178,7 +178,9 @@ impl FactsCache {
         (hash, &self.shards[(hash >> 32) as usize % SHARDS])
     }
 
-    /// The facts of `key`'s row, if the cache holds it.
+    /// Every fact of `key`'s row, if the cache holds it (reads go through
+    /// [`FactsCache::get_where`]).
+    #[cfg(test)]
     pub fn get(&self, key: &[u8]) -> Option<Vec<Fact>> {
         self.get_where(key, |_, _| true)
     }
