@@ -320,3 +320,51 @@ async fn a_client_that_never_reads_is_broken_off() {
     let answers = text.matches("\"permitted\"").count();
     assert!(answers < 150_000, "every answer arrived: the client was not broken off");
 }
+
+/// One person's events about two purposes answer each purpose by its own events, whether
+/// asked one at a time, in a list about one purpose, or in a list mixing both (a check reads
+/// only the facts that bear on its purpose; a mixed list reads them all).
+#[tokio::test]
+async fn each_purpose_is_answered_by_its_own_events_alone_or_in_a_mixed_list() {
+    let app = spawn_app().await;
+    app.with_purposes().await;
+    let jane = json!({"channel": "email", "address": "jane@example.org"});
+    app.record(json!({"type": "contact.linked", "subject": "T-1", "contact": jane, "actor": staff()})).await;
+    app.record(json!({"type": "consent.granted", "subject": "T-1", "purpose": "newsletter", "actor": staff()})).await;
+    app.record(json!({"type": "consent.withdrawn", "subject": "T-1", "purpose": "repairs-updates", "actor": staff()}))
+        .await;
+    let app = &app;
+    let answers = |body: Value| async move {
+        let r = app.post_checks(&app.check, &body).await;
+        assert_eq!(r.status(), reqwest::StatusCode::OK);
+        let answers: Vec<Value> = r.json().await.unwrap();
+        answers
+            .iter()
+            .map(|a| (a["permitted"].as_bool().unwrap(), a["reason"].as_str().unwrap().to_owned()))
+            .collect::<Vec<_>>()
+    };
+    let newsletter = (true, "consent_granted".to_owned());
+    let repairs = (false, "opted_out".to_owned());
+    for _ in 0..2 {
+        // The second time from the facts cache.
+        for (purpose, want) in [("newsletter", &newsletter), ("repairs-updates", &repairs)] {
+            let single = app.check(&[("email", "jane@example.org"), ("purpose", purpose)]).await;
+            assert_eq!((single["permitted"].as_bool().unwrap(), single["reason"].as_str().unwrap().to_owned()), *want);
+        }
+        let mixed = json!([
+            {"email": "jane@example.org", "purpose": "newsletter"},
+            {"email": "jane@example.org", "purpose": "repairs-updates"},
+            {"subject": "T-1", "purpose": "repairs-updates"},
+            {"subject": "T-1", "purpose": "newsletter"},
+        ]);
+        assert_eq!(
+            answers(mixed).await,
+            vec![newsletter.clone(), repairs.clone(), repairs.clone(), newsletter.clone()]
+        );
+        let one = json!([
+            {"email": "jane@example.org", "purpose": "repairs-updates"},
+            {"subject": "T-1", "purpose": "repairs-updates"},
+        ]);
+        assert_eq!(answers(one).await, vec![repairs.clone(), repairs.clone()]);
+    }
+}
