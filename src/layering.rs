@@ -31,7 +31,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "metrics",
         ],
     ),
-    ("projection", &["store", "format", "domain"]),
+    ("projection", &["store", "format", "domain", "metrics"]),
     ("format", &["canonical", "signing", "domain"]),
     ("log", &["signing", "canonical"]),
     ("tokens", &["domain", "signing"]),

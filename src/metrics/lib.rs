@@ -2,14 +2,18 @@
 //! (`GET /metrics`). Labels are fixed words and route names (the handler, `get_event`), never
 //! a path, an identifier or an address, so nothing personal can reach a scrape.
 //!
-//! Everything is atomics but the HTTP table (a mutex around a small map); a leaf module, so
-//! the writer, the service and the HTTP layer can all record into it.
+//! Everything is atomics but the HTTP table (a mutex around a small map, one per thread
+//! slot); a leaf module, so the writer, the service, the projections and the HTTP layer can
+//! all record into it. What every request records is kept per thread slot (`per_thread`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
+
+mod per_thread;
+pub use per_thread::{Counter, PerThread};
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 12] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
@@ -32,17 +36,47 @@ impl Histogram {
         self.sum_micros.fetch_add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
+    /// What it has counted so far.
+    fn figures(&self) -> HistogramFigures {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        HistogramFigures {
+            buckets: self.buckets.each_ref().map(load),
+            count: load(&self.count),
+            sum_micros: load(&self.sum_micros),
+        }
+    }
+
+    fn write(&self, out: &mut String, name: &str, labels: &str) {
+        self.figures().write(out, name, labels);
+    }
+}
+
+/// A histogram's counts, read (and summed over the thread slots' tables).
+#[derive(Default, Clone, Copy)]
+struct HistogramFigures {
+    buckets: [u64; BUCKETS.len()],
+    count: u64,
+    sum_micros: u64,
+}
+
+impl HistogramFigures {
+    fn add(&mut self, other: &HistogramFigures) {
+        self.buckets.iter_mut().zip(other.buckets).for_each(|(a, b)| *a += b);
+        self.count += other.count;
+        self.sum_micros = self.sum_micros.saturating_add(other.sum_micros);
+    }
+
     fn write(&self, out: &mut String, name: &str, labels: &str) {
         let sep = if labels.is_empty() { "" } else { "," };
         let mut cumulative = 0;
         for (b, n) in BUCKETS.iter().zip(&self.buckets) {
-            cumulative += n.load(Ordering::Relaxed);
+            cumulative += n;
             let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {cumulative}");
         }
-        let count = self.count.load(Ordering::Relaxed);
+        let count = self.count;
         let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
         let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
-        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let sum = self.sum_micros as f64 / 1e6;
         let _ = writeln!(out, "{name}_sum{braces} {sum}");
         let _ = writeln!(out, "{name}_count{braces} {count}");
     }
@@ -61,8 +95,8 @@ pub struct Metrics {
     /// Time of each group commit: staging, signing and the synced write.
     pub commit_latency: Histogram,
     /// Decisions answered, permitted and not.
-    pub permitted: AtomicU64,
-    pub denied: AtomicU64,
+    pub permitted: Counter,
+    pub denied: Counter,
     /// Bulk NDJSON lines answered (decisions and errors alike).
     pub bulk_lines: AtomicU64,
     /// Checkpoints not signed because the new tree head was not consistent with the last
@@ -81,8 +115,9 @@ pub struct Metrics {
     /// time it held it (signing, the write and the commit's flush), what other nodes wait for.
     pub database_lock_wait: Histogram,
     pub database_lock_held: Histogram,
-    /// By route name, then method and status class (a handful each, so a short list).
-    http: Mutex<BTreeMap<String, RouteSeen>>,
+    /// By route name, then method and status class (a handful each, so a short list); a
+    /// table per thread slot, summed when read.
+    http: PerThread<Mutex<BTreeMap<String, RouteSeen>>>,
 }
 
 /// The one set of metrics of this process.
@@ -116,7 +151,7 @@ impl Metrics {
     pub fn http_request(&self, route: &str, method: &str, status: u16, took: Duration) {
         let class = class(status);
         let method = method_label(method);
-        let Ok(mut table) = self.http.lock() else { return };
+        let Ok(mut table) = self.http.mine().lock() else { return };
         if !table.contains_key(route) {
             table.insert(route.to_owned(), Vec::new());
         }
@@ -138,10 +173,14 @@ impl Metrics {
     }
 
     /// Records the decisions of one check call (one request, or one block of a bulk list):
-    /// two atomic additions per call, not per decision.
+    /// an addition per call (to the calling thread's slot), not per decision.
     pub fn decisions(&self, permitted: u64, denied: u64) {
-        self.permitted.fetch_add(permitted, Ordering::Relaxed);
-        self.denied.fetch_add(denied, Ordering::Relaxed);
+        if permitted > 0 {
+            self.permitted.add(permitted);
+        }
+        if denied > 0 {
+            self.denied.add(denied);
+        }
     }
 
     /// The text exposition, with the gauges the caller reads at scrape time.
@@ -165,8 +204,8 @@ impl Metrics {
         );
         self.commit_latency.write(&mut out, "consent_ledger_commit_seconds", "");
         header(&mut out, "consent_ledger_decisions_total", "counter", "Permission decisions answered.");
-        let _ = writeln!(out, "consent_ledger_decisions_total{{permitted=\"true\"}} {}", load(&self.permitted));
-        let _ = writeln!(out, "consent_ledger_decisions_total{{permitted=\"false\"}} {}", load(&self.denied));
+        let _ = writeln!(out, "consent_ledger_decisions_total{{permitted=\"true\"}} {}", self.permitted.get());
+        let _ = writeln!(out, "consent_ledger_decisions_total{{permitted=\"false\"}} {}", self.denied.get());
         header(&mut out, "consent_ledger_webhook_deliveries_total", "counter", "Webhook delivery tries, by outcome.");
         let _ = writeln!(
             out,
@@ -290,13 +329,18 @@ impl Metrics {
             "histogram",
             "HTTP requests by route (handler name), method and status class.",
         );
-        if let Ok(table) = self.http.lock() {
+        let mut summed: BTreeMap<(&str, &str, &str), HistogramFigures> = BTreeMap::new();
+        let tables: Vec<_> = self.http.all().filter_map(|t| t.lock().ok()).collect();
+        for table in &tables {
             for (route, seen) in table.iter() {
                 for (method, status, h) in seen {
-                    let labels = format!("route=\"{}\",method=\"{method}\",status=\"{status}\"", escape(route));
-                    h.write(&mut out, "consent_ledger_http_request_seconds", &labels);
+                    summed.entry((route, method, status)).or_default().add(&h.figures());
                 }
             }
+        }
+        for ((route, method, status), figures) in summed {
+            let labels = format!("route=\"{}\",method=\"{method}\",status=\"{status}\"", escape(route));
+            figures.write(&mut out, "consent_ledger_http_request_seconds", &labels);
         }
         out
     }
@@ -380,5 +424,30 @@ mod tests {
             assert!(value.parse::<f64>().is_ok(), "{line}");
             assert!(line.starts_with("consent_ledger_"), "{line}");
         }
+    }
+
+    #[test]
+    fn requests_and_decisions_recorded_on_many_threads_are_summed_in_one_series() {
+        let m = std::sync::Arc::new(Metrics::default());
+        let threads: Vec<_> = (0..per_thread::SLOTS + 2)
+            .map(|_| {
+                let m = m.clone();
+                std::thread::spawn(move || {
+                    m.http_request("get_check", "GET", 200, Duration::from_micros(80));
+                    m.http_request("get_check", "GET", 200, Duration::from_millis(2));
+                    m.decisions(1, 2);
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        let n = per_thread::SLOTS + 2;
+        let text = m.render(&Gauges::default());
+        let series = "consent_ledger_http_request_seconds";
+        let labels = "route=\"get_check\",method=\"GET\",status=\"2xx\"";
+        assert!(text.contains(&format!("{series}_bucket{{{labels},le=\"0.0001\"}} {n}\n")), "{text}");
+        assert!(text.contains(&format!("{series}_bucket{{{labels},le=\"+Inf\"}} {}\n", 2 * n)), "{text}");
+        assert!(text.contains(&format!("{series}_count{{{labels}}} {}\n", 2 * n)), "{text}");
+        assert_eq!(text.matches(&format!("{series}_count{{")).count(), 1, "one series: {text}");
+        assert!(text.contains(&format!("consent_ledger_decisions_total{{permitted=\"false\"}} {}\n", 2 * n)));
     }
 }

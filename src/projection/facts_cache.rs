@@ -16,10 +16,10 @@
 //! eviction for every check); with sampled admission the cache keeps a stable share of the
 //! list and answers about that share.
 
+use crossbeam_utils::sync::ShardedLock;
+use metrics::Counter;
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
 
 use domain::{EventType, Fact};
 use hashbrown::HashTable;
@@ -103,13 +103,16 @@ impl Shard {
 
 /// The cache. Keys are facts-row keys.
 pub struct FactsCache {
-    shards: Box<[RwLock<Shard>]>,
+    /// Each shard's lock is sharded by thread slot (`ShardedLock`): a read locks only the
+    /// slot of its own thread, so readers on different cores write no common line; a write
+    /// (an insertion, a removal) locks every slot.
+    shards: Box<[ShardedLock<Shard>]>,
     shard_budget: usize,
     hasher: foldhash::fast::FixedState,
     /// Lookups answered from the cache and not, since the start (counted by the caller, once
     /// a batch: see [`FactsCache::count`]).
-    hits: AtomicU64,
-    misses: AtomicU64,
+    hits: Counter,
+    misses: Counter,
 }
 
 /// What the cache holds and how well it answers, for `/metrics`.
@@ -156,7 +159,7 @@ impl FactsCache {
         Self {
             shards: (0..SHARDS)
                 .map(|i| {
-                    RwLock::new(Shard {
+                    ShardedLock::new(Shard {
                         table: HashTable::with_capacity(entries),
                         order: VecDeque::with_capacity(entries),
                         dice: 0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1),
@@ -166,14 +169,14 @@ impl FactsCache {
                 .collect(),
             shard_budget,
             hasher: foldhash::fast::FixedState::default(),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
+            hits: Counter::default(),
+            misses: Counter::default(),
         }
     }
 
     /// The key's hash and its shard: the shard from bits the table does not use to place
     /// entries (the low ones) or to tell them apart (the top seven).
-    fn shard(&self, key: &[u8]) -> (u64, &RwLock<Shard>) {
+    fn shard(&self, key: &[u8]) -> (u64, &ShardedLock<Shard>) {
         let hash = self.hasher.hash_one(key);
         (hash, &self.shards[(hash >> 32) as usize % SHARDS])
     }
@@ -291,10 +294,15 @@ impl FactsCache {
         }
     }
 
-    /// Counts the hits and misses of a batch of lookups (two additions a batch, not a key).
+    /// Counts the hits and misses of a batch of lookups (an addition each a batch, not a
+    /// key, to the calling thread's slot).
     pub fn count(&self, hits: usize, misses: usize) {
-        self.hits.fetch_add(hits as u64, Ordering::Relaxed);
-        self.misses.fetch_add(misses as u64, Ordering::Relaxed);
+        if hits > 0 {
+            self.hits.add(hits as u64);
+        }
+        if misses > 0 {
+            self.misses.add(misses as u64);
+        }
     }
 
     /// Entries and bytes held now.
@@ -309,8 +317,8 @@ impl FactsCache {
             entries: entries as u64,
             bytes: bytes as u64,
             budget: (self.shard_budget * SHARDS) as u64,
-            hits: self.hits.load(Ordering::Relaxed),
-            misses: self.misses.load(Ordering::Relaxed),
+            hits: self.hits.get(),
+            misses: self.misses.get(),
         }
     }
 }

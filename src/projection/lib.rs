@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use metrics::PerThread;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -245,10 +247,12 @@ pub enum ProjectionError {
 type PurposesByController = HashMap<String, HashMap<String, Arc<PurposeVersion>>>;
 
 /// Current purpose versions by controller, then purpose id (looked up by `&str`, so a check
-/// allocates nothing to find its purpose).
+/// allocates nothing to find its purpose): a map per thread slot, each filled from the store
+/// on its own, so that a check's lock and its clone of the version write only lines of its
+/// own core.
 #[derive(Default)]
 struct PurposeCache {
-    map: RwLock<PurposesByController>,
+    maps: PerThread<RwLock<PurposesByController>>,
 }
 
 /// What checks read without touching the store: facts rows and current purposes. The
@@ -296,9 +300,11 @@ impl Caches {
             self.facts.remove(&k);
         }
         if !controllers.is_empty() {
-            if let Ok(mut purposes) = self.purposes.map.write() {
-                for c in controllers {
-                    purposes.remove(c);
+            for map in self.purposes.maps.all() {
+                if let Ok(mut purposes) = map.write() {
+                    for c in &controllers {
+                        purposes.remove(*c);
+                    }
                 }
             }
         }
@@ -354,7 +360,8 @@ impl<'a> Projections<'a> {
     ) -> Result<Option<Arc<PurposeVersion>>, ProjectionError> {
         let cached =
             |map: &PurposesByController| map.get(controller.as_str()).and_then(|m| m.get(purpose.as_str())).cloned();
-        if let Some(hit) = self.caches.purposes.map.read().ok().and_then(|m| cached(&m)) {
+        let map = self.caches.purposes.maps.mine();
+        if let Some(hit) = map.read().ok().and_then(|m| cached(&m)) {
             return Ok(Some(hit));
         }
         let generation = self.caches.generation.load(Ordering::Acquire);
@@ -363,7 +370,7 @@ impl<'a> Projections<'a> {
         let Some(found) = self.purpose(controller, purpose, None)?.map(Arc::new) else {
             return Ok(None);
         };
-        if let Ok(mut map) = self.caches.purposes.map.write() {
+        if let Ok(mut map) = map.write() {
             if self.caches.generation.load(Ordering::Acquire) == generation {
                 map.entry(controller.as_str().to_owned())
                     .or_default()
@@ -648,7 +655,8 @@ mod tests {
             let p = PurposeId::parse(format!("made-up-{i}")).unwrap();
             assert!(proj.current_purpose(&c, &p).unwrap().is_none());
         }
-        let cached: usize = caches.purposes.map.read().unwrap().values().map(HashMap::len).sum();
+        let cached: usize =
+            caches.purposes.maps.all().map(|m| m.read().unwrap().values().map(HashMap::len).sum::<usize>()).sum();
         assert_eq!(cached, 0, "a client's made-up names grew the purpose cache");
     }
 }

@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 
 use super::ServiceError;
 use domain::{ControllerId, Token};
+use metrics::PerThread;
 
 /// Why the operator role is refused to a controller's key.
 const OPERATOR_ROLE: &str = "the operator role is given by `apikey create --operator`, to a key of no controller";
@@ -122,7 +123,8 @@ pub struct KeyListing {
 /// A key verified recently: who it stands for, when it was verified and when its use was
 /// last written down.
 struct Verified {
-    /// Shared with the requests that present the key (no copy of it a request).
+    /// Shared with the requests that present the key through this thread slot (no copy of
+    /// it a request).
     principal: Arc<Identity>,
     id: String,
     at: Instant,
@@ -138,8 +140,13 @@ enum Records {
 
 pub struct KeyStore {
     records: Records,
-    cache: Mutex<HashMap<[u8; 32], Verified, foldhash::fast::RandomState>>,
+    /// Keys verified recently, by the SHA-256 of the presented key: a map per thread slot,
+    /// so that a request's lookup and its clone of the identity write only lines of its own
+    /// core (each slot verifies a key once per [`CACHE_TTL`]).
+    cache: PerThread<Mutex<HashMap<[u8; 32], Verified, foldhash::fast::RandomState>>>,
     failed: Mutex<HashMap<[u8; 32], Instant>>,
+    /// When each key's use was last written down.
+    noted: Mutex<HashMap<String, Instant>>,
 }
 
 fn sha256(b: &[u8]) -> [u8; 32] {
@@ -159,7 +166,7 @@ impl KeyStore {
     }
 
     fn on(records: Records) -> Self {
-        Self { records, cache: Mutex::new(HashMap::default()), failed: Mutex::new(HashMap::new()) }
+        Self { records, cache: PerThread::default(), failed: Mutex::new(HashMap::new()), noted: Mutex::default() }
     }
 
     /// Creates a key and returns it; this is the only time the secret exists in plain form.
@@ -230,7 +237,7 @@ impl KeyStore {
     pub fn authenticate_checked(&self, token: &str) -> Result<Option<Arc<Identity>>, ServiceError> {
         let token_hash = sha256(token.as_bytes());
         let mut note = None;
-        if let Ok(mut cache) = self.cache.lock() {
+        if let Ok(mut cache) = self.cache.mine().lock() {
             if let Some(v) = cache.get_mut(&token_hash) {
                 if v.at.elapsed() < CACHE_TTL {
                     if v.noted.is_none_or(|n| n.elapsed() >= LAST_USED_EVERY) {
@@ -254,7 +261,7 @@ impl KeyStore {
         let verified = match self.verify(token) {
             Ok(v) => v,
             Err(()) => {
-                let stale = self.cache.lock().ok().and_then(|c| c.get(&token_hash).map(|v| v.principal.clone()));
+                let stale = self.cache.all().find_map(|c| c.lock().ok()?.get(&token_hash).map(|v| v.principal.clone()));
                 return stale.map(Some).ok_or(ServiceError::NotYet(
                     "the API keys cannot be read now (their database is unreachable); retry shortly",
                 ));
@@ -263,7 +270,7 @@ impl KeyStore {
         Ok(match verified {
             Some((id, p)) => {
                 let p = Arc::new(p);
-                let noted = self.cache.lock().ok().and_then(|mut cache| {
+                let noted = self.cache.mine().lock().ok().and_then(|mut cache| {
                     let noted = cache.get(&token_hash).and_then(|v| v.noted);
                     let due = noted.is_none_or(|n| n.elapsed() >= LAST_USED_EVERY);
                     let noted = if due { Some(Instant::now()) } else { noted };
@@ -343,6 +350,14 @@ impl KeyStore {
     /// used it does no file I/O (best effort: a failure is logged, never fatal). At most once
     /// a minute per key.
     fn note_use(&self, id: &str) {
+        // Each thread slot's cache asks at most once a minute; the key's use is written
+        // down once a minute whichever asks.
+        if let Ok(mut noted) = self.noted.lock() {
+            if noted.get(id).is_some_and(|at| at.elapsed() < LAST_USED_EVERY) {
+                return;
+            }
+            noted.insert(id.to_owned(), Instant::now());
+        }
         let now = Utc::now().to_rfc3339();
         let write: Box<dyn FnOnce() -> std::io::Result<()> + Send> = match &self.records {
             Records::Files(dir) => {

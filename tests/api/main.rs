@@ -31,3 +31,4 @@ mod schemathesis;
 mod subject_access;
 mod tamper;
 mod validation;
+mod workers;
