@@ -20,7 +20,10 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use service::access::KeyStore;
 use service::Service;
 
-/// What every handler can reach.
+/// What every handler can reach. Each HTTP worker holds a copy of its own (the same service,
+/// keys and count of bulk streams behind it), so the reference every request takes to it is
+/// counted on a line of its worker's core, not one both cores write.
+#[derive(Clone)]
 pub struct AppState {
     pub service: Arc<Service>,
     pub keys: Arc<KeyStore>,
@@ -126,7 +129,7 @@ impl Application {
         let backup_dir = options.backup_dir;
         let backup_keep = options.backup_keep.unwrap_or(DEFAULT_BACKUP_KEEP).max(1);
         let webhooks = options.deliver_webhooks.unwrap_or(true).then(|| service.clone());
-        let state = web::Data::new(AppState {
+        let state = AppState {
             service,
             keys,
             public_url,
@@ -135,9 +138,10 @@ impl Application {
             backup_keep,
             bulk_streams: Default::default(),
             bulk_limits: options.bulk_limits.unwrap_or_default(),
-        });
+        };
         let mut server = HttpServer::new(move || {
             use routes::*;
+            let state = web::Data::new(state.clone());
             let json = |limit| web::JsonConfig::default().limit(limit).error_handler(error::json_error);
             App::new()
                 .wrap(actix_web::middleware::ErrorHandlers::new().default_handler(error::actix_errors_as_problems))

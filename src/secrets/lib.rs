@@ -21,7 +21,7 @@ pub struct BlindIndexKey(Hmac<Sha256>);
 impl BlindIndexKey {
     /// Loads the secret at `path`, or creates a random one (mode 0600).
     pub fn load_or_create(path: &Path) -> std::io::Result<Self> {
-        load_or_create_secret(path).map(|key| Self::from_bytes(key))
+        load_or_create_secret(path).map(Self::from_bytes)
     }
 
     fn from_bytes(key: [u8; 32]) -> Self {
