@@ -2,7 +2,7 @@
 # Single checks of two or more builds, served in turn on one kept store (docs/PERFORMANCE.md,
 # #14): ROUNDS times, each build is started on DIR, warmed with 8 s of wrk, then measured with
 # two 10 s runs of check-vs-pg.sh's random checks by email (two threads, 32 connections),
-# printing each run's rate, p50, p99 and the server's CPU per answer. Builds alternate so that
+# printing each run's rate, p50, p99 and the server's CPU per answer, then its resident memory. Builds alternate so that
 # a host whose speed drifts over the minutes weighs on each alike; compare medians.
 # Usage: [ROUNDS=3] [SUBJECTS=200000] [PIN=1] benches/check-ab.sh DIR BIN_A BIN_B [BIN...]
 # (DIR imported there with benches/import.sh by the first build if it is missing.)
@@ -22,6 +22,7 @@ for round in $(seq "${ROUNDS:-3}"); do
       for _ in 1 2; do
         echo "$(basename "$build") round $round: $(wrk_with_cpu -s "$work/check.lua" -H "Authorization: Bearer $key" "$address" | tr -s ' \n' ' ')"
       done
+      echo "$(basename "$build") round $round: resident $(($(ps -o rss= -p "$server") / 1024)) MB"
     )
     sleep 1
   done

@@ -243,7 +243,9 @@ impl Ledger {
         let signer = Arc::new(signer);
         let (notify_tx, notify) = tokio::sync::watch::channel(last_seq);
         let storage_full = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let caches = Arc::new(Caches::with_facts_budget(options.facts_cache_bytes));
+        // The facts cache's tables made for the rows there are (on a node that has still to
+        // catch up with its database, few: its tables then grow as it serves).
+        let caches = Arc::new(Caches::for_store(options.facts_cache_bytes, store.estimated_rows(Cf::Facts)));
         let mut writer = Writer {
             caches: caches.clone(),
             notify: notify_tx,

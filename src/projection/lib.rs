@@ -270,9 +270,15 @@ pub struct Caches {
 impl Caches {
     /// Caches whose facts rows take at most about `facts_bytes`.
     pub fn with_facts_budget(facts_bytes: usize) -> Self {
+        Self::for_store(facts_bytes, None)
+    }
+
+    /// Caches whose facts rows take at most about `facts_bytes`, for a store of about
+    /// `facts_rows` facts rows (its tables made for them: `FactsCache::for_rows`).
+    pub fn for_store(facts_bytes: usize, facts_rows: Option<u64>) -> Self {
         Self {
             generation: AtomicU64::new(0),
-            facts: FactsCache::with_budget(facts_bytes),
+            facts: FactsCache::for_rows(facts_bytes, facts_rows),
             purposes: Default::default(),
         }
     }

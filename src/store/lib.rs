@@ -222,6 +222,13 @@ pub trait KvStore: Send + Sync {
         None
     }
 
+    /// About how many rows `cf` holds (`None` when the engine cannot say cheaply): RocksDB's
+    /// estimate, which counts a row written more than once until compaction folds it, so it
+    /// errs high. For sizing in-memory tables at start.
+    fn estimated_rows(&self, _cf: Cf) -> Option<u64> {
+        None
+    }
+
     /// The last pair whose key is below `bound` (all keys when `None`).
     fn last_before(&self, cf: Cf, bound: Option<&[u8]>) -> Result<Option<Pair>, StoreError>;
 
@@ -392,6 +399,11 @@ impl Store {
     /// Bytes the engine's cache holds and its capacity (see [`KvStore::cache_usage`]).
     pub fn cache_usage(&self) -> Option<(u64, u64)> {
         self.engine.cache_usage()
+    }
+
+    /// About how many rows `cf` holds (see [`KvStore::estimated_rows`]).
+    pub fn estimated_rows(&self, cf: Cf) -> Option<u64> {
+        self.engine.estimated_rows(cf)
     }
 
     /// Iterates every pair of `cf` from `start` (inclusive) in key order, leaving the block

@@ -31,6 +31,10 @@ impl MemoryStore {
 }
 
 impl KvStore for MemoryStore {
+    fn estimated_rows(&self, cf: Cf) -> Option<u64> {
+        Some(self.read()[cf.index()].len() as u64)
+    }
+
     fn write_synced(&self, batch: &Batch) -> Result<(), StoreError> {
         let mut tables = self.tables.write().unwrap_or_else(|e| e.into_inner());
         for (cf, k, v, op) in batch.ops() {

@@ -313,6 +313,12 @@ impl KvStore for RocksStore {
         Ok(self.pages(cf, start, false))
     }
 
+    fn estimated_rows(&self, cf: Cf) -> Option<u64> {
+        let db = self.db().ok()?;
+        let h = cf_of(db.get(), cf).ok()?;
+        db.get().property_int_value_cf(h, "rocksdb.estimate-num-keys").ok()?
+    }
+
     fn last_before(&self, cf: Cf, bound: Option<&[u8]>) -> Result<Option<Pair>, StoreError> {
         let db = self.db()?;
         let h = cf_of(db.get(), cf)?;
@@ -425,6 +431,25 @@ mod tests {
         let store = super::super::Store::on(rocks);
         assert_eq!(rows(&store, Cf::Facts), 0);
         assert_eq!(rows(&store, Cf::Feed), 2000);
+    }
+
+    #[test]
+    fn the_rows_of_a_family_are_estimated_from_the_memtable_and_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let rocks = RocksStore::open(dir.path(), StoreOptions::default()).unwrap();
+        assert_eq!(rocks.estimated_rows(Cf::Facts), Some(0));
+        let mut batch = Batch::default();
+        for i in 0u32..10_000 {
+            batch.append(Cf::Facts, i.to_be_bytes().to_vec(), b"row".to_vec());
+        }
+        rocks.write_synced(&batch).unwrap();
+        let in_memtable = rocks.estimated_rows(Cf::Facts).unwrap();
+        assert!((10_000..=20_000).contains(&in_memtable), "{in_memtable}");
+        drop(rocks);
+        let rocks = RocksStore::open(dir.path(), StoreOptions::default()).unwrap();
+        let in_files = rocks.estimated_rows(Cf::Facts).unwrap();
+        assert!((10_000..=20_000).contains(&in_files), "{in_files}");
+        assert_eq!(rocks.estimated_rows(Cf::Events), Some(0));
     }
 
     #[test]
