@@ -243,8 +243,8 @@ impl Ledger {
         let signer = Arc::new(signer);
         let (notify_tx, notify) = tokio::sync::watch::channel(last_seq);
         let storage_full = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        // The facts cache's tables made for the rows there are (on a node that has still to
-        // catch up with its database, few: its tables then grow as it serves).
+        // The facts cache's tables made for the rows there are (a node that has still to catch
+        // up with its database gives them room for the rest once it has).
         let caches = Arc::new(Caches::for_store(options.facts_cache_bytes, store.estimated_rows(Cf::Facts)));
         let mut writer = Writer {
             caches: caches.clone(),
@@ -266,6 +266,8 @@ impl Ledger {
             let started = std::time::Instant::now();
             let from = writer.next_seq - 1;
             writer.catch_up_at_start(options.catch_up_progress.as_deref())?;
+            // The cache was made for the rows the replica held before; now for all of them.
+            caches.make_room_for(store.estimated_rows(Cf::Facts));
             let applied = writer.next_seq - 1 - from;
             let secs = started.elapsed().as_secs_f64();
             tracing::info!(

@@ -40,6 +40,16 @@ const TYPICAL_WEIGHT: usize = 320;
 /// that grows while served then grows its tables only past about 16 × 4096 cached rows).
 const MIN_TABLE: usize = 4096;
 
+/// The entries a shard's table is made for: those its budget holds at a typical weight, or,
+/// when the store has fewer rows (`rows`, if known), its share of them and a quarter more (at
+/// least [`MIN_TABLE`]).
+fn table_entries(shard_budget: usize, rows: Option<u64>) -> usize {
+    // (Up to a bound: beyond about a gigabyte of budget, the tables grow as they fill.)
+    let by_budget = (shard_budget / TYPICAL_WEIGHT).min(1 << 18);
+    let by_rows = rows.map(|r| usize::try_from(r / SHARDS as u64 * 5 / 4).unwrap_or(usize::MAX).max(MIN_TABLE));
+    by_rows.map_or(by_budget, |n| n.min(by_budget))
+}
+
 /// When a shard is full, one miss in this many goes in (at random).
 const ADMIT_WHEN_FULL: u64 = 8;
 
@@ -170,10 +180,7 @@ impl FactsCache {
     /// entries fill it.
     pub fn for_rows(bytes: usize, rows: Option<u64>) -> Self {
         let shard_budget = bytes / SHARDS;
-        // (Up to a bound: beyond about a gigabyte of budget, the tables grow as they fill.)
-        let by_budget = (shard_budget / TYPICAL_WEIGHT).min(1 << 18);
-        let by_rows = rows.map(|r| usize::try_from(r / SHARDS as u64 * 5 / 4).unwrap_or(usize::MAX).max(MIN_TABLE));
-        let entries = by_rows.map_or(by_budget, |n| n.min(by_budget));
+        let entries = table_entries(shard_budget, rows);
         Self {
             shards: (0..SHARDS)
                 .map(|i| {
@@ -189,6 +196,24 @@ impl FactsCache {
             hasher: foldhash::fast::FixedState::default(),
             hits: Counter::default(),
             misses: Counter::default(),
+        }
+    }
+
+    /// Makes each shard's table room for its share of `rows` facts rows (as [`FactsCache::for_rows`]
+    /// would have made it), if it has less: for a store that gained rows since the cache was
+    /// made (a database node's replica once it has caught up), before it serves, so that its
+    /// tables do not grow by rehashing while checks wait.
+    pub fn make_room_for(&self, rows: u64) {
+        let entries = table_entries(self.shard_budget, Some(rows));
+        for shard in self.shards.iter() {
+            let Ok(mut shard) = shard.write() else { continue };
+            let shard = &mut *shard;
+            let more = entries.saturating_sub(shard.table.len());
+            if shard.table.capacity() < entries {
+                let hasher = &self.hasher;
+                shard.table.reserve(more, |e| hasher.hash_one(e.key()));
+                shard.order.reserve(entries.saturating_sub(shard.order.len()));
+            }
         }
     }
 
@@ -519,5 +544,16 @@ mod tests {
         assert!(small.get(&address_key(n - 1)).is_some() && small.get(&address_key(0)).is_some());
         // A store of more rows than the budget holds: made as for the budget.
         assert_eq!(FactsCache::for_rows(budget, Some(100_000_000)).table_capacity(), by_budget);
+        // A cache made for an empty store, then given room for the rows it has come to hold
+        // (a database node after catching up): as if made for them, its entries kept.
+        let empty = FactsCache::for_rows(budget, Some(0));
+        empty.insert(&address_key(7), &address_facts(7), || true);
+        let before = empty.table_capacity();
+        assert!(before < 160_000 / SHARDS, "{before}");
+        empty.make_room_for(160_000);
+        assert!(empty.table_capacity() >= 160_000 / SHARDS * 5 / 4, "{}", empty.table_capacity());
+        assert_eq!(empty.get(&address_key(7)), Some(address_facts(7)));
+        empty.make_room_for(100_000_000);
+        assert!(empty.table_capacity() >= by_budget * 7 / 8, "{}", empty.table_capacity());
     }
 }

@@ -324,6 +324,14 @@ impl Caches {
         }
     }
 
+    /// Gives the facts cache's tables room for a store of about `facts_rows` facts rows, if
+    /// they have less (`FactsCache::make_room_for`).
+    pub fn make_room_for(&self, facts_rows: Option<u64>) {
+        if let Some(rows) = facts_rows {
+            self.facts.make_room_for(rows);
+        }
+    }
+
     /// What the facts cache holds, its budget and its hits and misses so far.
     pub fn facts_usage(&self) -> FactsCacheUsage {
         self.facts.figures()
