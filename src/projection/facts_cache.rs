@@ -208,10 +208,9 @@ impl FactsCache {
         for shard in self.shards.iter() {
             let Ok(mut shard) = shard.write() else { continue };
             let shard = &mut *shard;
-            let more = entries.saturating_sub(shard.table.len());
             if shard.table.capacity() < entries {
                 let hasher = &self.hasher;
-                shard.table.reserve(more, |e| hasher.hash_one(e.key()));
+                shard.table.reserve(entries - shard.table.len(), |e| hasher.hash_one(e.key()));
                 shard.order.reserve(entries.saturating_sub(shard.order.len()));
             }
         }
