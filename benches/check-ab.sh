@@ -4,7 +4,7 @@
 # two 10 s runs of check-vs-pg.sh's random checks by email (two threads, 32 connections),
 # printing each run's rate, p50, p99 and the server's CPU per answer, then its resident memory. Builds alternate so that
 # a host whose speed drifts over the minutes weighs on each alike; compare medians.
-# Usage: [ROUNDS=3] [SUBJECTS=200000] [PIN=1] benches/check-ab.sh DIR BIN_A BIN_B [BIN...]
+# Usage: [ROUNDS=3] [SUBJECTS=200000] [PIN=1] [WORKERS=N] benches/check-ab.sh DIR BIN_A BIN_B [BIN...]
 # (DIR imported there with benches/import.sh by the first build if it is missing.)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -65,6 +65,10 @@ else
   LOAD_THREADS=2
   SERVE_ARGS=()
 fi
+# WORKERS=N serves with N HTTP workers (the server's default is one per core).
+if [ -n "${WORKERS:-}" ]; then
+  SERVE_ARGS=(--workers "$WORKERS")
+fi
 
 # Runs wrk with "$@" against the server $server and prints its rate, latencies and the server's
 # CPU time per answer (microseconds; user + system of the server process over the run divided
