@@ -140,13 +140,20 @@ enum Records {
 
 pub struct KeyStore {
     records: Records,
-    /// Keys verified recently, by the SHA-256 of the presented key: a map per thread slot,
-    /// so that a request's lookup and its clone of the identity write only lines of its own
-    /// core (each slot verifies a key once per [`CACHE_TTL`]).
-    cache: PerThread<Mutex<HashMap<[u8; 32], Verified, foldhash::fast::RandomState>>>,
+    /// Keys verified recently, by the key as presented: a map per thread slot, so that a
+    /// request's lookup and its clone of the identity write only lines of its own core (each
+    /// slot verifies a key once per [`CACHE_TTL`]). Keyed by the key itself, not its SHA-256,
+    /// so that a request to a key verified within the moment hashes nothing (two SHA-256
+    /// blocks a request otherwise); the key is in the process's memory with every request
+    /// that presents it anyway, and only keys that verified are held (never a guess).
+    cache: PerThread<Mutex<HashMap<Box<str>, Verified, foldhash::fast::RandomState>>>,
+    /// Keys that failed recently, by their SHA-256 (anything a client sends goes here).
     failed: Mutex<HashMap<[u8; 32], Instant>>,
     /// When each key's use was last written down.
     noted: Mutex<HashMap<String, Instant>>,
+    /// A test's stand-in for a database that cannot be reached: `verify` fails while set.
+    #[cfg(test)]
+    unreadable: std::sync::atomic::AtomicBool,
 }
 
 fn sha256(b: &[u8]) -> [u8; 32] {
@@ -166,7 +173,14 @@ impl KeyStore {
     }
 
     fn on(records: Records) -> Self {
-        Self { records, cache: PerThread::default(), failed: Mutex::new(HashMap::new()), noted: Mutex::default() }
+        Self {
+            records,
+            cache: PerThread::default(),
+            failed: Mutex::new(HashMap::new()),
+            noted: Mutex::default(),
+            #[cfg(test)]
+            unreadable: Default::default(),
+        }
     }
 
     /// Creates a key and returns it; this is the only time the secret exists in plain form.
@@ -235,10 +249,9 @@ impl KeyStore {
     /// verified before is still taken as it was last seen, and an unknown one is an error to
     /// retry, never a refusal that would read as "your key is not valid".
     pub fn authenticate_checked(&self, token: &str) -> Result<Option<Arc<Identity>>, ServiceError> {
-        let token_hash = sha256(token.as_bytes());
         let mut note = None;
         if let Ok(mut cache) = self.cache.mine().lock() {
-            if let Some(v) = cache.get_mut(&token_hash) {
+            if let Some(v) = cache.get_mut(token) {
                 if v.at.elapsed() < CACHE_TTL {
                     if v.noted.is_none_or(|n| n.elapsed() >= LAST_USED_EVERY) {
                         v.noted = Some(Instant::now());
@@ -253,6 +266,7 @@ impl KeyStore {
                 }
             }
         }
+        let token_hash = sha256(token.as_bytes());
         if let Ok(failed) = self.failed.lock() {
             if failed.get(&token_hash).is_some_and(|at| at.elapsed() < FAILED_TTL) {
                 return Ok(None);
@@ -261,7 +275,7 @@ impl KeyStore {
         let verified = match self.verify(token) {
             Ok(v) => v,
             Err(()) => {
-                let stale = self.cache.all().find_map(|c| c.lock().ok()?.get(&token_hash).map(|v| v.principal.clone()));
+                let stale = self.cache.all().find_map(|c| c.lock().ok()?.get(token).map(|v| v.principal.clone()));
                 return stale.map(Some).ok_or(ServiceError::NotYet(
                     "the API keys cannot be read now (their database is unreachable); retry shortly",
                 ));
@@ -271,11 +285,11 @@ impl KeyStore {
             Some((id, p)) => {
                 let p = Arc::new(p);
                 let noted = self.cache.mine().lock().ok().and_then(|mut cache| {
-                    let noted = cache.get(&token_hash).and_then(|v| v.noted);
+                    let noted = cache.get(token).and_then(|v| v.noted);
                     let due = noted.is_none_or(|n| n.elapsed() >= LAST_USED_EVERY);
                     let noted = if due { Some(Instant::now()) } else { noted };
                     cache.insert(
-                        token_hash,
+                        token.into(),
                         Verified { principal: p.clone(), id: id.clone(), at: Instant::now(), noted },
                     );
                     due.then_some(id)
@@ -286,6 +300,13 @@ impl KeyStore {
                 Some(p)
             }
             None => {
+                // A key that no longer verifies (revoked, its file gone) leaves every slot's
+                // memory: it must not be taken as last seen while the records cannot be read.
+                for slot in self.cache.all() {
+                    if let Ok(mut cache) = slot.lock() {
+                        cache.remove(token);
+                    }
+                }
                 if let Ok(mut failed) = self.failed.lock() {
                     if failed.len() >= FAILED_MAX {
                         failed.clear();
@@ -301,6 +322,10 @@ impl KeyStore {
     /// `Err` when the records cannot be read now (the database is unreachable).
     #[allow(clippy::result_unit_err)]
     fn verify(&self, token: &str) -> Result<Option<(String, Identity)>, ()> {
+        #[cfg(test)]
+        if self.unreadable.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(());
+        }
         let Some((id, secret)) = token.strip_prefix("clk_").and_then(|rest| rest.split_once('_')) else {
             return Ok(None);
         };
@@ -565,5 +590,36 @@ mod tests {
         assert!(ks.authenticate(&wrong).is_none(), "a failed key was read from disk again at once");
         std::thread::sleep(FAILED_TTL + Duration::from_millis(50));
         assert!(ks.authenticate(&wrong).is_some());
+    }
+
+    #[test]
+    fn a_key_verified_before_is_taken_while_the_records_cannot_be_read_unless_it_was_revoked_since() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let dir = tempfile::tempdir().unwrap();
+        let ks = KeyStore::open(dir.path().to_path_buf()).unwrap();
+        let c = ControllerId::parse("council").unwrap();
+        let kept = ks.create(&c, &[Role::Check]).unwrap();
+        let revoked = ks.create(&c, &[Role::Check]).unwrap();
+        let never = ks.create(&c, &[Role::Check]).unwrap();
+        assert!(ks.authenticate(&kept).is_some() && ks.authenticate(&revoked).is_some());
+        // Within the moment a verified key is answered from memory, the records unread.
+        ks.unreadable.store(true, Relaxed);
+        assert!(ks.authenticate_checked(&kept).unwrap().is_some());
+        ks.unreadable.store(false, Relaxed);
+        ks.revoke(revoked.split('_').nth(1).unwrap()).unwrap();
+        std::thread::sleep(CACHE_TTL + Duration::from_millis(50));
+        assert!(ks.authenticate(&revoked).is_none(), "a revoked key still works");
+        std::thread::sleep(FAILED_TTL + Duration::from_millis(50));
+        ks.unreadable.store(true, Relaxed);
+        // Past the moment, with the records unreadable: the key last seen valid is taken as it
+        // was, the one seen revoked is not, and one never seen is an error to retry.
+        assert!(ks.authenticate_checked(&kept).unwrap().is_some());
+        assert!(matches!(ks.authenticate_checked(&revoked), Err(ServiceError::NotYet(_))), "a revoked key came back");
+        assert!(matches!(ks.authenticate_checked(&never), Err(ServiceError::NotYet(_))));
+        // A key presented with a byte changed is never the cached one.
+        let mut changed = kept.clone();
+        let last = changed.pop().unwrap();
+        changed.push(if last == 'A' { 'B' } else { 'A' });
+        assert!(matches!(ks.authenticate_checked(&changed), Err(ServiceError::NotYet(_))));
     }
 }
