@@ -194,6 +194,31 @@ pub fn parse_at(raw: &str) -> Result<DateTime<Utc>, ApiError> {
         .map_err(|_| bad("at must be an RFC 3339 time such as 2026-01-31T12:00:00Z"))
 }
 
+/// A name or value of a query string decoded as `form_urlencoded` decodes it (`+` a space,
+/// `%` and two hex digits a byte), borrowed when there is nothing to decode; `None` for what
+/// it would read otherwise than exactly (a `%` without two hex digits after it, bytes that are
+/// not UTF-8), which is then read the extractor's way.
+fn unescape(s: &str) -> Option<std::borrow::Cow<'_, str>> {
+    if !s.bytes().any(|b| b == b'%' || b == b'+') {
+        return Some(std::borrow::Cow::Borrowed(s));
+    }
+    let hex = |b: u8| char::from(b).to_digit(16).map(|d| d as u8);
+    let (bytes, mut out, mut i) = (s.as_bytes(), Vec::with_capacity(s.len()), 0);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let (high, low) = (hex(*bytes.get(i + 1)?)?, hex(*bytes.get(i + 2)?)?);
+                out.push(high << 4 | low);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok().map(std::borrow::Cow::Owned)
+}
+
 impl CheckRequest {
     /// The request in a query string (`GET /v1/check`), as the query extractor reads it. The
     /// usual question (known parameters, each at most once, values that read as their types)
@@ -238,7 +263,14 @@ impl CheckRequest {
             "false" => Some(false),
             _ => None,
         };
-        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        for pair in query.split('&') {
+            // As `form_urlencoded` reads a query: empty pieces skipped, a name without `=`
+            // has the empty value.
+            if pair.is_empty() {
+                continue;
+            }
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let (name, value) = (unescape(name)?, unescape(value)?);
             match name.as_ref() {
                 "purpose" => once(&mut purpose, Some(value.into_owned()))?,
                 "channel" => once(&mut r.channel, Channel::ALL.into_iter().find(|c| c.as_str() == value))?,
@@ -366,6 +398,8 @@ mod tests {
         "bogus",
         "email%20",
         "pur%70ose",
+        "%70urpose",
+        "purpose+",
         "",
     ];
     const VALUES: &[&str] = &[
@@ -395,6 +429,13 @@ mod tests {
         "2026-01-31T12:00:00Z",
         "a=b",
         "T-1",
+        "%4",
+        "news%6",
+        "%%41",
+        "50%25",
+        "x+y%2B",
+        "%e2%82%ac",
+        "%E2%82",
     ];
 
     proptest! {
