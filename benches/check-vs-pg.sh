@@ -4,18 +4,22 @@
 #
 # 1. Imports SUBJECTS tenants (three purposes each, an email for every tenant; the CSV of
 #    benches/import-gen.py) into a new embedded ledger with `consent-ledger import`.
-# 2. Serves it (release binary, one HTTP worker per core) and measures with wrk (two threads,
-#    32 connections, 10 s): `GET /healthz` (the server's HTTP floor), `GET /healthz` asked the
-#    way the checks are (a request built by wrk's Lua for every call, same query and header:
-#    the floor with the load generator's cost equal), then `GET /v1/check` by email for the
-#    newsletter, tenants drawn at random; prints the server's resident memory and, for
-#    each run, the server's CPU time per answer (user + system over the run / answers).
-# 3. Starts a PostgreSQL cluster of its own (initdb in a temporary directory, a free port, as
-#    user postgres when run as root; the distribution's postgresql package), loads the same
-#    rows into one table of consent events indexed by (address, purpose, at), and runs pgbench
-#    (32 clients, two threads, 10 s) with a prepared "latest event for this address and
-#    purpose" query over the same tenants; prints PostgreSQL's CPU time per answer (its
-#    backends' time, which the postmaster counts once they end with their connections).
+# 2. Starts a PostgreSQL cluster of its own (initdb in a temporary directory, a free port, as
+#    user postgres when run as root; the distribution's postgresql package) and loads the same
+#    rows into one table of consent events indexed by (address, purpose, at).
+# 3. Serves the ledger (release binary, one HTTP worker per core); then each run measures, one
+#    after the other, with wrk (two threads, 32 connections, 10 s): `GET /healthz` (the
+#    server's HTTP floor), `GET /healthz` asked the way the checks are (a request built by
+#    wrk's Lua for every call, same query and header: the floor with the load generator's cost
+#    equal), `GET /v1/check` by email for the newsletter, tenants drawn at random; then
+#    PostgreSQL with pgbench (32 clients, two threads, 10 s) and a prepared "latest event for
+#    this address and purpose" query over the same tenants. Each run prints the server's
+#    resident memory, the CPU time per answer of each (the ledger's: user + system of its
+#    process over the run / answers; PostgreSQL's: its backends' time, which the postmaster
+#    counts once they end with their connections) and the run's ratios, checks to PostgreSQL
+#    and to `/healthz` asked as the checks: measured within the same minute, so a host whose
+#    speed drifts weighs on both sides (until 2026-12-07 every ledger run came before every
+#    PostgreSQL run). Both servers stay up throughout; the one not measured is idle.
 # Needs wrk and the postgresql package. BIN measures another build (an A/B in one run);
 # CACHE_MB serves with `--cache-mb N`; RUNS repeats each measurement (the caches warm up);
 # STORE=DIR serves the ledger in DIR (imported there on the first run and kept, as
@@ -53,21 +57,6 @@ key=$(check_key "$ledger")
 write_check_lua "$N"
 write_healthz_lua "$N"
 
-serve_ledger "$ledger" ${CACHE_MB:+--cache-mb "$CACHE_MB"}
-curl -sf --retry 20 --retry-all-errors --retry-delay 1 "$address/v1/check?purpose=newsletter&channel=email&email=tenant1%40example.org" -H "Authorization: Bearer $key" |
-  python3 -c 'import json,sys; d=json.load(sys.stdin); print("one check:", "permitted" if d["permitted"] else "not permitted", d["reason"])'
-echo "resident after start: $(($(ps -o rss= -p "$server") / 1024)) MB"
-for run in $(seq "$RUNS"); do
-  echo "== run $run: GET /healthz, 32 connections"
-  wrk_with_cpu "$address/healthz"
-  echo "== run $run: GET /healthz asked as the checks are (a request built per call, same query and header)"
-  wrk_with_cpu -s "$work/healthz.lua" -H "Authorization: Bearer $key" "$address"
-  echo "== run $run: GET /v1/check by email, 32 connections, $N subjects"
-  wrk_with_cpu -s "$work/check.lua" -H "Authorization: Bearer $key" "$address"
-  echo "resident: $(($(ps -o rss= -p "$server") / 1024)) MB"
-done
-kill "$server"; wait "$server" 2>/dev/null || true; server=
-
 echo "== PostgreSQL $("$PGBIN/postgres" --version | awk "{print \$3}"): one table, $((3 * N)) consent events"
 mkdir "$work/pg"; [ ${#AS[@]} -gt 0 ] && chown postgres "$work/pg"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -92,7 +81,22 @@ cat > "$work/latest.sql" <<SQL
 SELECT granted, at FROM consent_events WHERE address = 'tenant' || :t || '@example.org' AND purpose = 'newsletter' ORDER BY at DESC LIMIT 1;
 SQL
 postmaster=$(head -1 "$work/pg/data/postmaster.pid")
+
+serve_ledger "$ledger" ${CACHE_MB:+--cache-mb "$CACHE_MB"}
+curl -sf --retry 20 --retry-all-errors --retry-delay 1 "$address/v1/check?purpose=newsletter&channel=email&email=tenant1%40example.org" -H "Authorization: Bearer $key" |
+  python3 -c 'import json,sys; d=json.load(sys.stdin); print("one check:", "permitted" if d["permitted"] else "not permitted", d["reason"])'
+echo "resident after start: $(($(ps -o rss= -p "$server") / 1024)) MB"
+rate() { awk '/Requests\/sec/ {print $2}'; }
 for run in $(seq "$RUNS"); do
+  echo "== run $run: GET /healthz, 32 connections"
+  wrk_with_cpu "$address/healthz"
+  echo "== run $run: GET /healthz asked as the checks are (a request built per call, same query and header)"
+  floor=$(wrk_with_cpu -s "$work/healthz.lua" -H "Authorization: Bearer $key" "$address")
+  echo "$floor"
+  echo "== run $run: GET /v1/check by email, 32 connections, $N subjects"
+  checks=$(wrk_with_cpu -s "$work/check.lua" -H "Authorization: Bearer $key" "$address")
+  echo "$checks"
+  echo "resident: $(($(ps -o rss= -p "$server") / 1024)) MB"
   echo "== run $run: pgbench, prepared latest-event query, 32 clients, $LOAD_THREADS threads, 10 s"
   before=$(cpu_ticks "$postmaster")
   out=$("${ON_LOAD[@]}" "$PGBIN/pgbench" -h 127.0.0.1 -p "$PORT" -U postgres -n -M prepared -c 32 -j "$LOAD_THREADS" -T 10 \
@@ -102,4 +106,7 @@ for run in $(seq "$RUNS"); do
   echo "$out" | grep -E "^tps|latency average|failed"
   answers=$(echo "$out" | awk '/number of transactions actually processed/ {print $NF}')
   echo "  PostgreSQL CPU per answer (its backends, counted by the postmaster): $(per_answer $((after - before)) "$answers")"
+  tps=$(echo "$out" | awk '/^tps/ {print $3}')
+  awk -v c="$(echo "$checks" | rate)" -v f="$(echo "$floor" | rate)" -v p="$tps" -v r="$run" \
+    'BEGIN { printf "== run %d: checks / PostgreSQL %.2f, checks / healthz asked as the checks %.2f\n", r, c / p, c / f }'
 done
