@@ -16,25 +16,50 @@
 //! eviction for every check); with sampled admission the cache keeps a stable share of the
 //! list and answers about that share.
 
+//! Facts rows of recently read targets, bounded by bytes: a repeated check reads no store.
+//! Sharded by key, so the HTTP workers rarely wait on one another; each shard evicts in
+//! insertion order (FIFO), which costs the same at any size.
+//!
+//! A shard's rows live in one buffer of fixed size, a ring (`ring.rs`): an entry is its key
+//! and the row in `cache_codec`'s form (about 60 bytes a fact: the row's own subject or
+//! address left out, the type a byte) behind a six-byte header, put in at the head; the oldest
+//! go out at the tail to make room. A hash table of four-byte offsets finds an entry by its
+//! key, and a hit decodes the facts again. Decoded, the same facts take about four times the
+//! room (a `Fact` is 168 bytes before its strings, each a heap allocation of its own).
+//!
+//! Until 2026-12-07 each entry was an allocation of its own, found through a table of
+//! pointers and stamps and evicted through a queue of hashes and stamps: about 114 bytes of
+//! each ~318-byte entry of an address went to that bookkeeping and the allocator's rounding,
+//! and at 1 million tenants the default budget held 1.84 million of the 2 million rows that
+//! checks by email read. In the ring an entry takes its bytes and six, and its table slot
+//! about ten (docs/PERFORMANCE.md, 2026-12-07 "ring"); an insertion allocates nothing and an
+//! eviction frees nothing.
+//!
+//! Once a shard is full, a miss is let in only one time in [`ADMIT_WHEN_FULL`]. A mailing
+//! list larger than the cache, checked over and over in the same order, would otherwise evict
+//! each entry just before it is asked for again (no hits at all, and an insertion and an
+//! eviction for every check); with sampled admission the cache keeps a stable share of the
+//! list and answers about that share.
+
 use crossbeam_utils::sync::ShardedLock;
 use metrics::Counter;
-use std::collections::VecDeque;
 use std::hash::BuildHasher;
 
 use domain::{EventType, Fact};
 use hashbrown::HashTable;
 
 use crate::cache_codec::{self, Own};
+use crate::ring::Ring;
 
-/// Bytes the cached rows may take unless told otherwise (`serve --cache-mb` gives them half
-/// of its figure).
+/// Bytes the cached rows may take unless told otherwise (`serve --cache-mb` gives them
+/// thirteen sixteenths of its figure).
 pub const FACTS_CACHE_BYTES: usize = 64 << 20;
 
 const SHARDS: usize = 16;
 
-/// What an entry of a tenant's or an address's row weighs, about (see [`weight`]): the
-/// tables are made for the budget over this.
-const TYPICAL_WEIGHT: usize = 320;
+/// What an entry of a tenant's or an address's row takes in the ring, about: the tables are
+/// made for the budget over this.
+const TYPICAL_WEIGHT: usize = 192;
 
 /// The fewest entries a shard's table is made for when the store's rows are counted (a store
 /// that grows while served then grows its tables only past about 16 × 4096 cached rows).
@@ -50,47 +75,28 @@ fn table_entries(shard_budget: usize, rows: Option<u64>) -> usize {
     by_rows.map_or(by_budget, |n| n.min(by_budget))
 }
 
+/// What a table of offsets made for `capacity` entries allocates (as `hashbrown` sizes it: a
+/// power of two of slots, at most seven eighths full, four bytes and a control byte each, and a
+/// group of control bytes more), so that a table is grown only when the budget has room for it.
+fn table_bytes(capacity: usize) -> usize {
+    let slots = match capacity {
+        0 => return 0,
+        1..=3 => 4,
+        4..=7 => 8,
+        _ => (capacity * 8 / 7).next_power_of_two(),
+    };
+    slots * (std::mem::size_of::<u32>() + 1) + 16
+}
+
 /// When a shard is full, one miss in this many goes in (at random).
 const ADMIT_WHEN_FULL: u64 = 8;
 
-/// An entry: its key and row in one allocation, and the stamp of the insertion that put it in.
-struct Entry {
-    /// The key's length (two bytes, big-endian), the key, then the row in `cache_codec`'s form.
-    bytes: Box<[u8]>,
-    stamp: u64,
-}
-
-impl Entry {
-    fn new(key: &[u8], row: &[u8], stamp: u64) -> Option<Self> {
-        let len = u16::try_from(key.len()).ok()?;
-        let mut bytes = Vec::with_capacity(2 + key.len() + row.len());
-        bytes.extend_from_slice(&len.to_be_bytes());
-        bytes.extend_from_slice(key);
-        bytes.extend_from_slice(row);
-        Some(Self { bytes: bytes.into_boxed_slice(), stamp })
-    }
-
-    fn key_len(&self) -> usize {
-        usize::from(u16::from_be_bytes([self.bytes[0], self.bytes[1]]))
-    }
-
-    fn key(&self) -> &[u8] {
-        &self.bytes[2..2 + self.key_len()]
-    }
-
-    fn row(&self) -> &[u8] {
-        &self.bytes[2 + self.key_len()..]
-    }
-}
-
-#[derive(Default)]
 struct Shard {
-    table: HashTable<Entry>,
-    /// The hash and stamp of each insertion, in the order they went in, for eviction; one
-    /// whose entry was removed or put in again since (another stamp) is skipped.
-    order: VecDeque<(u64, u64)>,
-    bytes: usize,
-    stamp: u64,
+    /// The offset in `ring` of each entry held, by its key's hash. Kept at most half full (of
+    /// its capacity), so that `hashbrown` never grows it on its own: slots its removals left
+    /// marked are reclaimed in place.
+    table: HashTable<u32>,
+    ring: Ring,
     /// The state of the shard's xorshift generator, for sampled admission.
     dice: u64,
 }
@@ -106,12 +112,43 @@ impl Shard {
         x % ADMIT_WHEN_FULL == 0
     }
 
-    /// Takes out the entry put in with `stamp`, if it is still there, and frees its bytes.
-    fn evict(&mut self, hash: u64, stamp: u64) {
-        if let Ok(found) = self.table.find_entry(hash, |e| e.stamp == stamp) {
-            let (e, _) = found.remove();
-            self.bytes -= weight(e.bytes.len());
+    /// The offset of `key`'s entry, if held.
+    fn find(&self, hash: u64, key: &[u8]) -> Option<u32> {
+        self.table.find(hash, |&at| self.ring.key(at) == key).copied()
+    }
+
+    /// Whether the table takes one more entry without passing half its capacity.
+    fn table_has_room(&self) -> bool {
+        self.table.len() < self.table.capacity() / 2
+    }
+
+    /// The bytes more entries can take without evicting any: none once the table is as full
+    /// as it is kept and cannot grow, else what the ring has left.
+    fn free(&self, shard_budget: usize) -> usize {
+        let table_full = !self.table_has_room()
+            && self.ring.written() + table_bytes(self.table.capacity() * 2) as u64 > shard_budget as u64;
+        if table_full {
+            0
+        } else {
+            self.ring.limit().saturating_sub(self.ring.held())
         }
+    }
+
+    /// Makes the table room for `entries` (kept at most half full), the ring giving up the
+    /// bytes, if the shard's budget holds both and the ring has not been round yet (a table
+    /// grows by rehashing every entry under the shard's lock). Returns whether it has the room.
+    fn make_room_for(&mut self, entries: usize, shard_budget: usize, hasher: &foldhash::fast::FixedState) -> bool {
+        let capacity = entries.saturating_mul(2);
+        if self.table.capacity() >= capacity {
+            return true;
+        }
+        let ring_after = shard_budget.saturating_sub(table_bytes(capacity));
+        if self.ring.written() > ring_after as u64 || !self.ring.set_limit(ring_after) {
+            return false;
+        }
+        let ring = &self.ring;
+        self.table.reserve(capacity - self.table.len(), |&at| hasher.hash_one(ring.key(at)));
+        true
     }
 }
 
@@ -146,18 +183,6 @@ impl Default for FactsCache {
     }
 }
 
-/// What an entry of `len` bytes (key and row) holds in memory: its allocation, rounded up to
-/// 16 bytes as an allocator's size classes do, its slot in the table (which may be up to half
-/// empty after it grows) and its slots in the eviction order (which holds up to twice the
-/// entries, and may be half empty too). So the budget bounds what the process holds, not a
-/// part of it (an estimate that left the slots and the rounding out once let the cache hold
-/// twice its budget).
-fn weight(len: usize) -> usize {
-    const TABLE_SLOT: usize = std::mem::size_of::<Entry>() + 1;
-    const ORDER_SLOT: usize = std::mem::size_of::<(u64, u64)>();
-    len.next_multiple_of(16) + 2 * TABLE_SLOT + 4 * ORDER_SLOT
-}
-
 impl FactsCache {
     /// A cache that holds at most about `bytes` of rows (0 holds nothing), its tables made
     /// for as many entries as the budget holds (see [`FactsCache::for_rows`]).
@@ -165,30 +190,32 @@ impl FactsCache {
         Self::for_rows(bytes, None)
     }
 
-    /// A cache that holds at most about `bytes` of rows, for a store of about `rows` facts
-    /// rows (`None`: unknown).
+    /// A cache of at most `bytes` (its rings and tables together), for a store of about
+    /// `rows` facts rows (`None`: unknown).
     ///
     /// Each shard's table is made at once for the entries it can come to hold: those its
     /// budget holds at a typical weight ([`TYPICAL_WEIGHT`]), or, when the store has fewer
-    /// rows than that, its share of the rows and a quarter more (at least [`MIN_TABLE`]). A
-    /// table grows by rehashing every entry under the shard's lock, and as checks fill the
-    /// cache evenly all shards grow in the same second (at 1 million tenants, a stall of tens
-    /// of milliseconds for every check waiting on them); a table made far larger than its
-    /// entries spreads them over memory that every lookup misses in the processor's caches
-    /// (at 200 000 tenants a table made for the budget was ten times the entries, and a
-    /// check's two lookups cost 0.4 µs more). The memory is reserved, not touched, until
-    /// entries fill it.
+    /// rows than that, its share of the rows and a quarter more (at least [`MIN_TABLE`]); its
+    /// ring takes the rest of the shard's budget. A table grows by rehashing every entry
+    /// under the shard's lock, and as checks fill the cache evenly all shards grow in the same
+    /// second (at 1 million tenants, a stall of tens of milliseconds for every check waiting
+    /// on them); a table made far larger than its entries spreads them over memory that every
+    /// lookup misses in the processor's caches (at 200 000 tenants a table made for the budget
+    /// was ten times the entries, and a check's two lookups cost 0.4 µs more). Memory is
+    /// reserved, not touched, until entries fill it.
     pub fn for_rows(bytes: usize, rows: Option<u64>) -> Self {
         let shard_budget = bytes / SHARDS;
         let entries = table_entries(shard_budget, rows);
+        // (A budget too small for a table and a ring of any use holds nothing.)
+        let table_capacity = if table_bytes(entries.max(2) * 2) < shard_budget / 2 { entries.max(2) * 2 } else { 0 };
+        let ring = shard_budget.saturating_sub(table_bytes(table_capacity));
         Self {
             shards: (0..SHARDS)
                 .map(|i| {
                     ShardedLock::new(Shard {
-                        table: HashTable::with_capacity(entries),
-                        order: VecDeque::with_capacity(entries),
+                        table: HashTable::with_capacity(table_capacity),
+                        ring: Ring::with_limit(ring),
                         dice: 0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1),
-                        ..Shard::default()
                     })
                 })
                 .collect(),
@@ -200,18 +227,14 @@ impl FactsCache {
     }
 
     /// Makes each shard's table room for its share of `rows` facts rows (as [`FactsCache::for_rows`]
-    /// would have made it), if it has less: for a store that gained rows since the cache was
-    /// made (a database node's replica once it has caught up), before it serves, so that its
-    /// tables do not grow by rehashing while checks wait.
+    /// would have made it), if it has less and its ring has not yet been round: for a store
+    /// that gained rows since the cache was made (a database node's replica once it has caught
+    /// up), before it serves, so that its tables do not grow by rehashing while checks wait.
     pub fn make_room_for(&self, rows: u64) {
         let entries = table_entries(self.shard_budget, Some(rows));
         for shard in self.shards.iter() {
-            let Ok(mut shard) = shard.write() else { continue };
-            let shard = &mut *shard;
-            if shard.table.capacity() < entries {
-                let hasher = &self.hasher;
-                shard.table.reserve(entries - shard.table.len(), |e| hasher.hash_one(e.key()));
-                shard.order.reserve(entries.saturating_sub(shard.order.len()));
+            if let Ok(mut shard) = shard.write() {
+                shard.make_room_for(entries, self.shard_budget, &self.hasher);
             }
         }
     }
@@ -219,7 +242,7 @@ impl FactsCache {
     /// The entries each shard's table is made for now (a test's view of the sizing).
     #[cfg(test)]
     fn table_capacity(&self) -> usize {
-        self.shards[0].read().map(|s| s.table.capacity()).unwrap_or(0)
+        self.shards[0].read().map(|s| s.table.capacity() / 2).unwrap_or(0)
     }
 
     /// The key's hash and its shard: the shard from bits the table does not use to place
@@ -241,40 +264,39 @@ impl FactsCache {
     pub fn get_where(&self, key: &[u8], keep: impl Fn(EventType, Option<&str>) -> bool) -> Option<Vec<Fact>> {
         let (hash, shard) = self.shard(key);
         let shard = shard.read().ok()?;
-        let entry = shard.table.find(hash, |e| e.key() == key)?;
+        let at = shard.find(hash, key)?;
         // Only what was encoded goes in; a row that does not decode now is read from the store.
-        cache_codec::decode_where(entry.row(), Own::of_key(key), keep).ok()
+        cache_codec::decode_where(shard.ring.row(at), Own::of_key(key), keep).ok()
     }
 
     /// Whether the cache holds `key` (counting nothing, decoding nothing).
     pub fn contains(&self, key: &[u8]) -> bool {
         let (hash, shard) = self.shard(key);
-        shard.read().is_ok_and(|s| s.table.find(hash, |e| e.key() == key).is_some())
+        shard.read().is_ok_and(|s| s.find(hash, key).is_some())
     }
 
     /// Calls `f` with every key held, each shard's in the order they went in (the order in
     /// which putting them back in again gives each shard the same eviction order). A running
-    /// server does this every few minutes, so no lock is held for long: each shard's eviction
-    /// order is copied, then its keys are copied out a slice at a time (an entry evicted
-    /// meanwhile is left out), and `f` is called with no lock held.
+    /// server does this every few minutes, so no lock is held for long: each shard's ring is
+    /// walked a slice at a time, its keys copied out (an entry evicted meanwhile is left
+    /// out), and `f` is called with no lock held.
     pub fn for_each_key(&self, mut f: impl FnMut(&[u8])) {
         const SLICE: usize = 1024;
         let (mut keys, mut ends) = (Vec::new(), Vec::with_capacity(SLICE));
         for shard in self.shards.iter() {
-            let Some(order) = shard.read().ok().map(|s| s.order.iter().copied().collect::<Vec<_>>()) else {
-                continue;
-            };
-            for slice in order.chunks(SLICE) {
+            let mut from = Some(0);
+            while let Some(at) = from {
                 keys.clear();
                 ends.clear();
-                if let Ok(s) = shard.read() {
-                    for &(hash, stamp) in slice {
-                        if let Some(e) = s.table.find(hash, |e| e.stamp == stamp) {
-                            keys.extend_from_slice(e.key());
-                            ends.push(keys.len());
-                        }
+                let Ok(s) = shard.read() else { break };
+                from = s.ring.walk(at, SLICE, |at, key| {
+                    // Held, not removed or put in again since.
+                    if s.table.find(self.hasher.hash_one(key), |&held| held == at).is_some() {
+                        keys.extend_from_slice(key);
+                        ends.push(keys.len());
                     }
-                }
+                });
+                drop(s);
                 let mut start = 0;
                 for &end in &ends {
                     f(&keys[start..end]);
@@ -287,59 +309,68 @@ impl FactsCache {
     /// Whether more entries go in without evicting any (a few short of the budget, as the
     /// shards fill unevenly).
     pub fn has_room(&self) -> bool {
-        let (_, bytes) = self.usage();
-        bytes + self.shard_budget / 2 < self.shard_budget * SHARDS
+        let free: usize = self.shards.iter().filter_map(|s| s.read().ok()).map(|s| s.free(self.shard_budget)).sum();
+        free > self.shard_budget / 2
     }
 
     pub fn remove(&self, key: &[u8]) {
         let (hash, shard) = self.shard(key);
         if let Ok(mut shard) = shard.write() {
-            if let Ok(found) = shard.table.find_entry(hash, |e| e.key() == key) {
-                let (e, _) = found.remove();
-                shard.bytes -= weight(e.bytes.len());
+            let Shard { table, ring, .. } = &mut *shard;
+            if let Ok(found) = table.find_entry(hash, |&at| ring.key(at) == key) {
+                found.remove();
+                // Nothing left to pass: the ring's bytes are free at once.
+                if table.is_empty() {
+                    ring.clear();
+                }
             }
         }
     }
 
-    /// Puts `facts` in for `key`, evicting the oldest entries of its
-    /// shard to stay within budget (when the shard is full, only a sample of the misses goes
-    /// in). `still_valid` is asked under the shard's lock (a commit may have made the facts
-    /// stale since they were read); nothing goes in when it says no.
+    /// Puts `facts` in for `key`, evicting the oldest entries of its shard to make room
+    /// (when the shard is full, only a sample of the misses goes in). `still_valid` is asked
+    /// under the shard's lock (a commit may have made the facts stale since they were read);
+    /// nothing goes in when it says no.
     pub fn insert(&self, key: &[u8], facts: &[Fact], still_valid: impl Fn() -> bool) {
         let row = cache_codec::encode(facts, Own::of_key(key));
-        let w = weight(2 + key.len() + row.len());
-        if w > self.shard_budget {
-            return;
-        }
-        let Some(mut entry) = Entry::new(key, &row, 0) else { return };
         let (hash, shard) = self.shard(key);
         let Ok(mut guard) = shard.write() else { return };
+        let Some(len) = guard.ring.record_len(key, &row) else { return };
         if !still_valid() {
             return;
         }
         let shard = &mut *guard;
-        let held = shard.table.find_entry(hash, |e| e.key() == key).ok().map(|found| found.remove().0);
-        if let Some(old) = &held {
-            shard.bytes -= weight(old.bytes.len());
-        } else if shard.bytes + w > self.shard_budget && !shard.admit() {
+        let held = {
+            let Shard { table, ring, .. } = &mut *shard;
+            table.find_entry(hash, |&at| ring.key(at) == key).map(|found| found.remove()).is_ok()
+        };
+        if !shard.table_has_room() {
+            let more = shard.table.len() + 1;
+            if !shard.make_room_for(more.max(shard.table.capacity()), self.shard_budget, &self.hasher)
+                && !held
+                && !shard.admit()
+            {
+                return;
+            }
+        } else if !held && !shard.ring.fits(len) && !shard.admit() {
             return;
         }
-        shard.stamp += 1;
-        entry.stamp = shard.stamp;
         let hasher = &self.hasher;
-        shard.table.insert_unique(hash, entry, |e| hasher.hash_one(e.key()));
-        shard.bytes += w;
-        shard.order.push_back((hash, shard.stamp));
-        while shard.bytes > self.shard_budget {
-            let Some((hash, stamp)) = shard.order.pop_front() else { break };
-            shard.evict(hash, stamp);
+        let Shard { table, ring, .. } = shard;
+        // An entry the ring lets go is taken out of the table, unless the key was put in
+        // again since (its slot then holds another offset).
+        let forget = |table: &mut HashTable<u32>, at: u32, key: &[u8]| {
+            if let Ok(found) = table.find_entry(hasher.hash_one(key), |&held| held == at) {
+                found.remove();
+            }
+        };
+        while table.len() >= table.capacity() / 2 {
+            if !ring.pop(|at, key| forget(table, at, key)) {
+                break;
+            }
         }
-        // Order entries of removed or replaced entries pile up; drop them now and then, so
-        // the order stays within twice the entries.
-        if shard.order.len() > 2 * shard.table.len() + 64 {
-            let table = &shard.table;
-            shard.order.retain(|(hash, stamp)| table.find(*hash, |e| e.stamp == *stamp).is_some());
-        }
+        let Some(at) = ring.push(key, &row, |at, key| forget(table, at, key)) else { return };
+        table.insert_unique(hash, at, |&at| hasher.hash_one(ring.key(at)));
     }
 
     /// Counts the hits and misses of a batch of lookups (an addition each a batch, not a
@@ -353,9 +384,13 @@ impl FactsCache {
         }
     }
 
-    /// Entries and bytes held now.
+    /// Entries held now, and the bytes the shards take: their tables and what their rings
+    /// hold (entries, removed entries not yet passed, gaps).
     pub fn usage(&self) -> (usize, usize) {
-        self.shards.iter().filter_map(|s| s.read().ok()).fold((0, 0), |(n, b), s| (n + s.table.len(), b + s.bytes))
+        self.shards
+            .iter()
+            .filter_map(|s| s.read().ok())
+            .fold((0, 0), |(n, b), s| (n + s.table.len(), b + s.table.allocation_size() + s.ring.held()))
     }
 
     /// What the cache holds, its budget, and the lookups counted so far.
@@ -472,7 +507,11 @@ mod tests {
         let held = (0..keys).find(|i| cache.get(&i.to_be_bytes()).is_some()).expect("a key held");
         cache.insert(&held.to_be_bytes(), &facts(1), || true);
         assert_eq!(cache.get(&held.to_be_bytes()).map(|f| f.len()), Some(1));
-        assert_eq!(cache.usage().0, entries, "a refreshed key is still one entry");
+        // (Its old bytes wait for the ring to pass them, so the refresh may evict the oldest.)
+        let mut listed = 0;
+        cache.for_each_key(|k| listed += usize::from(k == held.to_be_bytes()));
+        assert_eq!(listed, 1, "a refreshed key is still one entry");
+        assert!((entries - 1..=entries).contains(&cache.usage().0));
     }
 
     #[test]
@@ -483,14 +522,54 @@ mod tests {
         cache.insert(b"k", &facts(3), || true);
         cache.insert(b"k", &facts(1), || true);
         assert_eq!(cache.get(b"k").unwrap().len(), 1, "a new fill replaces the old");
+        let empty = FactsCache::with_budget(1 << 20).usage();
         cache.remove(b"k");
-        assert_eq!(cache.usage(), (0, 0));
-        // Removed keys do not grow the eviction order without bound.
+        assert_eq!(cache.usage(), empty, "the last entry of its shard gone, its bytes are free");
         for _ in 0..10_000 {
             cache.insert(b"k", &facts(1), || true);
             cache.remove(b"k");
         }
-        assert!(cache.shards.iter().all(|s| s.read().unwrap().order.len() <= 65));
+        assert_eq!(cache.usage(), empty);
+        // A removed entry among others is not found, and its bytes go when the ring passes them.
+        for i in 0..2000u32 {
+            cache.insert(&i.to_be_bytes(), &facts(1), || true);
+        }
+        cache.remove(&7u32.to_be_bytes());
+        assert!(cache.get(&7u32.to_be_bytes()).is_none() && cache.get(&8u32.to_be_bytes()).is_some());
+        assert_eq!(cache.usage().0, 1999);
+    }
+
+    #[test]
+    fn entries_smaller_than_expected_do_not_grow_a_full_shard_past_its_budget() {
+        let budget = 1 << 20;
+        let cache = FactsCache::with_budget(budget);
+        let made = cache.table_capacity();
+        // Rows of no facts: the ring would hold far more of them than the table was made for.
+        for i in 0..200_000u32 {
+            cache.insert(&i.to_be_bytes(), &[], || true);
+            if i % 10_000 == 0 {
+                assert!(cache.usage().1 <= budget, "{:?} after {i}", cache.usage());
+            }
+        }
+        let (entries, bytes) = cache.usage();
+        assert!(bytes <= budget, "{bytes}");
+        assert!(entries > made * SHARDS / 2, "{entries} entries, tables made for {made} a shard");
+        // The tables grew while the rings had room for them, then stayed.
+        let grown = cache.table_capacity();
+        for i in 200_000..300_000u32 {
+            cache.insert(&i.to_be_bytes(), &[], || true);
+        }
+        assert_eq!(cache.table_capacity(), grown);
+        assert!((299_000..300_000u32).any(|i| cache.get(&i.to_be_bytes()).is_some()), "the newest are held");
+    }
+
+    #[test]
+    fn a_table_is_sized_as_hashbrown_allocates_it() {
+        for capacity in [1, 3, 4, 7, 8, 100, 4096, 100_000] {
+            let table: HashTable<u32> = HashTable::with_capacity(capacity);
+            assert_eq!(table_bytes(capacity), table.allocation_size(), "{capacity}");
+            assert_eq!(table_bytes(table.capacity()), table.allocation_size(), "{capacity}");
+        }
     }
 
     #[test]
