@@ -63,8 +63,9 @@ pub struct ServeArgs {
     pub cache_mb: u64,
     /// Start with an empty facts cache, and neither read nor write `<data dir>/facts-cache.keys`
     /// (by default the server saves the keys of the rows its cache holds on a clean stop and
-    /// every five minutes, and reads those rows back in the background when it starts). In the
-    /// environment: true/false, 1/0, yes/no or on/off.
+    /// every five minutes, and reads those rows back in the background when it starts; with no
+    /// saved keys, it reads the store's facts rows in key order until the cache is full). In
+    /// the environment: true/false, 1/0, yes/no or on/off.
     #[arg(long, env = "CONSENT_LEDGER_NO_WARM_START", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_warm_start: bool,
 }

@@ -7,6 +7,13 @@
 //! pool dump do, the keys are also saved every [`SAVE_EVERY`] while the server runs, so one
 //! that dies (kill -9, a lost machine) starts from keys at most that old.
 //!
+//! A server with no saved keys (its first start, a lost file) reads the store's facts rows in
+//! key order instead, a pass read once, until the cache is full or every row is in: a ledger
+//! whose rows fit in the cache (1 million tenants at the default `--cache-mb`) then answers
+//! from memory within seconds of its first start (docs/PERFORMANCE.md, 2026-12-07 "ring"); one
+//! larger holds a share of its rows in key order, which the checks' misses then replace
+//! oldest first.
+//!
 //! The file holds keys only, never facts: the rows are read from the store as it is when the
 //! server starts, through the path a check's miss takes, so a row that changed, went or was
 //! never there is read as it is now (or not at all). Keys of facts rows name a subject id or
@@ -112,12 +119,22 @@ pub(crate) fn start(
     let handle = std::thread::Builder::new()
         .name("warm-facts-cache".into())
         .spawn(move || {
-            if let Ok(file) = File::open(&path) {
-                let started = std::time::Instant::now();
-                match warm(BufReader::new(file), &Projections::new(&store, &caches), &caches, &stopped) {
+            let started = std::time::Instant::now();
+            let projections = Projections::new(&store, &caches);
+            match File::open(&path) {
+                Ok(file) => match warm(BufReader::new(file), &projections, &caches, &stopped) {
                     Ok(rows) => tracing::info!(rows, seconds = started.elapsed().as_secs_f64(), "facts cache warmed"),
                     Err(e) => tracing::warn!(error = %e, "the saved facts cache keys were not read back"),
-                }
+                },
+                Err(e) if e.kind() == io::ErrorKind::NotFound => match fill(&projections, &caches, &stopped) {
+                    Ok(rows) => tracing::info!(
+                        rows,
+                        seconds = started.elapsed().as_secs_f64(),
+                        "facts cache filled from the store (no saved keys)"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "the facts cache was not filled from the store"),
+                },
+                Err(e) => tracing::warn!(error = %e, "the saved facts cache keys were not read back"),
             }
             if stopped.load(Ordering::Acquire) {
                 return;
@@ -177,6 +194,22 @@ fn warm(mut input: impl Read, projections: &Projections<'_>, caches: &Caches, st
         }
         let keys: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
         rows += projections.warm_facts(&keys).map_err(|e| io::Error::other(e.to_string()))? as u64;
+    }
+    Ok(rows)
+}
+
+/// Reads the store's facts rows in key order into the cache until it is full, every row
+/// read, or `stop`: a server with no saved keys (its first start, or one whose keys file was
+/// lost) holds at once the rows it would otherwise read one miss at a time. Rows read.
+fn fill(projections: &Projections<'_>, caches: &Caches, stop: &AtomicBool) -> io::Result<u64> {
+    let (mut rows, mut from) = (0u64, Some(Vec::new()));
+    while let Some(at) = from.take() {
+        if stop.load(Ordering::Acquire) || !caches.facts_have_room() {
+            break;
+        }
+        let (read, next) = projections.warm_facts_from(&at, BATCH).map_err(|e| io::Error::other(e.to_string()))?;
+        rows += read as u64;
+        from = next;
     }
     Ok(rows)
 }
@@ -276,6 +309,38 @@ mod tests {
     }
 
     #[test]
+    fn with_no_saved_keys_the_store_s_rows_are_read_in_until_the_cache_is_full() {
+        let store = store_of(3000);
+        let stop = AtomicBool::new(false);
+        let caches = Caches::with_facts_budget(8 << 20);
+        let projections = Projections::new(&store, &caches);
+        assert_eq!(fill(&projections, &caches, &stop).unwrap(), 3000);
+        let mut all: Vec<Vec<u8>> = (0..3000).map(key).collect();
+        all.sort();
+        let mut held_now = held(&caches);
+        held_now.sort();
+        assert_eq!(held_now, all, "every row");
+        assert_eq!((caches.facts_usage().hits, caches.facts_usage().misses), (0, 0), "no lookups counted");
+        assert_eq!(projections.facts_many(&[key(17)]).unwrap(), vec![facts(17)]);
+        assert_eq!(caches.facts_usage().hits, 1, "answered from the rows read in");
+
+        // A cache smaller than the store: filled, within its budget, with rows in key order.
+        let store = store_of(20_000);
+        let small = Caches::with_facts_budget(1 << 20);
+        let read = fill(&Projections::new(&store, &small), &small, &stop).unwrap();
+        let usage = small.facts_usage();
+        assert!(read < 20_000 && !small.facts_have_room(), "{read} rows read, {} held", usage.entries);
+        assert!(usage.bytes <= usage.budget && usage.entries > 1000, "{usage:?}");
+        let mut in_order: Vec<Vec<u8>> = (0..20_000).map(key).collect();
+        in_order.sort();
+        assert!(held(&small).iter().all(|k| in_order[..read as usize].contains(k)), "the first rows in key order");
+        // Stopped, it reads nothing.
+        let stopped = AtomicBool::new(true);
+        let fresh = Caches::with_facts_budget(1 << 20);
+        assert_eq!(fill(&Projections::new(&store, &fresh), &fresh, &stopped).unwrap(), 0);
+    }
+
+    #[test]
     fn a_smaller_cache_warms_until_full_and_a_damaged_file_puts_in_what_it_holds_or_nothing() {
         let (_dir, file) = keys_file();
         let store = store_of(20_000);
@@ -370,6 +435,8 @@ mod tests {
         let store = store_of(100);
         let caches = Arc::new(Caches::with_facts_budget(1 << 20));
         let every = std::time::Duration::from_millis(100);
+        // Saved keys, none of them (with no file at all, every row would be read in at once).
+        std::fs::write(&file, MAGIC).unwrap();
         let warmer = start(file.clone(), store.clone(), caches.clone(), every).expect("a thread");
         Projections::new(&store, &caches).facts_many(&(0..40).map(key).collect::<Vec<_>>()).unwrap();
         let saved = |n: usize| {

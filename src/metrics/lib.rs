@@ -292,7 +292,7 @@ impl Metrics {
             &mut out,
             "consent_ledger_facts_cache_bytes",
             "gauge",
-            "Memory the facts cache's entries take, at most its budget (thirteen sixteenths of serve --cache-mb).",
+            "Memory the facts cache takes (its tables, and its entries with removed ones not yet passed), at most its budget (thirteen sixteenths of serve --cache-mb).",
         );
         let _ = writeln!(out, "consent_ledger_facts_cache_bytes {}", cache.bytes);
         header(&mut out, "consent_ledger_facts_cache_budget_bytes", "gauge", "The facts cache's budget.");

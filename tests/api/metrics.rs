@@ -204,4 +204,21 @@ async fn a_restarted_server_holds_the_rows_its_cache_held_and_still_reads_an_opt
     std::fs::remove_file(dir.path().join("facts-cache.keys")).unwrap();
     terminate(&mut server);
     assert!(!dir.path().join("facts-cache.keys").exists(), "nothing saved");
+
+    // With no saved keys (a first start, a lost file) it reads the store's rows in until its
+    // cache is full: here every row, before anyone checks.
+    let mut server: Server = start_server(dir.path());
+    let base = server.address.clone();
+    for _ in 0..200 {
+        text = scrape(base.clone()).await;
+        if value(&text, "consent_ledger_facts_cache_entries") >= held {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(value(&text, "consent_ledger_facts_cache_entries"), held, "every facts row");
+    assert_eq!(lookups(&text), (0.0, 0.0), "no check has been asked yet");
+    assert_eq!(check(&base, 3).await, false, "the opt-out, as the store holds it");
+    assert_eq!(lookups(&scrape(base.clone()).await), (2.0, 0.0), "answered from the rows read in");
+    terminate(&mut server);
 }
