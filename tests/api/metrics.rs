@@ -169,17 +169,26 @@ async fn a_restarted_server_holds_the_rows_its_cache_held_and_still_reads_an_opt
     terminate(&mut server);
     assert!(dir.path().join("facts-cache.keys").exists(), "the cache's keys are saved on a clean stop");
 
+    // The metrics once the cache holds `held` entries (or after five seconds).
+    let once_held = |base: String| {
+        let scrape = scrape.clone();
+        async move {
+            let mut text = String::new();
+            for _ in 0..200 {
+                text = scrape(base.clone()).await;
+                if value(&text, "consent_ledger_facts_cache_entries") >= held {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+            text
+        }
+    };
+
     // Started again, it reads those rows back before anyone checks.
     let mut server: Server = start_server(dir.path());
     let base = server.address.clone();
-    let mut text = String::new();
-    for _ in 0..200 {
-        text = scrape(base.clone()).await;
-        if value(&text, "consent_ledger_facts_cache_entries") >= held {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    let text = once_held(base.clone()).await;
     assert_eq!(value(&text, "consent_ledger_facts_cache_entries"), held, "the same rows again");
     assert_eq!(lookups(&text), (0.0, 0.0), "no check has been asked yet");
     assert_eq!(check(&base, 3).await, true);
@@ -209,13 +218,7 @@ async fn a_restarted_server_holds_the_rows_its_cache_held_and_still_reads_an_opt
     // cache is full: here every row, before anyone checks.
     let mut server: Server = start_server(dir.path());
     let base = server.address.clone();
-    for _ in 0..200 {
-        text = scrape(base.clone()).await;
-        if value(&text, "consent_ledger_facts_cache_entries") >= held {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    let text = once_held(base.clone()).await;
     assert_eq!(value(&text, "consent_ledger_facts_cache_entries"), held, "every facts row");
     assert_eq!(lookups(&text), (0.0, 0.0), "no check has been asked yet");
     assert_eq!(check(&base, 3).await, false, "the opt-out, as the store holds it");
