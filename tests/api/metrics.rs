@@ -170,19 +170,16 @@ async fn a_restarted_server_holds_the_rows_its_cache_held_and_still_reads_an_opt
     assert!(dir.path().join("facts-cache.keys").exists(), "the cache's keys are saved on a clean stop");
 
     // The metrics once the cache holds `held` entries (or after five seconds).
-    let once_held = |base: String| {
-        let scrape = scrape.clone();
-        async move {
-            let mut text = String::new();
-            for _ in 0..200 {
-                text = scrape(base.clone()).await;
-                if value(&text, "consent_ledger_facts_cache_entries") >= held {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    let once_held = |base: String| async move {
+        let mut text = String::new();
+        for _ in 0..200 {
+            text = scrape(base.clone()).await;
+            if value(&text, "consent_ledger_facts_cache_entries") >= held {
+                break;
             }
-            text
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
+        text
     };
 
     // Started again, it reads those rows back before anyone checks.
