@@ -23,16 +23,17 @@
 //! A shard's rows live in one buffer of fixed size, a ring (`ring.rs`): an entry is its key
 //! and the row in `cache_codec`'s form (about 60 bytes a fact: the row's own subject or
 //! address left out, the type a byte) behind a six-byte header, put in at the head; the oldest
-//! go out at the tail to make room. A hash table of four-byte offsets finds an entry by its
-//! key, and a hit decodes the facts again. Decoded, the same facts take about four times the
+//! go out at the tail to make room. A table of eight-byte slots (`slots.rs`: some of the key's
+//! hash bits and the entry's offset) finds an entry by its key, and a hit decodes the facts
+//! again. Decoded, the same facts take about four times the
 //! room (a `Fact` is 168 bytes before its strings, each a heap allocation of its own).
 //!
 //! Until 2026-12-07 each entry was an allocation of its own, found through a table of
 //! pointers and stamps and evicted through a queue of hashes and stamps: about 114 bytes of
 //! each ~318-byte entry of an address went to that bookkeeping and the allocator's rounding,
 //! and at 1 million tenants the default budget held 1.84 million of the 2 million rows that
-//! checks by email read. In the ring an entry takes its bytes and six, and its table slot
-//! about ten (docs/PERFORMANCE.md, 2026-12-07 "ring"); an insertion allocates nothing and an
+//! checks by email read. In the ring an entry takes its bytes and six, and its table slots
+//! about twenty (docs/PERFORMANCE.md, 2026-12-07 "ring"); an insertion allocates nothing and an
 //! eviction frees nothing.
 //!
 //! Once a shard is full, a miss is let in only one time in [`ADMIT_WHEN_FULL`]. A mailing
@@ -46,10 +47,10 @@ use metrics::Counter;
 use std::hash::BuildHasher;
 
 use domain::{EventType, Fact};
-use hashbrown::HashTable;
 
 use crate::cache_codec::{self, Own};
 use crate::ring::Ring;
+use crate::slots::Slots;
 
 /// Bytes the cached rows may take unless told otherwise (`serve --cache-mb` gives them
 /// thirteen sixteenths of its figure).
@@ -75,27 +76,13 @@ fn table_entries(shard_budget: usize, rows: Option<u64>) -> usize {
     by_rows.map_or(by_budget, |n| n.min(by_budget))
 }
 
-/// What a table of offsets made for `capacity` entries allocates (as `hashbrown` sizes it: a
-/// power of two of slots, at most seven eighths full, four bytes and a control byte each, and a
-/// group of control bytes more), so that a table is grown only when the budget has room for it.
-fn table_bytes(capacity: usize) -> usize {
-    let slots = match capacity {
-        0 => return 0,
-        1..=3 => 4,
-        4..=7 => 8,
-        _ => (capacity * 8 / 7).next_power_of_two(),
-    };
-    slots * (std::mem::size_of::<u32>() + 1) + 16
-}
-
 /// When a shard is full, one miss in this many goes in (at random).
 const ADMIT_WHEN_FULL: u64 = 8;
 
 struct Shard {
-    /// The offset in `ring` of each entry held, by its key's hash. Kept at most half full (of
-    /// its capacity), so that `hashbrown` never grows it on its own: slots its removals left
-    /// marked are reclaimed in place.
-    table: HashTable<u32>,
+    /// The offset in `ring` of each entry held, by its key's hash; grown only while the
+    /// shard's budget has room for it (see [`Shard::make_room_for`]), never by an insertion.
+    table: Slots,
     ring: Ring,
     /// The state of the shard's xorshift generator, for sampled admission.
     dice: u64,
@@ -114,19 +101,19 @@ impl Shard {
 
     /// The offset of `key`'s entry, if held.
     fn find(&self, hash: u64, key: &[u8]) -> Option<u32> {
-        self.table.find(hash, |&at| self.ring.key(at) == key).copied()
+        self.table.find(hash, |at| self.ring.key(at) == key)
     }
 
-    /// Whether the table takes one more entry without passing half its capacity.
+    /// Whether the table takes one more entry without growing.
     fn table_has_room(&self) -> bool {
-        self.table.len() < self.table.capacity() / 2
+        self.table.len() < self.table.capacity()
     }
 
     /// The bytes more entries can take without evicting any: none once the table is as full
     /// as it is kept and cannot grow, else what the ring has left.
     fn free(&self, shard_budget: usize) -> usize {
         let table_full = !self.table_has_room()
-            && self.ring.written() + table_bytes(self.table.capacity() * 2) as u64 > shard_budget as u64;
+            && self.ring.written() + Slots::bytes_for(self.table.capacity() * 2) as u64 > shard_budget as u64;
         if table_full {
             0
         } else {
@@ -134,20 +121,18 @@ impl Shard {
         }
     }
 
-    /// Makes the table room for `entries` (kept at most half full), the ring giving up the
+    /// Makes the table room for `entries`, the ring giving up the
     /// bytes, if the shard's budget holds both and the ring has not been round yet (a table
     /// grows by rehashing every entry under the shard's lock). Returns whether it has the room.
-    fn make_room_for(&mut self, entries: usize, shard_budget: usize, hasher: &foldhash::fast::FixedState) -> bool {
-        let capacity = entries.saturating_mul(2);
-        if self.table.capacity() >= capacity {
+    fn make_room_for(&mut self, entries: usize, shard_budget: usize) -> bool {
+        if self.table.capacity() >= entries {
             return true;
         }
-        let ring_after = shard_budget.saturating_sub(table_bytes(capacity));
+        let ring_after = shard_budget.saturating_sub(Slots::bytes_for(entries));
         if self.ring.written() > ring_after as u64 || !self.ring.set_limit(ring_after) {
             return false;
         }
-        let ring = &self.ring;
-        self.table.reserve(capacity - self.table.len(), |&at| hasher.hash_one(ring.key(at)));
+        self.table.grow_to(entries);
         true
     }
 }
@@ -207,13 +192,13 @@ impl FactsCache {
         let shard_budget = bytes / SHARDS;
         let entries = table_entries(shard_budget, rows);
         // (A budget too small for a table and a ring of any use holds nothing.)
-        let table_capacity = if table_bytes(entries.max(2) * 2) < shard_budget / 2 { entries.max(2) * 2 } else { 0 };
-        let ring = shard_budget.saturating_sub(table_bytes(table_capacity));
+        let table_capacity = if Slots::bytes_for(entries.max(4)) < shard_budget / 2 { entries.max(4) } else { 0 };
+        let ring = shard_budget.saturating_sub(Slots::bytes_for(table_capacity));
         Self {
             shards: (0..SHARDS)
                 .map(|i| {
                     ShardedLock::new(Shard {
-                        table: HashTable::with_capacity(table_capacity),
+                        table: Slots::with_capacity(table_capacity),
                         ring: Ring::with_limit(ring),
                         dice: 0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1),
                     })
@@ -234,7 +219,7 @@ impl FactsCache {
         let entries = table_entries(self.shard_budget, Some(rows));
         for shard in self.shards.iter() {
             if let Ok(mut shard) = shard.write() {
-                shard.make_room_for(entries, self.shard_budget, &self.hasher);
+                shard.make_room_for(entries, self.shard_budget);
             }
         }
     }
@@ -242,7 +227,7 @@ impl FactsCache {
     /// The entries each shard's table is made for now (a test's view of the sizing).
     #[cfg(test)]
     fn table_capacity(&self) -> usize {
-        self.shards[0].read().map(|s| s.table.capacity() / 2).unwrap_or(0)
+        self.shards[0].read().map(|s| s.table.capacity()).unwrap_or(0)
     }
 
     /// The key's hash and its shard: the shard from bits the table does not use to place
@@ -291,7 +276,7 @@ impl FactsCache {
                 let Ok(s) = shard.read() else { break };
                 from = s.ring.walk(at, SLICE, |at, key| {
                     // Held, not removed or put in again since.
-                    if s.table.find(self.hasher.hash_one(key), |&held| held == at).is_some() {
+                    if s.table.find(self.hasher.hash_one(key), |held| held == at).is_some() {
                         keys.extend_from_slice(key);
                         ends.push(keys.len());
                     }
@@ -317,8 +302,7 @@ impl FactsCache {
         let (hash, shard) = self.shard(key);
         if let Ok(mut shard) = shard.write() {
             let Shard { table, ring, .. } = &mut *shard;
-            if let Ok(found) = table.find_entry(hash, |&at| ring.key(at) == key) {
-                found.remove();
+            if table.remove(hash, |at| ring.key(at) == key).is_some() {
                 // Nothing left to pass: the ring's bytes are free at once.
                 if table.is_empty() {
                     ring.clear();
@@ -342,13 +326,11 @@ impl FactsCache {
         let shard = &mut *guard;
         let held = {
             let Shard { table, ring, .. } = &mut *shard;
-            table.find_entry(hash, |&at| ring.key(at) == key).map(|found| found.remove()).is_ok()
+            table.remove(hash, |at| ring.key(at) == key).is_some()
         };
         if !shard.table_has_room() {
             let more = shard.table.len() + 1;
-            if !shard.make_room_for(more.max(shard.table.capacity()), self.shard_budget, &self.hasher)
-                && !held
-                && !shard.admit()
+            if !shard.make_room_for(more.max(shard.table.capacity() * 2), self.shard_budget) && !held && !shard.admit()
             {
                 return;
             }
@@ -359,18 +341,16 @@ impl FactsCache {
         let Shard { table, ring, .. } = shard;
         // An entry the ring lets go is taken out of the table, unless the key was put in
         // again since (its slot then holds another offset).
-        let forget = |table: &mut HashTable<u32>, at: u32, key: &[u8]| {
-            if let Ok(found) = table.find_entry(hasher.hash_one(key), |&held| held == at) {
-                found.remove();
-            }
+        let forget = |table: &mut Slots, at: u32, key: &[u8]| {
+            table.remove(hasher.hash_one(key), |held| held == at);
         };
-        while table.len() >= table.capacity() / 2 {
+        while table.len() >= table.capacity() {
             if !ring.pop(|at, key| forget(table, at, key)) {
                 break;
             }
         }
         let Some(at) = ring.push(key, &row, |at, key| forget(table, at, key)) else { return };
-        table.insert_unique(hash, at, |&at| hasher.hash_one(ring.key(at)));
+        table.insert(hash, at);
     }
 
     /// Counts the hits and misses of a batch of lookups (an addition each a batch, not a
@@ -561,15 +541,6 @@ mod tests {
         }
         assert_eq!(cache.table_capacity(), grown);
         assert!((299_000..300_000u32).any(|i| cache.get(&i.to_be_bytes()).is_some()), "the newest are held");
-    }
-
-    #[test]
-    fn a_table_is_sized_as_hashbrown_allocates_it() {
-        for capacity in [1, 3, 4, 7, 8, 100, 4096, 100_000] {
-            let table: HashTable<u32> = HashTable::with_capacity(capacity);
-            assert_eq!(table_bytes(capacity), table.allocation_size(), "{capacity}");
-            assert_eq!(table_bytes(table.capacity()), table.allocation_size(), "{capacity}");
-        }
     }
 
     #[test]

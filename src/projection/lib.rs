@@ -25,6 +25,7 @@ mod cache_codec;
 mod fact_codec;
 mod facts_cache;
 mod ring;
+mod slots;
 pub use fact_codec::{decode_facts, encode_fact, fact_records, for_each_record, kind_marker};
 pub use facts_cache::{FactsCache, FactsCacheUsage, FACTS_CACHE_BYTES};
 
