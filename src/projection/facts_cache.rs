@@ -25,8 +25,8 @@
 //! address left out, the type a byte) behind a six-byte header, put in at the head; the oldest
 //! go out at the tail to make room. A table of eight-byte slots (`slots.rs`: some of the key's
 //! hash bits and the entry's offset) finds an entry by its key, and a hit decodes the facts
-//! again. Decoded, the same facts take about four times the
-//! room (a `Fact` is 168 bytes before its strings, each a heap allocation of its own).
+//! again. Decoded, the same facts take about four times the room (a `Fact` is 168 bytes
+//! before its strings, each a heap allocation of its own).
 //!
 //! Until 2026-12-07 each entry was an allocation of its own, found through a table of
 //! pointers and stamps and evicted through a queue of hashes and stamps: about 114 bytes of
@@ -121,9 +121,9 @@ impl Shard {
         }
     }
 
-    /// Makes the table room for `entries`, the ring giving up the
-    /// bytes, if the shard's budget holds both and the ring has not been round yet (a table
-    /// grows by rehashing every entry under the shard's lock). Returns whether it has the room.
+    /// Makes the table room for `entries`, the ring giving up the bytes, if the shard's budget
+    /// holds both and the ring has not been round yet (a table grows by placing every entry
+    /// again under the shard's lock). Returns whether it has the room.
     fn make_room_for(&mut self, entries: usize, shard_budget: usize) -> bool {
         if self.table.capacity() >= entries {
             return true;
@@ -155,7 +155,8 @@ pub struct FactsCache {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FactsCacheUsage {
     pub entries: u64,
-    /// What the entries weigh (see `weight`), at most `budget`.
+    /// What the shards take: their tables and what their rings hold (see
+    /// [`FactsCache::usage`]), at most `budget`.
     pub bytes: u64,
     pub budget: u64,
     pub hits: u64,
@@ -181,7 +182,7 @@ impl FactsCache {
     /// Each shard's table is made at once for the entries it can come to hold: those its
     /// budget holds at a typical weight ([`TYPICAL_WEIGHT`]), or, when the store has fewer
     /// rows than that, its share of the rows and a quarter more (at least [`MIN_TABLE`]); its
-    /// ring takes the rest of the shard's budget. A table grows by rehashing every entry
+    /// ring takes the rest of the shard's budget. A table grows by placing every entry again
     /// under the shard's lock, and as checks fill the cache evenly all shards grow in the same
     /// second (at 1 million tenants, a stall of tens of milliseconds for every check waiting
     /// on them); a table made far larger than its entries spreads them over memory that every
