@@ -109,31 +109,37 @@ impl Shard {
         self.table.len() < self.table.capacity()
     }
 
-    /// The bytes more entries can take without evicting any: none once the table is as full
-    /// as it is kept and cannot grow, else what the ring has left.
+    /// The bytes more entries can take without evicting any: none once the table is full and
+    /// cannot grow, else what the ring has left.
     fn free(&self, shard_budget: usize) -> usize {
-        let table_full = !self.table_has_room()
-            && self.ring.written() + Slots::bytes_for(self.table.capacity() * 2) as u64 > shard_budget as u64;
-        if table_full {
+        if !self.table_has_room() && self.ring_beside(self.table.capacity() * 2, shard_budget).is_none() {
             0
         } else {
             self.ring.limit().saturating_sub(self.ring.held())
         }
     }
 
-    /// Makes the table room for `entries`, the ring giving up the bytes, if the shard's budget
-    /// holds both and the ring has not been round yet (a table grows by placing every entry
-    /// again under the shard's lock). Returns whether it has the room.
+    /// The ring's bytes beside a table for `entries`, if the shard's budget holds both and the
+    /// ring has not yet put in more than that (it can shrink only before it has been round).
+    fn ring_beside(&self, entries: usize, shard_budget: usize) -> Option<usize> {
+        let ring = shard_budget.checked_sub(Slots::bytes_for(entries))?;
+        (self.ring.written() <= ring as u64).then_some(ring)
+    }
+
+    /// Makes the table room for `entries`, the ring giving up the bytes, if
+    /// [`Shard::ring_beside`] allows (a table grows by placing every entry again under the
+    /// shard's lock). Returns whether it has the room.
     fn make_room_for(&mut self, entries: usize, shard_budget: usize) -> bool {
         if self.table.capacity() >= entries {
             return true;
         }
-        let ring_after = shard_budget.saturating_sub(Slots::bytes_for(entries));
-        if self.ring.written() > ring_after as u64 || !self.ring.set_limit(ring_after) {
-            return false;
+        match self.ring_beside(entries, shard_budget) {
+            Some(ring) if self.ring.set_limit(ring) => {
+                self.table.grow_to(entries);
+                true
+            }
+            _ => false,
         }
-        self.table.grow_to(entries);
-        true
     }
 }
 
@@ -438,9 +444,9 @@ mod tests {
         }
         let (entries, bytes) = cache.usage();
         assert!(bytes <= budget, "{bytes} bytes held");
-        // All an entry weighs (its bytes, its table and order slots, rounding) is less than the
-        // key and row the store holds for it: the budget holds at least as many addresses as
-        // their stored bytes would fill.
+        // All an entry weighs (its bytes and header in the ring, its share of the table) is
+        // less than the key and row the store holds for it: the budget holds at least as many
+        // addresses as their stored bytes would fill.
         let stored_bytes = key.len() + stored(&address_facts(7)).len();
         assert!(entries * stored_bytes >= budget * 9 / 10, "{entries} entries of {stored_bytes} stored bytes");
         // Every entry held still answers its own facts.
