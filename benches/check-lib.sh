@@ -106,7 +106,9 @@ open_kept_store() {
   if [ ! -d "$dir" ]; then BIN="$BIN" KEEP="$dir" benches/import.sh $((3 * N)) > /dev/null; fi
   work=$(mktemp -d)
   server=
-  trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
+  # The server is waited for, so that a bench run right after this one finds the store's lock
+  # free (a server closing cleanly flushes its memtables and saves its cache's keys first).
+  trap '[ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null; rm -rf "$work"' EXIT
   key=$(check_key "$dir")
   write_check_lua "$N"
   write_healthz_lua "$N"

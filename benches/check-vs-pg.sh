@@ -38,7 +38,7 @@ AS=()
 if [ "$(id -u)" -eq 0 ]; then chmod 755 "$work"; AS=(runuser -u postgres --); fi
 server=
 cleanup() {
-  [ -n "$server" ] && kill "$server" 2>/dev/null
+  [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
   [ -d "$work/pg" ] && "${AS[@]}" "$PGBIN/pg_ctl" -D "$work/pg/data" -m immediate -w stop >/dev/null 2>&1
   rm -rf "$work"
 }
