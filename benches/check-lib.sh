@@ -88,10 +88,29 @@ wrk_with_cpu() {
 serve_ledger() {
   local dir=$1
   shift
-  "${ON_SERVER[@]}" "$BIN" serve --data-dir "$dir" --listen 127.0.0.1:0 "${SERVE_ARGS[@]}" "$@" > "$work/serve.out" 2>/dev/null &
+  "${ON_SERVER[@]}" "$BIN" serve --data-dir "$dir" --listen 127.0.0.1:0 "${SERVE_ARGS[@]}" "$@" > "$work/serve.out" 2>"${SERVE_LOG:-/dev/null}" &
   server=$!
   for _ in $(seq 600); do grep -q listening "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
   address=$(sed -n 's/^listening on //p' "$work/serve.out")
+}
+
+# The value of the served ledger's metric $1 (a series without labels).
+metric() {
+  curl -s "$address/metrics" | awk -v m="$1" '$1 == m {print $2}'
+}
+
+# Waits (at most 10 minutes) until the served ledger's facts cache stops gaining entries,
+# looking once a second (a warm-up reading rows back or filling from the store), and prints
+# how many it holds.
+settled_entries() {
+  local now last=-1
+  for _ in $(seq 600); do
+    now=$(metric consent_ledger_facts_cache_entries)
+    [ "$now" = "$last" ] && break
+    last=$now
+    sleep 1
+  done
+  echo "$now"
 }
 
 # The start of a bench on a kept store: DIR=$1 (imported there with benches/import.sh on the

@@ -19,19 +19,13 @@ case "$MODE" in
   warm | warm-wait) cp "${KEYS:?KEYS: a saved keys file}" "$dir/facts-cache.keys" ;;
   *) echo "MODE is cold, warm or warm-wait" >&2; exit 2 ;;
 esac
-entries() { curl -s "$address/metrics" | awk '/^consent_ledger_facts_cache_entries/ {print $2}'; }
+entries() { metric consent_ledger_facts_cache_entries; }
 resident() { awk '/VmRSS/ {printf "%.0f MB", $2 / 1024}' "/proc/$server/status"; }
 started=$(date +%s.%N)
 # shellcheck disable=SC2086
 serve_ledger "$dir" ${EXTRA:-}
 if [ "$MODE" = warm-wait ]; then
-  last=-1
-  for _ in $(seq 600); do
-    now=$(entries)
-    [ "$now" = "$last" ] && break
-    last=$now
-    sleep 1
-  done
+  now=$(settled_entries)
   echo "read back: $now entries after $(echo "$(date +%s.%N) - $started" | bc | cut -c1-5) s, resident $(resident)"
 fi
 for run in $(seq "${RUNS:-4}"); do
