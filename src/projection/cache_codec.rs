@@ -5,10 +5,11 @@
 //! that is the row's own target (nearly every fact of a row names it) left out, with a flag
 //! saying so. A tenant's row takes about two thirds of its stored bytes.
 
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use domain::{Channel, EventType, Fact, PurposeId, RecipientId, SubjectId};
 
 use super::fact_codec::{
-    flag_byte, put_str, put_time, put_varint, time, Reader, CHANNEL, CONTACT, EXPIRES, PURPOSE, RECIPIENT, SUBJECT,
+    flag_byte, put_str, put_varint, Reader, CHANNEL, CONTACT, EXPIRES, PURPOSE, RECIPIENT, SUBJECT,
 };
 use super::ProjectionError;
 
@@ -63,8 +64,8 @@ pub fn encode(facts: &[Fact], own: Own<'_>) -> Vec<u8> {
         out.extend_from_slice(f.id.as_bytes());
         out.push(EventType::ALL.iter().position(|t| *t == f.kind).unwrap_or(usize::MAX) as u8);
         out.push(flags);
-        put_time(&mut out, &f.occurred_at);
-        put_time(&mut out, &f.recorded_at);
+        put_micros(&mut out, &f.occurred_at);
+        put_micros(&mut out, &f.recorded_at);
         if let (Some(s), false) = (subject, own_subject) {
             put_str(&mut out, s);
         }
@@ -81,13 +82,59 @@ pub fn encode(facts: &[Fact], own: Own<'_>) -> Vec<u8> {
             put_str(&mut out, r.as_str());
         }
         if let Some(t) = &f.expires_at {
-            put_time(&mut out, t);
+            put_micros(&mut out, t);
         }
     }
     out
 }
 
 /// Every fact of the cache's bytes of `own`'s row (reads go through [`decode_where`]).
+/// A time as its microseconds since the epoch in eight bytes, little-endian: no larger than
+/// the store's LEB128 form of any time from 1979 to past the year 3000 (eight bytes too), and
+/// read with one load rather than a byte at a time.
+fn put_micros(out: &mut Vec<u8>, t: &DateTime<Utc>) {
+    out.extend_from_slice(&t.timestamp_micros().to_le_bytes());
+}
+
+/// The time [`put_micros`] wrote, as its microseconds.
+fn micros(r: &mut Reader<'_>) -> Result<i64, ProjectionError> {
+    let bytes: [u8; 8] = r.take(8)?.try_into().map_err(|_| ProjectionError::Corrupt)?;
+    Ok(i64::from_le_bytes(bytes))
+}
+
+/// Microseconds made times, the last day's date kept: a row's times mostly fall on few days
+/// (an event's occurred and recorded times nearly always on one), and the calendar sum that
+/// makes a day number a date is most of a conversion's cost.
+#[derive(Default)]
+struct Dates {
+    last: Option<(i64, NaiveDate)>,
+}
+
+impl Dates {
+    const DAY: i64 = 86_400_000_000;
+
+    /// What `DateTime::from_timestamp_micros(us)` gives, or `Corrupt` where it gives none.
+    fn time(&mut self, us: i64) -> Result<DateTime<Utc>, ProjectionError> {
+        let (day, within) = (us.div_euclid(Self::DAY), us.rem_euclid(Self::DAY));
+        let date = match self.last {
+            Some((d, date)) if d == day => date,
+            _ => {
+                // The day of the epoch counted from 1 January of year 1 (chrono's reckoning).
+                let date = i32::try_from(day + 719_163)
+                    .ok()
+                    .and_then(NaiveDate::from_num_days_from_ce_opt)
+                    .ok_or(ProjectionError::Corrupt)?;
+                self.last = Some((day, date));
+                date
+            }
+        };
+        let secs = u32::try_from(within / 1_000_000).map_err(|_| ProjectionError::Corrupt)?;
+        let nanos = u32::try_from(within % 1_000_000 * 1_000).map_err(|_| ProjectionError::Corrupt)?;
+        let time = NaiveTime::from_num_seconds_from_midnight_opt(secs, nanos).ok_or(ProjectionError::Corrupt)?;
+        Ok(NaiveDateTime::new(date, time).and_utc())
+    }
+}
+
 #[cfg(test)]
 pub fn decode(bytes: &[u8], own: Own<'_>) -> Result<Vec<Fact>, ProjectionError> {
     decode_where(bytes, own, |_, _| true)
@@ -103,12 +150,13 @@ pub fn decode_where(
     let bad = |_| ProjectionError::Corrupt;
     let mut r = Reader(bytes);
     let n = usize::try_from(r.varint()?).map_err(|_| ProjectionError::Corrupt)?;
-    // A record takes at least 21 bytes: a count past what the bytes can hold is corrupt.
-    if n > bytes.len() / 21 {
+    // A record takes at least 35 bytes: a count past what the bytes can hold is corrupt.
+    if n > bytes.len() / 35 {
         return Err(ProjectionError::Corrupt);
     }
     // The row's own subject, parsed once for all the facts that name it.
     let mut own_subject: Option<SubjectId> = None;
+    let mut dates = Dates::default();
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         let seq = r.varint()?;
@@ -117,8 +165,8 @@ pub fn decode_where(
         let kind = at(EventType::ALL.len(), r.byte()?).map(|i| EventType::ALL[i]).ok_or(ProjectionError::Corrupt)?;
         let flags = r.byte()?;
         let has = |bit: u8| flags & bit != 0;
-        let occurred_at = r.micros()?;
-        let recorded_at = r.micros()?;
+        let occurred_at = micros(&mut r)?;
+        let recorded_at = micros(&mut r)?;
         let subject = match (has(SUBJECT), has(OWN_SUBJECT), own) {
             (false, false, _) => None,
             (true, false, _) => Some(r.str()?),
@@ -138,7 +186,7 @@ pub fn decode_where(
             None
         };
         let recipient = if has(RECIPIENT) { Some(r.str()?) } else { None };
-        let expires_at = if has(EXPIRES) { Some(r.micros()?) } else { None };
+        let expires_at = if has(EXPIRES) { Some(micros(&mut r)?) } else { None };
         if !keep(kind, purpose) {
             continue;
         }
@@ -159,9 +207,9 @@ pub fn decode_where(
             purpose: purpose.map(PurposeId::parse).transpose().map_err(bad)?,
             channel,
             recipient: recipient.map(RecipientId::parse).transpose().map_err(bad)?,
-            occurred_at: time(occurred_at)?,
-            recorded_at: time(recorded_at)?,
-            expires_at: expires_at.map(time).transpose()?,
+            occurred_at: dates.time(occurred_at)?,
+            recorded_at: dates.time(recorded_at)?,
+            expires_at: expires_at.map(|t| dates.time(t)).transpose()?,
         });
     }
     if !r.0.is_empty() {
@@ -190,6 +238,26 @@ mod tests {
     }
 
     proptest! {
+        /// A run of conversions (days repeating, as a row's do) gives what chrono gives for
+        /// each, whatever the day before, refusing exactly the times chrono cannot make.
+        #[test]
+        fn times_made_through_the_last_date_are_chronos(
+            runs in proptest::collection::vec(
+                prop_oneof![
+                    any::<i64>(),
+                    -100_000_000_000_000_000i64..300_000_000_000_000_000,
+                    1_700_000_000_000_000i64..1_700_000_000_000_000 + 3 * 86_400_000_000,
+                ],
+                1..12,
+            ),
+        ) {
+            let mut dates = Dates::default();
+            for us in runs {
+                let ours = dates.time(us).ok();
+                prop_assert_eq!(ours, chrono::DateTime::from_timestamp_micros(us), "{} us", us);
+            }
+        }
+
         #[test]
         fn cached_facts_decode_to_the_facts_and_take_no_more_than_the_stored_row(
             facts in proptest::collection::vec(any_fact(), 0..8), pick in any::<usize>(), kind in any::<u8>(),
@@ -201,7 +269,21 @@ mod tests {
             for f in &facts {
                 encode_fact(f, &mut stored);
             }
-            prop_assert!(bytes.len() <= stored.len() + 1, "{} cached bytes, {} stored", bytes.len(), stored.len());
+            // Times take eight bytes here, one to nine there: eight or more for any since 1979.
+            let varint_len = |t: &chrono::DateTime<chrono::Utc>| {
+                let mut b = Vec::new();
+                crate::fact_codec::put_time(&mut b, t);
+                b.len()
+            };
+            let times_over: usize = facts
+                .iter()
+                .flat_map(|f| [Some(&f.occurred_at), Some(&f.recorded_at), f.expires_at.as_ref()].into_iter().flatten())
+                .map(|t| 8usize.saturating_sub(varint_len(t)))
+                .sum();
+            prop_assert!(
+                bytes.len() <= stored.len() + 1 + times_over,
+                "{} cached bytes, {} stored, {} more for times", bytes.len(), stored.len(), times_over
+            );
             // Cut anywhere, or read as another target's row where something was left out, the
             // bytes do not decode: a cache entry never answers facts that were not put in.
             for cut in 0..bytes.len() {

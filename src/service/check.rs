@@ -217,25 +217,25 @@ impl Service {
         for (p, facts) in prepared.iter_mut().flatten().zip(rows) {
             p.facts = facts;
         }
-        // Subjects linked to the contact points, each read once.
-        let mut linked_keys: Vec<Vec<u8>> = Vec::new();
-        let mut linked_at: HashMap<&SubjectId, usize, foldhash::fast::RandomState> = HashMap::default();
-        let mut links: Vec<Vec<usize>> = Vec::with_capacity(qs.len());
+        // Subjects linked to the contact points, each read once: question i's are
+        // `linked[links[i].0..links[i].1]` through `order`.
+        let mut linked_once = Distinct::default();
+        let mut order: Vec<usize> = Vec::new();
+        let mut links: Vec<(usize, usize)> = Vec::with_capacity(qs.len());
         for p in &prepared {
-            let mut mine = Vec::new();
+            let start = order.len();
             if let Ok(Prepared { whom: Whom::Contact(_), facts, .. }) = p {
                 for s in linked_subjects(facts) {
-                    let at = *linked_at.entry(s).or_insert_with(|| {
-                        linked_keys.push(facts_key(controller, TargetKey::Subject(s)));
-                        linked_keys.len() - 1
-                    });
-                    mine.push(at);
+                    order.push(linked_once.index_of(s));
                 }
             }
-            links.push(mine);
+            links.push((start, order.len()));
         }
+        let linked_keys: Vec<Vec<u8>> =
+            linked_once.items.iter().map(|s| facts_key(controller, TargetKey::Subject(s))).collect();
         let linked = if linked_keys.is_empty() { Vec::new() } else { proj.facts_many_about(&linked_keys, about)? };
-        let answer = |p: Prepared<'_>, mine: Vec<usize>| {
+        let answer = |p: Prepared<'_>, (start, end): (usize, usize)| {
+            let mine = &order[start..end];
             let target = match &p.whom {
                 Whom::Subject(s) => Target::Subject(s),
                 Whom::Contact(c) => Target::Contact(&c.index),
@@ -300,5 +300,65 @@ impl Service {
         let bytes = canonical::to_canonical_bytes(&doc).map_err(|e| ServiceError::Internal(e.to_string()))?;
         let (signature, key_id) = self.ledger.sign(&bytes);
         Ok(SignedDecision { decision: doc, signature, key_id })
+    }
+}
+
+/// Distinct items in the order first seen, each with its place: a list searched in turn while
+/// short (a single check links one or two subjects, and a map would cost an allocation and a
+/// hash each), a map once longer (a bulk list's many).
+struct Distinct<'a, T> {
+    items: Vec<&'a T>,
+    places: HashMap<&'a T, usize, foldhash::fast::RandomState>,
+}
+
+impl<T> Default for Distinct<'_, T> {
+    fn default() -> Self {
+        Self { items: Vec::new(), places: HashMap::default() }
+    }
+}
+
+impl<'a, T: Eq + std::hash::Hash> Distinct<'a, T> {
+    /// Items searched in turn before the map takes over.
+    const LIST: usize = 16;
+
+    /// `item`'s place, given it the next one if it is new.
+    fn index_of(&mut self, item: &'a T) -> usize {
+        if self.items.len() < Self::LIST {
+            if let Some(i) = self.items.iter().position(|x| *x == item) {
+                return i;
+            }
+            self.items.push(item);
+            if self.items.len() == Self::LIST {
+                self.places = self.items.iter().enumerate().map(|(i, x)| (*x, i)).collect();
+            }
+            return self.items.len() - 1;
+        }
+        let items = &mut self.items;
+        *self.places.entry(item).or_insert_with(|| {
+            items.push(item);
+            items.len() - 1
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Distinct;
+
+    #[test]
+    fn distinct_places_are_those_of_first_sight_before_and_after_the_map_takes_over() {
+        // Repeats throughout, past the list's length, so both halves are asked again.
+        let items: Vec<u32> = (0..200u32).map(|i| (i * 7919) % 41).collect();
+        let mut distinct = Distinct::default();
+        let mut first_seen: Vec<u32> = Vec::new();
+        for item in &items {
+            let expected = first_seen.iter().position(|x| x == item).unwrap_or_else(|| {
+                first_seen.push(*item);
+                first_seen.len() - 1
+            });
+            assert_eq!(distinct.index_of(item), expected);
+        }
+        assert_eq!(distinct.items.into_iter().copied().collect::<Vec<_>>(), first_seen);
+        assert_eq!(first_seen.len(), 41);
     }
 }
