@@ -14,6 +14,11 @@
 //! larger holds a share of its rows in key order, which the checks' misses then replace
 //! oldest first.
 //!
+//! When the saved keys are half the store's facts rows or more (a cache that held most of
+//! them), they are read back by one pass over the store in key order that takes the saved
+//! ones, not by a point read each: at 1 million tenants that is a third of the time
+//! (docs/PERFORMANCE.md, 2026-12-07 "restart").
+//!
 //! The file holds keys only, never facts: the rows are read from the store as it is when the
 //! server starts, through the path a check's miss takes, so a row that changed, went or was
 //! never there is read as it is now (or not at all). Keys of facts rows name a subject id or
@@ -28,7 +33,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use projection::{Caches, Projections};
-use store::Store;
+use store::{Cf, Store};
 
 /// The file's first bytes; then each key as its length (two bytes, big-endian) and its bytes.
 const MAGIC: &[u8] = b"consent-ledger facts cache keys 1\n";
@@ -122,18 +127,20 @@ pub(crate) fn start(
             let started = std::time::Instant::now();
             let projections = Projections::new(&store, &caches);
             match File::open(&path) {
-                Ok(file) => match warm(BufReader::new(file), &projections, &caches, &stopped) {
+                Ok(file) => match warm(file, &path, store.estimated_rows(Cf::Facts), &projections, &caches, &stopped) {
                     Ok(rows) => tracing::info!(rows, seconds = started.elapsed().as_secs_f64(), "facts cache warmed"),
                     Err(e) => tracing::warn!(error = %e, "the saved facts cache keys were not read back"),
                 },
-                Err(e) if e.kind() == io::ErrorKind::NotFound => match fill(&projections, &caches, &stopped) {
-                    Ok(rows) => tracing::info!(
-                        rows,
-                        seconds = started.elapsed().as_secs_f64(),
-                        "facts cache filled from the store (no saved keys)"
-                    ),
-                    Err(e) => tracing::warn!(error = %e, "the facts cache was not filled from the store"),
-                },
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    match by_pass(&projections, &caches, &stopped, |_| true) {
+                        Ok(rows) => tracing::info!(
+                            rows,
+                            seconds = started.elapsed().as_secs_f64(),
+                            "facts cache filled from the store (no saved keys)"
+                        ),
+                        Err(e) => tracing::warn!(error = %e, "the facts cache was not filled from the store"),
+                    }
+                }
                 Err(e) => tracing::warn!(error = %e, "the saved facts cache keys were not read back"),
             }
             if stopped.load(Ordering::Acquire) {
@@ -161,32 +168,107 @@ pub(crate) fn start(
     Some(Warmer { stop, done, handle: Some(handle) })
 }
 
-/// Reads keys from `input` (the format of [`save`]) and their rows into the cache. Rows read
-/// (each put in unless a commit changed it meanwhile).
-fn warm(mut input: impl Read, projections: &Projections<'_>, caches: &Caches, stop: &AtomicBool) -> io::Result<u64> {
-    let mut magic = vec![0; MAGIC.len()];
-    input.read_exact(&mut magic)?;
-    if magic != MAGIC {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "not a facts cache keys file"));
+/// Reads the rows whose keys `file` (at `path`) holds (the format of [`save`]) into the cache,
+/// the store holding about `store_rows` facts rows. When the keys are at least half of those
+/// rows, one pass over the store in key order takes the saved ones ([`by_pass`]): a pass reads
+/// a row in about a third of a point read's time (docs/PERFORMANCE.md), and a server whose
+/// cache held most rows (1 million tenants at the default `--cache-mb`) is back in a third of
+/// the time. Otherwise the keys are read back in the file's order ([`by_point_reads`]), which
+/// is also the order they were cached in. Rows put in (each unless a commit changed it
+/// meanwhile).
+fn warm(
+    file: File,
+    path: &Path,
+    store_rows: Option<u64>,
+    projections: &Projections<'_>,
+    caches: &Caches,
+    stop: &AtomicBool,
+) -> io::Result<u64> {
+    let saved = SavedKeys::read(BufReader::new(file), stop)?;
+    if stop.load(Ordering::Acquire) {
+        return Ok(0);
     }
+    if store_rows.is_some_and(|rows| saved.count.saturating_mul(2) >= rows) {
+        return by_pass(projections, caches, stop, |key| saved.holds(key));
+    }
+    drop(saved);
+    by_point_reads(BufReader::new(File::open(path)?), projections, caches, stop)
+}
+
+/// The saved keys as a set of their hashes (eight bytes a key, whatever its length; a key
+/// taken for another by a shared hash only puts one more row, as the store has it, in).
+struct SavedKeys {
+    hasher: std::collections::hash_map::RandomState,
+    hashes: Vec<u64>,
+    count: u64,
+}
+
+impl SavedKeys {
+    fn read(mut input: impl Read, stop: &AtomicBool) -> io::Result<Self> {
+        let mut keys = Self { hasher: Default::default(), hashes: Vec::new(), count: 0 };
+        let mut key = Vec::new();
+        let mut each = KeysFile::open(&mut input)?;
+        while !stop.load(Ordering::Acquire) && each.next_into(&mut key)? {
+            keys.hashes.push(std::hash::BuildHasher::hash_one(&keys.hasher, &key));
+            keys.count += 1;
+        }
+        keys.hashes.sort_unstable();
+        keys.hashes.dedup();
+        Ok(keys)
+    }
+
+    fn holds(&self, key: &[u8]) -> bool {
+        self.hashes.binary_search(&std::hash::BuildHasher::hash_one(&self.hasher, key)).is_ok()
+    }
+}
+
+/// The keys of a file in [`save`]'s format, read one at a time.
+struct KeysFile<R> {
+    input: R,
+}
+
+impl<R: Read> KeysFile<R> {
+    /// Reads and checks the file's first bytes.
+    fn open(mut input: R) -> io::Result<Self> {
+        let mut magic = vec![0; MAGIC.len()];
+        input.read_exact(&mut magic)?;
+        if magic != MAGIC {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "not a facts cache keys file"));
+        }
+        Ok(Self { input })
+    }
+
+    /// Reads the next key into `key`: false at the file's end, or at a key cut short (one
+    /// written by a process that died mid-write), which ends the file.
+    fn next_into(&mut self, key: &mut Vec<u8>) -> io::Result<bool> {
+        let mut len = [0u8; 2];
+        match self.input.read_exact(&mut len) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        key.resize(usize::from(u16::from_be_bytes(len)), 0);
+        Ok(self.input.read_exact(key).is_ok())
+    }
+}
+
+/// Reads keys from `input` (the format of [`save`]) and their rows into the cache, a batch of
+/// point reads at a time, in the file's order. Rows put in.
+fn by_point_reads(
+    input: impl Read,
+    projections: &Projections<'_>,
+    caches: &Caches,
+    stop: &AtomicBool,
+) -> io::Result<u64> {
+    let mut each = KeysFile::open(input)?;
     let mut rows = 0u64;
     let mut batch: Vec<Vec<u8>> = Vec::with_capacity(BATCH);
     let mut ended = false;
     while !ended && !stop.load(Ordering::Acquire) && caches.facts_have_room() {
         batch.clear();
         while batch.len() < BATCH {
-            let mut len = [0u8; 2];
-            match input.read_exact(&mut len) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                    ended = true;
-                    break;
-                }
-                Err(e) => return Err(e),
-            }
-            let mut key = vec![0; usize::from(u16::from_be_bytes(len))];
-            // A key cut short ends the file (one written by a process that died mid-write).
-            if input.read_exact(&mut key).is_err() {
+            let mut key = Vec::new();
+            if !each.next_into(&mut key)? {
                 ended = true;
                 break;
             }
@@ -198,16 +280,23 @@ fn warm(mut input: impl Read, projections: &Projections<'_>, caches: &Caches, st
     Ok(rows)
 }
 
-/// Reads the store's facts rows in key order into the cache until it is full, every row
-/// read, or `stop`: a server with no saved keys (its first start, or one whose keys file was
-/// lost) holds at once the rows it would otherwise read one miss at a time. Rows read.
-fn fill(projections: &Projections<'_>, caches: &Caches, stop: &AtomicBool) -> io::Result<u64> {
+/// Reads the store's facts rows that `keep` takes, in key order, into the cache until it is
+/// full, every row read, or `stop`: with every row taken, what a server with no saved keys
+/// (its first start, or one whose keys file was lost) does, so that it holds at once the rows
+/// it would otherwise read one miss at a time. Rows put in.
+fn by_pass(
+    projections: &Projections<'_>,
+    caches: &Caches,
+    stop: &AtomicBool,
+    keep: impl Fn(&[u8]) -> bool,
+) -> io::Result<u64> {
     let (mut rows, mut from) = (0u64, Some(Vec::new()));
     while let Some(at) = from.take() {
         if stop.load(Ordering::Acquire) || !caches.facts_have_room() {
             break;
         }
-        let (read, next) = projections.warm_facts_from(&at, BATCH).map_err(|e| io::Error::other(e.to_string()))?;
+        let (read, next) =
+            projections.warm_facts_from(&at, BATCH, &keep).map_err(|e| io::Error::other(e.to_string()))?;
         rows += read as u64;
         from = next;
     }
@@ -267,18 +356,19 @@ mod tests {
 
     fn warm_from(path: &Path, store: &Store, caches: &Caches) -> io::Result<u64> {
         let stop = AtomicBool::new(false);
-        warm(BufReader::new(File::open(path)?), &Projections::new(store, caches), caches, &stop)
+        warm(File::open(path)?, path, store.estimated_rows(Cf::Facts), &Projections::new(store, caches), caches, &stop)
     }
 
-    #[test]
-    fn the_rows_a_server_held_are_held_again_after_a_restart_as_the_store_has_them_now() {
+    /// A server whose checks read the first five of 3000 tenants and every `step`-th restarts
+    /// after one row they read changed and another went: what it holds then, in the order it
+    /// holds them, and what it held before but the row that went.
+    fn restarted(step: usize) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
         let (_dir, file) = keys_file();
         let store = store_of(3000);
         let before = Caches::with_facts_budget(8 << 20);
-        // Checks read every other tenant.
-        let asked: Vec<Vec<u8>> = (0..3000).step_by(2).map(key).collect();
+        let asked: Vec<Vec<u8>> = (0..3000).filter(|i| *i < 5 || *i as usize % step == 0).map(key).collect();
         Projections::new(&store, &before).facts_many(&asked).unwrap();
-        assert_eq!(save(&file, &before).unwrap(), 1500);
+        assert_eq!(save(&file, &before).unwrap(), asked.len() as u64);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -296,16 +386,32 @@ mod tests {
         store.write_synced(&batch).unwrap();
 
         let after = Caches::with_facts_budget(8 << 20);
-        assert_eq!(warm_from(&file, &store, &after).unwrap(), 1499);
-        let mut expected = held(&before);
-        expected.retain(|k| *k != key(4));
-        assert_eq!(held(&after), expected, "the same keys, each shard's in the same order");
+        assert_eq!(warm_from(&file, &store, &after).unwrap(), asked.len() as u64 - 1);
         let usage = after.facts_usage();
         assert_eq!((usage.hits, usage.misses), (0, 0), "warming counts no lookups");
         // Answered from the cache now, as the store holds them now.
         let read = Projections::new(&store, &after).facts_many(&[key(0), key(2), key(4)]).unwrap();
         assert_eq!(read, vec![facts(0), facts(7), Vec::new()]);
         assert_eq!(after.facts_usage().hits, 2);
+        let mut expected = held(&before);
+        expected.retain(|k| *k != key(4));
+        (held(&after), expected)
+    }
+
+    #[test]
+    fn the_rows_a_server_held_are_held_again_after_a_restart_as_the_store_has_them_now() {
+        // A fifth of the store's rows: read back by point reads, in the order they were held.
+        let (after, expected) = restarted(5);
+        assert!(after == expected, "the same keys, each shard's in the same order");
+    }
+
+    #[test]
+    fn when_the_saved_keys_are_half_the_store_s_rows_one_pass_in_key_order_reads_them_back() {
+        let (mut after, mut expected) = restarted(2);
+        assert!(after != expected, "not in the held order: read in key order");
+        after.sort();
+        expected.sort();
+        assert!(after == expected, "the same keys");
     }
 
     #[test]
@@ -314,7 +420,7 @@ mod tests {
         let stop = AtomicBool::new(false);
         let caches = Caches::with_facts_budget(8 << 20);
         let projections = Projections::new(&store, &caches);
-        assert_eq!(fill(&projections, &caches, &stop).unwrap(), 3000);
+        assert_eq!(by_pass(&projections, &caches, &stop, |_| true).unwrap(), 3000);
         let mut all: Vec<Vec<u8>> = (0..3000).map(key).collect();
         all.sort();
         let mut held_now = held(&caches);
@@ -327,7 +433,7 @@ mod tests {
         // A cache smaller than the store: filled, within its budget, with rows in key order.
         let store = store_of(20_000);
         let small = Caches::with_facts_budget(1 << 20);
-        let read = fill(&Projections::new(&store, &small), &small, &stop).unwrap();
+        let read = by_pass(&Projections::new(&store, &small), &small, &stop, |_| true).unwrap();
         let usage = small.facts_usage();
         assert!(read < 20_000 && !small.facts_have_room(), "{read} rows read, {} held", usage.entries);
         assert!(usage.bytes <= usage.budget && usage.entries > 1000, "{usage:?}");
@@ -337,7 +443,7 @@ mod tests {
         // Stopped, it reads nothing.
         let stopped = AtomicBool::new(true);
         let fresh = Caches::with_facts_budget(1 << 20);
-        assert_eq!(fill(&Projections::new(&store, &fresh), &fresh, &stopped).unwrap(), 0);
+        assert_eq!(by_pass(&Projections::new(&store, &fresh), &fresh, &stopped, |_| true).unwrap(), 0);
     }
 
     #[test]

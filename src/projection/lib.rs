@@ -453,23 +453,33 @@ impl<'a> Projections<'a> {
         Ok(read.len())
     }
 
-    /// Reads up to `most` facts rows in key order, from `from` on, into the cache, as checks
-    /// that missed them would (unless a commit changes anything meanwhile), without counting
-    /// lookups: a server's cache filled from the store when it has no saved keys. One pass
-    /// read once (it leaves the block cache to the checks' point reads), begun after the
-    /// generation is read, so a commit it does not see is one that moves the generation.
-    /// Rows read, and the key to go on from (`None` at the end).
-    pub fn warm_facts_from(&self, from: &[u8], most: usize) -> Result<(usize, Option<Vec<u8>>), ProjectionError> {
+    /// Reads the facts rows `keep` takes of the next `most` in key order, from `from` on, into
+    /// the cache, as checks that missed them would (unless a commit changes anything
+    /// meanwhile), without counting lookups: a server's cache filled from the store when it
+    /// has no saved keys (`keep` takes every row), or refilled with the rows whose keys it
+    /// saved when they are most of the store's. One pass read once (it leaves the block cache
+    /// to the checks' point reads), begun after the generation is read, so a commit it does
+    /// not see is one that moves the generation. Rows put in, and the key to go on from
+    /// (`None` at the end).
+    pub fn warm_facts_from(
+        &self,
+        from: &[u8],
+        most: usize,
+        keep: impl Fn(&[u8]) -> bool,
+    ) -> Result<(usize, Option<Vec<u8>>), ProjectionError> {
         let generation = self.caches.generation.load(Ordering::Acquire);
         let mut read = Vec::with_capacity(most.min(4096));
-        let mut next = None;
+        let (mut scanned, mut next) = (0, None);
         for item in self.store.scan_once_from(Cf::Facts, from)? {
             let (k, v) = item?;
-            if read.len() == most {
+            if scanned == most {
                 next = Some(k.into_vec());
                 break;
             }
-            read.push((k, decode_facts(&v)?));
+            scanned += 1;
+            if keep(&k) {
+                read.push((k, decode_facts(&v)?));
+            }
         }
         self.caches.fill_facts(generation, read.iter().map(|(k, facts)| (&**k, facts.as_slice())));
         Ok((read.len(), next))
