@@ -217,8 +217,8 @@ impl Service {
         for (p, facts) in prepared.iter_mut().flatten().zip(rows) {
             p.facts = facts;
         }
-        // Subjects linked to the contact points, each read once: question i's are
-        // `linked[links[i].0..links[i].1]` through `order`.
+        // Subjects linked to the contact points, each read once: question i's linked subjects'
+        // facts are `linked[order[j]]` for j in `links[i].0..links[i].1`.
         let mut linked_once = Distinct::default();
         let mut order: Vec<usize> = Vec::new();
         let mut links: Vec<(usize, usize)> = Vec::with_capacity(qs.len());
