@@ -88,7 +88,6 @@ pub fn encode(facts: &[Fact], own: Own<'_>) -> Vec<u8> {
     out
 }
 
-/// Every fact of the cache's bytes of `own`'s row (reads go through [`decode_where`]).
 /// A time as its microseconds since the epoch in eight bytes, little-endian: no larger than
 /// the store's LEB128 form of any time from 1979 to past the year 3000 (eight bytes too), and
 /// read with one load rather than a byte at a time.
@@ -135,6 +134,7 @@ impl Dates {
     }
 }
 
+/// Every fact of the cache's bytes of `own`'s row (reads go through [`decode_where`]).
 #[cfg(test)]
 pub fn decode(bytes: &[u8], own: Own<'_>) -> Result<Vec<Fact>, ProjectionError> {
     decode_where(bytes, own, |_, _| true)

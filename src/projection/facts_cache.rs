@@ -2,24 +2,6 @@
 //! Sharded by key, so the HTTP workers rarely wait on one another; each shard evicts in
 //! insertion order (FIFO), which costs the same at any size.
 //!
-//! An entry is one allocation holding its key and the row's facts in `cache_codec`'s form
-//! (about 60 bytes a fact: the row's own subject or address left out, the type a byte), and
-//! a hit decodes them again. Decoded, the same facts take about four times the room (a `Fact`
-//! is 168 bytes before its strings, each a heap allocation of its own), and an entry's key
-//! was held twice: at a given budget the cache holds about two and a half times the targets
-//! it did with decoded facts, and decoding a row on a hit costs far less than the store read
-//! of the miss it saves.
-//!
-//! Once a shard is full, a miss is let in only one time in [`ADMIT_WHEN_FULL`]. A mailing
-//! list larger than the cache, checked over and over in the same order, would otherwise evict
-//! each entry just before it is asked for again (no hits at all, and an insertion and an
-//! eviction for every check); with sampled admission the cache keeps a stable share of the
-//! list and answers about that share.
-
-//! Facts rows of recently read targets, bounded by bytes: a repeated check reads no store.
-//! Sharded by key, so the HTTP workers rarely wait on one another; each shard evicts in
-//! insertion order (FIFO), which costs the same at any size.
-//!
 //! A shard's rows live in one buffer of fixed size, a ring (`ring.rs`): an entry is its key
 //! and the row in `cache_codec`'s form (about 60 bytes a fact: the row's own subject or
 //! address left out, the type a byte) behind a six-byte header, put in at the head; the oldest
@@ -237,8 +219,8 @@ impl FactsCache {
         self.shards[0].read().map(|s| s.table.capacity()).unwrap_or(0)
     }
 
-    /// The key's hash and its shard: the shard from bits the table does not use to place
-    /// entries (the low ones) or to tell them apart (the top seven).
+    /// The key's hash and its shard: the shard from bits above the low 32, which a table's
+    /// slots keep and place entries by (`slots.rs`).
     fn shard(&self, key: &[u8]) -> (u64, &ShardedLock<Shard>) {
         let hash = self.hasher.hash_one(key);
         (hash, &self.shards[(hash >> 32) as usize % SHARDS])
