@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . benches/check-lib.sh
 open_kept_store "${1:-}"
-entries() { curl -s "$address/metrics" | awk '/^consent_ledger_facts_cache_entries/ {print $2}'; }
+entries() { metric consent_ledger_facts_cache_entries; }
 runs() {
   for run in $(seq "$2"); do
     echo "== $1 run $run"
