@@ -128,13 +128,18 @@ pub(crate) fn start(
             let projections = Projections::new(&store, &caches);
             match File::open(&path) {
                 Ok(file) => match warm(file, &path, store.estimated_rows(Cf::Facts), &projections, &caches, &stopped) {
-                    Ok(rows) => tracing::info!(rows, seconds = started.elapsed().as_secs_f64(), "facts cache warmed"),
+                    Ok(warmed) => tracing::info!(
+                        rows = warmed.rows,
+                        scanned = warmed.scanned,
+                        seconds = started.elapsed().as_secs_f64(),
+                        "facts cache warmed"
+                    ),
                     Err(e) => tracing::warn!(error = %e, "the saved facts cache keys were not read back"),
                 },
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    match by_pass(&projections, &caches, &stopped, |_| true) {
-                        Ok(rows) => tracing::info!(
-                            rows,
+                    match by_pass(&projections, &caches, &stopped, |_| true, Bound::NONE) {
+                        Ok(warmed) => tracing::info!(
+                            rows = warmed.rows,
                             seconds = started.elapsed().as_secs_f64(),
                             "facts cache filled from the store (no saved keys)"
                         ),
@@ -174,8 +179,14 @@ pub(crate) fn start(
 /// a row in about a third of a point read's time (docs/PERFORMANCE.md), and a server whose
 /// cache held most rows (1 million tenants at the default `--cache-mb`) is back in a third of
 /// the time. Otherwise the keys are read back in the file's order ([`by_point_reads`]), which
-/// is also the order they were cached in. Rows put in (each unless a commit changed it
-/// meanwhile).
+/// is also the order they were cached in.
+///
+/// The store's count is an estimate (RocksDB's): one short of the truth would have the pass
+/// read far more rows than were saved. So the pass ends once it has found every saved key or
+/// read three times as many rows as there are keys (three rows of a pass cost about one point
+/// read) without finding them all; the keys it has not found are then read back by point
+/// reads (which skip the rows already in). A short estimate so costs at most about twice
+/// the point reads alone, never a pass over a store many times the saved set.
 fn warm(
     file: File,
     path: &Path,
@@ -183,16 +194,43 @@ fn warm(
     projections: &Projections<'_>,
     caches: &Caches,
     stop: &AtomicBool,
-) -> io::Result<u64> {
+) -> io::Result<Warmed> {
     let saved = SavedKeys::read(BufReader::new(file), stop)?;
     if stop.load(Ordering::Acquire) {
-        return Ok(0);
+        return Ok(Warmed::default());
     }
+    let mut warmed = Warmed::default();
     if store_rows.is_some_and(|rows| saved.count.saturating_mul(2) >= rows) {
-        return by_pass(projections, caches, stop, |key| saved.holds(key));
+        let bound = Bound { rows: saved.hashes.len() as u64, scanned: saved.count.saturating_mul(3) };
+        warmed = by_pass(projections, caches, stop, |key| saved.holds(key), bound)?;
+        if warmed.scanned < bound.scanned || warmed.rows >= bound.rows {
+            return Ok(warmed);
+        }
     }
     drop(saved);
-    by_point_reads(BufReader::new(File::open(path)?), projections, caches, stop)
+    warmed.rows += by_point_reads(BufReader::new(File::open(path)?), projections, caches, stop)?;
+    Ok(warmed)
+}
+
+/// What a warm-up did: rows put in the cache, and rows a pass over the store read to find
+/// them (0 when none ran).
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct Warmed {
+    rows: u64,
+    scanned: u64,
+}
+
+/// Where a pass ends besides the store's end: once it has put in `rows` rows, or read
+/// `scanned` rows (checked a batch at a time).
+#[derive(Debug, Clone, Copy)]
+struct Bound {
+    rows: u64,
+    scanned: u64,
+}
+
+impl Bound {
+    /// A pass that ends only at the store's end (or a full cache, or a stop).
+    const NONE: Bound = Bound { rows: u64::MAX, scanned: u64::MAX };
 }
 
 /// The saved keys as a set of their hashes (eight bytes a key, whatever its length; a key
@@ -281,26 +319,36 @@ fn by_point_reads(
 }
 
 /// Reads the store's facts rows that `keep` takes, in key order, into the cache until it is
-/// full, every row read, or `stop`: with every row taken, what a server with no saved keys
-/// (its first start, or one whose keys file was lost) does, so that it holds at once the rows
-/// it would otherwise read one miss at a time. Rows put in.
+/// full, every row read, `stop`, or `bound`: with every row taken and no bound, what a server
+/// with no saved keys (its first start, or one whose keys file was lost) does, so that it
+/// holds at once the rows it would otherwise read one miss at a time.
 fn by_pass(
     projections: &Projections<'_>,
     caches: &Caches,
     stop: &AtomicBool,
     keep: impl Fn(&[u8]) -> bool,
-) -> io::Result<u64> {
+    bound: Bound,
+) -> io::Result<Warmed> {
+    let scanned = std::cell::Cell::new(0u64);
+    let counting = |key: &[u8]| {
+        scanned.set(scanned.get() + 1);
+        keep(key)
+    };
     let (mut rows, mut from) = (0u64, Some(Vec::new()));
     while let Some(at) = from.take() {
-        if stop.load(Ordering::Acquire) || !caches.facts_have_room() {
+        if stop.load(Ordering::Acquire)
+            || !caches.facts_have_room()
+            || rows >= bound.rows
+            || scanned.get() >= bound.scanned
+        {
             break;
         }
         let (read, next) =
-            projections.warm_facts_from(&at, BATCH, &keep).map_err(|e| io::Error::other(e.to_string()))?;
+            projections.warm_facts_from(&at, BATCH, counting).map_err(|e| io::Error::other(e.to_string()))?;
         rows += read as u64;
         from = next;
     }
-    Ok(rows)
+    Ok(Warmed { rows, scanned: scanned.get() })
 }
 
 #[cfg(test)]
@@ -356,7 +404,8 @@ mod tests {
 
     fn warm_from(path: &Path, store: &Store, caches: &Caches) -> io::Result<u64> {
         let stop = AtomicBool::new(false);
-        warm(File::open(path)?, path, store.estimated_rows(Cf::Facts), &Projections::new(store, caches), caches, &stop)
+        let projections = Projections::new(store, caches);
+        Ok(warm(File::open(path)?, path, store.estimated_rows(Cf::Facts), &projections, caches, &stop)?.rows)
     }
 
     /// A server whose checks read the first five of 3000 tenants and every `step`-th restarts
@@ -415,12 +464,47 @@ mod tests {
     }
 
     #[test]
+    fn a_pass_chosen_on_a_short_estimate_of_the_store_reads_a_bounded_share_of_it() {
+        let store = store_of(20_000);
+        let stop = AtomicBool::new(false);
+        let mut in_order: Vec<Vec<u8>> = (0..20_000).map(key).collect();
+        in_order.sort();
+        let restart = |asked: &[Vec<u8>], estimate: Option<u64>| {
+            let (_dir, file) = keys_file();
+            let before = Caches::with_facts_budget(8 << 20);
+            Projections::new(&store, &before).facts_many(asked).unwrap();
+            assert_eq!(save(&file, &before).unwrap(), asked.len() as u64);
+            let after = Caches::with_facts_budget(8 << 20);
+            let projections = Projections::new(&store, &after);
+            let warmed = warm(File::open(&file).unwrap(), &file, estimate, &projections, &after, &stop).unwrap();
+            let (mut now, mut asked) = (held(&after), asked.to_vec());
+            now.sort();
+            asked.sort();
+            assert!(now == asked, "every saved key held again");
+            warmed
+        };
+
+        // 400 tenants spread over the store, which says it holds 400 rows (it holds 20 000):
+        // the pass stops after reading three times the keys, point reads take the rest.
+        let spread: Vec<Vec<u8>> = (0..20_000).step_by(50).map(key).collect();
+        let warmed = restart(&spread, Some(400));
+        assert_eq!(warmed.rows, 400);
+        assert!((1200..1200 + BATCH as u64).contains(&warmed.scanned), "{warmed:?}: not the whole store");
+        // On the true count, point reads alone.
+        assert_eq!(restart(&spread, store.estimated_rows(Cf::Facts)), Warmed { rows: 400, scanned: 0 });
+
+        // The first 400 rows in key order: the pass ends once it has found them all.
+        let first = &in_order[..400];
+        assert_eq!(restart(first, Some(400)), Warmed { rows: 400, scanned: BATCH as u64 });
+    }
+
+    #[test]
     fn with_no_saved_keys_the_store_s_rows_are_read_in_until_the_cache_is_full() {
         let store = store_of(3000);
         let stop = AtomicBool::new(false);
         let caches = Caches::with_facts_budget(8 << 20);
         let projections = Projections::new(&store, &caches);
-        assert_eq!(by_pass(&projections, &caches, &stop, |_| true).unwrap(), 3000);
+        assert_eq!(by_pass(&projections, &caches, &stop, |_| true, Bound::NONE).unwrap().rows, 3000);
         let mut all: Vec<Vec<u8>> = (0..3000).map(key).collect();
         all.sort();
         let mut held_now = held(&caches);
@@ -433,7 +517,7 @@ mod tests {
         // A cache smaller than the store: filled, within its budget, with rows in key order.
         let store = store_of(20_000);
         let small = Caches::with_facts_budget(1 << 20);
-        let read = by_pass(&Projections::new(&store, &small), &small, &stop, |_| true).unwrap();
+        let read = by_pass(&Projections::new(&store, &small), &small, &stop, |_| true, Bound::NONE).unwrap().rows;
         let usage = small.facts_usage();
         assert!(read < 20_000 && !small.facts_have_room(), "{read} rows read, {} held", usage.entries);
         assert!(usage.bytes <= usage.budget && usage.entries > 1000, "{usage:?}");
@@ -443,7 +527,10 @@ mod tests {
         // Stopped, it reads nothing.
         let stopped = AtomicBool::new(true);
         let fresh = Caches::with_facts_budget(1 << 20);
-        assert_eq!(by_pass(&Projections::new(&store, &fresh), &fresh, &stopped, |_| true).unwrap(), 0);
+        assert_eq!(
+            by_pass(&Projections::new(&store, &fresh), &fresh, &stopped, |_| true, Bound::NONE).unwrap().rows,
+            0
+        );
     }
 
     #[test]
