@@ -270,16 +270,6 @@ pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &actix_web::Htt
     e.into()
 }
 
-/// Maps actix's query-string errors to problems.
-pub fn query_error(err: actix_web::error::QueryPayloadError, _req: &actix_web::HttpRequest) -> actix_web::Error {
-    query_problem(&err).into()
-}
-
-/// The problem a query string that does not read as its route's parameters answers.
-pub fn query_problem(err: &actix_web::error::QueryPayloadError) -> ApiError {
-    ApiError::new(Kind::InvalidQuery, redact(&err.to_string()))
-}
-
 /// Maps actix's path errors to problems.
 pub fn path_error(err: actix_web::error::PathError, _req: &actix_web::HttpRequest) -> actix_web::Error {
     ApiError::new(Kind::InvalidPath, redact(&err.to_string())).into()

@@ -8,6 +8,7 @@ mod methods;
 pub mod openapi;
 pub mod pages;
 pub mod preference_html;
+pub mod query;
 pub mod routes;
 pub mod spool;
 
@@ -167,7 +168,6 @@ impl Application {
                 })
                 .app_data(state.clone())
                 .app_data(json(events::MAX_EVENT_BODY))
-                .app_data(web::QueryConfig::default().error_handler(error::query_error))
                 .app_data(web::PathConfig::default().error_handler(error::path_error))
                 // The router tries resources in this order, most of them by regular
                 // expression: the route every send asks comes first.

@@ -230,6 +230,19 @@ async fn malformed_checks_are_refused() {
     for (q, status) in cases {
         assert_problem(app.check_raw(&app.check, &q).await, status).await;
     }
+    // A value that does not read as its parameter's type is refused naming the parameter.
+    let refused = [
+        (vec![("purpose", "newsletter"), ("email", "a@example.org"), ("min_seq", "-1")], "`min_seq`:"),
+        (vec![("purpose", "newsletter"), ("subject", "T-1"), ("signed", "maybe")], "`signed`:"),
+        (vec![("channel", "pigeon"), ("purpose", "newsletter"), ("subject", "T-1")], "`channel`:"),
+    ];
+    for (q, named) in refused {
+        let p = assert_problem(app.check_raw(&app.check, &q).await, b).await;
+        assert!(p["detail"].as_str().unwrap_or("").starts_with(named), "{p}");
+        assert!(!p.to_string().contains("pigeon"), "the value sent is not repeated: {p}");
+    }
+    let p = assert_problem(app.get_as(&app.check, "/v1/feed?after=x&limit=10").await, b).await;
+    assert_eq!(p["detail"], "`after`: invalid digit found in string");
     let p = assert_problem(
         app.post_checks(&app.check, &json!([{"subject": "T-1", "purpose": "newsletter"}, {"purpose": "newsletter"}]))
             .await,

@@ -220,17 +220,15 @@ fn unescape(s: &str) -> Option<std::borrow::Cow<'_, str>> {
 }
 
 impl CheckRequest {
-    /// The request in a query string (`GET /v1/check`), as the query extractor reads it. The
-    /// usual question (known parameters, each at most once, values that read as their types)
-    /// is read in one pass over the pairs, the one route every send asks; anything else goes
-    /// through the extractor's own reading, so every refusal is worded as before (a property
-    /// test holds the two readings equal).
+    /// The request in a query string (`GET /v1/check`), as every route's query is read
+    /// ([`crate::query::read`]). The usual question (known parameters, each at most once,
+    /// values that read as their types) is read in one pass over the pairs, the one route
+    /// every send asks; anything else goes through that reading, so every refusal is worded
+    /// as any route's (a property test holds the two readings equal).
     pub fn from_query(query: &str) -> Result<Self, ApiError> {
         match Self::read_plain(query) {
             Some(request) => Ok(request),
-            None => actix_web::web::Query::<Self>::from_query(query)
-                .map(actix_web::web::Query::into_inner)
-                .map_err(|e| crate::error::query_problem(&e)),
+            None => crate::query::read(query),
         }
     }
 
@@ -363,11 +361,10 @@ mod tests {
         )
     }
 
-    /// The query extractor's reading, as `GET /v1/check` had it: the request, or the problem's words.
+    /// The reading every other route's query has (serde's, through `crate::query`): the
+    /// request, or the problem's words.
     fn extractor(query: &str) -> Result<Fields, String> {
-        actix_web::web::Query::<CheckRequest>::from_query(query)
-            .map(|q| fields(q.into_inner()))
-            .map_err(|e| crate::error::query_problem(&e).detail.unwrap_or_default())
+        crate::query::read::<CheckRequest>(query).map(fields).map_err(|e| e.detail.unwrap_or_default())
     }
 
     /// A query string of `pairs`: a name (or none) and a value (or none, and no `=`).
@@ -439,10 +436,10 @@ mod tests {
     ];
 
     proptest! {
-        /// A check's query string reads as the query extractor read it: the same request, or
+        /// A check's query string reads as every route's query is read: the same request, or
         /// the same refusal in the same words.
         #[test]
-        fn a_query_string_reads_as_the_extractor_read_it(
+        fn a_query_string_reads_as_every_route_s_query_is_read(
             pairs in proptest::collection::vec(
                 (proptest::option::weighted(0.95, 0..NAMES.len()), proptest::option::weighted(0.9, 0..VALUES.len())),
                 0..8,

@@ -214,7 +214,7 @@ pub async fn list_downstream(state: web::Data<AppState>, caller: Caller) -> Resu
 pub async fn get_downstream_feed(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<FeedQuery>,
+    query: crate::query::Query<FeedQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let p = caller.require(&[Role::Downstream])?;
     let system = bound(p)?.clone();
@@ -258,7 +258,7 @@ pub async fn get_downstream_feed_stream(
     state: web::Data<AppState>,
     caller: Caller,
     req: HttpRequest,
-    query: web::Query<FeedQuery>,
+    query: crate::query::Query<FeedQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let p = caller.require(&[Role::Downstream])?;
     let (controller, system) = (p.controller.clone(), bound(p)?.clone());

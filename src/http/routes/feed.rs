@@ -75,7 +75,7 @@ pub struct FeedPage {
 pub async fn get_feed(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<FeedQuery>,
+    query: crate::query::Query<FeedQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let p = caller.require(&[Role::Check, Role::Audit, Role::Record])?;
     let limit = query.limit.unwrap_or(DEFAULT_FEED_LIMIT);
@@ -184,7 +184,7 @@ pub async fn get_feed_stream(
     state: web::Data<AppState>,
     caller: Caller,
     req: HttpRequest,
-    query: web::Query<FeedQuery>,
+    query: crate::query::Query<FeedQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let controller = caller.require(&[Role::Check, Role::Audit, Role::Record])?.controller.clone();
     let after = stream_start(&req, query.after)?;

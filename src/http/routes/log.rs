@@ -95,7 +95,7 @@ pub async fn get_checkpoint(state: web::Data<AppState>) -> Result<HttpResponse, 
 pub async fn get_inclusion_proof(
     state: web::Data<AppState>,
     caller: Option<Caller>,
-    query: web::Query<InclusionQuery>,
+    query: crate::query::Query<InclusionQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let by = match (query.leaf_index, query.id) {
         (Some(i), None) => InclusionBy::Index(i),
@@ -134,7 +134,7 @@ pub async fn get_inclusion_proof(
 #[get("/v1/log/proof/consistency")]
 pub async fn get_consistency_proof(
     state: web::Data<AppState>,
-    query: web::Query<ConsistencyQuery>,
+    query: crate::query::Query<ConsistencyQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (to, hashes) = state.service.consistency_proof(query.from, query.to)?;
     Ok(HttpResponse::Ok().json(ConsistencyProof { from: query.from, to, hashes: hexes(hashes) }))

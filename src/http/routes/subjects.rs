@@ -106,7 +106,7 @@ pub async fn get_subject_permissions(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    query: web::Query<AtQuery>,
+    query: crate::query::Query<AtQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let p = caller.require(&[Role::Check, Role::Record, Role::Audit])?;
     let subject = parse_subject(&path)?;
@@ -139,7 +139,7 @@ pub async fn get_subject_history(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    query: web::Query<HistoryQuery>,
+    query: crate::query::Query<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let controller = caller.require(&[Role::Audit, Role::Record])?.controller.clone();
     let subject = parse_subject(&path)?;
