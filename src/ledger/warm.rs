@@ -200,8 +200,9 @@ fn warm(
         return Ok(Warmed::default());
     }
     let mut warmed = Warmed::default();
-    if store_rows.is_some_and(|rows| saved.count.saturating_mul(2) >= rows) {
-        let bound = Bound { rows: saved.hashes.len() as u64, scanned: saved.count.saturating_mul(3) };
+    let keys = saved.hashes.len() as u64;
+    if store_rows.is_some_and(|rows| keys.saturating_mul(2) >= rows) {
+        let bound = Bound { rows: keys, scanned: keys.saturating_mul(3) };
         warmed = by_pass(projections, caches, stop, |key| saved.holds(key), bound)?;
         if warmed.scanned < bound.scanned || warmed.rows >= bound.rows {
             return Ok(warmed);
@@ -238,17 +239,15 @@ impl Bound {
 struct SavedKeys {
     hasher: std::collections::hash_map::RandomState,
     hashes: Vec<u64>,
-    count: u64,
 }
 
 impl SavedKeys {
     fn read(mut input: impl Read, stop: &AtomicBool) -> io::Result<Self> {
-        let mut keys = Self { hasher: Default::default(), hashes: Vec::new(), count: 0 };
+        let mut keys = Self { hasher: Default::default(), hashes: Vec::new() };
         let mut key = Vec::new();
         let mut each = KeysFile::open(&mut input)?;
         while !stop.load(Ordering::Acquire) && each.next_into(&mut key)? {
             keys.hashes.push(std::hash::BuildHasher::hash_one(&keys.hasher, &key));
-            keys.count += 1;
         }
         keys.hashes.sort_unstable();
         keys.hashes.dedup();
@@ -329,26 +328,22 @@ fn by_pass(
     keep: impl Fn(&[u8]) -> bool,
     bound: Bound,
 ) -> io::Result<Warmed> {
-    let scanned = std::cell::Cell::new(0u64);
-    let counting = |key: &[u8]| {
-        scanned.set(scanned.get() + 1);
-        keep(key)
-    };
-    let (mut rows, mut from) = (0u64, Some(Vec::new()));
+    let (mut warmed, mut from) = (Warmed::default(), Some(Vec::new()));
     while let Some(at) = from.take() {
         if stop.load(Ordering::Acquire)
             || !caches.facts_have_room()
-            || rows >= bound.rows
-            || scanned.get() >= bound.scanned
+            || warmed.rows >= bound.rows
+            || warmed.scanned >= bound.scanned
         {
             break;
         }
-        let (read, next) =
-            projections.warm_facts_from(&at, BATCH, counting).map_err(|e| io::Error::other(e.to_string()))?;
-        rows += read as u64;
+        let (put, read, next) =
+            projections.warm_facts_from(&at, BATCH, &keep).map_err(|e| io::Error::other(e.to_string()))?;
+        warmed.rows += put as u64;
+        warmed.scanned += read as u64;
         from = next;
     }
-    Ok(Warmed { rows, scanned: scanned.get() })
+    Ok(warmed)
 }
 
 #[cfg(test)]

@@ -459,14 +459,14 @@ impl<'a> Projections<'a> {
     /// has no saved keys (`keep` takes every row), or refilled with the rows whose keys it
     /// saved when they are most of the store's. One pass read once (it leaves the block cache
     /// to the checks' point reads), begun after the generation is read, so a commit it does
-    /// not see is one that moves the generation. Rows put in, and the key to go on from
-    /// (`None` at the end).
+    /// not see is one that moves the generation. Rows put in, rows read (`most` unless the
+    /// store ended), and the key to go on from (`None` at the end).
     pub fn warm_facts_from(
         &self,
         from: &[u8],
         most: usize,
         keep: impl Fn(&[u8]) -> bool,
-    ) -> Result<(usize, Option<Vec<u8>>), ProjectionError> {
+    ) -> Result<(usize, usize, Option<Vec<u8>>), ProjectionError> {
         let generation = self.caches.generation.load(Ordering::Acquire);
         let mut read = Vec::with_capacity(most.min(4096));
         let (mut scanned, mut next) = (0, None);
@@ -482,7 +482,7 @@ impl<'a> Projections<'a> {
             }
         }
         self.caches.fill_facts(generation, read.iter().map(|(k, facts)| (&**k, facts.as_slice())));
-        Ok((read.len(), next))
+        Ok((read.len(), scanned, next))
     }
 
     /// Calls `f` with the facts of each of the controller's subjects whose facts row may hold
