@@ -197,7 +197,7 @@ pub fn parse_at(raw: &str) -> Result<DateTime<Utc>, ApiError> {
 /// A name or value of a query string decoded as `form_urlencoded` decodes it (`+` a space,
 /// `%` and two hex digits a byte), borrowed when there is nothing to decode; `None` for what
 /// it would read otherwise than exactly (a `%` without two hex digits after it, bytes that are
-/// not UTF-8), which is then read the extractor's way.
+/// not UTF-8), which is then read as every route's query is (`crate::query::read`).
 fn unescape(s: &str) -> Option<std::borrow::Cow<'_, str>> {
     if !s.bytes().any(|b| b == b'%' || b == b'+') {
         return Some(std::borrow::Cow::Borrowed(s));
@@ -363,7 +363,7 @@ mod tests {
 
     /// The reading every other route's query has (serde's, through `crate::query`): the
     /// request, or the problem's words.
-    fn extractor(query: &str) -> Result<Fields, String> {
+    fn every_route_s(query: &str) -> Result<Fields, String> {
         crate::query::read::<CheckRequest>(query).map(fields).map_err(|e| e.detail.unwrap_or_default())
     }
 
@@ -455,7 +455,7 @@ mod tests {
             }
             let query = query_of(&pairs);
             let read = CheckRequest::from_query(&query).map(fields).map_err(|e| e.detail.unwrap_or_default());
-            prop_assert_eq!(read, extractor(&query), "{}", query);
+            prop_assert_eq!(read, every_route_s(&query), "{}", query);
         }
     }
 
@@ -463,7 +463,7 @@ mod tests {
     fn the_usual_question_is_read_in_one_pass_and_the_rest_as_before() {
         let usual = "purpose=newsletter&channel=email&email=tenant7%40example.org&min_seq=12&signed=true";
         let read = CheckRequest::read_plain(usual).map(fields).expect("read in one pass");
-        assert_eq!(Ok(read), extractor(usual));
+        assert_eq!(Ok(read), every_route_s(usual));
         for other in [
             "purpose=a&purpose=b",
             "purpose=a&colour=red",
@@ -474,7 +474,7 @@ mod tests {
             assert!(CheckRequest::read_plain(other).is_none(), "{other}");
             let refused = CheckRequest::from_query(other).map(fields).map_err(|e| e.detail.unwrap_or_default());
             assert!(refused.is_err());
-            assert_eq!(refused, extractor(other), "{other}");
+            assert_eq!(refused, every_route_s(other), "{other}");
         }
     }
 

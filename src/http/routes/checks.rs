@@ -39,7 +39,7 @@ const MIN_SEQ_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 )]
 #[get("/v1/check")]
 pub async fn get_check(state: web::Data<AppState>, caller: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    // Read before the role is checked, as the query extractor did.
+    // Read before the role is checked, as every other route's query extractor (`crate::query::Query`) reads it.
     let query = CheckRequest::from_query(req.query_string())?;
     let p = caller.require(&[Role::Check])?;
     let q = query.parse()?;
