@@ -222,12 +222,15 @@ impl From<ServiceError> for ApiError {
 /// (perhaps an address) is never echoed back or logged.
 pub fn redact(msg: &str) -> String {
     // serde quotes a value the client sent in double quotes, and a variant or field name the
-    // client sent in backticks after "unknown variant" / "unknown field"; other backticked
-    // names (a missing field, what was expected) are ours, and stay.
+    // client sent in backticks after "unknown variant" / "unknown field"; `uuid` repeats a
+    // character the client sent in backticks after "found" ("found `z` at 3"); other
+    // backticked names (a missing field, what was expected) are ours, and stay.
     let mut out = String::with_capacity(msg.len());
     let mut rest = msg;
     while let Some(c) = rest.chars().next() {
-        let theirs = c == '"' || (c == '`' && (out.ends_with("unknown variant ") || out.ends_with("unknown field ")));
+        let theirs = c == '"'
+            || (c == '`'
+                && ["unknown variant ", "unknown field ", "found "].iter().any(|before| out.ends_with(before)));
         if !theirs {
             out.push(c);
             rest = &rest[c.len_utf8()..];
@@ -296,5 +299,14 @@ mod tests {
         );
         assert!(!redact("unknown variant `07700 900123`").contains("07700"));
         assert_eq!(redact("missing field `Body`"), "missing field `Body`");
+    }
+
+    #[test]
+    fn redact_drops_the_character_a_uuid_refused() {
+        let said = uuid::Uuid::parse_str("0z1a2c5a-d9b2-7560-9cf3-2b13e0e9ea66").unwrap_err().to_string();
+        assert!(said.contains("`z`"), "uuid's words changed: {said}");
+        let redacted = redact(&said);
+        assert!(!redacted.contains("`z`"), "{redacted}");
+        assert!(redacted.contains("found `…`"), "{redacted}");
     }
 }

@@ -243,6 +243,14 @@ async fn malformed_checks_are_refused() {
     }
     let p = assert_problem(app.get_as(&app.check, "/v1/feed?after=x&limit=10").await, b).await;
     assert_eq!(p["detail"], "`after`: invalid digit found in string");
+    // An id that is not a UUID: the character it refused is not repeated either.
+    let p = assert_problem(
+        app.get_as(&app.admin, "/v1/log/proof/inclusion?id=01937c5e-0000-7c3d-9e4f-a1b2c3d4eQf6").await,
+        b,
+    )
+    .await;
+    let detail = p["detail"].as_str().unwrap_or("");
+    assert!(detail.starts_with("`id`: ") && detail.contains("invalid character") && !detail.contains('Q'), "{p}");
     let p = assert_problem(
         app.post_checks(&app.check, &json!([{"subject": "T-1", "purpose": "newsletter"}, {"purpose": "newsletter"}]))
             .await,
