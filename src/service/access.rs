@@ -22,6 +22,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::throttle::Throttle;
 use super::ServiceError;
 use domain::{ControllerId, Token};
 use metrics::PerThread;
@@ -338,7 +339,12 @@ impl KeyStore {
                 Ok(Some((text, false))) => Some(text),
                 Ok(_) => None,
                 Err(e) => {
-                    tracing::warn!(error = %e, "could not read an API key");
+                    // Every request whose key is not held asks again while the database is
+                    // unreachable: a warning every 10 s, not one a request.
+                    static UNREADABLE: Throttle = Throttle::every_secs(10);
+                    if let Some(left_out) = UNREADABLE.due() {
+                        tracing::warn!(error = %e, left_out, "could not read an API key (at most one warning in 10 s; left_out: since the last)");
+                    }
                     return Err(());
                 }
             },

@@ -34,6 +34,7 @@ mod retention;
 pub mod sms;
 mod subject_access;
 mod suppress;
+mod throttle;
 mod webhooks;
 
 pub use addresses::{Address, HistoryEntry, Via};
