@@ -8,7 +8,7 @@ use std::time::Duration;
 use log::checkpoint::Checkpoint;
 use log::merkle;
 use signing::Ed25519Signer;
-use store::{Batch, Cf, Store};
+use store::{Batch, Cf, Store, StoreError};
 
 use super::tree::StoredTree;
 use super::{db_conn, latest_checkpoint, remote, LedgerError};
@@ -31,13 +31,26 @@ pub(super) struct Checkpointer {
 
 impl Checkpointer {
     pub(super) fn run(mut self, stop: mpsc::Receiver<()>, interval: Duration) {
+        // A database that stays unreachable, or a full disk, fails every tick (once a second by
+        // default): an error every 10 s for as long as it lasts, not one a tick.
+        let unsigned = metrics::Throttle::every_secs(10);
         loop {
             match stop.recv_timeout(interval) {
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if let Err(e) = self.sign_if_grown() {
-                        if !matches!(e, LedgerError::CheckpointsStopped) {
-                            tracing::error!(error = %e, "could not sign a checkpoint");
+                    match self.sign_if_grown() {
+                        Ok(()) | Err(LedgerError::CheckpointsStopped) => {}
+                        // The outages that last: a database out of reach, a full disk.
+                        Err(
+                            e @ (LedgerError::DatabaseUnavailable
+                            | LedgerError::StorageFull
+                            | LedgerError::Store(StoreError::NoSpace)),
+                        ) => {
+                            if let Some(left_out) = unsigned.due() {
+                                tracing::error!(error = %e, left_out, "could not sign a checkpoint (at most one such error in 10 s; left_out: since the last)");
+                            }
                         }
+                        // Anything else, an inconsistent head above all, is written every time.
+                        Err(e) => tracing::error!(error = %e, "could not sign a checkpoint"),
                     }
                 }
                 _ => {

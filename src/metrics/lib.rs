@@ -13,7 +13,9 @@ use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 mod per_thread;
+mod throttle;
 pub use per_thread::{Counter, PerThread};
+pub use throttle::Throttle;
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 12] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];

@@ -22,10 +22,9 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::throttle::Throttle;
 use super::ServiceError;
 use domain::{ControllerId, Token};
-use metrics::PerThread;
+use metrics::{PerThread, Throttle};
 
 /// Why the operator role is refused to a controller's key.
 const OPERATOR_ROLE: &str = "the operator role is given by `apikey create --operator`, to a key of no controller";

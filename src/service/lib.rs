@@ -34,7 +34,6 @@ mod retention;
 pub mod sms;
 mod subject_access;
 mod suppress;
-mod throttle;
 mod webhooks;
 
 pub use addresses::{Address, HistoryEntry, Via};

@@ -83,7 +83,7 @@ impl Service {
                 Ok(Some(token)) => token,
                 Ok(None) => return Ok(()),
                 Err(e) => {
-                    static UNREADABLE: crate::throttle::Throttle = crate::throttle::Throttle::every_secs(10);
+                    static UNREADABLE: metrics::Throttle = metrics::Throttle::every_secs(10);
                     if let Some(left_out) = UNREADABLE.due() {
                         tracing::warn!(error = %e, left_out, "could not read the Twilio token (at most one warning in 10 s; left_out: since the last)");
                     }

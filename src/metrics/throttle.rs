@@ -1,13 +1,14 @@
-//! Warnings that a failing dependency would otherwise repeat on every request (a database
-//! that is unreachable while thousands of checks a second ask for their API keys), written at
-//! most once a period, each with how many were left out since the one before.
+//! Warnings that a failing dependency would otherwise repeat on every request or every tick (a
+//! database that is unreachable while thousands of checks a second ask for their API keys, or
+//! while the checkpointer tries each second), written at most once a period, each with how many
+//! were left out since the one before.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Instant;
 
 /// At most one warning every `every_ms`.
-pub(crate) struct Throttle {
+pub struct Throttle {
     every_ms: u64,
     /// When the next warning may be written, in milliseconds of the process's clock ([`now_ms`]).
     next_ms: AtomicU64,
@@ -16,13 +17,13 @@ pub(crate) struct Throttle {
 }
 
 impl Throttle {
-    pub(crate) const fn every_secs(secs: u64) -> Self {
+    pub const fn every_secs(secs: u64) -> Self {
         Self { every_ms: secs * 1000, next_ms: AtomicU64::new(0), left_out: AtomicU64::new(0) }
     }
 
     /// `Some(n)` when a warning is due now (`n`: how many were left out since the last), `None`
     /// when this one is to be left out.
-    pub(crate) fn due(&self) -> Option<u64> {
+    pub fn due(&self) -> Option<u64> {
         self.due_at(now_ms())
     }
 
