@@ -283,7 +283,6 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         Err(e) => format!("error: {e}"),
                     }
                 };
-                eprintln!("CHECKANSWER {}", ask(&memory));
                 prop_assert_eq!(ask(&rocks), ask(&memory), "step {}: {:?}", step, op);
             }
             Op::Tick(minutes) => {
