@@ -363,7 +363,7 @@ mod tests {
 
     /// The reading every other route's query has (serde's, through `crate::query`): the
     /// request, or the problem's words.
-    fn every_route_s(query: &str) -> Result<Fields, String> {
+    fn read_as_every_route(query: &str) -> Result<Fields, String> {
         crate::query::read::<CheckRequest>(query).map(fields).map_err(|e| e.detail.unwrap_or_default())
     }
 
@@ -439,7 +439,7 @@ mod tests {
         /// A check's query string reads as every route's query is read: the same request, or
         /// the same refusal in the same words.
         #[test]
-        fn a_query_string_reads_as_every_route_s_query_is_read(
+        fn a_query_string_reads_as_read_as_every_route_query_is_read(
             pairs in proptest::collection::vec(
                 (proptest::option::weighted(0.95, 0..NAMES.len()), proptest::option::weighted(0.9, 0..VALUES.len())),
                 0..8,
@@ -455,7 +455,7 @@ mod tests {
             }
             let query = query_of(&pairs);
             let read = CheckRequest::from_query(&query).map(fields).map_err(|e| e.detail.unwrap_or_default());
-            prop_assert_eq!(read, every_route_s(&query), "{}", query);
+            prop_assert_eq!(read, read_as_every_route(&query), "{}", query);
         }
     }
 
@@ -463,7 +463,7 @@ mod tests {
     fn the_usual_question_is_read_in_one_pass_and_the_rest_as_before() {
         let usual = "purpose=newsletter&channel=email&email=tenant7%40example.org&min_seq=12&signed=true";
         let read = CheckRequest::read_plain(usual).map(fields).expect("read in one pass");
-        assert_eq!(Ok(read), every_route_s(usual));
+        assert_eq!(Ok(read), read_as_every_route(usual));
         for other in [
             "purpose=a&purpose=b",
             "purpose=a&colour=red",
@@ -474,7 +474,7 @@ mod tests {
             assert!(CheckRequest::read_plain(other).is_none(), "{other}");
             let refused = CheckRequest::from_query(other).map(fields).map_err(|e| e.detail.unwrap_or_default());
             assert!(refused.is_err());
-            assert_eq!(refused, every_route_s(other), "{other}");
+            assert_eq!(refused, read_as_every_route(other), "{other}");
         }
     }
 
