@@ -70,17 +70,27 @@ if [ -n "${WORKERS:-}" ]; then
   SERVE_ARGS=(--workers "$WORKERS")
 fi
 
-# Runs wrk with "$@" against the server $server and prints its rate, latencies and the server's
-# CPU time per answer (microseconds; user + system of the server process over the run divided
-# by the answers), which the load generator sharing the cores does not distort.
+# Runs wrk with "$@" against the server $server for DUR seconds (10 unless set) and prints its
+# rate, latencies and the server's CPU time per answer (microseconds; user + system of the
+# server process over the run divided by the answers), which the load generator sharing the
+# cores does not distort. A caller that defines `during_wrk` has it called with wrk's pid a
+# second into the run, and its output printed after the rest.
 wrk_with_cpu() {
-  local before after out requests
+  local before after out requests load during=
   before=$(cpu_ticks "$server")
-  out=$("${ON_LOAD[@]}" wrk -t"$LOAD_THREADS" -c32 -d10s --latency "$@")
+  "${ON_LOAD[@]}" wrk -t"$LOAD_THREADS" -c32 -d"${DUR:-10}"s --latency "$@" > "$work/wrk.out" &
+  load=$!
+  if declare -F during_wrk > /dev/null; then
+    sleep 1
+    during=$(during_wrk "$load")
+  fi
+  wait "$load"
   after=$(cpu_ticks "$server")
+  out=$(cat "$work/wrk.out")
   echo "$out" | grep -E " 50%| 99%|Requests/sec|Non-2xx|Socket errors"
   requests=$(echo "$out" | awk '/requests in/ {print $1}')
   echo "  server CPU per answer: $(per_answer $((after - before)) "$requests")"
+  if [ -n "$during" ]; then echo "  $during"; fi
 }
 
 # Serves the ledger at $1 (further arguments go to `serve`) on a free port; sets `server` (its

@@ -11,14 +11,8 @@ cd "$(dirname "$0")/.."
 open_kept_store "${1:-}"
 serve_ledger "$dir"
 settled_entries > /dev/null
+# Which wrk thread's connections each server worker holds, a second into each run.
+during_wrk() { echo "pairs: $(python3 benches/conn-pairs.py "$server" "$1")"; }
 for r in $(seq "${RUNS:-16}"); do
-  before=$(cpu_ticks "$server")
-  wrk -t2 -c32 -d"${DUR:-5}"s --latency -s "$work/${WHAT:-check}.lua" -H "Authorization: Bearer $key" "$address" > "$work/out" &
-  w=$!
-  sleep 1
-  pairs=$(python3 benches/conn-pairs.py "$server" "$w")
-  wait "$w"
-  after=$(cpu_ticks "$server")
-  requests=$(awk '/requests in/ {print $1}' "$work/out")
-  echo "run $r: $(awk '/Requests\/sec/ {print $2}' "$work/out")/s p99 $(awk '$1 == "99%" {print $2}' "$work/out") server CPU per answer $(per_answer $((after - before)) "$requests") pairs [$pairs]"
+  echo "run $r: $(DUR=${DUR:-5} wrk_with_cpu -s "$work/${WHAT:-check}.lua" -H "Authorization: Bearer $key" "$address" | tr -s ' \n' ' ')"
 done
