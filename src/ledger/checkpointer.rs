@@ -40,11 +40,7 @@ impl Checkpointer {
                     match self.sign_if_grown() {
                         Ok(()) | Err(LedgerError::CheckpointsStopped) => {}
                         // The outages that last: a database out of reach, a full disk.
-                        Err(
-                            e @ (LedgerError::DatabaseUnavailable
-                            | LedgerError::StorageFull
-                            | LedgerError::Store(StoreError::NoSpace)),
-                        ) => {
+                        Err(e @ (LedgerError::DatabaseUnavailable | LedgerError::Store(StoreError::NoSpace))) => {
                             if let Some(left_out) = unsigned.due() {
                                 tracing::error!(error = %e, left_out, "could not sign a checkpoint (at most one such error in 10 s; left_out: since the last)");
                             }
